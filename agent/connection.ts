@@ -1,0 +1,178 @@
+/**
+ * The agent's one stream to the server, as an explicit state machine:
+ *
+ *   idle -> connecting -> connected -> backoff -> connecting -> ...
+ *   any state -> stopped (final)
+ *
+ * `connecting` has sent Hello and waits for Welcome; `connected` has the
+ * Welcome and heartbeats; `backoff` waits a jittered, growing delay (reset
+ * after each healthy connection) before trying again.
+ */
+import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { AgentServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/taskgate/v1/agent.js';
+import { Backoff, type BackoffOptions } from '../shared/backoff.js';
+import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
+import type { Logger } from '../shared/logger.js';
+
+/** Where the connection stands. */
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
+
+const LEGAL: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
+  idle: ['connecting', 'stopped'],
+  connecting: ['connected', 'backoff', 'stopped'],
+  connected: ['backoff', 'stopped'],
+  backoff: ['connecting', 'stopped'],
+  stopped: [],
+};
+
+/** Status codes after which retrying cannot help: the token or name is wrong. */
+const FATAL = new Set<status>([status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT]);
+
+/** What the connection needs. */
+export interface ConnectionOptions {
+  /** host:port of the server. */
+  server: string;
+  token: string;
+  name: string;
+  version: string;
+  bootId: string;
+  credentials?: ChannelCredentials;
+  backoff?: BackoffOptions;
+  logger: Logger;
+  /** Tasks this process holds, for Hello. */
+  heldTasks(): string[];
+  /** Every message after Welcome. */
+  onMessage(message: ConnectResponse): void;
+  /** A stream was welcomed (first time or after a reconnect). */
+  onConnected(): void;
+  /** The state changed. */
+  onState(state: ConnectionState): void;
+  /** The server refused in a way retrying cannot fix. */
+  onFatal(err: ServiceError): void;
+}
+
+/** The agent's stream, reconnecting until stopped. */
+export class AgentConnection {
+  #state: ConnectionState = 'idle';
+  readonly #options: ConnectionOptions;
+  readonly #client: AgentServiceClient;
+  readonly #backoff: Backoff;
+  #call: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.#backoff = new Backoff(options.backoff);
+    this.#client = new AgentServiceClient(options.server, options.credentials ?? grpcCredentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
+      'grpc.keepalive_time_ms': 15_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      // Reconnect pacing is ours (Backoff); keep the channel's own short.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+    });
+  }
+
+  /** The current state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  #transition(to: ConnectionState): void {
+    const from = this.#state;
+    if (!LEGAL[from].includes(to)) throw new Error(`agent connection: illegal move ${from} -> ${to}`);
+    this.#state = to;
+    this.#options.logger.debug({ from, to }, 'connection state');
+    this.#options.onState(to);
+  }
+
+  /** Starts connecting. */
+  start(): void {
+    this.#connect();
+  }
+
+  /** Sends a message if a welcomed stream is open; returns whether it was written. */
+  send(message: ConnectRequest): boolean {
+    if (this.#state !== 'connected' || !this.#call) return false;
+    this.#call.write(message);
+    return true;
+  }
+
+  #connect(): void {
+    this.#transition('connecting');
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${this.#options.token}`);
+    const call = this.#client.connect(metadata);
+    this.#call = call;
+    call.on('data', (message: ConnectResponse) => {
+      if (call !== this.#call) return;
+      if (this.#state === 'connecting') {
+        if (message.message?.$case !== 'welcome') return;
+        this.#transition('connected');
+        this.#backoff.reset();
+        this.#startHeartbeat(message.message.value.heartbeatIntervalMs);
+        this.#options.logger.info({ server: this.#options.server }, 'connected');
+        this.#options.onConnected();
+        return;
+      }
+      this.#options.onMessage(message);
+    });
+    call.on('error', (err: ServiceError) => this.#lost(call, err));
+    call.on('end', () => this.#lost(call, null));
+    call.write({
+      message: {
+        $case: 'hello',
+        value: {
+          name: this.#options.name,
+          version: this.#options.version,
+          bootId: this.#options.bootId,
+          heldTaskIds: this.#options.heldTasks(),
+        },
+      },
+    });
+  }
+
+  #startHeartbeat(intervalMs: number): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => this.send({ message: { $case: 'heartbeat', value: {} } }), Math.max(intervalMs, 100));
+    this.#heartbeat.unref();
+  }
+
+  #lost(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, err: ServiceError | null): void {
+    if (call !== this.#call || this.#state === 'stopped') return;
+    this.#call = null;
+    clearInterval(this.#heartbeat);
+    call.cancel();
+    if (err && FATAL.has(err.code)) {
+      this.#options.logger.error({ code: status[err.code], details: err.details }, 'server refused this agent');
+      this.stop();
+      this.#options.onFatal(err);
+      return;
+    }
+    const delay = this.#backoff.next();
+    this.#options.logger.warn(
+      { code: err ? status[err.code] : 'END', details: err?.details, retryInMs: delay },
+      'stream lost; reconnecting',
+    );
+    this.#transition('backoff');
+    this.#retryTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  /** Closes the stream and stops reconnecting. */
+  stop(): void {
+    if (this.#state === 'stopped') return;
+    this.#transition('stopped');
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#heartbeat);
+    const call = this.#call;
+    this.#call = null;
+    if (call) {
+      call.end();
+      call.cancel();
+    }
+    this.#client.close();
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * The server's side of one agent stream (AgentService.Connect).
+ *
+ * States: handshaking -> active -> closed. In `handshaking` the only accepted
+ * message is Hello; `active` claims and pushes tasks and stores output;
+ * `closed` is final. Messages are processed strictly in arrival order (one at
+ * a time), so by the time a TaskExit is handled every chunk sent before it is
+ * stored. When the store falls behind, reading from the stream pauses, so the
+ * agent feels back-pressure instead of the server buffering without bound.
+ */
+import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  Hello,
+  TaskExit,
+  TaskOutput,
+  TaskStarted,
+} from '../gen/taskgate/v1/agent.js';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  PermissionDeniedError,
+  TaskgateError,
+} from '../shared/errors.js';
+import { MAX_CHUNK_BYTES } from '../shared/limits.js';
+import type { Logger } from '../shared/logger.js';
+import type { Principal } from './auth.js';
+import type { Dispatcher } from './dispatcher.js';
+import { toServiceError } from './grpc-status.js';
+import type { Store, TaskRecord } from './store/store.js';
+import type { TaskHub } from './task-hub.js';
+import type { TaskMachine } from './task-machine.js';
+
+/** Where a session stands. */
+export type SessionState = 'handshaking' | 'active' | 'closed';
+
+const LEGAL: Readonly<Record<SessionState, readonly SessionState[]>> = {
+  handshaking: ['active', 'closed'],
+  active: ['closed'],
+  closed: [],
+};
+
+/** Tuning of agent sessions. */
+export interface SessionOptions {
+  /** How often agents send heartbeats, in ms. */
+  heartbeatIntervalMs: number;
+  /** Tasks an agent runs at once; more wait in ready, in order. */
+  maxTasksPerAgent: number;
+  /** How long to wait for Hello, in ms. */
+  helloTimeoutMs: number;
+}
+
+/** What a session needs from the server. */
+export interface SessionDeps {
+  store: Store;
+  machine: TaskMachine;
+  hub: TaskHub;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  options: SessionOptions;
+}
+
+/** Messages waiting to be processed before reading from the stream pauses. */
+const MAX_QUEUED = 64;
+/** Write lastSeen to the store at most this often, in ms. */
+const LAST_SEEN_EVERY_MS = 30_000;
+
+/** One connected agent. */
+export class AgentSession {
+  name = '';
+  bootId = '';
+  version = '';
+  /** Tasks handed to this agent and not yet finished. */
+  readonly running = new Set<string>();
+
+  #state: SessionState = 'handshaking';
+  readonly #call: ServerDuplexStream<ConnectRequest, ConnectResponse>;
+  readonly #principal: Principal;
+  readonly #deps: SessionDeps;
+  #logger: Logger;
+  #queue: Promise<void> = Promise.resolve();
+  #queued = 0;
+  #pumping = false;
+  #pumpAgain = false;
+  #lastSeenWrite = 0;
+  /** Next expected output seq per task (lazily loaded from the store). */
+  readonly #nextSeq = new Map<string, number>();
+  readonly #helloTimer: NodeJS.Timeout;
+
+  constructor(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, principal: Principal, deps: SessionDeps) {
+    this.#call = call;
+    this.#principal = principal;
+    this.#deps = deps;
+    this.#logger = deps.logger.child({ agent: principal.subject });
+    this.#helloTimer = setTimeout(() => {
+      this.#fail(new InvalidArgumentError('no Hello within the handshake timeout'));
+    }, deps.options.helloTimeoutMs);
+    call.on('data', (message: ConnectRequest) => this.#enqueue(message));
+    call.on('end', () => this.#close('agent ended the stream'));
+    call.on('cancelled', () => this.#close('stream cancelled'));
+    call.on('error', (err) => this.#close(`stream error: ${err.message}`));
+  }
+
+  /** The session's state. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  #transition(to: SessionState): void {
+    if (!LEGAL[this.#state].includes(to)) {
+      throw new Error(`agent session: illegal move ${this.#state} -> ${to}`);
+    }
+    this.#logger.debug({ from: this.#state, to }, 'agent session state');
+    this.#state = to;
+  }
+
+  #enqueue(message: ConnectRequest): void {
+    this.#queued += 1;
+    if (this.#queued >= MAX_QUEUED) this.#call.pause();
+    this.#queue = this.#queue
+      .then(() => (this.#state === 'closed' ? undefined : this.#handle(message)))
+      .catch((err: unknown) => this.#fail(err))
+      .finally(() => {
+        this.#queued -= 1;
+        if (this.#queued < MAX_QUEUED / 2 && this.#call.isPaused()) this.#call.resume();
+      });
+  }
+
+  async #handle(message: ConnectRequest): Promise<void> {
+    const m = message.message;
+    if (!m) throw new InvalidArgumentError('empty message');
+    if (this.#state === 'handshaking') {
+      if (m.$case !== 'hello') throw new FailedPreconditionError('the first message must be Hello');
+      return this.#hello(m.value);
+    }
+    switch (m.$case) {
+      case 'hello':
+        throw new FailedPreconditionError('Hello was already received on this stream');
+      case 'started':
+        return this.#started(m.value);
+      case 'output':
+        return this.#output(m.value);
+      case 'exit':
+        return this.#exit(m.value);
+      case 'heartbeat':
+        return this.#heartbeat();
+    }
+  }
+
+  async #hello(hello: Hello): Promise<void> {
+    clearTimeout(this.#helloTimer);
+    if (hello.name !== this.#principal.subject) {
+      throw new PermissionDeniedError(`this token belongs to agent "${this.#principal.subject}", not "${hello.name}"`);
+    }
+    if (hello.bootId === '') throw new InvalidArgumentError('Hello.boot_id must not be empty');
+    this.name = hello.name;
+    this.bootId = hello.bootId;
+    this.version = hello.version;
+    this.#logger = this.#logger.child({ boot: hello.bootId.slice(0, 8) });
+    const { store, dispatcher, machine } = this.#deps;
+    dispatcher.register(this);
+    this.#transition('active');
+    await store.putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: true });
+    this.#lastSeenWrite = Date.now();
+
+    // Reconcile the tasks claimed for this agent with those it says it holds.
+    const held = new Set(hello.heldTaskIds);
+    const claimed = await this.#claimedTasks();
+    for (const task of claimed) {
+      if (held.has(task.id)) {
+        this.running.add(task.id);
+      } else if (task.bootId === this.bootId) {
+        // Same process, never received: it may run it now.
+        await machine.tryMove(task.id, 'ready', { actor: 'system', reason: 'never received by the agent; requeued', from: ['running'] });
+      } else {
+        await machine.tryMove(task.id, 'failure', {
+          actor: 'system',
+          reason: 'agent restarted',
+          from: ['running'],
+          patch: { failureReason: 'agent restarted while the task was running', finished: new Date() },
+        });
+      }
+    }
+    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs: this.#deps.options.heartbeatIntervalMs } } });
+    this.#logger.info({ version: this.version, held: held.size }, 'agent connected');
+    this.pump();
+  }
+
+  async #claimedTasks(): Promise<TaskRecord[]> {
+    const out: TaskRecord[] = [];
+    let beforeId: string | undefined;
+    for (;;) {
+      const page = await this.#deps.store.listTasks({ statuses: ['running'], agent: this.name, beforeId, limit: 500 });
+      out.push(...page);
+      if (page.length < 500) return out;
+      beforeId = page[page.length - 1]?.id;
+    }
+  }
+
+  async #started(started: TaskStarted): Promise<void> {
+    if (!this.running.has(started.taskId)) return;
+    const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: started.time ?? new Date() });
+    if (task) this.#deps.hub.notify(task.id);
+  }
+
+  async #output(output: TaskOutput): Promise<void> {
+    const { taskId, seq, data } = output;
+    if (data.length > MAX_CHUNK_BYTES) {
+      throw new InvalidArgumentError(`output chunk of ${data.length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`);
+    }
+    const expected = await this.#expectedSeq(taskId);
+    if (seq > expected) {
+      throw new InvalidArgumentError(`task ${taskId}: output seq ${seq} arrived before seq ${expected}`);
+    }
+    if (seq === expected) {
+      await this.#deps.store.putChunk({ taskId, seq, offset: output.offset, data: Buffer.from(data) });
+      this.#nextSeq.set(taskId, seq + 1);
+      this.#deps.hub.notify(taskId);
+    }
+    // seq < expected is a resend of a stored chunk: acknowledge it again.
+    this.#write({ message: { $case: 'ack', value: { taskId, seq: (this.#nextSeq.get(taskId) ?? 0) - 1, done: false } } });
+  }
+
+  async #expectedSeq(taskId: string): Promise<number> {
+    let next = this.#nextSeq.get(taskId);
+    if (next === undefined) {
+      const task = await this.#deps.store.getTask(taskId);
+      if (!task || task.agent !== this.name) {
+        throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
+      }
+      next = (await this.#deps.store.chunkStats(taskId)).chunks;
+      this.#nextSeq.set(taskId, next);
+    }
+    return next;
+  }
+
+  async #exit(exit: TaskExit): Promise<void> {
+    const { taskId } = exit;
+    const stats = await this.#deps.store.chunkStats(taskId);
+    const now = new Date();
+    let to: 'success' | 'failure';
+    let failureReason = '';
+    if (stats.chunks !== exit.chunks || stats.bytes !== exit.totalBytes) {
+      to = 'failure';
+      failureReason = `output incomplete: agent sent ${exit.chunks} chunks (${exit.totalBytes} bytes), server holds ${stats.chunks} (${stats.bytes} bytes)`;
+    } else if (exit.error !== '') {
+      to = 'failure';
+      failureReason = `could not start: ${exit.error}`;
+    } else if (exit.signal !== '') {
+      to = 'failure';
+      failureReason = `killed by signal ${exit.signal}`;
+    } else if (exit.exitCode === 0) {
+      to = 'success';
+    } else {
+      to = 'failure';
+      failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
+    }
+    await this.#deps.machine.tryMove(taskId, to, {
+      actor: `agent:${this.name}`,
+      reason: failureReason || 'exited with status 0',
+      from: ['running'],
+      patch: {
+        finished: now,
+        exitCode: exit.exitCode ?? null,
+        signal: exit.signal,
+        failureReason,
+        outputBytes: stats.bytes,
+      },
+    });
+    this.running.delete(taskId);
+    this.#nextSeq.delete(taskId);
+    this.#write({ message: { $case: 'ack', value: { taskId, seq: stats.chunks - 1, done: true } } });
+    this.pump();
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (Date.now() - this.#lastSeenWrite < LAST_SEEN_EVERY_MS) return;
+    this.#lastSeenWrite = Date.now();
+    await this.#deps.store.putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: true });
+  }
+
+  /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */
+  pump(): void {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    this.#pumpLoop()
+      .catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'))
+      .finally(() => {
+        this.#pumping = false;
+      });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    const { store, machine, options } = this.#deps;
+    do {
+      this.#pumpAgain = false;
+      while (this.#state === 'active' && this.running.size < options.maxTasksPerAgent) {
+        const task = await store.claimNextReady(this.name, this.bootId, new Date());
+        if (!task) break;
+        this.running.add(task.id);
+        machine.announce(task);
+        this.#write({
+          message: {
+            $case: 'run',
+            value: {
+              taskId: task.id,
+              script: task.script,
+              type: task.type,
+              target: task.target,
+              createdBy: task.createdBy,
+              message: task.message,
+            },
+          },
+        });
+      }
+    } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  #write(message: ConnectResponse): void {
+    if (this.#state === 'closed') return;
+    this.#call.write(message);
+  }
+
+  /** Called by the dispatcher when the same agent process opened a new stream. */
+  replaced(): void {
+    this.#end({ code: GrpcStatus.ABORTED, details: 'replaced by a newer stream from the same agent' });
+  }
+
+  /** Ends the stream with UNAVAILABLE so the agent reconnects (server shutdown). */
+  shutdown(): void {
+    this.#end({ code: GrpcStatus.UNAVAILABLE, details: 'server shutting down; reconnect' });
+  }
+
+  #fail(err: unknown): void {
+    const status = toServiceError(err, this.#logger, 'AgentService/Connect');
+    if (err instanceof TaskgateError) this.#logger.warn({ err: err.message }, 'closing agent stream');
+    this.#end(status);
+  }
+
+  #end(status: { code?: GrpcStatus; details?: string }): void {
+    if (this.#state === 'closed') return;
+    this.#close(status.details ?? 'closed');
+    this.#call.emit('error', status);
+  }
+
+  #close(why: string): void {
+    if (this.#state === 'closed') return;
+    clearTimeout(this.#helloTimer);
+    const wasActive = this.#state === 'active';
+    this.#transition('closed');
+    if (!wasActive) return;
+    this.#logger.info({ why }, 'agent disconnected');
+    const { dispatcher, store } = this.#deps;
+    if (dispatcher.get(this.name) !== this) return;
+    dispatcher.unregister(this);
+    store
+      .putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: false })
+      .catch((err: unknown) => this.#logger.warn({ err }, 'could not record agent disconnect'));
+  }
+}

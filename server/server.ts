@@ -1,0 +1,173 @@
+/**
+ * The Taskgate control plane: a grpc-js server with TaskService,
+ * TargetService and AgentService over one store.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { AgentServiceService } from '../gen/taskgate/v1/agent.js';
+import { TargetServiceService } from '../gen/taskgate/v1/target.js';
+import { TaskServiceService } from '../gen/taskgate/v1/task.js';
+import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { Authenticator } from './auth.js';
+import { Dispatcher } from './dispatcher.js';
+import { HandlerFactory } from './services/handler.js';
+import { agentService } from './services/agent-service.js';
+import { targetService } from './services/target-service.js';
+import { routeCreatedTask, taskService } from './services/task-service.js';
+import { openStore, type StoreOptions } from './store/open-store.js';
+import type { Store } from './store/store.js';
+import { TaskHub } from './task-hub.js';
+import { TaskMachine } from './task-machine.js';
+
+/** Options of {@link TaskgateServer}. */
+export interface ServerOptions extends StoreOptions {
+  /** host:port to listen on; port 0 picks a free one. Default "127.0.0.1:7070". */
+  listen?: string;
+  /** Heartbeat interval asked of agents, in ms. Default 10000. */
+  heartbeatIntervalMs?: number;
+  /** Tasks one agent runs at once. Default 30 (as Runops agents). */
+  maxTasksPerAgent?: number;
+  /** How long an agent has to send Hello, in ms. Default 10000. */
+  helloTimeoutMs?: number;
+  /** How long a graceful stop may take before it forces, in ms. Default 10000. */
+  shutdownTimeoutMs?: number;
+  /** A store to use instead of opening one from the options (tests). */
+  store?: Store;
+  logger?: Logger;
+}
+
+/** A running control plane. */
+export class TaskgateServer {
+  /** The port it listens on. */
+  readonly port: number;
+  readonly store: Store;
+  readonly auth: Authenticator;
+  readonly #grpc: Server;
+  readonly #dispatcher: Dispatcher;
+  readonly #shutdown: AbortController;
+  readonly #logger: Logger;
+  readonly #shutdownTimeoutMs: number;
+  readonly #ownsStore: boolean;
+  #stopped = false;
+
+  private constructor(init: {
+    port: number;
+    store: Store;
+    auth: Authenticator;
+    grpc: Server;
+    dispatcher: Dispatcher;
+    shutdown: AbortController;
+    logger: Logger;
+    shutdownTimeoutMs: number;
+    ownsStore: boolean;
+  }) {
+    this.port = init.port;
+    this.store = init.store;
+    this.auth = init.auth;
+    this.#grpc = init.grpc;
+    this.#dispatcher = init.dispatcher;
+    this.#shutdown = init.shutdown;
+    this.#logger = init.logger;
+    this.#shutdownTimeoutMs = init.shutdownTimeoutMs;
+    this.#ownsStore = init.ownsStore;
+  }
+
+  /** Opens the store, binds the port and starts serving. */
+  static async start(options: ServerOptions = {}): Promise<TaskgateServer> {
+    const logger = options.logger ?? silentLogger();
+    const store = options.store ?? (await openStore(options));
+    const hub = new TaskHub();
+    const dispatcher = new Dispatcher(logger);
+    const machine = new TaskMachine(store, hub, logger, (task) => dispatcher.wake(task.agent));
+    const auth = new Authenticator(store);
+    const shutdown = new AbortController();
+    const h = new HandlerFactory(auth, logger, shutdown.signal);
+    const grpc = new Server({
+      'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
+      // Find dead agent connections within seconds (DESIGN.md).
+      'grpc.keepalive_time_ms': 20_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const sessionDeps = {
+      store,
+      machine,
+      hub,
+      dispatcher,
+      logger,
+      options: {
+        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+        maxTasksPerAgent: options.maxTasksPerAgent ?? 30,
+        helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
+      },
+    };
+    grpc.addService(TaskServiceService, taskService(store, machine, hub, h));
+    grpc.addService(TargetServiceService, targetService(store, h));
+    grpc.addService(AgentServiceService, agentService(auth, sessionDeps, h, logger));
+
+    const listen = options.listen ?? '127.0.0.1:7070';
+    let port: number;
+    try {
+      port = await new Promise<number>((resolve, reject) => {
+        grpc.bindAsync(listen, ServerCredentials.createInsecure(), (err, boundPort) =>
+          err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`, { cause: err })) : resolve(boundPort),
+        );
+      });
+    } catch (err) {
+      if (!options.store) await store.close();
+      throw err;
+    }
+    const server = new TaskgateServer({
+      port,
+      store,
+      auth,
+      grpc,
+      dispatcher,
+      shutdown,
+      logger,
+      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
+      ownsStore: !options.store,
+    });
+    await server.#recover(machine);
+    logger.info({ listen: `${listen.replace(/:\d+$/, '')}:${port}`, store: options.mongodbUri ? 'mongodb' : 'embedded' }, 'taskgate server listening');
+    return server;
+  }
+
+  /** Routes tasks a previous process stored but did not route before it stopped. */
+  async #recover(machine: TaskMachine): Promise<void> {
+    for (;;) {
+      const created = await this.store.listTasks({ statuses: ['created'], limit: 500 });
+      for (const task of created) await routeCreatedTask(machine, this.store, task);
+      if (created.length < 500) return;
+    }
+  }
+
+  /** Agents with a live stream on this server. */
+  connectedAgents(): string[] {
+    return this.#dispatcher.sessions().map((s) => s.name);
+  }
+
+  /**
+   * Stops accepting calls, tells agents to reconnect elsewhere, lets running
+   * calls finish until the deadline, then forces. Closes the store it opened.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#shutdown.abort();
+    for (const session of this.#dispatcher.sessions()) session.shutdown();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#logger.warn('graceful stop timed out; forcing');
+        this.#grpc.forceShutdown();
+        resolve();
+      }, this.#shutdownTimeoutMs);
+      this.#grpc.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.#ownsStore) await this.store.close();
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * The embedded store: SQLite through better-sqlite3, in one file in the data
+ * directory. better-sqlite3 is synchronous, so every method is one atomic step
+ * of the event loop; conditional transitions run inside a SQLite transaction.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AlreadyExistsError } from '../../shared/errors.js';
+import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
+import type {
+  AgentRecord,
+  ChunkCursor,
+  ChunkRecord,
+  Store,
+  TargetPatch,
+  TargetRecord,
+  TaskPatch,
+  TaskQuery,
+  TaskRecord,
+  TokenKind,
+  TokenRecord,
+  TransitionRequest,
+} from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  target TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_agent_status ON tasks (agent, status, id);
+CREATE INDEX IF NOT EXISTS tasks_target ON tasks (target, id);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, id);
+CREATE TABLE IF NOT EXISTS chunks (
+  task_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  end_offset INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (task_id, seq)
+);
+CREATE INDEX IF NOT EXISTS chunks_end ON chunks (task_id, end_offset);
+CREATE TABLE IF NOT EXISTS targets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+`;
+
+const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time']);
+
+/** JSON.parse that turns the known date fields back into Dates. */
+function parseDoc<T>(json: string): T {
+  return JSON.parse(json, (key, value: unknown) =>
+    DATE_KEYS.has(key) && typeof value === 'string' ? new Date(value) : value,
+  ) as T;
+}
+
+interface DocRow {
+  doc: string;
+}
+
+interface ChunkRow {
+  task_id: string;
+  seq: number;
+  offset: number;
+  data: Buffer;
+}
+
+/** The embedded SQLite store. */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+
+  /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
+  constructor(dataDir: string) {
+    if (dataDir === ':memory:') {
+      this.#db = new Database(':memory:');
+    } else {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      this.#db = new Database(join(dataDir, 'taskgate.db'));
+      this.#db.pragma('journal_mode = WAL');
+    }
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+  }
+
+  async init(): Promise<void> {
+    this.#db.exec(SCHEMA);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
+  async insertTask(task: TaskRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO tasks (id, status, target, agent, doc) VALUES (?, ?, ?, ?, ?)')
+      .run(task.id, task.status, task.target, task.agent, JSON.stringify(task));
+  }
+
+  async getTask(id: string): Promise<TaskRecord | null> {
+    return this.#getTask(id);
+  }
+
+  #getTask(id: string): TaskRecord | null {
+    const row = this.#db.prepare('SELECT doc FROM tasks WHERE id = ?').get(id) as DocRow | undefined;
+    return row ? parseDoc<TaskRecord>(row.doc) : null;
+  }
+
+  #saveTask(task: TaskRecord): void {
+    this.#db
+      .prepare('UPDATE tasks SET status = ?, agent = ?, doc = ? WHERE id = ?')
+      .run(task.status, task.agent, JSON.stringify(task), task.id);
+  }
+
+  async listTasks(query: TaskQuery): Promise<TaskRecord[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.statuses && query.statuses.length > 0) {
+      where.push(`status IN (${query.statuses.map(() => '?').join(', ')})`);
+      args.push(...query.statuses);
+    }
+    if (query.target) {
+      where.push('target = ?');
+      args.push(query.target);
+    }
+    if (query.agent) {
+      where.push('agent = ?');
+      args.push(query.agent);
+    }
+    if (query.beforeId) {
+      where.push('id < ?');
+      args.push(query.beforeId);
+    }
+    const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    args.push(query.limit);
+    const rows = this.#db.prepare(sql).all(...args) as DocRow[];
+    return rows.map((r) => parseDoc<TaskRecord>(r.doc));
+  }
+
+  async transition(request: TransitionRequest): Promise<TaskRecord | null> {
+    const run = this.#db.transaction((): TaskRecord | null => {
+      const task = this.#getTask(request.id);
+      if (!task || !request.from.includes(task.status)) return null;
+      const next: TaskRecord = {
+        ...task,
+        ...request.patch,
+        status: request.to,
+        events: [
+          ...task.events,
+          { time: request.time, actor: request.actor, from: task.status, to: request.to, reason: request.reason },
+        ],
+      };
+      this.#saveTask(next);
+      return next;
+    });
+    return run.immediate();
+  }
+
+  async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
+    const run = this.#db.transaction((): TaskRecord | null => {
+      const task = this.#getTask(id);
+      if (!task || task.status !== status) return null;
+      const next = { ...task, ...patch };
+      this.#saveTask(next);
+      return next;
+    });
+    return run.immediate();
+  }
+
+  async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
+    const row = this.#db
+      .prepare("SELECT id FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT 1")
+      .get(agent) as { id: string } | undefined;
+    if (!row) return null;
+    return this.transition({
+      id: row.id,
+      from: ['ready'],
+      to: 'running',
+      patch: { bootId },
+      actor: `agent:${agent}`,
+      reason: 'handed to agent',
+      time,
+    });
+  }
+
+  async hasUnfinishedTasks(target: string): Promise<boolean> {
+    const terminal = [...TERMINAL_STATUSES];
+    const row = this.#db
+      .prepare(`SELECT 1 FROM tasks WHERE target = ? AND status NOT IN (${terminal.map(() => '?').join(', ')}) LIMIT 1`)
+      .get(target, ...terminal);
+    return row !== undefined;
+  }
+
+  async putChunk(chunk: ChunkRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
+      .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
+  }
+
+  async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
+    const rows = (
+      'afterSeq' in cursor
+        ? this.#db
+            .prepare('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+            .all(taskId, cursor.afterSeq, limit)
+        : this.#db
+            .prepare('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?')
+            .all(taskId, cursor.fromOffset, limit)
+    ) as ChunkRow[];
+    return rows.map((r) => ({ taskId: r.task_id, seq: r.seq, offset: r.offset, data: r.data }));
+  }
+
+  async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
+    const row = this.#db
+      .prepare('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
+      .get(taskId) as { chunks: number; bytes: number };
+    return { chunks: row.chunks, bytes: row.bytes };
+  }
+
+  async insertTarget(target: TargetRecord): Promise<void> {
+    const result = this.#db
+      .prepare('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
+      .run(target.name, JSON.stringify(target));
+    if (result.changes === 0) throw new AlreadyExistsError(`target "${target.name}" already exists`);
+  }
+
+  async getTarget(name: string): Promise<TargetRecord | null> {
+    const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
+    return row ? parseDoc<TargetRecord>(row.doc) : null;
+  }
+
+  async listTargets(afterName: string, limit: number): Promise<TargetRecord[]> {
+    const rows = this.#db
+      .prepare('SELECT doc FROM targets WHERE name > ? ORDER BY name LIMIT ?')
+      .all(afterName, limit) as DocRow[];
+    return rows.map((r) => parseDoc<TargetRecord>(r.doc));
+  }
+
+  async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
+    const run = this.#db.transaction((): TargetRecord | null => {
+      const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
+      if (!row) return null;
+      const next: TargetRecord = { ...parseDoc<TargetRecord>(row.doc), ...patch, updated: time };
+      this.#db.prepare('UPDATE targets SET doc = ? WHERE name = ?').run(JSON.stringify(next), name);
+      return next;
+    });
+    return run.immediate();
+  }
+
+  async deleteTarget(name: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM targets WHERE name = ?').run(name).changes > 0;
+  }
+
+  async putAgent(agent: AgentRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO agents (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc')
+      .run(agent.name, JSON.stringify(agent));
+  }
+
+  async getAgent(name: string): Promise<AgentRecord | null> {
+    const row = this.#db.prepare('SELECT doc FROM agents WHERE name = ?').get(name) as DocRow | undefined;
+    return row ? parseDoc<AgentRecord>(row.doc) : null;
+  }
+
+  async listAgents(): Promise<AgentRecord[]> {
+    const rows = this.#db.prepare('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
+    return rows.map((r) => parseDoc<AgentRecord>(r.doc));
+  }
+
+  async insertToken(token: TokenRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
+      .run(token.id, token.hash, token.kind, JSON.stringify(token));
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | null> {
+    const row = this.#db.prepare('SELECT doc FROM tokens WHERE hash = ?').get(hash) as DocRow | undefined;
+    return row ? parseDoc<TokenRecord>(row.doc) : null;
+  }
+
+  async countTokens(kind: TokenKind): Promise<number> {
+    const row = this.#db.prepare('SELECT COUNT(*) AS n FROM tokens WHERE kind = ?').get(kind) as { n: number };
+    return row.n;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The task state machine on top of the store: every move is checked against
+ * the allowed moves (shared/task-status.ts), made conditional on the current
+ * status, recorded as an event, and announced to followers and, for ready
+ * tasks, to the dispatcher.
+ */
+import { FailedPreconditionError, NotFoundError } from '../shared/errors.js';
+import { sourcesOf, type TaskStatus } from '../shared/task-status.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store, TaskPatch, TaskRecord } from './store/store.js';
+import type { TaskHub } from './task-hub.js';
+
+/** Who made a move and why. */
+export interface MoveContext {
+  actor: string;
+  reason: string;
+  patch?: TaskPatch;
+  /** Only from these statuses (a subset of the allowed sources); default all allowed. */
+  from?: readonly TaskStatus[];
+}
+
+/** Moves tasks between statuses. */
+export class TaskMachine {
+  readonly #store: Store;
+  readonly #hub: TaskHub;
+  readonly #logger: Logger;
+  readonly #onReady: (task: TaskRecord) => void;
+
+  constructor(store: Store, hub: TaskHub, logger: Logger, onReady: (task: TaskRecord) => void) {
+    this.#store = store;
+    this.#hub = hub;
+    this.#logger = logger;
+    this.#onReady = onReady;
+  }
+
+  /**
+   * Moves the task to `to`. Throws NotFoundError for an unknown task and
+   * FailedPreconditionError, naming the current status, for an illegal move.
+   */
+  async move(id: string, to: TaskStatus, context: MoveContext): Promise<TaskRecord> {
+    const moved = await this.tryMove(id, to, context);
+    if (moved) return moved;
+    const current = await this.#store.getTask(id);
+    if (!current) throw new NotFoundError(`task ${id} not found`);
+    throw new FailedPreconditionError(`task ${id} is ${current.status}; it cannot become ${to}`);
+  }
+
+  /** Like {@link move}, but returns null instead of throwing when the move does not apply. */
+  async tryMove(id: string, to: TaskStatus, context: MoveContext): Promise<TaskRecord | null> {
+    const allowed = sourcesOf(to);
+    const from = context.from ? context.from.filter((s) => allowed.includes(s)) : allowed;
+    const task = await this.#store.transition({
+      id,
+      from,
+      to,
+      patch: context.patch,
+      actor: context.actor,
+      reason: context.reason,
+      time: new Date(),
+    });
+    if (task) this.announce(task);
+    return task;
+  }
+
+  /** Tells followers (and, for ready tasks, the dispatcher) about a change made elsewhere. */
+  announce(task: TaskRecord): void {
+    const last = task.events[task.events.length - 1];
+    this.#logger.debug({ task: task.id, from: last?.from, to: task.status, actor: last?.actor }, 'task moved');
+    this.#hub.notify(task.id);
+    if (task.status === 'ready') this.#onReady(task);
+  }
+}

@@ -1,0 +1,53 @@
+/** Input checks shared by the services; each failure names the field and the rule. */
+import { InvalidArgumentError } from '../shared/errors.js';
+import { MAX_PAGE_SIZE, SCRIPT_TYPES, isScriptType, type ScriptType } from '../shared/limits.js';
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Checks a target or agent name. */
+export function checkName(field: string, value: string): string {
+  if (!NAME.test(value)) {
+    throw new InvalidArgumentError(
+      `${field} "${value}" is invalid: use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit`,
+    );
+  }
+  return value;
+}
+
+/** Checks an interpreter type. */
+export function checkType(field: string, value: string): ScriptType {
+  if (!isScriptType(value)) {
+    throw new InvalidArgumentError(`${field} "${value}" is not supported; use one of ${SCRIPT_TYPES.join(', ')}`);
+  }
+  return value;
+}
+
+/** Checks a text field's size in UTF-8 bytes. */
+export function checkSize(field: string, value: string, maxBytes: number): string {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > maxBytes) {
+    throw new InvalidArgumentError(`${field} is ${bytes} bytes; the limit is ${maxBytes} bytes`);
+  }
+  return value;
+}
+
+/** A page size within bounds. */
+export function pageSize(requested: number, fallback: number): number {
+  if (requested < 0) throw new InvalidArgumentError('page_size must not be negative');
+  return Math.min(requested || fallback, MAX_PAGE_SIZE);
+}
+
+/** Opaque page tokens: the last key of the previous page, base64url-encoded. */
+export const pageToken = {
+  encode(key: string): string {
+    return Buffer.from(key, 'utf8').toString('base64url');
+  },
+  decode(token: string): string {
+    if (token === '') return '';
+    const key = Buffer.from(token, 'base64url').toString('utf8');
+    if (key === '' || Buffer.from(key, 'utf8').toString('base64url') !== token) {
+      throw new InvalidArgumentError('page_token is not one this server issued');
+    }
+    return key;
+  },
+};

@@ -1,0 +1,50 @@
+/**
+ * Reconnect delays: exponential, jittered, capped, reset after a healthy
+ * connection. The shape and defaults follow grpc-js `backoff-timeout.ts`.
+ */
+
+/** How a {@link Backoff} grows. */
+export interface BackoffOptions {
+  /** First delay, in milliseconds. Default 1000. */
+  initialMs?: number;
+  /** Factor applied after every attempt. Default 1.6. */
+  multiplier?: number;
+  /** Largest delay, in milliseconds, before jitter. Default 120000. */
+  maxMs?: number;
+  /** Relative jitter: each delay is scaled by a random factor in [1-j, 1+j]. Default 0.2. */
+  jitter?: number;
+  /** Source of randomness in [0, 1); replaceable for tests. Default Math.random. */
+  random?: () => number;
+}
+
+/** A sequence of reconnect delays. */
+export class Backoff {
+  readonly #initialMs: number;
+  readonly #multiplier: number;
+  readonly #maxMs: number;
+  readonly #jitter: number;
+  readonly #random: () => number;
+  #nextMs: number;
+
+  constructor(options: BackoffOptions = {}) {
+    this.#initialMs = options.initialMs ?? 1000;
+    this.#multiplier = options.multiplier ?? 1.6;
+    this.#maxMs = options.maxMs ?? 120_000;
+    this.#jitter = options.jitter ?? 0.2;
+    this.#random = options.random ?? Math.random;
+    this.#nextMs = this.#initialMs;
+  }
+
+  /** The delay before the next attempt, in milliseconds; grows the one after. */
+  next(): number {
+    const base = this.#nextMs;
+    this.#nextMs = Math.min(base * this.#multiplier, this.#maxMs);
+    const spread = base * this.#jitter * (this.#random() * 2 - 1);
+    return Math.max(0, Math.round(base + spread));
+  }
+
+  /** Start over from the initial delay (after a healthy connection). */
+  reset(): void {
+    this.#nextMs = this.#initialMs;
+  }
+}

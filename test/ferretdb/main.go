@@ -1,0 +1,92 @@
+// Command ferretdb-test runs FerretDB v1 (SQLite backend) as a MongoDB-wire
+// server for Taskgate's test suite. It listens on 127.0.0.1 with a free port,
+// keeps its data in the given directory, prints "ready <mongodb-uri>" on
+// stdout once it accepts connections, and exits when stdin closes or on
+// SIGINT/SIGTERM, so a test harness that dies cannot leave it running.
+//
+// `go install .../cmd/ferretdb@v1.24.2` yields a binary that panics at start
+// (a generated version file is missing from the module), hence this small main
+// that embeds the library package instead.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	dir := flag.String("dir", "", "data directory for the SQLite backend (required)")
+	port := flag.Int("port", 0, "TCP port on 127.0.0.1; 0 picks a free one")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("-dir is required")
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+
+	addr := fmt.Sprintf("127.0.0.1:%d", *port)
+	if *port == 0 {
+		// FerretDB's config wants a concrete address for the URI it reports;
+		// take a free port from the kernel and hand it over.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		addr = l.Addr().String()
+		_ = l.Close()
+	}
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + *dir + "/",
+		Logger:    logger,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// The parent closes our stdin (or dies): stop.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+
+	done := make(chan struct{})
+	go func() {
+		_ = f.Run(ctx)
+		close(done)
+	}()
+
+	// Wait until the listener accepts connections before announcing it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("ferretdb did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Printf("ready mongodb://%s/\n", addr)
+
+	<-done
+}
