@@ -6,7 +6,7 @@ import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ConnectResponse, RunTask } from '../gen/taskgate/v1/agent.js';
 import type { BackoffOptions } from '../shared/backoff.js';
 import { randomId } from '../shared/ids.js';
@@ -64,6 +64,8 @@ export class TaskgateAgent extends EventEmitter {
       workDir: join(tmpdir(), `taskgate-agent-${options.name}`),
       ...options,
     };
+    // Tasks run with their own cwd: the script path must not be relative.
+    this.#options.workDir = resolve(this.#options.workDir);
     this.#logger = (options.logger ?? silentLogger()).child({ agent: options.name });
     this.#connection = new AgentConnection({
       server: options.server,

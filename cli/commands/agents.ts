@@ -1,0 +1,46 @@
+/** `taskgate agents ...`: list, token. */
+import { Command } from 'commander';
+import { Agent } from '../../gen/taskgate/v1/agent.js';
+import type { Api, ClientOptions } from '../client.js';
+import { printJson, table, time } from '../format.js';
+
+/** The `agents` command group. */
+export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: Command) => Api): Command {
+  const agents = new Command('agents').description('see agents and issue their tokens');
+
+  withClient(agents.command('list'))
+    .description('list agents')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const client = api(cmd);
+      const res = await client.call(client.agents, client.agents.listAgents, {});
+      if ((cmd.optsWithGlobals() as ClientOptions).json) {
+        printJson({ agents: res.agents.map((a) => Agent.toJSON(a)) });
+        return;
+      }
+      const rows = res.agents.map((a) => [
+        a.name,
+        a.connected ? 'connected' : 'offline',
+        a.version || '-',
+        String(a.runningTasks),
+        time(a.lastSeen),
+      ]);
+      process.stdout.write(`${table(['NAME', 'STATE', 'VERSION', 'RUNNING', 'LAST SEEN'], rows)}\n`);
+    });
+
+  withClient(agents.command('token'))
+    .description('issue a token for an agent (shown once)')
+    .requiredOption('--name <name>', 'the agent the token is for')
+    .action(async (opts: { name: string }, cmd: Command) => {
+      const client = api(cmd);
+      const res = await client.call(client.agents, client.agents.createAgentToken, { name: opts.name });
+      if ((cmd.optsWithGlobals() as ClientOptions).json) {
+        printJson(res);
+        return;
+      }
+      process.stdout.write(`${res.token}\n`);
+      process.stderr.write(`token for agent "${res.name}"; it is shown only now. Start the agent with:\n` +
+        `  taskgate agent --server ${client.server} --name ${res.name} --token <token>\n`);
+    });
+
+  return agents;
+}

@@ -1,0 +1,168 @@
+/** `taskgate tasks ...`: create, get, list, logs. */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { Task, TaskStatus, type GetTaskLogsResponse } from '../../gen/taskgate/v1/task.js';
+import { Api, CliError, type ClientOptions } from '../client.js';
+import { printJson, statusFromName, statusName, table, time } from '../format.js';
+
+/** Exit code of `tasks create --wait` when the task waits for review. */
+export const EXIT_PENDING_REVIEW = 3;
+
+/** The process exit code that mirrors a finished task. */
+export function exitCodeOf(task: Task): number {
+  if (task.status === TaskStatus.TASK_STATUS_SUCCESS) return 0;
+  if (task.exitCode !== undefined && task.exitCode !== 0) return task.exitCode;
+  const signal = (osConstants.signals as Record<string, number | undefined>)[task.signal];
+  if (signal !== undefined) return 128 + signal;
+  return 1;
+}
+
+/**
+ * Streams a task's output to stdout from `offset`; with follow, until the task
+ * ends. Returns the finished task, or null when not following and the task
+ * has not ended.
+ */
+export async function streamLogs(api: Api, id: string, follow: boolean, offset = 0): Promise<Task | null> {
+  const call = api.tasks.getTaskLogs({ id, offset, follow }, api.metadata);
+  let finished: Task | null = null;
+  const stop = (): void => call.cancel();
+  process.once('SIGINT', stop);
+  try {
+    for await (const message of call as AsyncIterable<GetTaskLogsResponse>) {
+      const event = message.event;
+      if (event?.$case === 'chunk') {
+        if (!process.stdout.write(event.value.data)) {
+          await new Promise((resolve) => process.stdout.once('drain', resolve));
+        }
+      } else if (event?.$case === 'finished') {
+        finished = event.value;
+      }
+    }
+  } finally {
+    process.off('SIGINT', stop);
+  }
+  return finished;
+}
+
+function taskRows(tasks: Task[]): string[][] {
+  return tasks.map((t) => [t.id, statusName(t.status), t.target, t.type, time(t.created), t.script.split('\n')[0]?.slice(0, 40) ?? '']);
+}
+
+/** Prints one task for a person. */
+function printTask(task: Task): void {
+  const rows: [string, string][] = [
+    ['id', task.id],
+    ['status', statusName(task.status)],
+    ['target', task.target],
+    ['type', task.type],
+    ['agent', task.agent || '-'],
+    ['created', `${time(task.created)} by ${task.createdBy}`],
+    ['started', time(task.started)],
+    ['finished', time(task.finished)],
+    ['exit', task.exitCode !== undefined ? String(task.exitCode) : task.signal || '-'],
+    ['output', `${task.outputBytes} bytes`],
+  ];
+  if (task.failureReason) rows.push(['reason', task.failureReason]);
+  if (task.message) rows.push(['message', task.message]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  lines.push('script:', ...task.script.split('\n').map((l) => `  ${l}`));
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The `tasks` command group. */
+export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: Command) => Api): Command {
+  const tasks = new Command('tasks').description('create tasks and read them and their output');
+
+  withClient(tasks.command('create'))
+    .description('create a task on a target; with --wait, stream its output and exit with its exit code')
+    .requiredOption('-t, --target <name>', 'target to run on')
+    .option('-s, --script <script>', 'the script or command')
+    .option('-f, --file <path>', 'read the script from a file ("-" for stdin)')
+    .option('-m, --message <text>', 'why you run it (shown to reviewers)', '')
+    .option('--type <type>', "interpreter, overriding the target's (bash, sh, python, node)", '')
+    .option('-w, --wait', 'stream the output live and exit with the task exit code')
+    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; wait?: boolean }, cmd: Command) => {
+      if ((opts.script === undefined) === (opts.file === undefined)) {
+        throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', 2);
+      }
+      const script = opts.script ?? readFileSync(opts.file === '-' ? 0 : (opts.file as string), 'utf8');
+      const client = api(cmd);
+      const { task } = await client.call(client.tasks, client.tasks.createTask, {
+        target: opts.target,
+        script,
+        message: opts.message,
+        type: opts.type,
+      });
+      if (!task) throw new CliError('the server returned no task');
+      const json = (cmd.optsWithGlobals() as ClientOptions).json;
+      if (!opts.wait) {
+        if (json) printJson(Task.toJSON(task));
+        else process.stdout.write(`${task.id}\n`);
+        return;
+      }
+      if (task.status === TaskStatus.TASK_STATUS_PENDING_REVIEW) {
+        process.stderr.write(`task ${task.id} awaits review; run \`taskgate tasks logs ${task.id} -f\` once it is approved and run\n`);
+        process.exitCode = EXIT_PENDING_REVIEW;
+        return;
+      }
+      const finished = await streamLogs(client, task.id, true);
+      if (!finished) throw new CliError(`stopped following task ${task.id}; it is still running`);
+      if (json) printJson(Task.toJSON(finished));
+      if (finished.status !== TaskStatus.TASK_STATUS_SUCCESS) {
+        process.stderr.write(`task ${finished.id} ${statusName(finished.status)}: ${finished.failureReason}\n`);
+      }
+      process.exitCode = exitCodeOf(finished);
+    });
+
+  withClient(tasks.command('get'))
+    .description('show one task')
+    .argument('<id>', 'task id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const client = api(cmd);
+      const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
+      if (!task) throw new CliError('the server returned no task');
+      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson(Task.toJSON(task));
+      else printTask(task);
+    });
+
+  withClient(tasks.command('list'))
+    .description('list tasks, newest first')
+    .addOption(new Option('--status <status...>', 'only these statuses (e.g. running failure)'))
+    .option('-t, --target <name>', 'only this target', '')
+    .option('-n, --limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
+    .option('--page-token <token>', 'continue a previous listing', '')
+    .action(async (opts: { status?: string[]; target: string; limit: number; pageToken: string }, cmd: Command) => {
+      const statuses = (opts.status ?? []).map((name) => {
+        const s = statusFromName(name);
+        if (s === undefined) throw new CliError(`unknown status "${name}"`, 2);
+        return s;
+      });
+      const client = api(cmd);
+      const res = await client.call(client.tasks, client.tasks.listTasks, {
+        statuses,
+        target: opts.target,
+        pageSize: opts.limit,
+        pageToken: opts.pageToken,
+      });
+      if ((cmd.optsWithGlobals() as ClientOptions).json) {
+        printJson({ tasks: res.tasks.map((t) => Task.toJSON(t)), nextPageToken: res.nextPageToken });
+        return;
+      }
+      process.stdout.write(`${table(['ID', 'STATUS', 'TARGET', 'TYPE', 'CREATED', 'SCRIPT'], taskRows(res.tasks))}\n`);
+      if (res.nextPageToken) process.stdout.write(`more: --page-token ${res.nextPageToken}\n`);
+    });
+
+  withClient(tasks.command('logs'))
+    .description("print a task's output; with -f, follow it live until the task ends")
+    .argument('<id>', 'task id')
+    .option('-f, --follow', 'keep streaming until the task ends')
+    .option('--offset <bytes>', 'start at this byte offset', (v) => Number.parseInt(v, 10), 0)
+    .action(async (id: string, opts: { follow?: boolean; offset: number }, cmd: Command) => {
+      const client = api(cmd);
+      await streamLogs(client, id, opts.follow ?? false, opts.offset);
+    });
+
+  return tasks;
+}

@@ -1,0 +1,33 @@
+/** Human-readable output: aligned tables, times, statuses. */
+import { TaskStatus } from '../gen/taskgate/v1/task.js';
+
+/** Prints rows as an aligned table with a header. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** A status as Runops spells it ("pending-review"). */
+export function statusName(value: TaskStatus): string {
+  const name = TaskStatus[value] ?? 'UNKNOWN';
+  return name.replace(/^TASK_STATUS_/, '').toLowerCase().replace(/_/g, '-');
+}
+
+/** The wire status named by a Runops spelling, or undefined. */
+export function statusFromName(name: string): TaskStatus | undefined {
+  const key = `TASK_STATUS_${name.toUpperCase().replace(/-/g, '_')}`;
+  const value = (TaskStatus as unknown as Record<string, TaskStatus | undefined>)[key];
+  return value === undefined || value === TaskStatus.TASK_STATUS_UNSPECIFIED ? undefined : value;
+}
+
+/** A timestamp for tables; "-" when unset. */
+export function time(date: Date | undefined): string {
+  return date ? date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+}
+
+/** Prints a value as indented proto3 JSON. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
