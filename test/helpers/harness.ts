@@ -1,0 +1,136 @@
+/**
+ * A real control plane for integration tests: a TaskgateServer on
+ * 127.0.0.1:0 over a real store, real agents, and the CLI's API client.
+ * Waiting is done on events (log streams that end when a task ends, agent
+ * state changes), never on sleeps.
+ */
+import type { GetTaskLogsResponse, Task } from '../../gen/taskgate/v1/task.js';
+import { TaskgateAgent, type AgentOptions } from '../../agent/agent.js';
+import { Api } from '../../cli/client.js';
+import { TaskgateServer, type ServerOptions } from '../../server/server.js';
+import type { StoreLocation } from './stores.js';
+
+/** A finished task and every byte of its output. */
+export interface Finished {
+  task: Task;
+  output: Buffer;
+}
+
+/** Server, admin client and agents of one test. */
+export class Harness {
+  server!: TaskgateServer;
+  api!: Api;
+  adminToken = '';
+  readonly agents: TaskgateAgent[] = [];
+  readonly #location: StoreLocation;
+  readonly #serverOptions: ServerOptions;
+  #port = 0;
+
+  private constructor(location: StoreLocation, serverOptions: ServerOptions) {
+    this.#location = location;
+    this.#serverOptions = serverOptions;
+  }
+
+  /** Starts a server on a fresh port over `location`, with an admin token. */
+  static async start(location: StoreLocation, serverOptions: ServerOptions = {}): Promise<Harness> {
+    const h = new Harness(location, serverOptions);
+    await h.#startServer('127.0.0.1:0');
+    h.adminToken = (await h.server.auth.issue('admin', 'admin')).secret;
+    h.api = new Api({ server: h.address, token: h.adminToken });
+    return h;
+  }
+
+  async #startServer(listen: string): Promise<void> {
+    this.server = await TaskgateServer.start({ ...this.#location.options, ...this.#serverOptions, listen });
+    this.#port = this.server.port;
+  }
+
+  /** host:port of the server. */
+  get address(): string {
+    return `127.0.0.1:${this.#port}`;
+  }
+
+  /** Stops the server and starts a new one on the same port and store. */
+  async restart(): Promise<void> {
+    await this.server.stop();
+    await this.#startServer(this.address);
+  }
+
+  /** A client with another token. */
+  client(token: string): Api {
+    return new Api({ server: this.address, token });
+  }
+
+  /** Issues an agent token. */
+  async agentToken(name: string): Promise<string> {
+    return (await this.server.auth.issue('agent', name)).secret;
+  }
+
+  /** Starts an agent and waits until the server welcomed it. */
+  async startAgent(name: string, options: Partial<AgentOptions> = {}): Promise<TaskgateAgent> {
+    const agent = new TaskgateAgent({
+      server: this.address,
+      token: options.token ?? (await this.agentToken(name)),
+      name,
+      backoff: { initialMs: 50, maxMs: 500 },
+      ...options,
+    });
+    this.agents.push(agent);
+    await new Promise<void>((resolve) => {
+      const onState = (state: string): void => {
+        if (state !== 'connected') return;
+        agent.off('state', onState);
+        resolve();
+      };
+      agent.on('state', onState);
+      agent.start();
+    });
+    return agent;
+  }
+
+  async createTarget(name: string, agent: string, type = 'bash'): Promise<void> {
+    await this.api.call(this.api.targets, this.api.targets.createTarget, {
+      target: { name, agent, type, message: '', created: undefined, updated: undefined },
+    });
+  }
+
+  async createTask(target: string, script: string, type = ''): Promise<Task> {
+    const res = await this.api.call(this.api.tasks, this.api.tasks.createTask, { target, script, message: '', type });
+    if (!res.task) throw new Error('no task returned');
+    return res.task;
+  }
+
+  async getTask(id: string): Promise<Task> {
+    const res = await this.api.call(this.api.tasks, this.api.tasks.getTask, { id });
+    if (!res.task) throw new Error('no task returned');
+    return res.task;
+  }
+
+  /** Reads a task's log stream; with follow, until the task ends. */
+  async logs(id: string, options: { follow: boolean; offset?: number }): Promise<{ output: Buffer; finished: Task | null; chunks: number }> {
+    const call = this.api.tasks.getTaskLogs({ id, offset: options.offset ?? 0, follow: options.follow }, this.api.metadata);
+    const parts: Buffer[] = [];
+    let finished: Task | null = null;
+    for await (const message of call as AsyncIterable<GetTaskLogsResponse>) {
+      const event = message.event;
+      if (event?.$case === 'chunk') parts.push(Buffer.from(event.value.data));
+      else if (event?.$case === 'finished') finished = event.value;
+    }
+    return { output: Buffer.concat(parts), finished, chunks: parts.length };
+  }
+
+  /** Follows a task until it ends; returns it with all its output. */
+  async finished(id: string): Promise<Finished> {
+    const { output, finished } = await this.logs(id, { follow: true });
+    if (!finished) throw new Error(`log stream of ${id} ended without the finished task`);
+    return { task: finished, output };
+  }
+
+  /** Stops agents and the server; cleans the store location. */
+  async close(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.stop()));
+    this.api?.close();
+    await this.server?.stop();
+    this.#location.cleanup();
+  }
+}
