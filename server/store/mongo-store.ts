@@ -3,9 +3,20 @@
  * both MongoDB and FerretDB v1 support (DESIGN.md "Storage"): single-document
  * atomic updates (findOneAndUpdate without projection), unique indexes, no
  * transactions, no change streams, no TTL indexes, no dotted keys.
+ *
+ * FerretDB v1 evaluates an update's filter and then rewrites the whole
+ * document, so two concurrent conditional updates of one document can both
+ * "win", and one can silently undo the other (measured: 29 of 30 rounds of 8
+ * racing updateOne calls had several winners). Real MongoDB is atomic per
+ * document, but Taskgate must be right on both, so every write to a task goes
+ * through a per-task lock: a document in `locks` whose unique _id only one
+ * writer can insert. Locks expire (in code, no TTL index) after
+ * LOCK_LEASE_MS, so a server that dies holding one does not wedge the task.
  */
 import { Binary, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
+import { randomId } from '../../shared/ids.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import type {
   AgentRecord,
@@ -36,6 +47,14 @@ interface ChunkDoc {
 }
 
 const DUPLICATE_KEY = 11000;
+/** A task lock older than this is presumed abandoned by a dead server, in ms. */
+const LOCK_LEASE_MS = 10_000;
+
+interface LockDoc {
+  _id: string;
+  owner: string;
+  until: Date;
+}
 
 function isDuplicateKey(err: unknown): boolean {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
@@ -77,6 +96,7 @@ export class MongoStore implements Store {
   readonly #targets: Collection<TargetDoc>;
   readonly #agents: Collection<AgentDoc>;
   readonly #tokens: Collection<TokenDoc>;
+  readonly #locks: Collection<LockDoc>;
 
   constructor(options: MongoStoreOptions) {
     this.#client = new MongoClient(options.uri, {
@@ -88,6 +108,31 @@ export class MongoStore implements Store {
     this.#targets = this.#db.collection<TargetDoc>('targets');
     this.#agents = this.#db.collection<AgentDoc>('agents');
     this.#tokens = this.#db.collection<TokenDoc>('tokens');
+    this.#locks = this.#db.collection<LockDoc>('locks');
+  }
+
+  /** Runs `fn` holding the task's lock (see the file comment). */
+  async #locked<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const owner = randomId();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#locks.insertOne({ _id: taskId, owner, until: new Date(Date.now() + LOCK_LEASE_MS) });
+        break;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const held = await this.#locks.findOne({ _id: taskId });
+      if (held && held.until.getTime() < Date.now()) {
+        await this.#locks.deleteOne({ _id: taskId, owner: held.owner });
+        continue;
+      }
+      await sleep(Math.min(1 + attempt, 20));
+    }
+    try {
+      return await fn();
+    } finally {
+      await this.#locks.deleteOne({ _id: taskId, owner });
+    }
   }
 
   async init(): Promise<void> {
@@ -136,42 +181,47 @@ export class MongoStore implements Store {
   }
 
   async transition(request: TransitionRequest): Promise<TaskRecord | null> {
-    // Reading the current status first lets the event record `from` exactly;
-    // the update is still conditional on that status, so a racing writer
-    // makes this one match nothing and return null.
-    for (;;) {
-      const current = await this.#tasks.findOne({ _id: request.id }, { projection: { status: 1 } });
+    return this.#locked(request.id, async () => {
+      const current = await this.#tasks.findOne({ _id: request.id });
       if (!current || !request.from.includes(current.status)) return null;
-      const doc = await this.#tasks.findOneAndUpdate(
-        { _id: request.id, status: current.status },
-        {
-          $set: { ...request.patch, status: request.to },
-          $push: {
-            events: { time: request.time, actor: request.actor, from: current.status, to: request.to, reason: request.reason },
-          },
-        },
-        { returnDocument: 'after' },
-      );
-      if (doc) return toTask(doc);
-      // The status changed between the read and the write: look again.
-    }
+      const event = { time: request.time, actor: request.actor, from: current.status, to: request.to, reason: request.reason };
+      const next: TaskDoc = { ...current, ...request.patch, status: request.to, events: [...current.events, event] };
+      await this.#tasks.replaceOne({ _id: request.id }, next);
+      return toTask(next);
+    });
   }
 
   async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
-    const doc = await this.#tasks.findOneAndUpdate({ _id: id, status }, { $set: patch }, { returnDocument: 'after' });
-    return doc ? toTask(doc) : null;
+    return this.#locked(id, async () => {
+      const current = await this.#tasks.findOne({ _id: id });
+      if (!current || current.status !== status) return null;
+      const next: TaskDoc = { ...current, ...patch };
+      await this.#tasks.replaceOne({ _id: id }, next);
+      return toTask(next);
+    });
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
-    const doc = await this.#tasks.findOneAndUpdate(
-      { agent, status: 'ready' },
-      {
-        $set: { status: 'running', bootId },
-        $push: { events: { time, actor: `agent:${agent}`, from: 'ready', to: 'running', reason: 'handed to agent' } },
-      },
-      { sort: { _id: 1 }, returnDocument: 'after' },
-    );
-    return doc ? toTask(doc) : null;
+    for (;;) {
+      const candidates = await this.#tasks
+        .find({ agent, status: 'ready' }, { projection: { _id: 1 } })
+        .sort({ _id: 1 })
+        .limit(8)
+        .toArray();
+      if (candidates.length === 0) return null;
+      for (const { _id } of candidates) {
+        const claimed = await this.transition({
+          id: _id,
+          from: ['ready'],
+          to: 'running',
+          patch: { bootId },
+          actor: `agent:${agent}`,
+          reason: 'handed to agent',
+          time,
+        });
+        if (claimed) return claimed;
+      }
+    }
   }
 
   async hasUnfinishedTasks(target: string): Promise<boolean> {
@@ -205,15 +255,13 @@ export class MongoStore implements Store {
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
-    // $group with $sum only: FerretDB v1 supports no other accumulators here.
-    const rows = await this.#chunks
-      .aggregate<{ chunks: number; bytes: number }>([
-        { $match: { taskId } },
-        { $group: { _id: null, chunks: { $sum: 1 }, bytes: { $sum: { $subtract: ['$end', '$offset'] } } } },
-      ])
-      .toArray();
-    const row = rows[0];
-    return row ? { chunks: row.chunks, bytes: row.bytes } : { chunks: 0, bytes: 0 };
+    // Chunks are stored contiguously from offset 0, so the bytes are the
+    // last chunk's end. (FerretDB v1's $group cannot $sum a field.)
+    const [chunks, last] = await Promise.all([
+      this.#chunks.countDocuments({ taskId }),
+      this.#chunks.findOne({ taskId }, { sort: { seq: -1 }, projection: { end: 1 } }),
+    ]);
+    return { chunks, bytes: last?.end ?? 0 };
   }
 
   async insertTarget(target: TargetRecord): Promise<void> {
