@@ -1,7 +1,7 @@
 /** `taskgate targets ...`: create, get, list, update, delete. */
 import { Command } from 'commander';
 import { Target } from '../../gen/taskgate/v1/target.js';
-import { Api, CliError, type ClientOptions } from '../client.js';
+import { type Api, CliError, type ClientOptions } from '../client.js';
 import { printJson, table, time } from '../format.js';
 
 function print(cmd: Command, target: Target | undefined): void {

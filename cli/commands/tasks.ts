@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Task, TaskStatus, type GetTaskLogsResponse } from '../../gen/taskgate/v1/task.js';
-import { Api, CliError, type ClientOptions } from '../client.js';
+import { type Api, CliError, type ClientOptions } from '../client.js';
 import { printJson, statusFromName, statusName, table, time } from '../format.js';
 
 /** Exit code of `tasks create --wait` when the task waits for review. */

@@ -318,10 +318,8 @@ export class MongoStore implements Store {
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const doc = await this.#tokens.findOne({ hash });
-    if (!doc) return null;
-    const { _id, ...token } = doc;
-    return token;
+    const doc = await this.#tokens.findOne({ hash }, { projection: { _id: 0 } });
+    return doc as TokenRecord | null;
   }
 
   async countTokens(kind: TokenKind): Promise<number> {
