@@ -237,6 +237,10 @@ export class AgentSession {
 
   async #exit(exit: TaskExit): Promise<void> {
     const { taskId } = exit;
+    const task = await this.#deps.store.getTask(taskId);
+    if (!task || task.agent !== this.name) {
+      throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
+    }
     const stats = await this.#deps.store.chunkStats(taskId);
     const now = new Date();
     let to: 'success' | 'failure';

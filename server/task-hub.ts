@@ -32,23 +32,4 @@ export class TaskHub {
     const set = this.#listeners.get(taskId);
     if (set) for (const listener of [...set]) listener();
   }
-
-  /**
-   * Resolves on the task's next change, after `timeoutMs`, or when `signal`
-   * aborts, whichever comes first. Subscribe-then-read callers should use
-   * {@link TaskHub.subscribe} directly to avoid missing a change.
-   */
-  waitForChange(taskId: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        unsubscribe();
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      const unsubscribe = this.subscribe(taskId, done);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
 }
