@@ -152,6 +152,25 @@ for (const kind of STORE_KINDS) {
       expect((await h.finished(next.id)).output.toString()).to.equal('after restart\r\n');
     });
 
+    it('finishes a task with complete output when the server restarts while it runs', async () => {
+      await h.startAgent('a1');
+      await h.createTarget('t1', 'a1');
+      const marker = `/tmp/taskgate-test-${process.pid}-${Date.now()}-restart`;
+      const t = await h.createTask('t1', `echo before; while [ ! -e ${marker} ]; do sleep 0.02; done; rm -f ${marker}; echo after`);
+      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true }, h.api.metadata);
+      for await (const message of call) {
+        const event = (message as { event?: { $case: string } }).event;
+        if (event?.$case === 'chunk') break;
+      }
+      call.cancel();
+      await h.restart();
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(marker, '');
+      const { task, output } = await h.finished(t.id);
+      expect([task.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'before\r\nafter\r\n']);
+      expect(task.events.filter((e) => e.to === TaskStatus.TASK_STATUS_RUNNING)).to.have.length(1);
+    });
+
     it('lists tasks with filters and page tokens', async () => {
       await h.createTarget('t1', 'nobody');
       await h.createTarget('t2', 'nobody');
