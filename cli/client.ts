@@ -15,8 +15,10 @@ import {
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentServiceClient } from '../gen/taskgate/v1/agent.js';
+import { EventServiceClient } from '../gen/taskgate/v1/event.js';
 import { TargetServiceClient } from '../gen/taskgate/v1/target.js';
 import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
+import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 
 /** Options every client command takes. */
@@ -53,11 +55,13 @@ export function resolveToken(options: ClientOptions): string {
   throw new CliError('no token: pass --token, set TASKGATE_TOKEN, or run `taskgate dev` here to create .taskgate/admin.token');
 }
 
-/** Clients of the three services sharing one channel configuration. */
+/** Clients of every service, sharing one channel configuration. */
 export class Api {
   readonly tasks: TaskServiceClient;
   readonly targets: TargetServiceClient;
   readonly agents: AgentServiceClient;
+  readonly users: UserServiceClient;
+  readonly events: EventServiceClient;
   readonly metadata: Metadata;
   readonly server: string;
 
@@ -70,6 +74,8 @@ export class Api {
     this.tasks = new TaskServiceClient(options.server, creds, channelOptions);
     this.targets = new TargetServiceClient(options.server, creds, channelOptions);
     this.agents = new AgentServiceClient(options.server, creds, channelOptions);
+    this.users = new UserServiceClient(options.server, creds, channelOptions);
+    this.events = new EventServiceClient(options.server, creds, channelOptions);
   }
 
   /** Calls a unary method of `client` with the token and returns its response. */
@@ -92,6 +98,8 @@ export class Api {
     this.tasks.close();
     this.targets.close();
     this.agents.close();
+    this.users.close();
+    this.events.close();
   }
 }
 
@@ -107,6 +115,8 @@ export function describeError(err: ServiceError, server: string): string {
       return `cannot reach the Taskgate server at ${server} (${err.details}); is it running? (--server, TASKGATE_SERVER)`;
     case status.UNAUTHENTICATED:
       return `not authenticated: ${err.details} (--token, TASKGATE_TOKEN)`;
+    case status.PERMISSION_DENIED:
+      return `not allowed: ${err.details}`;
     case status.DEADLINE_EXCEEDED:
       return `the server at ${server} did not answer in time`;
     default:

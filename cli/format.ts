@@ -31,3 +31,27 @@ export function time(date: Date | undefined): string {
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** Splits a comma-separated list option ("DBA,SRE"), dropping empty items. */
+export function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/** A duration like "90s", "15m", "2h", "7d" in ms; undefined when it is not one. */
+export function parseDuration(value: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
+  if (!match) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}
+
+/** A point in time: an ISO date/time, or a duration ago ("1h"). */
+export function parseTime(value: string, now = Date.now()): Date | undefined {
+  const ago = parseDuration(value);
+  if (ago !== undefined) return new Date(now - ago);
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}

@@ -7,9 +7,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../shared/version.js';
 import { Api, CliError, describeError, isServiceError, type ClientOptions } from './client.js';
 import { agentsCommand } from './commands/agents.js';
+import { eventsCommand, reviewsCommand } from './commands/events.js';
 import { agentCommand, devCommand, serverCommand } from './commands/run.js';
 import { targetsCommand } from './commands/targets.js';
 import { tasksCommand } from './commands/tasks.js';
+import { tokensCommand, usersCommand, whoamiCommand } from './commands/users.js';
 
 /** Adds the options every client command takes. */
 function withClient(cmd: Command): Command {
@@ -36,8 +38,13 @@ program.addCommand(devCommand());
 program.addCommand(serverCommand());
 program.addCommand(agentCommand());
 program.addCommand(tasksCommand(withClient, connect));
+program.addCommand(reviewsCommand(withClient, connect));
 program.addCommand(targetsCommand(withClient, connect));
 program.addCommand(agentsCommand(withClient, connect));
+program.addCommand(usersCommand(withClient, connect));
+program.addCommand(tokensCommand(withClient, connect));
+program.addCommand(whoamiCommand(withClient, connect));
+program.addCommand(eventsCommand(withClient, connect));
 
 try {
   await program.parseAsync(process.argv);

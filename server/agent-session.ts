@@ -25,7 +25,7 @@ import {
 } from '../shared/errors.js';
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
-import type { Principal } from './auth.js';
+import type { AgentPrincipal } from './auth.js';
 import type { Dispatcher } from './dispatcher.js';
 import { toServiceError } from './grpc-status.js';
 import type { Store, TaskRecord } from './store/store.js';
@@ -76,7 +76,7 @@ export class AgentSession {
 
   #state: SessionState = 'handshaking';
   readonly #call: ServerDuplexStream<ConnectRequest, ConnectResponse>;
-  readonly #principal: Principal;
+  readonly #principal: AgentPrincipal;
   readonly #deps: SessionDeps;
   #logger: Logger;
   #queue: Promise<void> = Promise.resolve();
@@ -88,11 +88,11 @@ export class AgentSession {
   readonly #nextSeq = new Map<string, number>();
   readonly #helloTimer: NodeJS.Timeout;
 
-  constructor(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, principal: Principal, deps: SessionDeps) {
+  constructor(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, principal: AgentPrincipal, deps: SessionDeps) {
     this.#call = call;
     this.#principal = principal;
     this.#deps = deps;
-    this.#logger = deps.logger.child({ agent: principal.subject });
+    this.#logger = deps.logger.child({ agent: principal.name });
     this.#helloTimer = setTimeout(() => {
       this.#fail(new InvalidArgumentError('no Hello within the handshake timeout'));
     }, deps.options.helloTimeoutMs);
@@ -150,8 +150,8 @@ export class AgentSession {
 
   async #hello(hello: Hello): Promise<void> {
     clearTimeout(this.#helloTimer);
-    if (hello.name !== this.#principal.subject) {
-      throw new PermissionDeniedError(`this token belongs to agent "${this.#principal.subject}", not "${hello.name}"`);
+    if (hello.name !== this.#principal.name) {
+      throw new PermissionDeniedError(`this token belongs to agent "${this.#principal.name}", not "${hello.name}"`);
     }
     if (hello.bootId === '') throw new InvalidArgumentError('Hello.boot_id must not be empty');
     this.name = hello.name;

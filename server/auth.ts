@@ -1,28 +1,41 @@
 /**
- * Bearer-token authentication and the permission check, in one place so later
- * versions can grow it (users, groups) without touching the handlers.
+ * Bearer-token authentication: who is calling. What they may do is decided
+ * in server/access.ts.
  *
  * Tokens are random secrets shown once; the store keeps only their SHA-256.
- * A verified token is cached for `cacheMs`, so the hot path (every RPC) does
- * not hit the store each time.
+ * A user token authenticates as its user while the user is active and the
+ * token is not revoked. A verified caller is cached for `cacheMs`, so the hot
+ * path (every RPC) does not hit the store each time; revoking a token or
+ * changing a user clears this server's cache at once, and other replicas
+ * notice within `cacheMs` (docs/access.md).
  */
 import type { Metadata } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
-import { PermissionDeniedError, UnauthenticatedError } from '../shared/errors.js';
+import { UnauthenticatedError } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
 import type { Store, TokenKind, TokenRecord } from './store/store.js';
 
-/** Who is calling. */
-export interface Principal {
-  kind: TokenKind;
-  /** "admin", or the agent's name for agent tokens. */
-  subject: string;
+/** A user calling with a user token. */
+export interface UserPrincipal {
+  kind: 'user';
+  email: string;
+  groups: readonly string[];
   tokenId: string;
 }
 
-/** How events name a principal: "admin" or "agent:NAME". */
+/** An agent calling with an agent token. */
+export interface AgentPrincipal {
+  kind: 'agent';
+  name: string;
+  tokenId: string;
+}
+
+/** Who is calling. */
+export type Principal = UserPrincipal | AgentPrincipal;
+
+/** How events name a principal: "user:EMAIL" or "agent:NAME". */
 export function actorOf(principal: Principal): string {
-  return principal.kind === 'agent' ? `agent:${principal.subject}` : principal.subject;
+  return principal.kind === 'agent' ? `agent:${principal.name}` : `user:${principal.email}`;
 }
 
 /** Hex SHA-256 of a token secret. */
@@ -32,7 +45,7 @@ export function hashToken(secret: string): string {
 
 /** Options for {@link Authenticator}. */
 export interface AuthenticatorOptions {
-  /** How long a verified token stays cached, in ms. Default 5000. */
+  /** How long a verified caller stays cached, in ms. Default 5000. */
   cacheMs?: number;
 }
 
@@ -55,43 +68,55 @@ export class Authenticator {
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new UnauthenticatedError('malformed authorization header: expected "Bearer <token>"');
-    const hash = hashToken(match[1]);
+    return this.verify(match[1]);
+  }
+
+  /** The caller a token secret stands for; throws UnauthenticatedError when it stands for no one. */
+  async verify(secret: string): Promise<Principal> {
+    const hash = hashToken(secret);
     const now = Date.now();
     const cached = this.#cache.get(hash);
     if (cached && cached.until > now) return cached.principal;
-    const record = await this.#store.findTokenByHash(hash);
-    if (!record) throw new UnauthenticatedError('unknown token');
-    const principal: Principal = { kind: record.kind, subject: record.subject, tokenId: record.id };
+    const principal = await this.#resolve(await this.#store.findTokenByHash(hash));
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(hash, { principal, until: now + this.#cacheMs });
     return principal;
   }
 
+  async #resolve(record: TokenRecord | null): Promise<Principal> {
+    if (!record) throw new UnauthenticatedError('unknown token');
+    if (record.revoked) throw new UnauthenticatedError(`token ${record.id} was revoked`);
+    if (record.kind === 'agent') return { kind: 'agent', name: record.subject, tokenId: record.id };
+    if (record.kind !== 'user') throw new UnauthenticatedError('token of an unknown kind; create a new one');
+    const user = await this.#store.getUser(record.subject);
+    if (!user) throw new UnauthenticatedError(`user ${record.subject} no longer exists`);
+    if (!user.active) throw new UnauthenticatedError(`user ${user.email} is deactivated`);
+    return { kind: 'user', email: user.email, groups: user.groups, tokenId: record.id };
+  }
+
+  /** Forgets cached callers, after a token was revoked or a user changed. */
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
   /** Creates a token; the secret is returned once and never stored. */
-  async issue(kind: TokenKind, subject: string): Promise<{ secret: string; record: TokenRecord }> {
+  async issue(
+    kind: TokenKind,
+    subject: string,
+    details: { name?: string; createdBy?: string } = {},
+  ): Promise<{ secret: string; record: TokenRecord }> {
     const secret = `tg_${kind}_${randomBytes(32).toString('base64url')}`;
-    const record: TokenRecord = { id: randomId(), hash: hashToken(secret), kind, subject, created: new Date() };
+    const record: TokenRecord = {
+      id: randomId().slice(0, 16),
+      hash: hashToken(secret),
+      kind,
+      subject,
+      name: details.name ?? '',
+      created: new Date(),
+      createdBy: details.createdBy ?? 'system',
+      revoked: null,
+    };
     await this.#store.insertToken(record);
     return { secret, record };
-  }
-
-  /** Whether `secret` is a valid token of `kind` (used to reuse a saved admin token). */
-  async isValid(secret: string, kind: TokenKind): Promise<boolean> {
-    const record = await this.#store.findTokenByHash(hashToken(secret));
-    return record?.kind === kind;
-  }
-}
-
-/** What an RPC requires of its caller. */
-export type Requirement = 'admin' | 'agent';
-
-/** Throws PermissionDeniedError unless the principal meets the requirement. */
-export function authorize(principal: Principal, requirement: Requirement): void {
-  if (principal.kind !== requirement) {
-    throw new PermissionDeniedError(
-      requirement === 'agent'
-        ? 'this call needs an agent token'
-        : 'agent tokens may only open an agent stream; use a user or admin token',
-    );
   }
 }

@@ -1,9 +1,20 @@
 /** Conversions between stored records and the wire messages of proto/. */
 import { Agent } from '../gen/taskgate/v1/agent.js';
-import { Target } from '../gen/taskgate/v1/target.js';
-import { Task, TaskStatus as WireStatus } from '../gen/taskgate/v1/task.js';
+import { Event } from '../gen/taskgate/v1/event.js';
+import { ReviewMode as WireReviewMode, Target } from '../gen/taskgate/v1/target.js';
+import { ReviewStatus, Task, TaskStatus as WireStatus } from '../gen/taskgate/v1/task.js';
+import { Token, TokenKind as WireTokenKind, User } from '../gen/taskgate/v1/user.js';
 import type { TaskStatus } from '../shared/task-status.js';
-import type { AgentRecord, TargetRecord, TaskRecord } from './store/store.js';
+import type {
+  AgentRecord,
+  AuditEventRecord,
+  ReviewMode,
+  ReviewRecord,
+  TargetRecord,
+  TaskRecord,
+  TokenRecord,
+  UserRecord,
+} from './store/store.js';
 
 const TO_WIRE: Readonly<Record<TaskStatus, WireStatus>> = {
   created: WireStatus.TASK_STATUS_CREATED,
@@ -37,7 +48,13 @@ export function taskToWire(task: TaskRecord): Task {
     script: task.script,
     type: task.type,
     target: task.target,
-    review: [],
+    review: task.review.map((r) => ({
+      group: r.group,
+      status: REVIEW_TO_WIRE[r.status],
+      reviewer: r.reviewer,
+      time: r.time ?? undefined,
+      comment: r.comment,
+    })),
     status: statusToWire(task.status),
     createdBy: task.createdBy,
     agent: task.agent,
@@ -53,13 +70,56 @@ export function taskToWire(task: TaskRecord): Task {
       from: e.from ? statusToWire(e.from) : WireStatus.TASK_STATUS_UNSPECIFIED,
       to: statusToWire(e.to),
       reason: e.reason,
+      action: e.action,
     })),
   });
 }
 
+const REVIEW_TO_WIRE: Readonly<Record<ReviewRecord['status'], ReviewStatus>> = {
+  pending: ReviewStatus.REVIEW_STATUS_PENDING,
+  approved: ReviewStatus.REVIEW_STATUS_APPROVED,
+  rejected: ReviewStatus.REVIEW_STATUS_REJECTED,
+};
+
+const MODE_TO_WIRE: Readonly<Record<ReviewMode, WireReviewMode>> = {
+  none: WireReviewMode.REVIEW_MODE_NONE,
+  anyone: WireReviewMode.REVIEW_MODE_ANYONE,
+  team: WireReviewMode.REVIEW_MODE_TEAM,
+};
+
+/** The review mode named by a wire value; UNSPECIFIED is "none". Undefined for unknown values. */
+export function reviewModeFromWire(value: WireReviewMode): ReviewMode | undefined {
+  if (value === WireReviewMode.REVIEW_MODE_UNSPECIFIED) return 'none';
+  for (const [name, wire] of Object.entries(MODE_TO_WIRE)) if (wire === value) return name as ReviewMode;
+  return undefined;
+}
+
 /** A stored target as a wire Target. */
 export function targetToWire(target: TargetRecord): Target {
-  return Target.fromPartial({ ...target });
+  return Target.fromPartial({ ...target, review: MODE_TO_WIRE[target.review] });
+}
+
+/** A stored user as a wire User. */
+export function userToWire(user: UserRecord): User {
+  return User.fromPartial({ ...user });
+}
+
+/** A stored token as a wire Token; the hash never leaves the server. */
+export function tokenToWire(token: TokenRecord): Token {
+  return Token.fromPartial({
+    id: token.id,
+    kind: token.kind === 'agent' ? WireTokenKind.TOKEN_KIND_AGENT : WireTokenKind.TOKEN_KIND_USER,
+    subject: token.subject,
+    name: token.name,
+    created: token.created,
+    revoked: token.revoked ?? undefined,
+    createdBy: token.createdBy,
+  });
+}
+
+/** A stored audit event as a wire Event. */
+export function eventToWire(event: AuditEventRecord): Event {
+  return Event.fromPartial({ ...event });
 }
 
 /** A stored agent as a wire Agent, with what this server knows live. */

@@ -4,20 +4,27 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { AgentServiceService } from '../gen/taskgate/v1/agent.js';
+import { EventServiceService } from '../gen/taskgate/v1/event.js';
 import { TargetServiceService } from '../gen/taskgate/v1/target.js';
 import { TaskServiceService } from '../gen/taskgate/v1/task.js';
+import { UserServiceService } from '../gen/taskgate/v1/user.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import { ADMIN_GROUP } from './access.js';
+import { EventPublisher } from './audit.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
 import { HandlerFactory } from './services/handler.js';
 import { agentService } from './services/agent-service.js';
+import { eventService } from './services/event-service.js';
 import { targetService } from './services/target-service.js';
 import { routeCreatedTask, taskService } from './services/task-service.js';
+import { userService } from './services/user-service.js';
 import { openStore, type StoreOptions } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
 import { TaskMachine } from './task-machine.js';
+import { WebhookSender, type WebhookOptions } from './webhooks.js';
 
 /** Options of {@link TaskgateServer}. */
 export interface ServerOptions extends StoreOptions {
@@ -31,6 +38,10 @@ export interface ServerOptions extends StoreOptions {
   helloTimeoutMs?: number;
   /** How long a graceful stop may take before it forces, in ms. Default 10000. */
   shutdownTimeoutMs?: number;
+  /** Outgoing webhooks for task events; none by default. */
+  webhooks?: WebhookOptions;
+  /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
+  eventSweepMs?: number;
   /** A store to use instead of opening one from the options (tests). */
   store?: Store;
   logger?: Logger;
@@ -43,6 +54,8 @@ export class TaskgateServer {
   readonly store: Store;
   readonly auth: Authenticator;
   readonly #grpc: Server;
+  readonly #publisher: EventPublisher;
+  readonly #webhooks: WebhookSender;
   readonly #dispatcher: Dispatcher;
   readonly #shutdown: AbortController;
   readonly #logger: Logger;
@@ -56,6 +69,8 @@ export class TaskgateServer {
     auth: Authenticator;
     grpc: Server;
     dispatcher: Dispatcher;
+    publisher: EventPublisher;
+    webhooks: WebhookSender;
     shutdown: AbortController;
     logger: Logger;
     shutdownTimeoutMs: number;
@@ -66,6 +81,8 @@ export class TaskgateServer {
     this.auth = init.auth;
     this.#grpc = init.grpc;
     this.#dispatcher = init.dispatcher;
+    this.#publisher = init.publisher;
+    this.#webhooks = init.webhooks;
     this.#shutdown = init.shutdown;
     this.#logger = init.logger;
     this.#shutdownTimeoutMs = init.shutdownTimeoutMs;
@@ -78,7 +95,18 @@ export class TaskgateServer {
     const store = options.store ?? (await openStore(options));
     const hub = new TaskHub();
     const dispatcher = new Dispatcher(logger);
-    const machine = new TaskMachine(store, hub, logger, (task) => dispatcher.wake(task.agent));
+    let webhooks: WebhookSender;
+    try {
+      webhooks = new WebhookSender(store, logger, options.webhooks ?? { hooks: [], secret: '' });
+    } catch (err) {
+      if (!options.store) await store.close();
+      throw err;
+    }
+    const publisher = new EventPublisher(store, [webhooks], logger, { sweepMs: options.eventSweepMs });
+    const machine = new TaskMachine(store, hub, logger, (task) => {
+      if (task.status === 'ready') dispatcher.wake(task.agent);
+      publisher.wake();
+    });
     const auth = new Authenticator(store);
     const shutdown = new AbortController();
     const h = new HandlerFactory(auth, logger, shutdown.signal);
@@ -103,8 +131,10 @@ export class TaskgateServer {
       },
     };
     grpc.addService(TaskServiceService, taskService(store, machine, hub, h));
-    grpc.addService(TargetServiceService, targetService(store, h));
-    grpc.addService(AgentServiceService, agentService(auth, sessionDeps, h, logger));
+    grpc.addService(TargetServiceService, targetService(store, publisher, h));
+    grpc.addService(AgentServiceService, agentService(auth, sessionDeps, publisher, h, logger));
+    grpc.addService(UserServiceService, userService(store, auth, publisher, h));
+    grpc.addService(EventServiceService, eventService(store, publisher, h));
 
     const listen = options.listen ?? '127.0.0.1:7070';
     let port: number;
@@ -124,12 +154,16 @@ export class TaskgateServer {
       auth,
       grpc,
       dispatcher,
+      publisher,
+      webhooks,
       shutdown,
       logger,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
       ownsStore: !options.store,
     });
     await server.#recover(machine);
+    publisher.start();
+    webhooks.start();
     logger.info({ listen: `${listen.replace(/:\d+$/, '')}:${port}`, store: options.mongodbUri ? 'mongodb' : 'embedded' }, 'taskgate server listening');
     return server;
   }
@@ -141,6 +175,25 @@ export class TaskgateServer {
       for (const task of created) await routeCreatedTask(machine, this.store, task);
       if (created.length < 500) return;
     }
+  }
+
+  /**
+   * Makes sure an admin user with this email exists (creating it in the
+   * admin group when missing) and returns it; used by `taskgate dev` and a
+   * first `taskgate server` start. An existing user is left as it is.
+   */
+  async ensureAdmin(email: string): Promise<void> {
+    if (await this.store.getUser(email)) return;
+    const now = new Date();
+    await this.store.insertUser({ email, name: 'Administrator', groups: [ADMIN_GROUP], active: true, created: now, updated: now });
+    await this.#publisher.record({ actor: 'system', action: 'user.created', resource: `users/${email}`, detail: `groups ${ADMIN_GROUP} (bootstrap)` });
+  }
+
+  /** Issues a user token and records it in the audit trail. */
+  async issueUserToken(email: string, name: string): Promise<string> {
+    const { secret, record } = await this.auth.issue('user', email, { name, createdBy: 'system' });
+    await this.#publisher.record({ actor: 'system', action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email} (${name})` });
+    return secret;
   }
 
   /** Agents with a live stream on this server. */
@@ -156,6 +209,7 @@ export class TaskgateServer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#shutdown.abort();
+    await this.#webhooks.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -168,6 +222,7 @@ export class TaskgateServer {
         resolve();
       });
     });
+    await this.#publisher.stop();
     if (this.#ownsStore) await this.store.close();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The task state machine on top of the store: every move is checked against
  * the allowed moves (shared/task-status.ts), made conditional on the current
- * status, recorded as an event, and announced to followers and, for ready
- * tasks, to the dispatcher.
+ * status, recorded as an event, and announced to followers and to the
+ * server's listener (the dispatcher for ready tasks, the event publisher).
  */
 import { FailedPreconditionError, NotFoundError } from '../shared/errors.js';
 import { sourcesOf, type TaskStatus } from '../shared/task-status.js';
@@ -24,13 +24,14 @@ export class TaskMachine {
   readonly #store: Store;
   readonly #hub: TaskHub;
   readonly #logger: Logger;
-  readonly #onReady: (task: TaskRecord) => void;
+  readonly #onChange: (task: TaskRecord) => void;
 
-  constructor(store: Store, hub: TaskHub, logger: Logger, onReady: (task: TaskRecord) => void) {
+  /** `onChange` hears of every change announced, after followers. */
+  constructor(store: Store, hub: TaskHub, logger: Logger, onChange: (task: TaskRecord) => void) {
     this.#store = store;
     this.#hub = hub;
     this.#logger = logger;
-    this.#onReady = onReady;
+    this.#onChange = onChange;
   }
 
   /**
@@ -62,11 +63,11 @@ export class TaskMachine {
     return task;
   }
 
-  /** Tells followers (and, for ready tasks, the dispatcher) about a change made elsewhere. */
+  /** Tells followers and the listener about a change (made here or directly in the store). */
   announce(task: TaskRecord): void {
     const last = task.events[task.events.length - 1];
-    this.#logger.debug({ task: task.id, from: last?.from, to: task.status, actor: last?.actor }, 'task moved');
+    this.#logger.debug({ task: task.id, action: last?.action, from: last?.from, to: task.status, actor: last?.actor }, 'task changed');
     this.#hub.notify(task.id);
-    if (task.status === 'ready') this.#onReady(task);
+    this.#onChange(task);
   }
 }

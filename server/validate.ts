@@ -51,3 +51,27 @@ export const pageToken = {
     return key;
   },
 };
+
+const GROUP = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** Checks a list of group names (letters, digits, '-', '_', '.'; case matters) and drops repeats. */
+export function checkGroups(field: string, values: readonly string[]): string[] {
+  for (const value of values) {
+    if (!GROUP.test(value)) {
+      throw new InvalidArgumentError(
+        `${field} has "${value}", which is not a group name: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit`,
+      );
+    }
+  }
+  return [...new Set(values)];
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+/** Checks an email address (loosely: something@something, at most 254 characters). */
+export function checkEmail(field: string, value: string): string {
+  if (value.length > 254 || !EMAIL.test(value)) {
+    throw new InvalidArgumentError(`${field} "${value}" is not an email address`);
+  }
+  return value;
+}

@@ -48,3 +48,15 @@ export class Backoff {
     this.#nextMs = this.#initialMs;
   }
 }
+
+/**
+ * The delay before retry number `attempt` (1 = the first retry) of a
+ * sequence shaped by `options`, without keeping state (for retries that are
+ * stored, such as webhook deliveries).
+ */
+export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {
+  const backoff = new Backoff(options);
+  let delay = backoff.next();
+  for (let i = 1; i < attempt; i++) delay = backoff.next();
+  return delay;
+}

@@ -3,7 +3,7 @@
  * "newest first" are plain index scans on the id in both stores.
  */
 import { randomBytes } from 'node:crypto';
-import { monotonicFactory } from 'ulid';
+import { encodeTime, monotonicFactory } from 'ulid';
 
 const ulid = monotonicFactory();
 
@@ -15,4 +15,13 @@ export function newTaskId(): string {
 /** A new random id for tokens and agent boots (128 bits, hex). */
 export function randomId(): string {
   return randomBytes(16).toString('hex');
+}
+
+/**
+ * An audit event id that sorts by `time`: the ULID time prefix, then
+ * `unique`. Task events pass their task id and index, so publishing the
+ * same event twice yields the same id (and the store keeps it once).
+ */
+export function eventId(time: Date, unique: string = randomId()): string {
+  return `${encodeTime(time.getTime(), 10)}-${unique}`;
 }

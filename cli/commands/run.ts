@@ -7,8 +7,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskgateAgent } from '../../agent/agent.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
-import type { Authenticator } from '../../server/auth.js';
+import { ADMIN_GROUP } from '../../server/access.js';
 import { TaskgateServer } from '../../server/server.js';
+import type { WebhookConfig } from '../../server/webhooks.js';
 import { CliError } from '../client.js';
 
 interface ServerFlags {
@@ -17,6 +18,16 @@ interface ServerFlags {
   dataDir: string;
   maxTasksPerAgent: number;
   logLevel: string;
+  adminEmail: string;
+  webhook: string[];
+  slackWebhook: string[];
+  webhookSecret?: string;
+  webhookSecretFile?: string;
+}
+
+/** Collects a repeatable option; a value from the environment may hold several, comma-separated. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];
 }
 
 function serverOptions(cmd: Command, defaults: { listen: string; logLevel: string }): Command {
@@ -30,22 +41,60 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .default(30)
         .argParser((v) => Number.parseInt(v, 10)),
     )
-    .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default(defaults.logLevel));
+    .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default(defaults.logLevel))
+    .addOption(
+      new Option('--admin-email <email>', 'the admin user created on first start (its token goes to <data-dir>/admin.token)')
+        .env('TASKGATE_ADMIN_EMAIL')
+        .default('admin@localhost'),
+    )
+    .addOption(new Option('--webhook <url>', 'POST signed JSON task events here (repeatable)').env('TASKGATE_WEBHOOK').argParser(collect).default([]))
+    .addOption(
+      new Option('--slack-webhook <url>', 'post task events as Slack incoming-webhook messages (repeatable)')
+        .env('TASKGATE_SLACK_WEBHOOK')
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(new Option('--webhook-secret <secret>', 'HMAC-SHA256 key that signs webhook bodies').env('TASKGATE_WEBHOOK_SECRET'))
+    .addOption(new Option('--webhook-secret-file <path>', 'read the webhook key from a file').env('TASKGATE_WEBHOOK_SECRET_FILE'));
 }
 
 /**
- * Makes sure a token saved in `file` is valid, issuing and saving a new one
- * (mode 0600) when the file is missing or stale. Returns the token and
- * whether it is new.
+ * Makes sure a token saved in `file` is valid for `who` (a user email or an
+ * agent name), issuing and saving a new one (mode 0600) when the file is
+ * missing or stale. Returns the token and whether it is new.
  */
-async function savedToken(auth: Authenticator, file: string, kind: 'admin' | 'agent', subject: string): Promise<{ token: string; fresh: boolean }> {
+async function savedToken(server: TaskgateServer, file: string, kind: 'user' | 'agent', who: string): Promise<{ token: string; fresh: boolean }> {
   if (existsSync(file)) {
     const token = readFileSync(file, 'utf8').trim();
-    if (await auth.isValid(token, kind)) return { token, fresh: false };
+    const principal = await server.auth.verify(token).catch(() => undefined);
+    const valid =
+      kind === 'user'
+        ? principal?.kind === 'user' && principal.email === who && principal.groups.includes(ADMIN_GROUP)
+        : principal?.kind === 'agent' && principal.name === who;
+    if (valid) return { token, fresh: false };
   }
-  const { secret } = await auth.issue(kind, subject);
+  const secret = kind === 'user' ? await server.issueUserToken(who, 'admin.token') : (await server.auth.issue('agent', who)).secret;
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return { token: secret, fresh: true };
+}
+
+/** Webhook settings from the flags. */
+function webhookOptions(flags: ServerFlags): { hooks: WebhookConfig[]; secret: string } {
+  const hooks: WebhookConfig[] = [
+    ...flags.webhook.map((url) => ({ url, format: 'json' as const })),
+    ...flags.slackWebhook.map((url) => ({ url, format: 'slack' as const })),
+  ];
+  for (const hook of hooks) {
+    if (!URL.canParse(hook.url) || !/^https?:$/.test(new URL(hook.url).protocol)) {
+      throw new CliError(`webhook "${hook.url}" is not an http(s) URL`, 2);
+    }
+  }
+  let secret = flags.webhookSecret ?? '';
+  if (flags.webhookSecretFile) secret = readFileSync(flags.webhookSecretFile, 'utf8').trim();
+  if (flags.webhook.length > 0 && secret === '') {
+    throw new CliError('--webhook needs --webhook-secret or --webhook-secret-file to sign its requests', 2);
+  }
+  return { hooks, secret };
 }
 
 /** Runs `stop` once on SIGINT or SIGTERM, then exits. */
@@ -79,6 +128,7 @@ async function startServer(flags: ServerFlags, logger: Logger): Promise<Taskgate
     mongodbUri: flags.mongodbUri,
     dataDir: flags.dataDir,
     maxTasksPerAgent: flags.maxTasksPerAgent,
+    webhooks: webhookOptions(flags),
     logger,
   });
 }
@@ -99,10 +149,11 @@ export function serverCommand(): Command {
     .action(async (flags: ServerFlags) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server' });
       const server = await startServer(flags, logger);
-      if ((await server.store.countTokens('admin')) === 0) {
+      if ((await server.store.countUsers()) === 0) {
+        await server.ensureAdmin(flags.adminEmail);
         const file = join(flags.dataDir, 'admin.token');
-        const { token } = await savedToken(server.auth, file, 'admin', 'admin');
-        process.stderr.write(`First start: admin token written to ${file} (shown once):\n${token}\n`);
+        const { token } = await savedToken(server, file, 'user', flags.adminEmail);
+        process.stderr.write(`First start: admin user ${flags.adminEmail}, token written to ${file} (shown once):\n${token}\n`);
       }
       onSignals(logger, () => server.stop());
     });
@@ -143,11 +194,24 @@ export function devCommand(): Command {
     .action(async (flags: ServerFlags) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev' });
       const server = await startServer(flags, logger);
-      const admin = await savedToken(server.auth, join(flags.dataDir, 'admin.token'), 'admin', 'admin');
-      const agentToken = await savedToken(server.auth, join(flags.dataDir, 'agent-local.token'), 'agent', 'local');
+      await server.ensureAdmin(flags.adminEmail);
+      const admin = await savedToken(server, join(flags.dataDir, 'admin.token'), 'user', flags.adminEmail);
+      const agentToken = await savedToken(server, join(flags.dataDir, 'agent-local.token'), 'agent', 'local');
       if (!(await server.store.getTarget('local'))) {
         const now = new Date();
-        await server.store.insertTarget({ name: 'local', type: 'bash', agent: 'local', message: 'runs on this machine', created: now, updated: now });
+        await server.store.insertTarget({
+          name: 'local',
+          type: 'bash',
+          agent: 'local',
+          message: 'runs on this machine',
+          review: 'none',
+          reviewers: [],
+          groups: [],
+          allowTypeOverride: true,
+          active: true,
+          created: now,
+          updated: now,
+        });
       }
       const address = `127.0.0.1:${server.port}`;
       const agent = new TaskgateAgent({
@@ -166,7 +230,7 @@ export function devCommand(): Command {
       process.stdout.write(
         [
           `Taskgate dev: server on ${address} (${flags.mongodbUri ? 'MongoDB' : `embedded store in ${flags.dataDir}`}), agent "local" connected.`,
-          `Admin token (in ${join(flags.dataDir, 'admin.token')}): ${admin.token}`,
+          `Admin ${flags.adminEmail}, token (in ${join(flags.dataDir, 'admin.token')}): ${admin.token}`,
           '',
           'In another shell, from this directory:',
           `  npx taskgate tasks create -t local -s 'echo hello' --wait${defaultServer}`,

@@ -1,45 +1,134 @@
 /** `taskgate targets ...`: create, get, list, update, delete. */
-import { Command } from 'commander';
-import { Target } from '../../gen/taskgate/v1/target.js';
+import { Command, Option } from 'commander';
+import { ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
-import { printJson, table, time } from '../format.js';
+import { list, printJson, table, time } from '../format.js';
+
+/** A review mode as the CLI spells it. */
+function modeName(mode: ReviewMode): string {
+  return (ReviewMode[mode] ?? 'UNKNOWN').replace(/^REVIEW_MODE_/, '').toLowerCase();
+}
+
+function modeFromName(name: string): ReviewMode {
+  const value = (ReviewMode as unknown as Record<string, ReviewMode | undefined>)[`REVIEW_MODE_${name.toUpperCase()}`];
+  if (value === undefined || value === ReviewMode.REVIEW_MODE_UNSPECIFIED) {
+    throw new CliError(`--review must be none, anyone or team, not "${name}"`, 2);
+  }
+  return value;
+}
+
+function reviewText(t: Target): string {
+  return t.review === ReviewMode.REVIEW_MODE_TEAM ? `team: ${t.reviewers.join(', ')}` : modeName(t.review);
+}
 
 function print(cmd: Command, target: Target | undefined): void {
   if (!target) throw new CliError('the server returned no target');
-  if ((cmd.optsWithGlobals() as ClientOptions).json) printJson(Target.toJSON(target));
-  else process.stdout.write(`${table(['NAME', 'TYPE', 'AGENT', 'MESSAGE'], [[target.name, target.type, target.agent, target.message]])}\n`);
+  if ((cmd.optsWithGlobals() as ClientOptions).json) {
+    printJson(Target.toJSON(target));
+    return;
+  }
+  const rows: [string, string][] = [
+    ['name', target.name],
+    ['type', `${target.type}${target.allowTypeOverride ? ' (tasks may override)' : ''}`],
+    ['agent', target.agent],
+    ['review', reviewText(target)],
+    ['groups', target.groups.join(', ') || 'everyone'],
+    ['active', target.active === false ? 'no' : 'yes'],
+    ['message', target.message],
+  ];
+  process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(7)}  ${v}`).join('\n')}\n`);
+}
+
+/** Options create and update share. */
+function ruleOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--review <mode>', 'who must approve its tasks: none, anyone, team').choices(['none', 'anyone', 'team']))
+    .option('--reviewers <groups>', 'with --review team: groups that must each approve, comma-separated (e.g. DBA,SRE)')
+    .option('--groups <groups>', "groups that may use it, comma-separated ('' = everyone)")
+    .option('--allow-type-override', 'tasks may choose another interpreter')
+    .option('--no-allow-type-override', 'tasks run with the target type only')
+    .option('--active', 'takes new tasks')
+    .option('--inactive', 'takes no new tasks');
+}
+
+interface RuleFlags {
+  review?: string;
+  reviewers?: string;
+  groups?: string;
+  allowTypeOverride?: boolean;
+  active?: boolean;
+  inactive?: boolean;
+}
+
+/** The Target fields and update mask paths the rule flags set. */
+function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
+  const fields: Partial<Target> = {};
+  const mask: string[] = [];
+  if (opts.active && opts.inactive) throw new CliError('give --active or --inactive, not both', 2);
+  if (opts.review !== undefined) {
+    fields.review = modeFromName(opts.review);
+    mask.push('review');
+    if (opts.review !== 'team' && opts.reviewers === undefined) {
+      fields.reviewers = [];
+      mask.push('reviewers');
+    }
+  }
+  if (opts.reviewers !== undefined) {
+    fields.reviewers = list(opts.reviewers);
+    mask.push('reviewers');
+  }
+  if (opts.groups !== undefined) {
+    fields.groups = list(opts.groups);
+    mask.push('groups');
+  }
+  if (opts.allowTypeOverride !== undefined) {
+    fields.allowTypeOverride = opts.allowTypeOverride;
+    mask.push('allow_type_override');
+  }
+  if (opts.active || opts.inactive) {
+    fields.active = Boolean(opts.active);
+    mask.push('active');
+  }
+  return { fields, mask };
 }
 
 /** The `targets` command group. */
 export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd: Command) => Api): Command {
-  const targets = new Command('targets').description('manage targets: where and how tasks run');
+  const targets = new Command('targets').description('manage targets: where tasks run, who may use them, who reviews');
 
-  withClient(targets.command('create'))
-    .description('create a target')
+  ruleOptions(withClient(targets.command('create')))
+    .description('create a target (admin)')
     .requiredOption('--name <name>', 'target name')
     .requiredOption('--agent <agent>', 'agent that runs its tasks')
     .option('--type <type>', 'interpreter: bash, sh, python, node', 'bash')
     .option('-m, --message <text>', 'description', '')
-    .action(async (opts: { name: string; agent: string; type: string; message: string }, cmd: Command) => {
+    .action(async (opts: RuleFlags & { name: string; agent: string; type: string; message: string }, cmd: Command) => {
+      const { fields } = rules(opts);
       const client = api(cmd);
       const res = await client.call(client.targets, client.targets.createTarget, {
-        target: { name: opts.name, agent: opts.agent, type: opts.type, message: opts.message, created: undefined, updated: undefined },
+        target: Target.fromPartial({ name: opts.name, agent: opts.agent, type: opts.type, message: opts.message, ...fields }),
       });
       print(cmd, res.target);
     });
 
-  withClient(targets.command('update'))
-    .description('change a target')
+  ruleOptions(withClient(targets.command('update')))
+    .description('change a target (admin); only the options given change')
     .argument('<name>', 'target name')
     .option('--agent <agent>', 'agent that runs its tasks')
     .option('--type <type>', 'interpreter')
     .option('-m, --message <text>', 'description')
-    .action(async (name: string, opts: { agent?: string; type?: string; message?: string }, cmd: Command) => {
-      const mask = (['agent', 'type', 'message'] as const).filter((k) => opts[k] !== undefined);
-      if (mask.length === 0) throw new CliError('nothing to change: give --agent, --type or --message', 2);
+    .action(async (name: string, opts: RuleFlags & { agent?: string; type?: string; message?: string }, cmd: Command) => {
+      const { fields, mask } = rules(opts);
+      for (const key of ['agent', 'type', 'message'] as const) {
+        if (opts[key] !== undefined) {
+          fields[key] = opts[key];
+          mask.push(key);
+        }
+      }
+      if (mask.length === 0) throw new CliError('nothing to change: give at least one option (see --help)', 2);
       const client = api(cmd);
       const res = await client.call(client.targets, client.targets.updateTarget, {
-        target: { name, agent: opts.agent ?? '', type: opts.type ?? '', message: opts.message ?? '', created: undefined, updated: undefined },
+        target: Target.fromPartial({ name, ...fields }),
         updateMask: mask,
       });
       print(cmd, res.target);
@@ -68,12 +157,20 @@ export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd:
         printJson({ targets: all.map((t) => Target.toJSON(t)) });
         return;
       }
-      const rows = all.map((t) => [t.name, t.type, t.agent, time(t.created), t.message]);
-      process.stdout.write(`${table(['NAME', 'TYPE', 'AGENT', 'CREATED', 'MESSAGE'], rows)}\n`);
+      const rows = all.map((t) => [
+        t.name + (t.active === false ? ' (inactive)' : ''),
+        t.type,
+        t.agent,
+        reviewText(t),
+        t.groups.join(',') || 'everyone',
+        time(t.created),
+        t.message,
+      ]);
+      process.stdout.write(`${table(['NAME', 'TYPE', 'AGENT', 'REVIEW', 'GROUPS', 'CREATED', 'MESSAGE'], rows)}\n`);
     });
 
   withClient(targets.command('delete'))
-    .description('delete a target that has no unfinished tasks')
+    .description('delete a target that has no unfinished tasks (admin)')
     .argument('<name>', 'target name')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const client = api(cmd);

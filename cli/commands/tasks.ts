@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { Task, TaskStatus, type GetTaskLogsResponse } from '../../gen/taskgate/v1/task.js';
+import { ReviewDecision, ReviewStatus, Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
 import { printJson, statusFromName, statusName, table, time } from '../format.js';
 
@@ -45,6 +45,30 @@ export async function streamLogs(api: Api, id: string, follow: boolean, offset =
   return finished;
 }
 
+/** Who still has to review a task, for messages. */
+export function pendingGroups(task: Task): string {
+  return task.review
+    .filter((r) => r.status === ReviewStatus.REVIEW_STATUS_PENDING)
+    .map((r) => r.group || 'anyone')
+    .join(', ');
+}
+
+/** Follows a task's output to its end and exits the way the task did (create --wait, run --wait). */
+async function waitAndExit(client: Api, task: Task, json: boolean | undefined): Promise<void> {
+  const finished = await streamLogs(client, task.id, true);
+  if (!finished) throw new CliError(`stopped following task ${task.id}; it is still running`);
+  if (json) printJson(Task.toJSON(finished));
+  if (finished.status !== TaskStatus.TASK_STATUS_SUCCESS) {
+    const why = finished.failureReason || finished.events.at(-1)?.reason || '';
+    process.stderr.write(`task ${finished.id} ${statusName(finished.status)}${why ? `: ${why}` : ''}\n`);
+  }
+  process.exitCode = exitCodeOf(finished);
+}
+
+function reviewStatusName(status: ReviewStatus): string {
+  return (ReviewStatus[status] ?? 'UNKNOWN').replace(/^REVIEW_STATUS_/, '').toLowerCase();
+}
+
 function taskRows(tasks: Task[]): string[][] {
   return tasks.map((t) => [t.id, statusName(t.status), t.target, t.type, time(t.created), t.script.split('\n')[0]?.slice(0, 40) ?? '']);
 }
@@ -65,6 +89,10 @@ function printTask(task: Task): void {
   ];
   if (task.failureReason) rows.push(['reason', task.failureReason]);
   if (task.message) rows.push(['message', task.message]);
+  for (const r of task.review) {
+    const decided = r.status === ReviewStatus.REVIEW_STATUS_PENDING ? '' : ` by ${r.reviewer} at ${time(r.time)}`;
+    rows.push(['review', `${r.group || 'anyone'}: ${reviewStatusName(r.status)}${decided}${r.comment ? ` "${r.comment}"` : ''}`]);
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   lines.push('script:', ...task.script.split('\n').map((l) => `  ${l}`));
@@ -103,17 +131,106 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         return;
       }
       if (task.status === TaskStatus.TASK_STATUS_PENDING_REVIEW) {
-        process.stderr.write(`task ${task.id} awaits review; run \`taskgate tasks logs ${task.id} -f\` once it is approved and run\n`);
+        if (json) printJson(Task.toJSON(task));
+        process.stderr.write(
+          `task ${task.id} awaits review by ${pendingGroups(task)}; once approved, run it with \`taskgate tasks run ${task.id} --wait\`\n`,
+        );
         process.exitCode = EXIT_PENDING_REVIEW;
         return;
       }
-      const finished = await streamLogs(client, task.id, true);
-      if (!finished) throw new CliError(`stopped following task ${task.id}; it is still running`);
-      if (json) printJson(Task.toJSON(finished));
-      if (finished.status !== TaskStatus.TASK_STATUS_SUCCESS) {
-        process.stderr.write(`task ${finished.id} ${statusName(finished.status)}: ${finished.failureReason}\n`);
+      await waitAndExit(client, task, json);
+    });
+
+  withClient(tasks.command('review'))
+    .description('approve or reject a task waiting for review')
+    .argument('<id>', 'task id')
+    .option('--approve', 'approve it')
+    .option('--reject', 'reject it (for good; the creator makes a new task)')
+    .option('-g, --group <group>', 'the reviewer group you act for (needed when you are in several)', '')
+    .option('-c, --comment <text>', 'a comment for the creator', '')
+    .action(async (id: string, opts: { approve?: boolean; reject?: boolean; group: string; comment: string }, cmd: Command) => {
+      if (Boolean(opts.approve) === Boolean(opts.reject)) throw new CliError('give exactly one of --approve or --reject', 2);
+      const client = api(cmd);
+      const { task } = await client.call(client.tasks, client.tasks.reviewTask, {
+        id,
+        decision: opts.approve ? ReviewDecision.REVIEW_DECISION_APPROVE : ReviewDecision.REVIEW_DECISION_REJECT,
+        group: opts.group,
+        comment: opts.comment,
+      });
+      if (!task) throw new CliError('the server returned no task');
+      if ((cmd.optsWithGlobals() as ClientOptions).json) {
+        printJson(Task.toJSON(task));
+        return;
       }
-      process.exitCode = exitCodeOf(finished);
+      const status = statusName(task.status);
+      const next =
+        task.status === TaskStatus.TASK_STATUS_PENDING_REVIEW
+          ? `; still waiting for ${pendingGroups(task)}`
+          : task.status === TaskStatus.TASK_STATUS_APPROVED
+            ? `; its creator runs it with \`taskgate tasks run ${task.id}\``
+            : '';
+      process.stdout.write(`task ${task.id} is ${status}${next}\n`);
+    });
+
+  withClient(tasks.command('run'))
+    .description('run an approved task (its creator or an admin); with --wait, stream its output')
+    .argument('<id>', 'task id')
+    .option('-w, --wait', 'stream the output live and exit with the task exit code')
+    .action(async (id: string, opts: { wait?: boolean }, cmd: Command) => {
+      const client = api(cmd);
+      const { task } = await client.call(client.tasks, client.tasks.runTask, { id });
+      if (!task) throw new CliError('the server returned no task');
+      const json = (cmd.optsWithGlobals() as ClientOptions).json;
+      if (opts.wait) {
+        await waitAndExit(client, task, json);
+        return;
+      }
+      if (json) printJson(Task.toJSON(task));
+      else process.stdout.write(`task ${task.id} is ${statusName(task.status)}\n`);
+    });
+
+  withClient(tasks.command('events'))
+    .description("show a task's history: every status change and review, with who and when")
+    .argument('<id>', 'task id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const client = api(cmd);
+      const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
+      if (!task) throw new CliError('the server returned no task');
+      if ((cmd.optsWithGlobals() as ClientOptions).json) {
+        printJson({ events: (Task.toJSON(task) as { events?: unknown[] }).events ?? [] });
+        return;
+      }
+      const rows = task.events.map((e) => [
+        time(e.time),
+        e.actor,
+        e.action,
+        e.from === e.to || e.from === TaskStatus.TASK_STATUS_UNSPECIFIED ? statusName(e.to) : `${statusName(e.from)} -> ${statusName(e.to)}`,
+        e.reason,
+      ]);
+      process.stdout.write(`${table(['TIME', 'ACTOR', 'ACTION', 'STATUS', 'DETAIL'], rows)}\n`);
+    });
+
+  withClient(tasks.command('watch'))
+    .description("print a task's status each time it changes, until it ends")
+    .argument('<id>', 'task id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const client = api(cmd);
+      const json = (cmd.optsWithGlobals() as ClientOptions).json;
+      const call = client.tasks.watchTask({ id }, client.metadata);
+      const stop = (): void => call.cancel();
+      process.once('SIGINT', stop);
+      try {
+        for await (const { task } of call as AsyncIterable<WatchTaskResponse>) {
+          if (!task) continue;
+          if (json) process.stdout.write(`${JSON.stringify(Task.toJSON(task))}\n`);
+          else {
+            const last = task.events.at(-1);
+            process.stdout.write(`${time(last?.time)}  ${statusName(task.status).padEnd(14)}  ${last ? `${last.actor}: ${last.reason}` : ''}\n`);
+          }
+        }
+      } finally {
+        process.off('SIGINT', stop);
+      }
     });
 
   withClient(tasks.command('get'))
@@ -145,6 +262,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         target: opts.target,
         pageSize: opts.limit,
         pageToken: opts.pageToken,
+        awaitingMyReview: false,
       });
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
         printJson({ tasks: res.tasks.map((t) => Task.toJSON(t)), nextPageToken: res.nextPageToken });

@@ -9,17 +9,20 @@ import type {
   ListAgentsResponse,
 } from '../../gen/taskgate/v1/agent.js';
 import type { Logger } from '../../shared/logger.js';
-import { authorize, type Authenticator } from '../auth.js';
+import { authorizeAgent } from '../access.js';
+import type { EventPublisher } from '../audit.js';
+import { actorOf, type Authenticator } from '../auth.js';
 import { AgentSession, type SessionDeps } from '../agent-session.js';
 import { agentToWire } from '../convert.js';
 import { toServiceError } from '../grpc-status.js';
 import { checkName } from '../validate.js';
-import type { HandlerFactory } from './handler.js';
+import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** The AgentService implementation. */
 export function agentService(
   auth: Authenticator,
   deps: SessionDeps,
+  audit: EventPublisher,
   h: HandlerFactory,
   logger: Logger,
 ): AgentServiceServer {
@@ -27,8 +30,8 @@ export function agentService(
     auth
       .authenticate(call.metadata)
       .then((principal) => {
-        authorize(principal, 'agent');
-        new AgentSession(call, principal, deps);
+        authorizeAgent(principal);
+        if (principal.kind === 'agent') new AgentSession(call, principal, deps);
       })
       .catch((err: unknown) => call.emit('error', toServiceError(err, logger, 'AgentService/Connect')));
   }
@@ -46,9 +49,10 @@ export function agentService(
     };
   }
 
-  async function createAgentToken(req: CreateAgentTokenRequest): Promise<CreateAgentTokenResponse> {
+  async function createAgentToken(req: CreateAgentTokenRequest, { user }: HandlerContext): Promise<CreateAgentTokenResponse> {
     const name = checkName('name', req.name);
-    const { secret } = await auth.issue('agent', name);
+    const { secret, record } = await auth.issue('agent', name, { createdBy: actorOf(user) });
+    await audit.record({ actor: actorOf(user), action: 'token.created', resource: `tokens/${record.id}`, detail: `agent token for ${name}` });
     if (!(await deps.store.getAgent(name))) {
       await deps.store.putAgent({ name, version: '', bootId: '', lastSeen: null, connected: false });
     }
@@ -57,7 +61,7 @@ export function agentService(
 
   return {
     connect,
-    listAgents: h.unary('AgentService/ListAgents', 'admin', listAgents),
+    listAgents: h.unary('AgentService/ListAgents', 'user', listAgents),
     createAgentToken: h.unary('AgentService/CreateAgentToken', 'admin', createAgentToken),
   };
 }

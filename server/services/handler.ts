@@ -8,12 +8,14 @@ import type {
   ServerWritableStream,
 } from '@grpc/grpc-js';
 import type { Logger } from '../../shared/logger.js';
-import { authorize, type Authenticator, type Principal, type Requirement } from '../auth.js';
+import { authorize, type Requirement } from '../access.js';
+import type { Authenticator, UserPrincipal } from '../auth.js';
 import { toServiceError } from '../grpc-status.js';
 
 /** What every handler gets besides its request. */
 export interface HandlerContext {
-  principal: Principal;
+  /** The calling user (agent tokens never reach a handler). */
+  user: UserPrincipal;
   /** Aborts when the client cancels or the server shuts down. */
   signal: AbortSignal;
 }
@@ -42,8 +44,8 @@ export class HandlerFactory {
       this.#auth
         .authenticate(call.metadata)
         .then((principal) => {
-          authorize(principal, requirement);
-          return fn(call.request, { principal, signal: AbortSignal.any([controller.signal, this.#shutdown]) });
+          const user = authorize(principal, requirement);
+          return fn(call.request, { user, signal: AbortSignal.any([controller.signal, this.#shutdown]) });
         })
         .then(
           (response) => callback(null, response),
@@ -64,8 +66,8 @@ export class HandlerFactory {
       this.#auth
         .authenticate(call.metadata)
         .then((principal) => {
-          authorize(principal, requirement);
-          return fn(call.request, call, { principal, signal: AbortSignal.any([controller.signal, this.#shutdown]) });
+          const user = authorize(principal, requirement);
+          return fn(call.request, call, { user, signal: AbortSignal.any([controller.signal, this.#shutdown]) });
         })
         .then(
           () => call.end(),

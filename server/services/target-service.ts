@@ -1,4 +1,4 @@
-/** TargetService: manage targets (admin). */
+/** TargetService: every user reads targets; the admin group changes them. */
 import type {
   CreateTargetRequest,
   CreateTargetResponse,
@@ -8,22 +8,49 @@ import type {
   GetTargetResponse,
   ListTargetsRequest,
   ListTargetsResponse,
+  Target,
   TargetServiceServer,
   UpdateTargetRequest,
   UpdateTargetResponse,
 } from '../../gen/taskgate/v1/target.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../shared/errors.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/limits.js';
-import { targetToWire } from '../convert.js';
-import type { Store, TargetPatch, TargetRecord } from '../store/store.js';
-import { checkName, checkSize, checkType, pageSize, pageToken } from '../validate.js';
-import type { HandlerFactory } from './handler.js';
+import type { EventPublisher } from '../audit.js';
+import { actorOf } from '../auth.js';
+import { reviewModeFromWire, targetToWire } from '../convert.js';
+import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
+import { checkGroups, checkName, checkSize, checkType, pageSize, pageToken } from '../validate.js';
+import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active'] as const;
+
+function checkReviewMode(t: Target): ReviewMode {
+  const mode = reviewModeFromWire(t.review);
+  if (!mode) throw new InvalidArgumentError(`target.review value ${t.review} is unknown; use NONE, ANYONE or TEAM`);
+  return mode;
+}
+
+/** Review settings that make sense together: team review names its groups, the others name none. */
+function checkReviewRules(target: Pick<TargetRecord, 'review' | 'reviewers'>): void {
+  if (target.review === 'team' && target.reviewers.length === 0) {
+    throw new InvalidArgumentError('target.review TEAM needs at least one group in target.reviewers');
+  }
+  if (target.review !== 'team' && target.reviewers.length > 0) {
+    throw new InvalidArgumentError(`target.reviewers only applies to review TEAM; this target's review is ${target.review.toUpperCase()}`);
+  }
+}
+
+/** A short description of what an update changed, for the audit trail. */
+function describeChange(before: TargetRecord, after: TargetRecord, keys: readonly (keyof TargetPatch)[]): string {
+  return keys
+    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => `${k}: ${JSON.stringify(before[k])} -> ${JSON.stringify(after[k])}`)
+    .join('; ');
+}
 
 /** The TargetService implementation. */
-export function targetService(store: Store, h: HandlerFactory): TargetServiceServer {
+export function targetService(store: Store, audit: EventPublisher, h: HandlerFactory): TargetServiceServer {
   async function mustGet(name: string): Promise<TargetRecord> {
     if (name === '') throw new InvalidArgumentError('name is required');
     const target = await store.getTarget(name);
@@ -31,7 +58,7 @@ export function targetService(store: Store, h: HandlerFactory): TargetServiceSer
     return target;
   }
 
-  async function createTarget(req: CreateTargetRequest): Promise<CreateTargetResponse> {
+  async function createTarget(req: CreateTargetRequest, { user }: HandlerContext): Promise<CreateTargetResponse> {
     const t = req.target;
     if (!t) throw new InvalidArgumentError('target is required');
     const now = new Date();
@@ -40,17 +67,29 @@ export function targetService(store: Store, h: HandlerFactory): TargetServiceSer
       type: checkType('target.type', t.type || 'bash'),
       agent: checkName('target.agent', t.agent),
       message: checkSize('target.message', t.message, MAX_MESSAGE_BYTES),
+      review: checkReviewMode(t),
+      reviewers: checkGroups('target.reviewers', t.reviewers),
+      groups: checkGroups('target.groups', t.groups),
+      allowTypeOverride: t.allowTypeOverride,
+      active: t.active ?? true,
       created: now,
       updated: now,
     };
+    checkReviewRules(target);
     await store.insertTarget(target);
+    await audit.record({
+      actor: actorOf(user),
+      action: 'target.created',
+      resource: `targets/${target.name}`,
+      detail: `agent ${target.agent}, type ${target.type}, review ${target.review}${target.reviewers.length ? ` by ${target.reviewers.join(', ')}` : ''}, groups ${target.groups.join(', ') || 'everyone'}`,
+    });
     return { target: targetToWire(target) };
   }
 
-  async function updateTarget(req: UpdateTargetRequest): Promise<UpdateTargetResponse> {
+  async function updateTarget(req: UpdateTargetRequest, { user }: HandlerContext): Promise<UpdateTargetResponse> {
     const t = req.target;
     if (!t) throw new InvalidArgumentError('target is required');
-    await mustGet(t.name);
+    const before = await mustGet(t.name);
     const paths = req.updateMask?.length ? req.updateMask : [...UPDATABLE];
     const patch: TargetPatch = {};
     for (const path of paths) {
@@ -64,21 +103,44 @@ export function targetService(store: Store, h: HandlerFactory): TargetServiceSer
         case 'message':
           patch.message = checkSize('target.message', t.message, MAX_MESSAGE_BYTES);
           break;
+        case 'review':
+          patch.review = checkReviewMode(t);
+          break;
+        case 'reviewers':
+          patch.reviewers = checkGroups('target.reviewers', t.reviewers);
+          break;
+        case 'groups':
+          patch.groups = checkGroups('target.groups', t.groups);
+          break;
+        case 'allow_type_override':
+          patch.allowTypeOverride = t.allowTypeOverride;
+          break;
+        case 'active':
+          patch.active = t.active ?? true;
+          break;
         default:
           throw new InvalidArgumentError(`update_mask path "${path}" cannot be updated; use ${UPDATABLE.join(', ')}`);
       }
     }
+    checkReviewRules({ ...before, ...patch });
     const updated = await store.updateTarget(t.name, patch, new Date());
     if (!updated) throw new NotFoundError(`target "${t.name}" not found`);
+    await audit.record({
+      actor: actorOf(user),
+      action: 'target.updated',
+      resource: `targets/${updated.name}`,
+      detail: describeChange(before, updated, Object.keys(patch) as (keyof TargetPatch)[]) || 'no change',
+    });
     return { target: targetToWire(updated) };
   }
 
-  async function deleteTarget(req: DeleteTargetRequest): Promise<DeleteTargetResponse> {
+  async function deleteTarget(req: DeleteTargetRequest, { user }: HandlerContext): Promise<DeleteTargetResponse> {
     await mustGet(req.name);
     if (await store.hasUnfinishedTasks(req.name)) {
       throw new FailedPreconditionError(`target "${req.name}" has unfinished tasks; wait for them or kill them first`);
     }
     if (!(await store.deleteTarget(req.name))) throw new NotFoundError(`target "${req.name}" not found`);
+    await audit.record({ actor: actorOf(user), action: 'target.deleted', resource: `targets/${req.name}`, detail: '' });
     return {};
   }
 
@@ -95,10 +157,10 @@ export function targetService(store: Store, h: HandlerFactory): TargetServiceSer
 
   return {
     createTarget: h.unary('TargetService/CreateTarget', 'admin', createTarget),
-    getTarget: h.unary('TargetService/GetTarget', 'admin', async (req: GetTargetRequest): Promise<GetTargetResponse> => ({
+    getTarget: h.unary('TargetService/GetTarget', 'user', async (req: GetTargetRequest): Promise<GetTargetResponse> => ({
       target: targetToWire(await mustGet(req.name)),
     })),
-    listTargets: h.unary('TargetService/ListTargets', 'admin', listTargets),
+    listTargets: h.unary('TargetService/ListTargets', 'user', listTargets),
     updateTarget: h.unary('TargetService/UpdateTarget', 'admin', updateTarget),
     deleteTarget: h.unary('TargetService/DeleteTarget', 'admin', deleteTarget),
   };

@@ -1,23 +1,32 @@
-/** TaskService: create tasks, read them, read and follow their output. */
+/** TaskService: create, review, run and watch tasks; read and follow their output. */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type {
-  CreateTaskRequest,
-  CreateTaskResponse,
-  GetTaskLogsRequest,
-  GetTaskLogsResponse,
-  GetTaskRequest,
-  GetTaskResponse,
-  ListTasksRequest,
-  ListTasksResponse,
-  TaskServiceServer,
+import {
+  ReviewDecision,
+  type CreateTaskRequest,
+  type CreateTaskResponse,
+  type GetTaskLogsRequest,
+  type GetTaskLogsResponse,
+  type GetTaskRequest,
+  type GetTaskResponse,
+  type ListTasksRequest,
+  type ListTasksResponse,
+  type ReviewTaskRequest,
+  type ReviewTaskResponse,
+  type RunTaskRequest,
+  type RunTaskResponse,
+  type TaskServiceServer,
+  type WatchTaskRequest,
+  type WatchTaskResponse,
 } from '../../gen/taskgate/v1/task.js';
-import { InvalidArgumentError, NotFoundError } from '../../shared/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
-import { actorOf } from '../auth.js';
+import { maySeeTask, pendingReviewsFor, requireRun, requireUseTarget } from '../access.js';
+import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
-import type { Store, TaskRecord } from '../store/store.js';
+import { applyReview, requiredReviews } from '../review.js';
+import type { Store, TargetRecord, TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import { checkSize, checkType, pageSize, pageToken } from '../validate.js';
@@ -27,9 +36,18 @@ import { drained, type HandlerContext, type HandlerFactory } from './handler.js'
 const LOG_BATCH = 256;
 /** How often a follower re-reads the store without a local notification, in ms. */
 const FOLLOW_POLL_MS = 1000;
+/** Tasks ListTasks examines per call at most, hidden ones included, before it returns a short page. */
+const LIST_SCAN_LIMIT = 5000;
 
-/** Routes a new task: to review, or straight to ready (no review yet exists). */
+/** Routes a new task: to review when it needs any, else straight to ready. */
 export async function routeCreatedTask(machine: TaskMachine, store: Store, task: TaskRecord): Promise<TaskRecord | null> {
+  if (task.review.length > 0) {
+    return machine.tryMove(task.id, 'pending-review', {
+      actor: 'system',
+      reason: `waiting for review by ${task.review.map((r) => r.group || 'anyone').join(', ')}`,
+      from: ['created'],
+    });
+  }
   const target = await store.getTarget(task.target);
   if (!target) {
     return machine.tryMove(task.id, 'failure', {
@@ -47,18 +65,54 @@ export async function routeCreatedTask(machine: TaskMachine, store: Store, task:
   });
 }
 
+/** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
+function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
+  let changed = true;
+  let wake: (() => void) | undefined;
+  const unsubscribe = hub.subscribe(id, () => {
+    changed = true;
+    wake?.();
+  });
+  return {
+    changed: () => {
+      const was = changed;
+      changed = false;
+      return was;
+    },
+    close: unsubscribe,
+    wait: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, pollMs);
+        signal.addEventListener('abort', done, { once: true });
+        wake = done;
+        function done(): void {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          wake = undefined;
+          resolve();
+        }
+        if (changed || signal.aborted) done();
+      }),
+  };
+}
+
 /** The TaskService implementation. */
 export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h: HandlerFactory): TaskServiceServer {
-  async function createTask(req: CreateTaskRequest, ctx: HandlerContext): Promise<CreateTaskResponse> {
+  async function createTask(req: CreateTaskRequest, { user }: HandlerContext): Promise<CreateTaskResponse> {
     if (req.target === '') throw new InvalidArgumentError('target is required');
     if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
     checkSize('script', req.script, MAX_SCRIPT_BYTES);
     checkSize('message', req.message, MAX_MESSAGE_BYTES);
     const target = await store.getTarget(req.target);
     if (!target) throw new NotFoundError(`target "${req.target}" not found`);
+    requireUseTarget(user, target);
+    if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive and takes no new tasks`);
     const type = checkType('type', req.type === '' ? target.type : req.type);
+    if (type !== target.type && !target.allowTypeOverride) {
+      throw new PermissionDeniedError(`target "${target.name}" runs ${target.type} only; it does not allow type override`);
+    }
     const now = new Date();
-    const actor = actorOf(ctx.principal);
+    const actor = actorOf(user);
     const task: TaskRecord = {
       id: newTaskId(),
       created: now,
@@ -76,70 +130,149 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
       signal: '',
       failureReason: '',
       outputBytes: 0,
-      events: [{ time: now, actor, from: null, to: 'created', reason: 'created' }],
+      review: requiredReviews(target),
+      events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
+      published: 0,
     };
     await store.insertTask(task);
+    machine.announce(task);
     const routed = await routeCreatedTask(machine, store, task);
     return { task: taskToWire(routed ?? (await store.getTask(task.id)) ?? task) };
   }
 
-  async function getTask(req: GetTaskRequest): Promise<GetTaskResponse> {
-    return { task: taskToWire(await mustGet(req.id)) };
-  }
-
-  async function mustGet(id: string): Promise<TaskRecord> {
+  /** The task if the user may see it; NOT_FOUND otherwise, so hidden tasks do not reveal themselves. */
+  async function visibleTask(user: UserPrincipal, id: string): Promise<TaskRecord> {
     if (id === '') throw new InvalidArgumentError('id is required');
     const task = await store.getTask(id);
-    if (!task) throw new NotFoundError(`task ${id} not found`);
+    if (!task || !maySeeTask(user, task, await store.getTarget(task.target))) throw new NotFoundError(`task ${id} not found`);
     return task;
   }
 
-  async function listTasks(req: ListTasksRequest): Promise<ListTasksResponse> {
-    const statuses: TaskStatus[] = req.statuses.map((s) => {
+  async function getTask(req: GetTaskRequest, { user }: HandlerContext): Promise<GetTaskResponse> {
+    return { task: taskToWire(await visibleTask(user, req.id)) };
+  }
+
+  async function listTasks(req: ListTasksRequest, { user }: HandlerContext): Promise<ListTasksResponse> {
+    let statuses: TaskStatus[] = req.statuses.map((s) => {
       const status = statusFromWire(s);
       if (!status) throw new InvalidArgumentError(`unknown status value ${s}`);
       return status;
     });
+    if (req.awaitingMyReview) statuses = ['pending-review'];
     const limit = pageSize(req.pageSize, 50);
-    const beforeId = pageToken.decode(req.pageToken) || undefined;
-    const tasks = await store.listTasks({ statuses, target: req.target || undefined, beforeId, limit: limit + 1 });
-    const page = tasks.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      tasks: page.map(taskToWire),
-      nextPageToken: tasks.length > limit && last ? pageToken.encode(last.id) : '',
+    const targets = new Map<string, TargetRecord | null>();
+    const visible = async (task: TaskRecord): Promise<boolean> => {
+      if (req.awaitingMyReview) return pendingReviewsFor(user, task).length > 0;
+      if (!targets.has(task.target)) targets.set(task.target, await store.getTarget(task.target));
+      return maySeeTask(user, task, targets.get(task.target) ?? null);
     };
+    // Hidden tasks are skipped, so a page may take several reads; it stops
+    // after LIST_SCAN_LIMIT and returns a short page with a token to go on.
+    const page: TaskRecord[] = [];
+    let cursor = pageToken.decode(req.pageToken) || undefined;
+    let exhausted = false;
+    for (let scanned = 0; page.length < limit && scanned < LIST_SCAN_LIMIT; ) {
+      const batchSize = limit + 1;
+      const batch = await store.listTasks({ statuses, target: req.target || undefined, beforeId: cursor, limit: batchSize });
+      let examined = 0;
+      for (const task of batch) {
+        if (page.length === limit) break;
+        examined++;
+        scanned++;
+        cursor = task.id;
+        if (await visible(task)) page.push(task);
+      }
+      if (batch.length < batchSize && examined === batch.length) {
+        exhausted = true;
+        break;
+      }
+    }
+    return { tasks: page.map(taskToWire), nextPageToken: !exhausted && cursor ? pageToken.encode(cursor) : '' };
+  }
+
+  async function reviewTask(req: ReviewTaskRequest, { user }: HandlerContext): Promise<ReviewTaskResponse> {
+    const decision =
+      req.decision === ReviewDecision.REVIEW_DECISION_APPROVE ? 'approve' : req.decision === ReviewDecision.REVIEW_DECISION_REJECT ? 'reject' : undefined;
+    if (!decision) throw new InvalidArgumentError('decision must be APPROVE or REJECT');
+    checkSize('comment', req.comment, MAX_MESSAGE_BYTES);
+    await visibleTask(user, req.id);
+    const input = { decision, group: req.group, comment: req.comment, time: new Date() } as const;
+    const updated = await store.updateTask(req.id, (task) => applyReview(task, user, input));
+    if (updated) {
+      machine.announce(updated);
+      return { task: taskToWire(updated) };
+    }
+    return { task: taskToWire(await visibleTask(user, req.id)) };
+  }
+
+  async function runTask(req: RunTaskRequest, { user }: HandlerContext): Promise<RunTaskResponse> {
+    const task = await visibleTask(user, req.id);
+    requireRun(user, task);
+    if (task.status !== 'approved') {
+      throw new FailedPreconditionError(
+        task.status === 'pending-review'
+          ? `task ${task.id} is still pending-review; it needs approval by ${task.review.filter((r) => r.status === 'pending').map((r) => r.group || 'anyone').join(', ')}`
+          : `task ${task.id} is ${task.status}; only an approved task can be run`,
+      );
+    }
+    const target = await store.getTarget(task.target);
+    if (!target) throw new FailedPreconditionError(`target "${task.target}" no longer exists`);
+    if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive; activate it to run tasks`);
+    const moved = await machine.move(task.id, 'ready', {
+      actor: actorOf(user),
+      reason: 'run after approval',
+      from: ['approved'],
+      patch: { agent: target.agent },
+    });
+    return { task: taskToWire(moved) };
+  }
+
+  async function watchTask(
+    req: WatchTaskRequest,
+    call: ServerWritableStream<WatchTaskRequest, WatchTaskResponse>,
+    { user, signal }: HandlerContext,
+  ): Promise<void> {
+    await visibleTask(user, req.id);
+    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
+    try {
+      let sent = '';
+      while (!signal.aborted) {
+        changes.changed();
+        const task = await store.getTask(req.id);
+        if (!task) throw new NotFoundError(`task ${req.id} not found`);
+        const fingerprint = `${task.status}/${task.events.length}/${task.started?.getTime() ?? ''}/${task.outputBytes}`;
+        if (fingerprint !== sent) {
+          sent = fingerprint;
+          if (!call.write({ task: taskToWire(task) })) await drained(call, signal);
+        }
+        if (isTerminal(task.status)) return;
+        await changes.wait();
+      }
+    } finally {
+      changes.close();
+    }
   }
 
   async function getTaskLogs(
     req: GetTaskLogsRequest,
     call: ServerWritableStream<GetTaskLogsRequest, GetTaskLogsResponse>,
-    ctx: HandlerContext,
+    { user, signal }: HandlerContext,
   ): Promise<void> {
     if (req.offset < 0) throw new InvalidArgumentError('offset must not be negative');
-    await mustGet(req.id);
-    const { signal } = ctx;
-    let changed = true;
-    let wake: (() => void) | undefined;
+    await visibleTask(user, req.id);
     // Subscribe before the first read so no change between a read and the
     // wait is missed.
-    const unsubscribe = hub.subscribe(req.id, () => {
-      changed = true;
-      wake?.();
-    });
+    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
     try {
       let lastSeq = -1;
       let first = true;
       while (!signal.aborted) {
-        changed = false;
+        changes.changed();
         // Status first: a task is finished only once every chunk is stored,
         // so after seeing a terminal status, one more read gets them all.
-        const task = await mustGet(req.id);
-        const chunks = await store.readChunks(
-          req.id,
-          first ? { fromOffset: req.offset } : { afterSeq: lastSeq },
-          LOG_BATCH,
-        );
+        const task = await store.getTask(req.id);
+        if (!task) throw new NotFoundError(`task ${req.id} not found`);
+        const chunks = await store.readChunks(req.id, first ? { fromOffset: req.offset } : { afterSeq: lastSeq }, LOG_BATCH);
         first = false;
         for (const chunk of chunks) {
           const skip = Math.max(0, req.offset - chunk.offset);
@@ -157,29 +290,21 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
           return;
         }
         if (!req.follow) return;
-        if (chunks.length > 0 || changed) continue;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, FOLLOW_POLL_MS);
-          signal.addEventListener('abort', done, { once: true });
-          wake = done;
-          function done(): void {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            wake = undefined;
-            resolve();
-          }
-          if (changed) done();
-        });
+        if (chunks.length > 0) continue;
+        await changes.wait();
       }
     } finally {
-      unsubscribe();
+      changes.close();
     }
   }
 
   return {
-    createTask: h.unary('TaskService/CreateTask', 'admin', createTask),
-    getTask: h.unary('TaskService/GetTask', 'admin', getTask),
-    listTasks: h.unary('TaskService/ListTasks', 'admin', listTasks),
-    getTaskLogs: h.stream('TaskService/GetTaskLogs', 'admin', getTaskLogs),
+    createTask: h.unary('TaskService/CreateTask', 'user', createTask),
+    getTask: h.unary('TaskService/GetTask', 'user', getTask),
+    listTasks: h.unary('TaskService/ListTasks', 'user', listTasks),
+    reviewTask: h.unary('TaskService/ReviewTask', 'user', reviewTask),
+    runTask: h.unary('TaskService/RunTask', 'user', runTask),
+    watchTask: h.stream('TaskService/WatchTask', 'user', watchTask),
+    getTaskLogs: h.stream('TaskService/GetTaskLogs', 'user', getTaskLogs),
   };
 }

@@ -18,25 +18,38 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { randomId } from '../../shared/ids.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
-import type {
-  AgentRecord,
-  ChunkCursor,
-  ChunkRecord,
-  Store,
-  TargetPatch,
-  TargetRecord,
-  TaskPatch,
-  TaskQuery,
-  TaskRecord,
-  TokenKind,
-  TokenRecord,
-  TransitionRequest,
+import {
+  applyTransition,
+  claimRequest,
+  hasUnpublished,
+  upgrade,
+  type AgentRecord,
+  type AuditEventRecord,
+  type AuditQuery,
+  type ChunkCursor,
+  type ChunkRecord,
+  type DeliveryPatch,
+  type DeliveryRecord,
+  type Store,
+  type TargetPatch,
+  type TargetRecord,
+  type TaskPatch,
+  type TaskQuery,
+  type TaskRecord,
+  type TokenRecord,
+  type TransitionRequest,
+  type UserPatch,
+  type UserRecord,
 } from './store.js';
 
-type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string };
+/** `outbox` mirrors hasUnpublished(), so unpublished tasks are one index scan. */
+type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string; outbox: boolean };
 type TargetDoc = Omit<TargetRecord, 'name'> & { _id: string };
 type AgentDoc = Omit<AgentRecord, 'name'> & { _id: string };
 type TokenDoc = TokenRecord & { _id: string };
+type UserDoc = Omit<UserRecord, 'email'> & { _id: string };
+type EventDoc = Omit<AuditEventRecord, 'id'> & { _id: string };
+type DeliveryDoc = Omit<DeliveryRecord, 'id'> & { _id: string };
 interface ChunkDoc {
   _id: string;
   taskId: string;
@@ -60,12 +73,31 @@ function isDuplicateKey(err: unknown): boolean {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 }
 
-function toTask({ _id, ...rest }: TaskDoc): TaskRecord {
-  return { id: _id, ...rest };
+function toTask(doc: TaskDoc): TaskRecord {
+  const { _id, ...rest } = doc;
+  const task: TaskRecord & { outbox?: boolean } = { id: _id, ...rest };
+  delete task.outbox;
+  return upgrade.task(task);
+}
+
+function toTaskDoc({ id, ...rest }: TaskRecord): TaskDoc {
+  return { _id: id, ...rest, outbox: hasUnpublished({ id, ...rest }) };
 }
 
 function toTarget({ _id, ...rest }: TargetDoc): TargetRecord {
-  return { name: _id, ...rest };
+  return upgrade.target({ name: _id, ...rest });
+}
+
+function toUser({ _id, ...rest }: UserDoc): UserRecord {
+  return { email: _id, ...rest };
+}
+
+function toEvent({ _id, ...rest }: EventDoc): AuditEventRecord {
+  return { id: _id, ...rest };
+}
+
+function toDelivery({ _id, ...rest }: DeliveryDoc): DeliveryRecord {
+  return { id: _id, ...rest };
 }
 
 function toAgent({ _id, ...rest }: AgentDoc): AgentRecord {
@@ -97,6 +129,9 @@ export class MongoStore implements Store {
   readonly #agents: Collection<AgentDoc>;
   readonly #tokens: Collection<TokenDoc>;
   readonly #locks: Collection<LockDoc>;
+  readonly #users: Collection<UserDoc>;
+  readonly #events: Collection<EventDoc>;
+  readonly #deliveries: Collection<DeliveryDoc>;
 
   constructor(options: MongoStoreOptions) {
     this.#client = new MongoClient(options.uri, {
@@ -109,6 +144,9 @@ export class MongoStore implements Store {
     this.#agents = this.#db.collection<AgentDoc>('agents');
     this.#tokens = this.#db.collection<TokenDoc>('tokens');
     this.#locks = this.#db.collection<LockDoc>('locks');
+    this.#users = this.#db.collection<UserDoc>('users');
+    this.#events = this.#db.collection<EventDoc>('events');
+    this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
   }
 
   /** Runs `fn` holding the task's lock (see the file comment). */
@@ -148,7 +186,12 @@ export class MongoStore implements Store {
       this.#tasks.createIndex({ status: 1, _id: -1 }),
       this.#chunks.createIndex({ taskId: 1, seq: 1 }, { unique: true }),
       this.#chunks.createIndex({ taskId: 1, end: 1 }),
+      this.#tasks.createIndex({ outbox: 1, _id: 1 }),
       this.#tokens.createIndex({ hash: 1 }, { unique: true }),
+      this.#tokens.createIndex({ subject: 1 }),
+      this.#events.createIndex({ actor: 1, _id: 1 }),
+      this.#events.createIndex({ resource: 1, _id: 1 }),
+      this.#deliveries.createIndex({ state: 1, nextAttempt: 1 }),
     ]);
   }
 
@@ -161,8 +204,12 @@ export class MongoStore implements Store {
   }
 
   async insertTask(task: TaskRecord): Promise<void> {
-    const { id, ...rest } = task;
-    await this.#tasks.insertOne({ _id: id, ...rest });
+    try {
+      await this.#tasks.insertOne(toTaskDoc(task));
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new AlreadyExistsError(`task ${task.id} already exists`, { cause: err });
+      throw err;
+    }
   }
 
   async getTask(id: string): Promise<TaskRecord | null> {
@@ -180,25 +227,21 @@ export class MongoStore implements Store {
     return docs.map(toTask);
   }
 
-  async transition(request: TransitionRequest): Promise<TaskRecord | null> {
-    return this.#locked(request.id, async () => {
-      const current = await this.#tasks.findOne({ _id: request.id });
-      if (!current || !request.from.includes(current.status)) return null;
-      const event = { time: request.time, actor: request.actor, from: current.status, to: request.to, reason: request.reason };
-      const next: TaskDoc = { ...current, ...request.patch, status: request.to, events: [...current.events, event] };
-      await this.#tasks.replaceOne({ _id: request.id }, next);
-      return toTask(next);
+  async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
+    return this.#locked(id, async () => {
+      const current = await this.#tasks.findOne({ _id: id });
+      const next = current ? mutate(toTask(current)) : null;
+      if (next) await this.#tasks.replaceOne({ _id: id }, toTaskDoc(next));
+      return next;
     });
   }
 
+  async transition(request: TransitionRequest): Promise<TaskRecord | null> {
+    return this.updateTask(request.id, (task) => applyTransition(task, request));
+  }
+
   async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
-    return this.#locked(id, async () => {
-      const current = await this.#tasks.findOne({ _id: id });
-      if (!current || current.status !== status) return null;
-      const next: TaskDoc = { ...current, ...patch };
-      await this.#tasks.replaceOne({ _id: id }, next);
-      return toTask(next);
-    });
+    return this.updateTask(id, (task) => (task.status === status ? { ...task, ...patch } : null));
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
@@ -210,15 +253,7 @@ export class MongoStore implements Store {
         .toArray();
       if (candidates.length === 0) return null;
       for (const { _id } of candidates) {
-        const claimed = await this.transition({
-          id: _id,
-          from: ['ready'],
-          to: 'running',
-          patch: { bootId },
-          actor: `agent:${agent}`,
-          reason: 'handed to agent',
-          time,
-        });
+        const claimed = await this.transition(claimRequest(_id, agent, bootId, time));
         if (claimed) return claimed;
       }
     }
@@ -230,6 +265,11 @@ export class MongoStore implements Store {
       { projection: { _id: 1 } },
     );
     return doc !== null;
+  }
+
+  async listUnpublished(limit: number): Promise<TaskRecord[]> {
+    const docs = await this.#tasks.find({ outbox: true }).sort({ _id: 1 }).limit(limit).toArray();
+    return docs.map(toTask);
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
@@ -313,6 +353,35 @@ export class MongoStore implements Store {
     return docs.map(toAgent);
   }
 
+  async insertUser(user: UserRecord): Promise<void> {
+    const { email, ...rest } = user;
+    try {
+      await this.#users.insertOne({ _id: email, ...rest });
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new AlreadyExistsError(`user ${email} already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  async getUser(email: string): Promise<UserRecord | null> {
+    const doc = await this.#users.findOne({ _id: email });
+    return doc ? toUser(doc) : null;
+  }
+
+  async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
+    const docs = await this.#users.find({ _id: { $gt: afterEmail } }).sort({ _id: 1 }).limit(limit).toArray();
+    return docs.map(toUser);
+  }
+
+  async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
+    const doc = await this.#users.findOneAndUpdate({ _id: email }, { $set: { ...patch, updated: time } }, { returnDocument: 'after' });
+    return doc ? toUser(doc) : null;
+  }
+
+  async countUsers(): Promise<number> {
+    return this.#users.countDocuments({});
+  }
+
   async insertToken(token: TokenRecord): Promise<void> {
     await this.#tokens.insertOne({ _id: token.id, ...token });
   }
@@ -322,7 +391,83 @@ export class MongoStore implements Store {
     return doc as TokenRecord | null;
   }
 
-  async countTokens(kind: TokenKind): Promise<number> {
-    return this.#tokens.countDocuments({ kind });
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const doc = await this.#tokens.findOne({ _id: id }, { projection: { _id: 0 } });
+    return doc as TokenRecord | null;
+  }
+
+  async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
+    const docs = await this.#tokens
+      .find(subject === undefined ? {} : { subject }, { projection: { _id: 0 } })
+      .sort({ created: 1, id: 1 })
+      .toArray();
+    return docs as TokenRecord[];
+  }
+
+  async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
+    // Only a valid token gets a time, so the first revocation's time stays.
+    await this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } });
+    return this.getToken(id);
+  }
+
+  async insertEvent(event: AuditEventRecord): Promise<void> {
+    const { id, ...rest } = event;
+    try {
+      await this.#events.insertOne({ _id: id, ...rest });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
+  async listEvents(query: AuditQuery): Promise<AuditEventRecord[]> {
+    const filter: Filter<EventDoc> = {};
+    if (query.actor) filter.actor = query.actor;
+    if (query.resource) filter.resource = query.resource;
+    if (query.since || query.until) {
+      filter.time = {};
+      if (query.since) filter.time.$gte = query.since;
+      if (query.until) filter.time.$lt = query.until;
+    }
+    if (query.afterId) filter._id = { $gt: query.afterId };
+    const docs = await this.#events.find(filter).sort({ _id: 1 }).limit(query.limit).toArray();
+    return docs.map(toEvent);
+  }
+
+  async insertDelivery(delivery: DeliveryRecord): Promise<void> {
+    const { id, ...rest } = delivery;
+    try {
+      await this.#deliveries.insertOne({ _id: id, ...rest });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
+  async claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]> {
+    const due = await this.#deliveries
+      .find({ state: 'pending', nextAttempt: { $lte: now } })
+      .sort({ nextAttempt: 1, _id: 1 })
+      .limit(limit)
+      .toArray();
+    const claimed: DeliveryRecord[] = [];
+    for (const doc of due) {
+      // Conditional on the time read, so of two senders usually only one
+      // takes it; when both do (FerretDB updates are not atomic), the
+      // receiver sees a duplicate, which at-least-once delivery allows.
+      const result = await this.#deliveries.updateOne(
+        { _id: doc._id, state: 'pending', nextAttempt: doc.nextAttempt },
+        { $set: { nextAttempt: leaseUntil } },
+      );
+      if (result.modifiedCount === 1) claimed.push(toDelivery({ ...doc, nextAttempt: leaseUntil }));
+    }
+    return claimed;
+  }
+
+  async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
+    await this.#deliveries.updateOne({ _id: id }, { $set: patch });
+  }
+
+  async getDelivery(id: string): Promise<DeliveryRecord | null> {
+    const doc = await this.#deliveries.findOne({ _id: id });
+    return doc ? toDelivery(doc) : null;
   }
 }

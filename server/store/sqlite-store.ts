@@ -8,19 +8,28 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlreadyExistsError } from '../../shared/errors.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
-import type {
-  AgentRecord,
-  ChunkCursor,
-  ChunkRecord,
-  Store,
-  TargetPatch,
-  TargetRecord,
-  TaskPatch,
-  TaskQuery,
-  TaskRecord,
-  TokenKind,
-  TokenRecord,
-  TransitionRequest,
+import {
+  applyTransition,
+  claimRequest,
+  hasUnpublished,
+  upgrade,
+  type AgentRecord,
+  type AuditEventRecord,
+  type AuditQuery,
+  type ChunkCursor,
+  type ChunkRecord,
+  type DeliveryPatch,
+  type DeliveryRecord,
+  type Store,
+  type TargetPatch,
+  type TargetRecord,
+  type TaskPatch,
+  type TaskQuery,
+  type TaskRecord,
+  type TokenRecord,
+  type TransitionRequest,
+  type UserPatch,
+  type UserRecord,
 } from './store.js';
 
 const SCHEMA = `
@@ -29,7 +38,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   status TEXT NOT NULL,
   target TEXT NOT NULL,
   agent TEXT NOT NULL,
-  doc TEXT NOT NULL
+  doc TEXT NOT NULL,
+  unpublished INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_agent_status ON tasks (agent, status, id);
 CREATE INDEX IF NOT EXISTS tasks_target ON tasks (target, id);
@@ -51,9 +61,31 @@ CREATE TABLE IF NOT EXISTS tokens (
   kind TEXT NOT NULL,
   doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  time INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_actor ON events (actor, id);
+CREATE INDEX IF NOT EXISTS events_resource ON events (resource, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  next_attempt INTEGER NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt);
 `;
 
-const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time']);
+/** Columns added after the first release, for data directories made before. */
+const MIGRATIONS = [
+  'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0',
+];
+
+const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt']);
 
 /** JSON.parse that turns the known date fields back into Dates. */
 function parseDoc<T>(json: string): T {
@@ -91,7 +123,12 @@ export class SqliteStore implements Store {
   }
 
   async init(): Promise<void> {
+    const taskColumns = this.#db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as { name: string }[];
+    if (taskColumns.length > 0 && !taskColumns.some((c) => c.name === 'unpublished')) {
+      for (const sql of MIGRATIONS) this.#db.exec(sql);
+    }
     this.#db.exec(SCHEMA);
+    this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
   }
 
   async close(): Promise<void> {
@@ -103,9 +140,10 @@ export class SqliteStore implements Store {
   }
 
   async insertTask(task: TaskRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO tasks (id, status, target, agent, doc) VALUES (?, ?, ?, ?, ?)')
-      .run(task.id, task.status, task.target, task.agent, JSON.stringify(task));
+    const result = this.#db
+      .prepare('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(task.id, task.status, task.target, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0);
+    if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
   }
 
   async getTask(id: string): Promise<TaskRecord | null> {
@@ -114,13 +152,13 @@ export class SqliteStore implements Store {
 
   #getTask(id: string): TaskRecord | null {
     const row = this.#db.prepare('SELECT doc FROM tasks WHERE id = ?').get(id) as DocRow | undefined;
-    return row ? parseDoc<TaskRecord>(row.doc) : null;
+    return row ? upgrade.task(parseDoc<TaskRecord>(row.doc)) : null;
   }
 
   #saveTask(task: TaskRecord): void {
     this.#db
-      .prepare('UPDATE tasks SET status = ?, agent = ?, doc = ? WHERE id = ?')
-      .run(task.status, task.agent, JSON.stringify(task), task.id);
+      .prepare('UPDATE tasks SET status = ?, agent = ?, doc = ?, unpublished = ? WHERE id = ?')
+      .run(task.status, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0, task.id);
   }
 
   async listTasks(query: TaskQuery): Promise<TaskRecord[]> {
@@ -145,37 +183,25 @@ export class SqliteStore implements Store {
     const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     args.push(query.limit);
     const rows = this.#db.prepare(sql).all(...args) as DocRow[];
-    return rows.map((r) => parseDoc<TaskRecord>(r.doc));
+    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
+  }
+
+  async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
+    const run = this.#db.transaction((): TaskRecord | null => {
+      const task = this.#getTask(id);
+      const next = task ? mutate(task) : null;
+      if (next) this.#saveTask(next);
+      return next;
+    });
+    return run.immediate();
   }
 
   async transition(request: TransitionRequest): Promise<TaskRecord | null> {
-    const run = this.#db.transaction((): TaskRecord | null => {
-      const task = this.#getTask(request.id);
-      if (!task || !request.from.includes(task.status)) return null;
-      const next: TaskRecord = {
-        ...task,
-        ...request.patch,
-        status: request.to,
-        events: [
-          ...task.events,
-          { time: request.time, actor: request.actor, from: task.status, to: request.to, reason: request.reason },
-        ],
-      };
-      this.#saveTask(next);
-      return next;
-    });
-    return run.immediate();
+    return this.updateTask(request.id, (task) => applyTransition(task, request));
   }
 
   async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
-    const run = this.#db.transaction((): TaskRecord | null => {
-      const task = this.#getTask(id);
-      if (!task || task.status !== status) return null;
-      const next = { ...task, ...patch };
-      this.#saveTask(next);
-      return next;
-    });
-    return run.immediate();
+    return this.updateTask(id, (task) => (task.status === status ? { ...task, ...patch } : null));
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
@@ -183,15 +209,12 @@ export class SqliteStore implements Store {
       .prepare("SELECT id FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT 1")
       .get(agent) as { id: string } | undefined;
     if (!row) return null;
-    return this.transition({
-      id: row.id,
-      from: ['ready'],
-      to: 'running',
-      patch: { bootId },
-      actor: `agent:${agent}`,
-      reason: 'handed to agent',
-      time,
-    });
+    return this.transition(claimRequest(row.id, agent, bootId, time));
+  }
+
+  async listUnpublished(limit: number): Promise<TaskRecord[]> {
+    const rows = this.#db.prepare('SELECT doc FROM tasks WHERE unpublished = 1 ORDER BY id LIMIT ?').all(limit) as DocRow[];
+    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
   }
 
   async hasUnfinishedTasks(target: string): Promise<boolean> {
@@ -237,21 +260,21 @@ export class SqliteStore implements Store {
 
   async getTarget(name: string): Promise<TargetRecord | null> {
     const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
-    return row ? parseDoc<TargetRecord>(row.doc) : null;
+    return row ? upgrade.target(parseDoc<TargetRecord>(row.doc)) : null;
   }
 
   async listTargets(afterName: string, limit: number): Promise<TargetRecord[]> {
     const rows = this.#db
       .prepare('SELECT doc FROM targets WHERE name > ? ORDER BY name LIMIT ?')
       .all(afterName, limit) as DocRow[];
-    return rows.map((r) => parseDoc<TargetRecord>(r.doc));
+    return rows.map((r) => upgrade.target(parseDoc<TargetRecord>(r.doc)));
   }
 
   async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
     const run = this.#db.transaction((): TargetRecord | null => {
       const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
       if (!row) return null;
-      const next: TargetRecord = { ...parseDoc<TargetRecord>(row.doc), ...patch, updated: time };
+      const next: TargetRecord = { ...upgrade.target(parseDoc<TargetRecord>(row.doc)), ...patch, updated: time };
       this.#db.prepare('UPDATE targets SET doc = ? WHERE name = ?').run(JSON.stringify(next), name);
       return next;
     });
@@ -278,6 +301,36 @@ export class SqliteStore implements Store {
     return rows.map((r) => parseDoc<AgentRecord>(r.doc));
   }
 
+  async insertUser(user: UserRecord): Promise<void> {
+    const result = this.#db.prepare('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, JSON.stringify(user));
+    if (result.changes === 0) throw new AlreadyExistsError(`user ${user.email} already exists`);
+  }
+
+  async getUser(email: string): Promise<UserRecord | null> {
+    const row = this.#db.prepare('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
+    return row ? parseDoc<UserRecord>(row.doc) : null;
+  }
+
+  async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
+    const rows = this.#db.prepare('SELECT doc FROM users WHERE email > ? ORDER BY email LIMIT ?').all(afterEmail, limit) as DocRow[];
+    return rows.map((r) => parseDoc<UserRecord>(r.doc));
+  }
+
+  async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
+    const run = this.#db.transaction((): UserRecord | null => {
+      const row = this.#db.prepare('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
+      if (!row) return null;
+      const next: UserRecord = { ...parseDoc<UserRecord>(row.doc), ...patch, updated: time };
+      this.#db.prepare('UPDATE users SET doc = ? WHERE email = ?').run(JSON.stringify(next), email);
+      return next;
+    });
+    return run.immediate();
+  }
+
+  async countUsers(): Promise<number> {
+    return (this.#db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  }
+
   async insertToken(token: TokenRecord): Promise<void> {
     this.#db
       .prepare('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
@@ -289,8 +342,105 @@ export class SqliteStore implements Store {
     return row ? parseDoc<TokenRecord>(row.doc) : null;
   }
 
-  async countTokens(kind: TokenKind): Promise<number> {
-    const row = this.#db.prepare('SELECT COUNT(*) AS n FROM tokens WHERE kind = ?').get(kind) as { n: number };
-    return row.n;
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const row = this.#db.prepare('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
+    return row ? parseDoc<TokenRecord>(row.doc) : null;
+  }
+
+  async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
+    const rows = this.#db.prepare('SELECT doc FROM tokens').all() as DocRow[];
+    return rows
+      .map((r) => parseDoc<TokenRecord>(r.doc))
+      .filter((t) => subject === undefined || t.subject === subject)
+      .sort((a, b) => a.created.getTime() - b.created.getTime() || a.id.localeCompare(b.id));
+  }
+
+  async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
+    const run = this.#db.transaction((): TokenRecord | null => {
+      const row = this.#db.prepare('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
+      if (!row) return null;
+      const token = parseDoc<TokenRecord>(row.doc);
+      const next: TokenRecord = { ...token, revoked: token.revoked ?? time };
+      this.#db.prepare('UPDATE tokens SET doc = ? WHERE id = ?').run(JSON.stringify(next), id);
+      return next;
+    });
+    return run.immediate();
+  }
+
+  async insertEvent(event: AuditEventRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT OR IGNORE INTO events (id, time, actor, resource, doc) VALUES (?, ?, ?, ?, ?)')
+      .run(event.id, event.time.getTime(), event.actor, event.resource, JSON.stringify(event));
+  }
+
+  async listEvents(query: AuditQuery): Promise<AuditEventRecord[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.actor) {
+      where.push('actor = ?');
+      args.push(query.actor);
+    }
+    if (query.resource) {
+      where.push('resource = ?');
+      args.push(query.resource);
+    }
+    if (query.since) {
+      where.push('time >= ?');
+      args.push(query.since.getTime());
+    }
+    if (query.until) {
+      where.push('time < ?');
+      args.push(query.until.getTime());
+    }
+    if (query.afterId) {
+      where.push('id > ?');
+      args.push(query.afterId);
+    }
+    const sql = `SELECT doc FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
+    const rows = this.#db.prepare(sql).all(...args, query.limit) as DocRow[];
+    return rows.map((r) => parseDoc<AuditEventRecord>(r.doc));
+  }
+
+  async insertDelivery(delivery: DeliveryRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT OR IGNORE INTO deliveries (id, state, next_attempt, doc) VALUES (?, ?, ?, ?)')
+      .run(delivery.id, delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery));
+  }
+
+  async claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]> {
+    const run = this.#db.transaction((): DeliveryRecord[] => {
+      const rows = this.#db
+        .prepare("SELECT doc FROM deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?")
+        .all(now.getTime(), limit) as DocRow[];
+      return rows.map((r) => {
+        const claimed: DeliveryRecord = { ...parseDoc<DeliveryRecord>(r.doc), nextAttempt: leaseUntil };
+        this.#saveDelivery(claimed);
+        return claimed;
+      });
+    });
+    return run.immediate();
+  }
+
+  #saveDelivery(delivery: DeliveryRecord): void {
+    this.#db
+      .prepare('UPDATE deliveries SET state = ?, next_attempt = ?, doc = ? WHERE id = ?')
+      .run(delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery), delivery.id);
+  }
+
+  async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
+    const run = this.#db.transaction((): void => {
+      const current = this.#getDelivery(id);
+      if (current) this.#saveDelivery({ ...current, ...patch });
+    });
+    run.immediate();
+  }
+
+  async getDelivery(id: string): Promise<DeliveryRecord | null> {
+    return this.#getDelivery(id);
+  }
+
+  #getDelivery(id: string): DeliveryRecord | null {
+    const row = this.#db.prepare('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
+    return row ? parseDoc<DeliveryRecord>(row.doc) : null;
   }
 }

@@ -10,15 +10,32 @@
  */
 import type { TaskStatus } from '../../shared/task-status.js';
 
-/** One status change of a task. */
+/** One thing that happened to a task: a status change or a review decision. */
 export interface TaskEventRecord {
   time: Date;
-  /** Who caused it: "admin", "agent:NAME", "system", later "user:EMAIL". */
+  /** Who caused it: "user:EMAIL", "agent:NAME" or "system". */
   actor: string;
+  /** "task.<status>" for a status change, "task.review" for a review decision. */
+  action: string;
   /** Null for the event that created the task. */
   from: TaskStatus | null;
+  /** Equal to `from` when the status did not change. */
   to: TaskStatus;
   reason: string;
+}
+
+/** A review mode of a target (proto ReviewMode). */
+export type ReviewMode = 'none' | 'anyone' | 'team';
+
+/** One required review of a task. */
+export interface ReviewRecord {
+  /** The reviewer group; "" when any user may review (mode "anyone"). */
+  group: string;
+  status: 'pending' | 'approved' | 'rejected';
+  /** "user:EMAIL" of who decided; "" while pending. */
+  reviewer: string;
+  time: Date | null;
+  comment: string;
 }
 
 /** A task as stored. */
@@ -42,14 +59,21 @@ export interface TaskRecord {
   signal: string;
   failureReason: string;
   outputBytes: number;
+  /** Required reviews, fixed when the task is created; empty without review. */
+  review: ReviewRecord[];
   events: TaskEventRecord[];
+  /**
+   * How many of `events` the event publisher has copied to the audit trail
+   * and the webhook queue (the task document is its own outbox).
+   */
+  published: number;
 }
 
 /** Fields a transition may set besides the status. */
 export type TaskPatch = Partial<
   Pick<
     TaskRecord,
-    'agent' | 'bootId' | 'started' | 'finished' | 'exitCode' | 'signal' | 'failureReason' | 'outputBytes'
+    'agent' | 'bootId' | 'started' | 'finished' | 'exitCode' | 'signal' | 'failureReason' | 'outputBytes' | 'review'
   >
 >;
 
@@ -81,12 +105,35 @@ export interface TargetRecord {
   type: string;
   agent: string;
   message: string;
+  review: ReviewMode;
+  /** With review "team": the groups that must each approve. */
+  reviewers: string[];
+  /** Groups that may create tasks on it; empty means every user. */
+  groups: string[];
+  allowTypeOverride: boolean;
+  /** An inactive target takes no new tasks. */
+  active: boolean;
   created: Date;
   updated: Date;
 }
 
 /** Target fields that UpdateTarget may change. */
-export type TargetPatch = Partial<Pick<TargetRecord, 'type' | 'agent' | 'message'>>;
+export type TargetPatch = Partial<
+  Pick<TargetRecord, 'type' | 'agent' | 'message' | 'review' | 'reviewers' | 'groups' | 'allowTypeOverride' | 'active'>
+>;
+
+/** A user as stored; the email is the key. */
+export interface UserRecord {
+  email: string;
+  name: string;
+  groups: string[];
+  active: boolean;
+  created: Date;
+  updated: Date;
+}
+
+/** User fields that UpdateUser may change. */
+export type UserPatch = Partial<Pick<UserRecord, 'name' | 'groups' | 'active'>>;
 
 /** What the store remembers of an agent. */
 export interface AgentRecord {
@@ -98,7 +145,7 @@ export interface AgentRecord {
 }
 
 /** Kinds of bearer token. */
-export type TokenKind = 'admin' | 'agent';
+export type TokenKind = 'user' | 'agent';
 
 /** A bearer token; only its SHA-256 hash is kept. */
 export interface TokenRecord {
@@ -106,10 +153,63 @@ export interface TokenRecord {
   /** Hex SHA-256 of the secret. */
   hash: string;
   kind: TokenKind;
-  /** Whom it authenticates: "admin" or the agent's name. */
+  /** Whom it authenticates: the user's email or the agent's name. */
   subject: string;
+  /** A label to tell tokens apart. */
+  name: string;
+  created: Date;
+  /** "user:EMAIL" or "system". */
+  createdBy: string;
+  /** When it was revoked; null while valid. */
+  revoked: Date | null;
+}
+
+/** One entry of the audit trail (proto Event). Stored once, never edited. */
+export interface AuditEventRecord {
+  /** Sorts by time (see shared/ids.ts eventId); a task event's id is fixed by its task and index. */
+  id: string;
+  time: Date;
+  actor: string;
+  action: string;
+  /** "tasks/ID", "targets/NAME", "tokens/ID", "users/EMAIL". */
+  resource: string;
+  from: string;
+  to: string;
+  detail: string;
+}
+
+/** Which audit events to list, oldest first. */
+export interface AuditQuery {
+  actor?: string;
+  resource?: string;
+  /** Inclusive. */
+  since?: Date;
+  /** Exclusive. */
+  until?: Date;
+  /** Only events whose id sorts after this one (for paging). */
+  afterId?: string;
+  limit: number;
+}
+
+/** One webhook POST to make, until it succeeds or runs out of attempts. */
+export interface DeliveryRecord {
+  /** `${hook}:${eventId}`, so queueing an event twice is a no-op. */
+  id: string;
+  /** Which configured webhook (its id, see server/webhooks.ts). */
+  hook: string;
+  eventId: string;
+  /** The request body. */
+  body: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  /** When to try next; a sender pushes it ahead while it tries (a lease). */
+  nextAttempt: Date;
+  lastError: string;
   created: Date;
 }
+
+/** Delivery fields a sender may change. */
+export type DeliveryPatch = Partial<Pick<DeliveryRecord, 'state' | 'attempts' | 'nextAttempt' | 'lastError'>>;
 
 /** A piece of a task's output, keyed by (taskId, seq). */
 export interface ChunkRecord {
@@ -134,6 +234,13 @@ export interface Store {
   insertTask(task: TaskRecord): Promise<void>;
   getTask(id: string): Promise<TaskRecord | null>;
   listTasks(query: TaskQuery): Promise<TaskRecord[]>;
+  /**
+   * Reads the task, applies `mutate` and writes the result, atomically with
+   * respect to every other write of that task. `mutate` must be synchronous
+   * and pure; returning null leaves the task as it was. Returns the task
+   * after the change, or null when it does not exist or `mutate` declined.
+   */
+  updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null>;
   /** Applies the change if the task is in one of `from`; returns the task after it, or null. */
   transition(request: TransitionRequest): Promise<TaskRecord | null>;
   /**
@@ -148,6 +255,8 @@ export interface Store {
   claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null>;
   /** Whether any task on the target has not reached a terminal status. */
   hasUnfinishedTasks(target: string): Promise<boolean>;
+  /** Tasks with events not yet published (see TaskRecord.published), oldest first. */
+  listUnpublished(limit: number): Promise<TaskRecord[]>;
 
   /** Stores a chunk; storing the same (taskId, seq) again is a no-op. */
   putChunk(chunk: ChunkRecord): Promise<void>;
@@ -170,7 +279,88 @@ export interface Store {
   getAgent(name: string): Promise<AgentRecord | null>;
   listAgents(): Promise<AgentRecord[]>;
 
+  /** Throws AlreadyExistsError when the email is taken. */
+  insertUser(user: UserRecord): Promise<void>;
+  getUser(email: string): Promise<UserRecord | null>;
+  /** Users by email, after `afterEmail`. */
+  listUsers(afterEmail: string, limit: number): Promise<UserRecord[]>;
+  updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null>;
+  countUsers(): Promise<number>;
+
   insertToken(token: TokenRecord): Promise<void>;
   findTokenByHash(hash: string): Promise<TokenRecord | null>;
-  countTokens(kind: TokenKind): Promise<number>;
+  getToken(id: string): Promise<TokenRecord | null>;
+  /** Tokens of one subject, or all when undefined, oldest first. */
+  listTokens(subject: string | undefined): Promise<TokenRecord[]>;
+  /** Marks the token revoked (keeping the first revocation time); returns it, or null. */
+  revokeToken(id: string, time: Date): Promise<TokenRecord | null>;
+
+  /** Stores an audit event; storing the same id again is a no-op. */
+  insertEvent(event: AuditEventRecord): Promise<void>;
+  listEvents(query: AuditQuery): Promise<AuditEventRecord[]>;
+
+  /** Queues a delivery; queueing the same id again is a no-op. */
+  insertDelivery(delivery: DeliveryRecord): Promise<void>;
+  /**
+   * Pending deliveries due at `now`, oldest first, each with nextAttempt
+   * pushed to `leaseUntil` so another sender does not take it meanwhile.
+   */
+  claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]>;
+  updateDelivery(id: string, patch: DeliveryPatch): Promise<void>;
+  getDelivery(id: string): Promise<DeliveryRecord | null>;
 }
+
+/**
+ * The task after a conditional status change, or null when it is not in one
+ * of `request.from`. Both stores apply transitions through this.
+ */
+export function applyTransition(task: TaskRecord, request: TransitionRequest): TaskRecord | null {
+  if (!request.from.includes(task.status)) return null;
+  return {
+    ...task,
+    ...request.patch,
+    status: request.to,
+    events: [
+      ...task.events,
+      {
+        time: request.time,
+        actor: request.actor,
+        action: `task.${request.to}`,
+        from: task.status,
+        to: request.to,
+        reason: request.reason,
+      },
+    ],
+  };
+}
+
+/** The transition that hands an agent's oldest ready task to it. */
+export function claimRequest(id: string, agent: string, bootId: string, time: Date): TransitionRequest {
+  return { id, from: ['ready'], to: 'running', patch: { bootId }, actor: `agent:${agent}`, reason: 'handed to agent', time };
+}
+
+/** Whether the task has events the publisher has not handled yet. */
+export function hasUnpublished(task: TaskRecord): boolean {
+  return task.events.length > task.published;
+}
+
+/**
+ * Fills fields that records written by an older version lack, so both
+ * stores read old data directory and database contents.
+ */
+export const upgrade = {
+  task(task: TaskRecord): TaskRecord {
+    task.review ??= [];
+    task.published ??= task.events.length;
+    for (const e of task.events) e.action ??= `task.${e.to}`;
+    return task;
+  },
+  target(target: TargetRecord): TargetRecord {
+    target.review ??= 'none';
+    target.reviewers ??= [];
+    target.groups ??= [];
+    target.allowTypeOverride ??= true;
+    target.active ??= true;
+    return target;
+  },
+};

@@ -4,7 +4,9 @@
  * Waiting is done on events (log streams that end when a task ends, agent
  * state changes), never on sleeps.
  */
+import { Target } from '../../gen/taskgate/v1/target.js';
 import type { GetTaskLogsResponse, Task } from '../../gen/taskgate/v1/task.js';
+import { User } from '../../gen/taskgate/v1/user.js';
 import { TaskgateAgent, type AgentOptions } from '../../agent/agent.js';
 import { Api } from '../../cli/client.js';
 import { TaskgateServer, type ServerOptions } from '../../server/server.js';
@@ -16,12 +18,16 @@ export interface Finished {
   output: Buffer;
 }
 
+/** The admin user every harness starts with. */
+export const ADMIN_EMAIL = 'admin@test';
+
 /** Server, admin client and agents of one test. */
 export class Harness {
   server!: TaskgateServer;
   api!: Api;
   adminToken = '';
   readonly agents: TaskgateAgent[] = [];
+  readonly #clients: Api[] = [];
   readonly #location: StoreLocation;
   readonly #serverOptions: ServerOptions;
   #port = 0;
@@ -35,7 +41,8 @@ export class Harness {
   static async start(location: StoreLocation, serverOptions: ServerOptions = {}): Promise<Harness> {
     const h = new Harness(location, serverOptions);
     await h.#startServer('127.0.0.1:0');
-    h.adminToken = (await h.server.auth.issue('admin', 'admin')).secret;
+    await h.server.ensureAdmin(ADMIN_EMAIL);
+    h.adminToken = await h.server.issueUserToken(ADMIN_EMAIL, 'harness');
     h.api = new Api({ server: h.address, token: h.adminToken });
     return h;
   }
@@ -56,9 +63,18 @@ export class Harness {
     await this.#startServer(this.address);
   }
 
-  /** A client with another token. */
+  /** A client with another token; closed with the harness. */
   client(token: string): Api {
-    return new Api({ server: this.address, token });
+    const api = new Api({ server: this.address, token });
+    this.#clients.push(api);
+    return api;
+  }
+
+  /** Creates a user in `groups` through the API and returns a client with a token of theirs. */
+  async user(email: string, groups: string[]): Promise<Api & { token: string }> {
+    await this.api.call(this.api.users, this.api.users.createUser, { user: User.fromPartial({ email, groups }) });
+    const { secret } = await this.api.call(this.api.users, this.api.users.createToken, { user: email, name: 'test' });
+    return Object.assign(this.client(secret), { token: secret });
   }
 
   /** Issues an agent token. */
@@ -88,9 +104,10 @@ export class Harness {
     return agent;
   }
 
-  async createTarget(name: string, agent: string, type = 'bash'): Promise<void> {
+  /** Creates a target through the API; `rules` sets review, groups and the like. */
+  async createTarget(name: string, agent: string, type = 'bash', rules: Partial<Target> = {}): Promise<void> {
     await this.api.call(this.api.targets, this.api.targets.createTarget, {
-      target: { name, agent, type, message: '', created: undefined, updated: undefined },
+      target: Target.fromPartial({ name, agent, type, ...rules }),
     });
   }
 
@@ -130,6 +147,7 @@ export class Harness {
   async close(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.stop()));
     this.api?.close();
+    for (const client of this.#clients) client.close();
     await this.server?.stop();
     this.#location.cleanup();
   }

@@ -22,15 +22,26 @@ describe('taskgate CLI', function () {
   let h: Harness;
   let cwd: string;
 
-  function taskgate(...args: string[]): Promise<Result> {
+  function taskgateAs(token: string, ...args: string[]): Promise<Result> {
     return new Promise((resolve) => {
       execFile(
         process.execPath,
         [CLI, ...args],
-        { cwd, env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } },
+        { cwd, env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: token } },
         (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
       );
     });
+  }
+
+  function taskgate(...args: string[]): Promise<Result> {
+    return taskgateAs(h.adminToken, ...args);
+  }
+
+  /** Runs a command that must succeed; returns its stdout. */
+  async function ok(token: string, ...args: string[]): Promise<string> {
+    const r = await taskgateAs(token, ...args);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(0);
+    return r.stdout;
   }
 
   before(async () => {
@@ -46,10 +57,10 @@ describe('taskgate CLI', function () {
   });
 
   it('creates targets and lists them', async () => {
-    const created = await taskgate('targets', 'create', '--name', 'local', '--agent', 'local', '--type', 'bash', '-m', 'here');
+    const created = await taskgate('targets', 'create', '--name', 'local', '--agent', 'local', '--type', 'bash', '-m', 'here', '--allow-type-override');
     expect(created.code, created.stderr).to.equal(0);
     const list = await taskgate('targets', 'list');
-    expect(list.stdout).to.match(/^NAME\s+TYPE\s+AGENT\s+CREATED\s+MESSAGE\nlocal\s+bash\s+local\s+\S+ \S+\s+here\n$/);
+    expect(list.stdout).to.match(/^NAME\s+TYPE\s+AGENT\s+REVIEW\s+GROUPS\s+CREATED\s+MESSAGE\nlocal\s+bash\s+local\s+none\s+everyone\s+\S+ \S+\s+here\n$/);
   });
 
   it('runs a task with --wait: prints its output live and exits with its exit code', async () => {
@@ -100,6 +111,65 @@ describe('taskgate CLI', function () {
       expect(r.stderr, args.join(' ')).to.match(message);
       expect(r.stderr.trim().split('\n'), args.join(' ')).to.have.length(1);
     }
+  });
+
+  it('walks a reviewed task from creation to success, and a rejected one to its end, as users would', async () => {
+    await ok(h.adminToken, 'users', 'create', '--email', 'dev@example.com', '--name', 'Dev', '--groups', 'dev');
+    await ok(h.adminToken, 'users', 'create', '--email', 'dba@example.com', '--groups', 'dba');
+    const dev = (await ok(h.adminToken, 'tokens', 'create', '--user', 'dev@example.com', '--name', 'laptop')).trim();
+    const dba = (await ok(h.adminToken, 'tokens', 'create', '--user', 'dba@example.com')).trim();
+    expect(await ok(dev, 'whoami')).to.match(/^dev@example.com \(Dev\)\ngroups: dev\n/);
+    const target = await ok(h.adminToken, 'targets', 'create', '--name', 'prod-db', '--agent', 'local', '--review', 'team', '--reviewers', 'dba', '--groups', 'dev');
+    expect(target).to.match(/review\s+team: dba\ngroups\s+dev\n/);
+
+    // The dev user creates a task; --wait says it awaits review, with its own exit code.
+    const waiting = await taskgateAs(dev, 'tasks', 'create', '-t', 'prod-db', '-s', 'echo reviewed run', '-m', 'fix the index', '--wait');
+    expect(waiting.code).to.equal(3);
+    const id = /^task (\S+) awaits review by dba;/.exec(waiting.stderr)?.[1];
+    expect(id, waiting.stderr).to.be.a('string');
+    const selfApproval = await taskgateAs(dev, 'tasks', 'review', id!, '--approve');
+    expect([selfApproval.code, selfApproval.stderr]).to.deep.equal([1, 'taskgate: not allowed: you created this task; someone else must review it\n']);
+    expect(await ok(dev, 'reviews', 'list')).to.not.contain(id);
+    expect(await ok(dba, 'reviews', 'list')).to.match(new RegExp(`${id}\\s+prod-db\\s+user:dev@example.com\\s+\\S+ \\S+\\s+dba\\s+fix the index`));
+    expect(await ok(dba, 'tasks', 'review', id!, '--approve', '-c', 'lgtm')).to.equal(
+      `task ${id} is approved; its creator runs it with \`taskgate tasks run ${id}\`\n`,
+    );
+    const notCreator = await taskgateAs(dba, 'tasks', 'run', id!);
+    expect(notCreator.stderr).to.match(/only the task's creator \(user:dev@example.com\) or an admin may run it/);
+    const run = await taskgateAs(dev, 'tasks', 'run', id!, '--wait');
+    expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'reviewed run\r\n', '']);
+
+    // A second task is rejected with a comment the creator sees, and can never run.
+    const second = (await ok(dev, 'tasks', 'create', '-t', 'prod-db', '-s', 'drop table users')).trim();
+    await ok(dba, 'tasks', 'review', second, '--reject', '-c', 'use a replica');
+    expect(await ok(dev, 'tasks', 'get', second)).to.match(/status\s+rejected\n[\s\S]*review\s+dba: rejected by user:dba@example.com at \S+ \S+ "use a replica"/);
+    const runRejected = await taskgateAs(dev, 'tasks', 'run', second);
+    expect(runRejected.stderr).to.match(/task \S+ is rejected; only an approved task can be run \(FAILED_PRECONDITION\)/);
+    const approveRejected = await taskgateAs(h.adminToken, 'tasks', 'review', second, '--approve');
+    expect(approveRejected.stderr).to.match(/it can no longer be reviewed \(FAILED_PRECONDITION\)/);
+
+    // The whole story, with actors, in order.
+    const events = (await ok(dev, 'tasks', 'events', id!)).trim().split('\n');
+    expect(events[0]).to.match(/^TIME\s+ACTOR\s+ACTION\s+STATUS\s+DETAIL$/);
+    expect(events.slice(1).map((line) => line.split(/\s{2,}/).slice(1, 4))).to.deep.equal([
+      ['user:dev@example.com', 'task.created', 'created'],
+      ['system', 'task.pending-review', 'created -> pending-review'],
+      ['user:dba@example.com', 'task.review', 'pending-review'],
+      ['user:dba@example.com', 'task.approved', 'pending-review -> approved'],
+      ['user:dev@example.com', 'task.ready', 'approved -> ready'],
+      ['agent:local', 'task.running', 'ready -> running'],
+      ['agent:local', 'task.success', 'running -> success'],
+    ]);
+    expect(events[3]).to.match(/approved for dba: lgtm$/);
+    // The admin reads the same from the audit trail, by actor.
+    const byDba = await ok(h.adminToken, 'events', 'list', '--actor', 'user:dba@example.com', '--since', '1h');
+    expect(byDba).to.contain(`tasks/${id}`).and.contain(`tasks/${second}`).and.match(/task\.rejected\s+tasks\/\S+\s+pending-review -> rejected\s+rejected by user:dba@example.com: use a replica/);
+    const tokens = await ok(dev, 'tokens', 'list');
+    expect(tokens).to.match(/\buser\s+dev@example.com\s+laptop\s+\S+ \S+\s+valid\n$/);
+    const tokenId = tokens.trim().split('\n')[1]!.split(/\s+/)[0]!;
+    await ok(dev, 'tokens', 'revoke', tokenId);
+    const after = await taskgateAs(dev, 'whoami');
+    expect(after.stderr).to.equal(`taskgate: not authenticated: token ${tokenId} was revoked (--token, TASKGATE_TOKEN)\n`);
   });
 
   it('issues agent tokens and lists agents', async () => {

@@ -58,7 +58,7 @@ for (const kind of STORE_KINDS) {
 
     it('honours a type override and each interpreter', async () => {
       await h.startAgent('a1');
-      await h.createTarget('t1', 'a1', 'sh');
+      await h.createTarget('t1', 'a1', 'sh', { allowTypeOverride: true });
       const py = await h.createTask('t1', 'print(6 * 7)', 'python');
       const node = await h.createTask('t1', 'process.stdout.write(String([1, 2].length) + "\\n")', 'node');
       const sh = await h.createTask('t1', 'echo $((1 + 1))');
@@ -175,7 +175,7 @@ for (const kind of STORE_KINDS) {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) ids.push((await h.createTask(i % 2 ? 't2' : 't1', 'true')).id);
       const list = (req: { target?: string; pageToken?: string; pageSize?: number; statuses?: TaskStatus[] }) =>
-        h.api.call(h.api.tasks, h.api.tasks.listTasks, { statuses: [], target: '', pageSize: 0, pageToken: '', ...req });
+        h.api.call(h.api.tasks, h.api.tasks.listTasks, { statuses: [], target: '', pageSize: 0, pageToken: '', awaitingMyReview: false, ...req });
       const p1 = await list({ pageSize: 2 });
       const p2 = await list({ pageSize: 2, pageToken: p1.nextPageToken });
       const p3 = await list({ pageSize: 2, pageToken: p2.nextPageToken });
@@ -194,6 +194,7 @@ for (const kind of STORE_KINDS) {
         [() => create({ target: 'missing' }), status.NOT_FOUND, /target "missing" not found/],
         [() => create({ script: '   ' }), status.INVALID_ARGUMENT, /script must not be empty/],
         [() => create({ type: 'cobol' }), status.INVALID_ARGUMENT, /type "cobol" is not supported/],
+        [() => create({ type: 'python' }), status.PERMISSION_DENIED, /runs bash only; it does not allow type override/],
         [() => create({ script: 'x'.repeat(MAX_SCRIPT_BYTES + 1) }), status.INVALID_ARGUMENT, /limit is 1048576 bytes/],
         [() => h.getTask('nope'), status.NOT_FOUND, /task nope not found/],
         [() => h.createTarget('Bad Name', 'a1'), status.INVALID_ARGUMENT, /target.name "Bad Name" is invalid/],

@@ -7,7 +7,7 @@ import { AlreadyExistsError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore } from '../../server/store/open-store.js';
-import type { Store, TaskRecord } from '../../server/store/store.js';
+import type { Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
@@ -20,7 +20,7 @@ function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
     type: 'bash',
     target: 't1',
     status: 'created',
-    createdBy: 'admin',
+    createdBy: 'user:admin@test',
     agent: '',
     bootId: '',
     started: null,
@@ -29,7 +29,27 @@ function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
     signal: '',
     failureReason: '',
     outputBytes: 0,
-    events: [{ time: now, actor: 'admin', from: null, to: 'created', reason: 'created' }],
+    review: [],
+    events: [{ time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' }],
+    published: 0,
+    ...overrides,
+  };
+}
+
+function target(name: string, overrides: Partial<TargetRecord> = {}): TargetRecord {
+  const now = new Date();
+  return {
+    name,
+    type: 'bash',
+    agent: 'x',
+    message: '',
+    review: 'none',
+    reviewers: [],
+    groups: [],
+    allowTypeOverride: false,
+    active: true,
+    created: now,
+    updated: now,
     ...overrides,
   };
 }
@@ -159,10 +179,10 @@ for (const kind of STORE_KINDS) {
 
     it('manages targets: unique names, paging by name, update, delete', async () => {
       const now = new Date();
-      for (const name of ['b', 'a', 'c']) await store.insertTarget({ name, type: 'bash', agent: 'x', message: '', created: now, updated: now });
+      for (const name of ['b', 'a', 'c']) await store.insertTarget(target(name, { created: now, updated: now }));
       let error: unknown;
       try {
-        await store.insertTarget({ name: 'a', type: 'sh', agent: 'y', message: '', created: now, updated: now });
+        await store.insertTarget(target('a', { type: 'sh', agent: 'y' }));
       } catch (err) {
         error = err;
       }
@@ -170,8 +190,9 @@ for (const kind of STORE_KINDS) {
       expect((await store.listTargets('', 2)).map((t) => t.name)).to.deep.equal(['a', 'b']);
       expect((await store.listTargets('b', 2)).map((t) => t.name)).to.deep.equal(['c']);
       const later = new Date(now.getTime() + 1000);
-      const updated = await store.updateTarget('a', { agent: 'z' }, later);
+      const updated = await store.updateTarget('a', { agent: 'z', review: 'team', reviewers: ['DBA', 'SRE'] }, later);
       expect([updated?.agent, updated?.type, updated?.updated.getTime()]).to.deep.equal(['z', 'bash', later.getTime()]);
+      expect(await store.getTarget('a')).to.deep.include({ review: 'team', reviewers: ['DBA', 'SRE'], groups: [], active: true });
       expect(await store.updateTarget('nope', { agent: 'z' }, later)).to.equal(null);
       expect(await store.deleteTarget('a')).to.equal(true);
       expect(await store.deleteTarget('a')).to.equal(false);
@@ -182,11 +203,112 @@ for (const kind of STORE_KINDS) {
       await store.putAgent({ name: 'a1', version: '1', bootId: 'b', lastSeen: null, connected: false });
       await store.putAgent({ name: 'a1', version: '2', bootId: 'c', lastSeen: new Date(5), connected: true });
       expect(await store.listAgents()).to.deep.equal([{ name: 'a1', version: '2', bootId: 'c', lastSeen: new Date(5), connected: true }]);
-      const token = { id: 'id1', hash: 'h1', kind: 'agent' as const, subject: 'a1', created: new Date(7) };
+      const token = { id: 'id1', hash: 'h1', kind: 'agent' as const, subject: 'a1', name: '', created: new Date(7), createdBy: 'system', revoked: null };
       await store.insertToken(token);
+      await store.insertToken({ ...token, id: 'id2', hash: 'h2', kind: 'user', subject: 'u@x', created: new Date(8) });
       expect(await store.findTokenByHash('h1')).to.deep.equal(token);
-      expect(await store.findTokenByHash('h2')).to.equal(null);
-      expect([await store.countTokens('agent'), await store.countTokens('admin')]).to.deep.equal([1, 0]);
+      expect(await store.findTokenByHash('h3')).to.equal(null);
+      expect((await store.listTokens(undefined)).map((t) => t.id)).to.deep.equal(['id1', 'id2']);
+      expect((await store.listTokens('u@x')).map((t) => t.id)).to.deep.equal(['id2']);
+      expect((await store.revokeToken('id2', new Date(9)))?.revoked).to.deep.equal(new Date(9));
+      // A second revocation keeps the first time.
+      expect((await store.revokeToken('id2', new Date(10)))?.revoked).to.deep.equal(new Date(9));
+      expect((await store.findTokenByHash('h2'))?.revoked).to.deep.equal(new Date(9));
+      expect(await store.revokeToken('nope', new Date(9))).to.equal(null);
+    });
+
+    it('manages users: unique emails, paging, update', async () => {
+      const now = new Date(1000);
+      for (const email of ['b@x', 'a@x', 'c@x']) {
+        await store.insertUser({ email, name: email, groups: ['dev'], active: true, created: now, updated: now });
+      }
+      let error: unknown;
+      try {
+        await store.insertUser({ email: 'a@x', name: '', groups: [], active: true, created: now, updated: now });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).to.be.instanceOf(AlreadyExistsError);
+      expect(await store.countUsers()).to.equal(3);
+      expect((await store.listUsers('', 2)).map((u) => u.email)).to.deep.equal(['a@x', 'b@x']);
+      expect((await store.listUsers('b@x', 5)).map((u) => u.email)).to.deep.equal(['c@x']);
+      const updated = await store.updateUser('a@x', { groups: ['dev', 'dba'], active: false }, new Date(2000));
+      expect(updated).to.deep.equal({ email: 'a@x', name: 'a@x', groups: ['dev', 'dba'], active: false, created: now, updated: new Date(2000) });
+      expect(await store.getUser('a@x')).to.deep.equal(updated);
+      expect(await store.updateUser('nope@x', { name: 'n' }, now)).to.equal(null);
+    });
+
+    it('keeps audit events once each, listed oldest first by actor, resource and time', async () => {
+      const event = (id: string, time: number, actor: string, resource: string) => ({
+        id,
+        time: new Date(time),
+        actor,
+        action: 'task.ready',
+        resource,
+        from: 'created',
+        to: 'ready',
+        detail: '',
+      });
+      await store.insertEvent(event('03', 3000, 'user:a', 'tasks/1'));
+      await store.insertEvent(event('01', 1000, 'user:b', 'tasks/1'));
+      await store.insertEvent(event('02', 2000, 'user:a', 'tasks/2'));
+      await store.insertEvent(event('02', 2000, 'user:a', 'tasks/2'));
+      const ids = async (query: Parameters<Store['listEvents']>[0]) => (await store.listEvents(query)).map((e) => e.id);
+      expect(await ids({ limit: 10 })).to.deep.equal(['01', '02', '03']);
+      expect(await ids({ actor: 'user:a', limit: 10 })).to.deep.equal(['02', '03']);
+      expect(await ids({ resource: 'tasks/1', limit: 10 })).to.deep.equal(['01', '03']);
+      expect(await ids({ since: new Date(2000), until: new Date(3000), limit: 10 })).to.deep.equal(['02']);
+      expect(await ids({ afterId: '01', limit: 1 })).to.deep.equal(['02']);
+      expect((await store.listEvents({ resource: 'tasks/2', limit: 1 }))[0]).to.deep.equal(event('02', 2000, 'user:a', 'tasks/2'));
+    });
+
+    it('queues webhook deliveries once and leases due ones', async () => {
+      const delivery = (id: string, due: number) => ({
+        id,
+        hook: 'h',
+        eventId: id,
+        body: '{}',
+        state: 'pending' as const,
+        attempts: 0,
+        nextAttempt: new Date(due),
+        lastError: '',
+        created: new Date(0),
+      });
+      await store.insertDelivery(delivery('d1', 1000));
+      await store.insertDelivery(delivery('d2', 5000));
+      await store.insertDelivery({ ...delivery('d1', 0), body: 'second' });
+      const claimed = await store.claimDueDeliveries(new Date(2000), new Date(9000), 10);
+      expect(claimed.map((d) => [d.id, d.body, d.nextAttempt.getTime()])).to.deep.equal([['d1', '{}', 9000]]);
+      // d1 is leased until 9000, so only d2 is due at 6000.
+      expect((await store.claimDueDeliveries(new Date(6000), new Date(9000), 10)).map((d) => d.id)).to.deep.equal(['d2']);
+      await store.updateDelivery('d1', { state: 'delivered', attempts: 1 });
+      // Past d2's lease it is due again (its sender died); d1 was delivered.
+      expect((await store.claimDueDeliveries(new Date(20_000), new Date(30_000), 10)).map((d) => d.id)).to.deep.equal(['d2']);
+      expect(await store.getDelivery('d1')).to.deep.include({ state: 'delivered', attempts: 1 });
+    });
+
+    it('lists tasks with unpublished events until they are published', async () => {
+      const a = task();
+      const b = task({ published: 1 });
+      await store.insertTask(a);
+      await store.insertTask(b);
+      expect((await store.listUnpublished(10)).map((t) => t.id)).to.deep.equal([a.id]);
+      await store.updateTask(a.id, (t) => ({ ...t, published: t.events.length }));
+      expect(await store.listUnpublished(10)).to.deep.equal([]);
+      await store.transition(move(b.id, ['created'], 'ready'));
+      expect((await store.listUnpublished(10)).map((t) => [t.id, t.events.at(-1)?.action])).to.deep.equal([[b.id, 'task.ready']]);
+    });
+
+    it('applies many concurrent read-modify-write updates of one task one after another', async () => {
+      const t = task();
+      await store.insertTask(t);
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.updateTask(t.id, (cur) => ({ ...cur, review: [...cur.review, { group: `g${i}`, status: 'pending', reviewer: '', time: null, comment: '' }] })),
+        ),
+      );
+      const groups = (await store.getTask(t.id))?.review.map((r) => r.group).sort();
+      expect(groups).to.deep.equal(Array.from({ length: 20 }, (_, i) => `g${i}`).sort());
     });
 
     it('keeps everything across a reopen', async () => {

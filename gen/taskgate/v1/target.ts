@@ -25,10 +25,60 @@ export const protobufPackage = "taskgate.v1";
 
 export const protobufFileName = "taskgate/v1/target.proto";
 
+/** ReviewMode says whose approval a target's tasks need before they can run. */
+export enum ReviewMode {
+  /** REVIEW_MODE_UNSPECIFIED - Treated as REVIEW_MODE_NONE on create. */
+  REVIEW_MODE_UNSPECIFIED = 0,
+  /** REVIEW_MODE_NONE - Tasks become ready at once. */
+  REVIEW_MODE_NONE = 1,
+  /** REVIEW_MODE_ANYONE - One approval from any user other than the task's creator. */
+  REVIEW_MODE_ANYONE = 2,
+  /** REVIEW_MODE_TEAM - One approval from a member of each group in reviewers. */
+  REVIEW_MODE_TEAM = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function reviewModeFromJSON(object: any): ReviewMode {
+  switch (object) {
+    case 0:
+    case "REVIEW_MODE_UNSPECIFIED":
+      return ReviewMode.REVIEW_MODE_UNSPECIFIED;
+    case 1:
+    case "REVIEW_MODE_NONE":
+      return ReviewMode.REVIEW_MODE_NONE;
+    case 2:
+    case "REVIEW_MODE_ANYONE":
+      return ReviewMode.REVIEW_MODE_ANYONE;
+    case 3:
+    case "REVIEW_MODE_TEAM":
+      return ReviewMode.REVIEW_MODE_TEAM;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReviewMode.UNRECOGNIZED;
+  }
+}
+
+export function reviewModeToJSON(object: ReviewMode): string {
+  switch (object) {
+    case ReviewMode.REVIEW_MODE_UNSPECIFIED:
+      return "REVIEW_MODE_UNSPECIFIED";
+    case ReviewMode.REVIEW_MODE_NONE:
+      return "REVIEW_MODE_NONE";
+    case ReviewMode.REVIEW_MODE_ANYONE:
+      return "REVIEW_MODE_ANYONE";
+    case ReviewMode.REVIEW_MODE_TEAM:
+      return "REVIEW_MODE_TEAM";
+    case ReviewMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
- * Target is a place tasks run: which agent runs them and with what
- * interpreter. Review, secrets, redaction and access rules are added by later
- * versions in the field numbers from 10 up.
+ * Target is a place tasks run: which agent runs them, with what interpreter,
+ * who may use it and who must review its tasks. Secrets and redaction are
+ * added by later versions in the field numbers from 20 up.
  */
 export interface Target {
   /** Unique name: lower-case letters, digits, '-' and '_', 1-63 characters. */
@@ -40,7 +90,22 @@ export interface Target {
   /** Description shown to users. */
   message: string;
   created: Date | undefined;
-  updated: Date | undefined;
+  updated:
+    | Date
+    | undefined;
+  /** Whose approval its tasks need. */
+  review: ReviewMode;
+  /** With REVIEW_MODE_TEAM: the groups that must each approve (at least one). */
+  reviewers: string[];
+  /**
+   * Groups whose members may create tasks on it; empty means every user.
+   * Members of the admin group always may.
+   */
+  groups: string[];
+  /** Whether a task may ask for another interpreter than type. */
+  allowTypeOverride: boolean;
+  /** An inactive target takes no new tasks; unset means active on create. */
+  active?: boolean | undefined;
 }
 
 export interface CreateTargetRequest {
@@ -87,7 +152,19 @@ export interface DeleteTargetResponse {
 }
 
 function createBaseTarget(): Target {
-  return { name: "", type: "", agent: "", message: "", created: undefined, updated: undefined };
+  return {
+    name: "",
+    type: "",
+    agent: "",
+    message: "",
+    created: undefined,
+    updated: undefined,
+    review: 0,
+    reviewers: [],
+    groups: [],
+    allowTypeOverride: false,
+    active: undefined,
+  };
 }
 
 export const Target: MessageFns<Target> = {
@@ -109,6 +186,21 @@ export const Target: MessageFns<Target> = {
     }
     if (message.updated !== undefined) {
       Timestamp.encode(toTimestamp(message.updated), writer.uint32(50).fork()).join();
+    }
+    if (message.review !== 0) {
+      writer.uint32(80).int32(message.review);
+    }
+    for (const v of message.reviewers) {
+      writer.uint32(90).string(v!);
+    }
+    for (const v of message.groups) {
+      writer.uint32(98).string(v!);
+    }
+    if (message.allowTypeOverride !== false) {
+      writer.uint32(104).bool(message.allowTypeOverride);
+    }
+    if (message.active !== undefined) {
+      writer.uint32(112).bool(message.active);
     }
     return writer;
   },
@@ -174,6 +266,46 @@ export const Target: MessageFns<Target> = {
             message.updated = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.review = reader.int32() as any;
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reviewers.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.groups.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.allowTypeOverride = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.active = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -194,6 +326,17 @@ export const Target: MessageFns<Target> = {
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       created: isSet(object.created) ? fromJsonTimestamp(object.created) : undefined,
       updated: isSet(object.updated) ? fromJsonTimestamp(object.updated) : undefined,
+      review: isSet(object.review) ? reviewModeFromJSON(object.review) : 0,
+      reviewers: globalThis.Array.isArray(object?.reviewers)
+        ? object.reviewers.map((e: any) => globalThis.String(e))
+        : [],
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => globalThis.String(e)) : [],
+      allowTypeOverride: isSet(object.allowTypeOverride)
+        ? globalThis.Boolean(object.allowTypeOverride)
+        : isSet(object.allow_type_override)
+        ? globalThis.Boolean(object.allow_type_override)
+        : false,
+      active: isSet(object.active) ? globalThis.Boolean(object.active) : undefined,
     };
   },
 
@@ -217,6 +360,21 @@ export const Target: MessageFns<Target> = {
     if (message.updated !== undefined) {
       obj.updated = message.updated.toISOString();
     }
+    if (message.review !== 0) {
+      obj.review = reviewModeToJSON(message.review);
+    }
+    if (message.reviewers?.length) {
+      obj.reviewers = message.reviewers;
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups;
+    }
+    if (message.allowTypeOverride !== false) {
+      obj.allowTypeOverride = message.allowTypeOverride;
+    }
+    if (message.active !== undefined) {
+      obj.active = message.active;
+    }
     return obj;
   },
 
@@ -231,6 +389,11 @@ export const Target: MessageFns<Target> = {
     message.message = object.message ?? "";
     message.created = object.created ?? undefined;
     message.updated = object.updated ?? undefined;
+    message.review = object.review ?? 0;
+    message.reviewers = object.reviewers?.map((e) => e) || [];
+    message.groups = object.groups?.map((e) => e) || [];
+    message.allowTypeOverride = object.allowTypeOverride ?? false;
+    message.active = object.active ?? undefined;
     return message;
   },
 };
@@ -970,7 +1133,10 @@ export const DeleteTargetResponse: MessageFns<DeleteTargetResponse> = {
   },
 };
 
-/** TargetService manages targets (admin only). */
+/**
+ * TargetService manages targets. Every user may read them; only the admin
+ * group may change them.
+ */
 export type TargetServiceService = typeof TargetServiceService;
 export const TargetServiceService = {
   createTarget: {

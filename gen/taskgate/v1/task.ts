@@ -166,9 +166,49 @@ export function reviewStatusToJSON(object: ReviewStatus): string {
   }
 }
 
+/** ReviewDecision is what a reviewer decides. */
+export enum ReviewDecision {
+  REVIEW_DECISION_UNSPECIFIED = 0,
+  REVIEW_DECISION_APPROVE = 1,
+  REVIEW_DECISION_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function reviewDecisionFromJSON(object: any): ReviewDecision {
+  switch (object) {
+    case 0:
+    case "REVIEW_DECISION_UNSPECIFIED":
+      return ReviewDecision.REVIEW_DECISION_UNSPECIFIED;
+    case 1:
+    case "REVIEW_DECISION_APPROVE":
+      return ReviewDecision.REVIEW_DECISION_APPROVE;
+    case 2:
+    case "REVIEW_DECISION_REJECT":
+      return ReviewDecision.REVIEW_DECISION_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReviewDecision.UNRECOGNIZED;
+  }
+}
+
+export function reviewDecisionToJSON(object: ReviewDecision): string {
+  switch (object) {
+    case ReviewDecision.REVIEW_DECISION_UNSPECIFIED:
+      return "REVIEW_DECISION_UNSPECIFIED";
+    case ReviewDecision.REVIEW_DECISION_APPROVE:
+      return "REVIEW_DECISION_APPROVE";
+    case ReviewDecision.REVIEW_DECISION_REJECT:
+      return "REVIEW_DECISION_REJECT";
+    case ReviewDecision.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Review is the state of one required reviewer group on a task. */
 export interface Review {
-  /** The reviewer group. */
+  /** The reviewer group; empty when any user may review (REVIEW_MODE_ANYONE). */
   group: string;
   status: ReviewStatus;
   /** Who decided, when decided. */
@@ -177,16 +217,26 @@ export interface Review {
   comment: string;
 }
 
-/** TaskEvent records one status change of a task. */
+/**
+ * TaskEvent records one thing that happened to a task: a status change, a
+ * review decision. Events are appended, never edited.
+ */
 export interface TaskEvent {
   time:
     | Date
     | undefined;
-  /** Who caused it: "admin", "agent:NAME", "user:EMAIL", "system". */
+  /** Who caused it: "user:EMAIL", "agent:NAME" or "system". */
   actor: string;
+  /** Status before and after; equal when the status did not change. */
   from: TaskStatus;
   to: TaskStatus;
+  /** Details in words: why it moved, a reviewer's group and comment. */
   reason: string;
+  /**
+   * What happened: "task.<status>" for a status change (task.created,
+   * task.approved, ...), "task.review" for a review decision.
+   */
+  action: string;
 }
 
 /** Task is one script to be run on one target. */
@@ -207,7 +257,7 @@ export interface Task {
   /** One entry per required reviewer group; empty when no review is needed. */
   review: Review[];
   status: TaskStatus;
-  /** Identity of the token that created it. */
+  /** Who created it: "user:EMAIL". */
   createdBy: string;
   /** The agent that runs (or ran) it; set when it becomes ready. */
   agent: string;
@@ -259,12 +309,46 @@ export interface ListTasksRequest {
   pageSize: number;
   /** From a previous response's next_page_token. */
   pageToken: string;
+  /** Only tasks waiting for a review the caller may give. */
+  awaitingMyReview: boolean;
 }
 
 export interface ListTasksResponse {
   tasks: Task[];
   /** Empty when there are no more. */
   nextPageToken: string;
+}
+
+export interface ReviewTaskRequest {
+  id: string;
+  decision: ReviewDecision;
+  /**
+   * The reviewer group acted for; may be empty when the caller belongs to
+   * exactly one group still pending (or the target's review is "anyone").
+   */
+  group: string;
+  /** Shown to the creator; kept with the review. */
+  comment: string;
+}
+
+export interface ReviewTaskResponse {
+  task: Task | undefined;
+}
+
+export interface RunTaskRequest {
+  id: string;
+}
+
+export interface RunTaskResponse {
+  task: Task | undefined;
+}
+
+export interface WatchTaskRequest {
+  id: string;
+}
+
+export interface WatchTaskResponse {
+  task: Task | undefined;
 }
 
 export interface GetTaskLogsRequest {
@@ -426,7 +510,7 @@ export const Review: MessageFns<Review> = {
 };
 
 function createBaseTaskEvent(): TaskEvent {
-  return { time: undefined, actor: "", from: 0, to: 0, reason: "" };
+  return { time: undefined, actor: "", from: 0, to: 0, reason: "", action: "" };
 }
 
 export const TaskEvent: MessageFns<TaskEvent> = {
@@ -445,6 +529,9 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     }
     if (message.reason !== "") {
       writer.uint32(42).string(message.reason);
+    }
+    if (message.action !== "") {
+      writer.uint32(50).string(message.action);
     }
     return writer;
   },
@@ -502,6 +589,14 @@ export const TaskEvent: MessageFns<TaskEvent> = {
             message.reason = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -521,6 +616,7 @@ export const TaskEvent: MessageFns<TaskEvent> = {
       from: isSet(object.from) ? taskStatusFromJSON(object.from) : 0,
       to: isSet(object.to) ? taskStatusFromJSON(object.to) : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
     };
   },
 
@@ -541,6 +637,9 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
     return obj;
   },
 
@@ -554,6 +653,7 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     message.from = object.from ?? 0;
     message.to = object.to ?? 0;
     message.reason = object.reason ?? "";
+    message.action = object.action ?? "";
     return message;
   },
 };
@@ -1238,7 +1338,7 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
 };
 
 function createBaseListTasksRequest(): ListTasksRequest {
-  return { statuses: [], target: "", pageSize: 0, pageToken: "" };
+  return { statuses: [], target: "", pageSize: 0, pageToken: "", awaitingMyReview: false };
 }
 
 export const ListTasksRequest: MessageFns<ListTasksRequest> = {
@@ -1258,6 +1358,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
+    }
+    if (message.awaitingMyReview !== false) {
+      writer.uint32(40).bool(message.awaitingMyReview);
     }
     return writer;
   },
@@ -1317,6 +1420,14 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.awaitingMyReview = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1345,6 +1456,11 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      awaitingMyReview: isSet(object.awaitingMyReview)
+        ? globalThis.Boolean(object.awaitingMyReview)
+        : isSet(object.awaiting_my_review)
+        ? globalThis.Boolean(object.awaiting_my_review)
+        : false,
     };
   },
 
@@ -1362,6 +1478,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.awaitingMyReview !== false) {
+      obj.awaitingMyReview = message.awaitingMyReview;
+    }
     return obj;
   },
 
@@ -1374,6 +1493,7 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     message.target = object.target ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.awaitingMyReview = object.awaitingMyReview ?? false;
     return message;
   },
 };
@@ -1463,6 +1583,458 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
     const message = createBaseListTasksResponse();
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseReviewTaskRequest(): ReviewTaskRequest {
+  return { id: "", decision: 0, group: "", comment: "" };
+}
+
+export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
+  encode(message: ReviewTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.decision !== 0) {
+      writer.uint32(16).int32(message.decision);
+    }
+    if (message.group !== "") {
+      writer.uint32(26).string(message.group);
+    }
+    if (message.comment !== "") {
+      writer.uint32(34).string(message.comment);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.decision = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.group = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewTaskRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      decision: isSet(object.decision) ? reviewDecisionFromJSON(object.decision) : 0,
+      group: isSet(object.group) ? globalThis.String(object.group) : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+    };
+  },
+
+  toJSON(message: ReviewTaskRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.decision !== 0) {
+      obj.decision = reviewDecisionToJSON(message.decision);
+    }
+    if (message.group !== "") {
+      obj.group = message.group;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReviewTaskRequest>, I>>(base?: I): ReviewTaskRequest {
+    return ReviewTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReviewTaskRequest>, I>>(object: I): ReviewTaskRequest {
+    const message = createBaseReviewTaskRequest();
+    message.id = object.id ?? "";
+    message.decision = object.decision ?? 0;
+    message.group = object.group ?? "";
+    message.comment = object.comment ?? "";
+    return message;
+  },
+};
+
+function createBaseReviewTaskResponse(): ReviewTaskResponse {
+  return { task: undefined };
+}
+
+export const ReviewTaskResponse: MessageFns<ReviewTaskResponse> = {
+  encode(message: ReviewTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewTaskResponse {
+    return { task: isSet(object.task) ? Task.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: ReviewTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReviewTaskResponse>, I>>(base?: I): ReviewTaskResponse {
+    return ReviewTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReviewTaskResponse>, I>>(object: I): ReviewTaskResponse {
+    const message = createBaseReviewTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    return message;
+  },
+};
+
+function createBaseRunTaskRequest(): RunTaskRequest {
+  return { id: "" };
+}
+
+export const RunTaskRequest: MessageFns<RunTaskRequest> = {
+  encode(message: RunTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunTaskRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: RunTaskRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunTaskRequest>, I>>(base?: I): RunTaskRequest {
+    return RunTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunTaskRequest>, I>>(object: I): RunTaskRequest {
+    const message = createBaseRunTaskRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseRunTaskResponse(): RunTaskResponse {
+  return { task: undefined };
+}
+
+export const RunTaskResponse: MessageFns<RunTaskResponse> = {
+  encode(message: RunTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunTaskResponse {
+    return { task: isSet(object.task) ? Task.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: RunTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunTaskResponse>, I>>(base?: I): RunTaskResponse {
+    return RunTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunTaskResponse>, I>>(object: I): RunTaskResponse {
+    const message = createBaseRunTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    return message;
+  },
+};
+
+function createBaseWatchTaskRequest(): WatchTaskRequest {
+  return { id: "" };
+}
+
+export const WatchTaskRequest: MessageFns<WatchTaskRequest> = {
+  encode(message: WatchTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTaskRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: WatchTaskRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTaskRequest>, I>>(base?: I): WatchTaskRequest {
+    return WatchTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTaskRequest>, I>>(object: I): WatchTaskRequest {
+    const message = createBaseWatchTaskRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchTaskResponse(): WatchTaskResponse {
+  return { task: undefined };
+}
+
+export const WatchTaskResponse: MessageFns<WatchTaskResponse> = {
+  encode(message: WatchTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTaskResponse {
+    return { task: isSet(object.task) ? Task.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: WatchTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTaskResponse>, I>>(base?: I): WatchTaskResponse {
+    return WatchTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTaskResponse>, I>>(object: I): WatchTaskResponse {
+    const message = createBaseWatchTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
     return message;
   },
 };
@@ -1791,6 +2363,42 @@ export const TaskServiceService = {
     responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
   },
   /**
+   * ReviewTask approves or rejects a task waiting for review, for one of the
+   * reviewer groups the caller belongs to. The creator never may.
+   */
+  reviewTask: {
+    path: "/taskgate.v1.TaskService/ReviewTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReviewTaskRequest): Buffer => Buffer.from(ReviewTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReviewTaskRequest => ReviewTaskRequest.decode(value),
+    responseSerialize: (value: ReviewTaskResponse): Buffer => Buffer.from(ReviewTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReviewTaskResponse => ReviewTaskResponse.decode(value),
+  },
+  /** RunTask moves an approved task to ready (its creator or an admin). */
+  runTask: {
+    path: "/taskgate.v1.TaskService/RunTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RunTaskRequest): Buffer => Buffer.from(RunTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunTaskRequest => RunTaskRequest.decode(value),
+    responseSerialize: (value: RunTaskResponse): Buffer => Buffer.from(RunTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunTaskResponse => RunTaskResponse.decode(value),
+  },
+  /**
+   * WatchTask sends the task now and again after every change (status,
+   * review), and closes once it has reached a terminal status.
+   */
+  watchTask: {
+    path: "/taskgate.v1.TaskService/WatchTask" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTaskRequest): Buffer => Buffer.from(WatchTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTaskRequest => WatchTaskRequest.decode(value),
+    responseSerialize: (value: WatchTaskResponse): Buffer => Buffer.from(WatchTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchTaskResponse => WatchTaskResponse.decode(value),
+  },
+  /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final
    * task and closes.
@@ -1816,6 +2424,18 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   getTask: handleUnaryCall<GetTaskRequest, GetTaskResponse>;
   /** ListTasks returns tasks, newest first, a page at a time. */
   listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
+  /**
+   * ReviewTask approves or rejects a task waiting for review, for one of the
+   * reviewer groups the caller belongs to. The creator never may.
+   */
+  reviewTask: handleUnaryCall<ReviewTaskRequest, ReviewTaskResponse>;
+  /** RunTask moves an approved task to ready (its creator or an admin). */
+  runTask: handleUnaryCall<RunTaskRequest, RunTaskResponse>;
+  /**
+   * WatchTask sends the task now and again after every change (status,
+   * review), and closes once it has reached a terminal status.
+   */
+  watchTask: handleServerStreamingCall<WatchTaskRequest, WatchTaskResponse>;
   /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final
@@ -1876,6 +2496,51 @@ export interface TaskServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTasksResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * ReviewTask approves or rejects a task waiting for review, for one of the
+   * reviewer groups the caller belongs to. The creator never may.
+   */
+  reviewTask(
+    request: ReviewTaskRequest,
+    callback: (error: ServiceError | null, response: ReviewTaskResponse) => void,
+  ): ClientUnaryCall;
+  reviewTask(
+    request: ReviewTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReviewTaskResponse) => void,
+  ): ClientUnaryCall;
+  reviewTask(
+    request: ReviewTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReviewTaskResponse) => void,
+  ): ClientUnaryCall;
+  /** RunTask moves an approved task to ready (its creator or an admin). */
+  runTask(
+    request: RunTaskRequest,
+    callback: (error: ServiceError | null, response: RunTaskResponse) => void,
+  ): ClientUnaryCall;
+  runTask(
+    request: RunTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RunTaskResponse) => void,
+  ): ClientUnaryCall;
+  runTask(
+    request: RunTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RunTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * WatchTask sends the task now and again after every change (status,
+   * review), and closes once it has reached a terminal status.
+   */
+  watchTask(request: WatchTaskRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchTaskResponse>;
+  watchTask(
+    request: WatchTaskRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchTaskResponse>;
   /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final

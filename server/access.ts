@@ -1,0 +1,109 @@
+/**
+ * Who may do what: every authorization rule of Taskgate, in one place
+ * (docs/access.md has the table; test/integration/access.test.ts checks every
+ * RPC against it).
+ *
+ * - Agent tokens may only open their agent stream.
+ * - The admin group manages users, targets, agents and everyone's tokens,
+ *   reads the audit trail, and may use every target.
+ * - Other users may use a target when it names none of its groups or one of
+ *   theirs. They see a task when they created it, may use its target, or may
+ *   review it; any other task is NOT_FOUND to them, as if it did not exist.
+ * - A reviewer acts for a group they belong to; the creator never reviews
+ *   their own task, whatever their groups.
+ */
+import { PermissionDeniedError } from '../shared/errors.js';
+import type { Principal, UserPrincipal } from './auth.js';
+import type { ReviewRecord, TargetRecord, TaskRecord } from './store/store.js';
+
+/** Members of this group administer Taskgate. */
+export const ADMIN_GROUP = 'admin';
+
+/** What an RPC requires of its caller before it looks at any object. */
+export type Requirement = 'user' | 'admin';
+
+/** Whether the user is in the admin group. */
+export function isAdmin(user: UserPrincipal): boolean {
+  return user.groups.includes(ADMIN_GROUP);
+}
+
+/** Throws PermissionDeniedError unless the principal meets the requirement; returns the user. */
+export function authorize(principal: Principal, requirement: Requirement): UserPrincipal {
+  if (principal.kind !== 'user') {
+    throw new PermissionDeniedError('agent tokens may only open an agent stream; use a user token');
+  }
+  if (requirement === 'admin' && !isAdmin(principal)) {
+    throw new PermissionDeniedError(`this needs membership of the "${ADMIN_GROUP}" group`);
+  }
+  return principal;
+}
+
+/** Throws PermissionDeniedError unless the principal is an agent. */
+export function authorizeAgent(principal: Principal): void {
+  if (principal.kind !== 'agent') throw new PermissionDeniedError('this call needs an agent token');
+}
+
+/** Whether the user may create tasks on the target. */
+export function mayUseTarget(user: UserPrincipal, target: TargetRecord): boolean {
+  return isAdmin(user) || target.groups.length === 0 || target.groups.some((g) => user.groups.includes(g));
+}
+
+/** Throws PermissionDeniedError unless the user may create tasks on the target. */
+export function requireUseTarget(user: UserPrincipal, target: TargetRecord): void {
+  if (!mayUseTarget(user, target)) {
+    throw new PermissionDeniedError(
+      `target "${target.name}" is for members of ${target.groups.join(', ')}; you are in ${user.groups.join(', ') || 'no group'}`,
+    );
+  }
+}
+
+/** Whether the user is the task's creator. */
+export function isCreator(user: UserPrincipal, task: TaskRecord): boolean {
+  return task.createdBy === `user:${user.email}`;
+}
+
+/** Whether the user may act on this review entry (ignoring who created the task). */
+function mayActFor(user: UserPrincipal, review: ReviewRecord): boolean {
+  return review.group === '' || user.groups.includes(review.group);
+}
+
+/**
+ * Whether the user may see the task, its output and its history. `target`
+ * is null when the target was deleted (then only admins, the creator and
+ * reviewers see it).
+ */
+export function maySeeTask(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): boolean {
+  return (
+    isAdmin(user) ||
+    isCreator(user, task) ||
+    (target !== null && mayUseTarget(user, target)) ||
+    task.review.some((r) => mayActFor(user, r))
+  );
+}
+
+/** The review entries still pending that the user may decide (never on their own task). */
+export function pendingReviewsFor(user: UserPrincipal, task: TaskRecord): ReviewRecord[] {
+  if (isCreator(user, task)) return [];
+  return task.review.filter((r) => r.status === 'pending' && mayActFor(user, r));
+}
+
+/** Throws PermissionDeniedError when the user created the task (creators never review). */
+export function requireNotCreator(user: UserPrincipal, task: TaskRecord): void {
+  if (isCreator(user, task)) throw new PermissionDeniedError('you created this task; someone else must review it');
+}
+
+/** Throws PermissionDeniedError unless the user may review the task for `group`. */
+export function requireReview(user: UserPrincipal, task: TaskRecord, group: string): void {
+  requireNotCreator(user, task);
+  const review = task.review.find((r) => r.group === group);
+  if (review && !mayActFor(user, review)) {
+    throw new PermissionDeniedError(`only members of "${group}" may review for it; you are in ${user.groups.join(', ') || 'no group'}`);
+  }
+}
+
+/** Throws PermissionDeniedError unless the user may run (RunTask) the task. */
+export function requireRun(user: UserPrincipal, task: TaskRecord): void {
+  if (!isCreator(user, task) && !isAdmin(user)) {
+    throw new PermissionDeniedError(`only the task's creator (${task.createdBy}) or an admin may run it`);
+  }
+}

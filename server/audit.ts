@@ -1,0 +1,131 @@
+/**
+ * The audit trail. Each task carries its own events, appended in the same
+ * atomic write as the change they record, so a task's history can never
+ * disagree with it. The task document is also the outbox: the
+ * {@link EventPublisher} copies events past `task.published` into the audit
+ * collection (for listing by actor and time) and into the webhook queue, then
+ * advances `published`. A server that dies in between publishes them again
+ * after restart (ids are fixed per task and index, so nothing is stored
+ * twice); publishing never blocks or fails the change itself.
+ *
+ * Events that are not about a task (tokens, users, targets) are written
+ * straight to the audit collection after the change they record.
+ */
+import { eventId } from '../shared/ids.js';
+import type { Logger } from '../shared/logger.js';
+import type { AuditEventRecord, Store, TaskRecord } from './store/store.js';
+
+/** Receives published task events (the webhook sender). */
+export interface TaskEventSink {
+  /** Queues what this event should cause; must be idempotent per event id. */
+  enqueue(event: AuditEventRecord, task: TaskRecord): Promise<void>;
+}
+
+/** The audit record of a task's `index`-th event. */
+export function taskAuditEvent(task: TaskRecord, index: number): AuditEventRecord {
+  const e = task.events[index];
+  if (!e) throw new RangeError(`task ${task.id} has no event ${index}`);
+  return {
+    id: eventId(e.time, `${task.id}-${String(index).padStart(5, '0')}`),
+    time: e.time,
+    actor: e.actor,
+    action: e.action,
+    resource: `tasks/${task.id}`,
+    from: e.from ?? '',
+    to: e.to,
+    detail: e.reason,
+  };
+}
+
+/** Options of {@link EventPublisher}. */
+export interface EventPublisherOptions {
+  /** How often to look for unpublished events of any server, in ms. Default 2000. */
+  sweepMs?: number;
+}
+
+/** Copies task events to the audit trail and the webhook queue; records other events. */
+export class EventPublisher {
+  readonly #store: Store;
+  readonly #sinks: TaskEventSink[];
+  readonly #logger: Logger;
+  readonly #sweepMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+
+  constructor(store: Store, sinks: TaskEventSink[], logger: Logger, options: EventPublisherOptions = {}) {
+    this.#store = store;
+    this.#sinks = sinks;
+    this.#logger = logger;
+    this.#sweepMs = options.sweepMs ?? 2000;
+  }
+
+  /** Publishes what earlier processes left, then keeps sweeping. */
+  start(): void {
+    this.wake();
+    this.#timer = setInterval(() => this.wake(), this.#sweepMs);
+    this.#timer.unref();
+  }
+
+  /** Publishes soon (a task changed). Passes never overlap; a wake during one runs another. */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#pass()
+      .catch((err: unknown) => this.#logger.warn({ err }, 'publishing task events failed; will retry'))
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.wake();
+        }
+      });
+  }
+
+  /** Resolves once every event announced before the call is published (read-your-writes for ListEvents). */
+  async flush(): Promise<void> {
+    this.wake();
+    if (this.#running) this.#again = true;
+    while (this.#running) await this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    for (;;) {
+      const tasks = await this.#store.listUnpublished(100);
+      for (const task of tasks) await this.#publish(task);
+      if (tasks.length < 100 || this.#stopped) return;
+    }
+  }
+
+  async #publish(task: TaskRecord): Promise<void> {
+    const count = task.events.length;
+    for (let i = task.published; i < count; i++) {
+      const event = taskAuditEvent(task, i);
+      await this.#store.insertEvent(event);
+      for (const sink of this.#sinks) await sink.enqueue(event, task);
+    }
+    await this.#store.updateTask(task.id, (t) => (t.published >= count ? null : { ...t, published: count }));
+  }
+
+  /** Records an event that is not about a task. Failures are logged, never thrown. */
+  async record(event: Omit<AuditEventRecord, 'id' | 'time' | 'from' | 'to'> & Partial<AuditEventRecord>): Promise<void> {
+    const time = event.time ?? new Date();
+    const full: AuditEventRecord = { from: '', to: '', ...event, time, id: event.id ?? eventId(time) };
+    try {
+      await this.#store.insertEvent(full);
+    } catch (err) {
+      this.#logger.error({ err, action: full.action, resource: full.resource }, 'could not record audit event');
+    }
+  }
+
+  /** Stops sweeping; waits for a pass in progress. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+}

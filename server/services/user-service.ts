@@ -1,0 +1,162 @@
+/** UserService: users (admin group) and API tokens (each user's own; admins: anyone's). */
+import type {
+  CreateTokenRequest,
+  CreateTokenResponse,
+  CreateUserRequest,
+  CreateUserResponse,
+  GetUserRequest,
+  GetUserResponse,
+  ListTokensRequest,
+  ListTokensResponse,
+  ListUsersRequest,
+  ListUsersResponse,
+  RevokeTokenRequest,
+  RevokeTokenResponse,
+  UpdateUserRequest,
+  UpdateUserResponse,
+  UserServiceServer,
+  WhoAmIResponse,
+} from '../../gen/taskgate/v1/user.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
+import { ADMIN_GROUP, isAdmin } from '../access.js';
+import type { EventPublisher } from '../audit.js';
+import { actorOf, type Authenticator } from '../auth.js';
+import { tokenToWire, userToWire } from '../convert.js';
+import type { Store, UserPatch, UserRecord } from '../store/store.js';
+import { checkEmail, checkGroups, checkSize, pageSize, pageToken } from '../validate.js';
+import type { HandlerContext, HandlerFactory } from './handler.js';
+
+/** Fields UpdateUser may change, by their proto names. */
+const UPDATABLE = ['name', 'groups', 'active'] as const;
+const MAX_NAME_BYTES = 256;
+
+/** The UserService implementation. */
+export function userService(store: Store, auth: Authenticator, audit: EventPublisher, h: HandlerFactory): UserServiceServer {
+  async function mustGet(email: string): Promise<UserRecord> {
+    if (email === '') throw new InvalidArgumentError('email is required');
+    const user = await store.getUser(email);
+    if (!user) throw new NotFoundError(`user ${email} not found`);
+    return user;
+  }
+
+  async function createUser(req: CreateUserRequest, { user: caller }: HandlerContext): Promise<CreateUserResponse> {
+    const u = req.user;
+    if (!u) throw new InvalidArgumentError('user is required');
+    const now = new Date();
+    const user: UserRecord = {
+      email: checkEmail('user.email', u.email),
+      name: checkSize('user.name', u.name, MAX_NAME_BYTES),
+      groups: checkGroups('user.groups', u.groups),
+      active: u.active ?? true,
+      created: now,
+      updated: now,
+    };
+    await store.insertUser(user);
+    await audit.record({
+      actor: actorOf(caller),
+      action: 'user.created',
+      resource: `users/${user.email}`,
+      detail: `groups ${user.groups.join(', ') || 'none'}`,
+    });
+    return { user: userToWire(user) };
+  }
+
+  async function getUser(req: GetUserRequest, { user: caller }: HandlerContext): Promise<GetUserResponse> {
+    if (req.email !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError('only admins may read other users');
+    return { user: userToWire(await mustGet(req.email)) };
+  }
+
+  async function listUsers(req: ListUsersRequest): Promise<ListUsersResponse> {
+    const limit = pageSize(req.pageSize, 100);
+    const users = await store.listUsers(pageToken.decode(req.pageToken), limit + 1);
+    const page = users.slice(0, limit);
+    const last = page[page.length - 1];
+    return { users: page.map(userToWire), nextPageToken: users.length > limit && last ? pageToken.encode(last.email) : '' };
+  }
+
+  async function updateUser(req: UpdateUserRequest, { user: caller }: HandlerContext): Promise<UpdateUserResponse> {
+    const u = req.user;
+    if (!u) throw new InvalidArgumentError('user is required');
+    const before = await mustGet(u.email);
+    const paths = req.updateMask?.length ? req.updateMask : [...UPDATABLE];
+    const patch: UserPatch = {};
+    for (const path of paths) {
+      switch (path) {
+        case 'name':
+          patch.name = checkSize('user.name', u.name, MAX_NAME_BYTES);
+          break;
+        case 'groups':
+          patch.groups = checkGroups('user.groups', u.groups);
+          break;
+        case 'active':
+          patch.active = u.active ?? true;
+          break;
+        default:
+          throw new InvalidArgumentError(`update_mask path "${path}" cannot be updated; use ${UPDATABLE.join(', ')}`);
+      }
+    }
+    // An admin cannot lock everyone out by removing their own admin rights.
+    const demotesSelf = before.email === caller.email && (patch.active === false || (patch.groups && !patch.groups.includes(ADMIN_GROUP)));
+    if (demotesSelf) throw new FailedPreconditionError('you cannot deactivate yourself or leave the admin group; ask another admin');
+    const updated = await store.updateUser(u.email, patch, new Date());
+    if (!updated) throw new NotFoundError(`user ${u.email} not found`);
+    auth.invalidate();
+    const changes = (Object.keys(patch) as (keyof UserPatch)[])
+      .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(updated[k]))
+      .map((k) => `${k}: ${JSON.stringify(before[k])} -> ${JSON.stringify(updated[k])}`);
+    await audit.record({ actor: actorOf(caller), action: 'user.updated', resource: `users/${updated.email}`, detail: changes.join('; ') || 'no change' });
+    return { user: userToWire(updated) };
+  }
+
+  async function whoAmI(_req: unknown, { user: caller }: HandlerContext): Promise<WhoAmIResponse> {
+    const [user, token] = await Promise.all([mustGet(caller.email), store.getToken(caller.tokenId)]);
+    return { user: userToWire(user), agent: '', token: token ? tokenToWire(token) : undefined };
+  }
+
+  async function createToken(req: CreateTokenRequest, { user: caller }: HandlerContext): Promise<CreateTokenResponse> {
+    const email = req.user || caller.email;
+    if (email !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError('only admins may create tokens for other users');
+    const user = await mustGet(email);
+    if (!user.active) throw new FailedPreconditionError(`user ${email} is deactivated`);
+    const { secret, record } = await auth.issue('user', email, {
+      name: checkSize('name', req.name, MAX_NAME_BYTES),
+      createdBy: actorOf(caller),
+    });
+    await audit.record({ actor: actorOf(caller), action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email}${record.name ? ` (${record.name})` : ''}` });
+    return { secret, token: tokenToWire(record) };
+  }
+
+  async function listTokens(req: ListTokensRequest, { user: caller }: HandlerContext): Promise<ListTokensResponse> {
+    const subject = req.subject || caller.email;
+    if (subject !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError("only admins may list other users' tokens");
+    const tokens = await store.listTokens(subject === '*' ? undefined : subject);
+    return { tokens: tokens.map(tokenToWire) };
+  }
+
+  async function revokeToken(req: RevokeTokenRequest, { user: caller }: HandlerContext): Promise<RevokeTokenResponse> {
+    if (req.id === '') throw new InvalidArgumentError('id is required');
+    const token = await store.getToken(req.id);
+    // Someone else's token is NOT_FOUND to a non-admin: ids do not leak.
+    if (!token || (!isAdmin(caller) && !(token.kind === 'user' && token.subject === caller.email))) {
+      throw new NotFoundError(`token ${req.id} not found`);
+    }
+    const revoked = await store.revokeToken(req.id, new Date());
+    if (!revoked) throw new NotFoundError(`token ${req.id} not found`);
+    auth.invalidate();
+    if (!token.revoked) {
+      await audit.record({ actor: actorOf(caller), action: 'token.revoked', resource: `tokens/${token.id}`, detail: `${token.kind} token of ${token.subject}` });
+    }
+    return { token: tokenToWire(revoked) };
+  }
+
+  return {
+    createUser: h.unary('UserService/CreateUser', 'admin', createUser),
+    getUser: h.unary('UserService/GetUser', 'user', getUser),
+    listUsers: h.unary('UserService/ListUsers', 'admin', listUsers),
+    updateUser: h.unary('UserService/UpdateUser', 'admin', updateUser),
+    whoAmI: h.unary('UserService/WhoAmI', 'user', whoAmI),
+    createToken: h.unary('UserService/CreateToken', 'user', createToken),
+    listTokens: h.unary('UserService/ListTokens', 'user', listTokens),
+    revokeToken: h.unary('UserService/RevokeToken', 'user', revokeToken),
+  };
+}
