@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ConnectResponse, RunTask } from '../gen/taskgate/v1/agent.js';
+import type { ConnectResponse, RunTask, Welcome } from '../gen/taskgate/v1/agent.js';
 import type { BackoffOptions } from '../shared/backoff.js';
 import { randomId } from '../shared/ids.js';
 import { isScriptType } from '../shared/limits.js';
@@ -43,9 +43,22 @@ export interface AgentOptions {
 interface HeldTask {
   output: TaskOutput;
   run: PtyRun | null;
+  /** A kill arrived; set before the process may even have started. */
+  kill: { graceMs: number } | null;
+  /** It ran past its timeout and is being killed for that. */
+  timedOut: boolean;
+  /** Timers of the kill sequence and the timeout. */
+  timers: NodeJS.Timeout[];
+  exited: boolean;
 }
 
-/** Events: "state" (ConnectionState), "fatal" (ServiceError), "task-exit" (taskId, RunResult). */
+/** How long a kill for a task not (yet) held is remembered, in ms. */
+const EARLY_KILL_MS = 10 * 60_000;
+
+/**
+ * Events: "state" (ConnectionState), "fatal" (ServiceError), "task-start"
+ * (taskId, pid), "task-exit" (taskId, RunResult), "idle" (no task held).
+ */
 export class TaskgateAgent extends EventEmitter {
   /** New on every agent start; tells the server whether tasks died with a previous process. */
   readonly bootId = randomId();
@@ -54,6 +67,10 @@ export class TaskgateAgent extends EventEmitter {
   readonly #logger: Logger;
   readonly #tasks = new Map<string, HeldTask>();
   readonly #connection: AgentConnection;
+  /** Kills that arrived before their task's run message (ids, with when). */
+  readonly #earlyKills = new Map<string, number>();
+  #welcome: Welcome | null = null;
+  #draining = false;
 
   constructor(options: AgentOptions) {
     super();
@@ -78,8 +95,13 @@ export class TaskgateAgent extends EventEmitter {
       logger: this.#logger,
       heldTasks: () => [...this.#tasks.keys()],
       onMessage: (message) => this.#onMessage(message),
-      onConnected: () => {
-        for (const task of this.#tasks.values()) task.output.resend();
+      onConnected: (welcome) => {
+        this.#welcome = welcome;
+        if (this.#draining) this.#connection.send({ message: { $case: 'draining', value: {} } });
+        for (const task of this.#tasks.values()) {
+          task.output.setLimit(welcome.maxOutputBytes);
+          task.output.resend();
+        }
       },
       onState: (state) => this.emit('state', state),
       onFatal: (err: ServiceError) => this.emit('fatal', err),
@@ -102,16 +124,51 @@ export class TaskgateAgent extends EventEmitter {
   }
 
   /**
-   * Disconnects and kills the process groups of running tasks (SIGKILL).
-   * Their tasks are settled by the server (see docs/agent.md).
+   * Disconnects at once and kills the process groups of running tasks
+   * (SIGKILL). The server settles their tasks when this process's successor
+   * says hello ("agent restarted") or when the lease runs out ("agent lost").
    */
   async stop(): Promise<void> {
     this.#connection.stop();
     const runs = [...this.#tasks.values()].flatMap((t) => (t.run ? [t.run] : []));
     for (const run of runs) run.kill('SIGKILL');
     await Promise.all(runs.map((run) => run.done));
-    for (const task of this.#tasks.values()) task.output.dispose();
+    for (const task of this.#tasks.values()) this.#dispose(task);
     this.#tasks.clear();
+  }
+
+  /**
+   * Shuts down gracefully (SIGTERM): tells the server to send no more tasks,
+   * lets running tasks finish for up to `timeoutMs` while their output keeps
+   * flowing, then kills what still runs (SIGTERM, then SIGKILL after
+   * `graceMs`) and reports how each ended, and only then disconnects. A task
+   * killed this way ends failure, "killed by signal SIGTERM" (docs/agent-protocol.md).
+   */
+  async drain(timeoutMs: number, graceMs = 5000): Promise<void> {
+    this.#draining = true;
+    this.#connection.send({ message: { $case: 'draining', value: {} } });
+    if (!(await this.#idle(timeoutMs))) {
+      this.#logger.warn({ tasks: this.heldTasks }, 'drain timed out; killing running tasks');
+      for (const [id, task] of this.#tasks) if (!task.exited) this.#kill(id, graceMs);
+      await this.#idle(graceMs + 5000);
+    }
+    await this.stop();
+  }
+
+  /** Resolves true once no task is held (all ended and acknowledged), false after `timeoutMs`. */
+  #idle(timeoutMs: number): Promise<boolean> {
+    if (this.#tasks.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.off('idle', onIdle);
+        resolve(false);
+      }, timeoutMs);
+      const onIdle = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.once('idle', onIdle);
+    });
   }
 
   #onMessage(message: ConnectResponse): void {
@@ -125,14 +182,48 @@ export class TaskgateAgent extends EventEmitter {
         if (!held) return;
         held.output.ack(m.value.seq);
         if (m.value.done) {
-          held.output.dispose();
+          this.#dispose(held);
           this.#tasks.delete(m.value.taskId);
+          if (this.#tasks.size === 0) this.emit('idle');
         }
         return;
       }
+      case 'kill':
+        this.#kill(m.value.taskId, m.value.graceMs);
+        return;
       default:
         return;
     }
+  }
+
+  /**
+   * Kills a task's process group: SIGTERM now, SIGKILL after `graceMs`. A
+   * task not started yet never starts; a kill for a task not held yet is
+   * remembered, because it may overtake its run message.
+   */
+  #kill(taskId: string, graceMs: number): void {
+    const held = this.#tasks.get(taskId);
+    if (!held) {
+      const now = Date.now();
+      for (const [id, at] of this.#earlyKills) if (now - at > EARLY_KILL_MS) this.#earlyKills.delete(id);
+      this.#earlyKills.set(taskId, now);
+      return;
+    }
+    if (held.exited || held.kill) return;
+    held.kill = { graceMs };
+    this.#terminate(held, graceMs);
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`, to a started run. */
+  #terminate(held: HeldTask, graceMs: number): void {
+    if (!held.run) return; // #execute checks held.kill before it spawns
+    held.run.kill('SIGTERM');
+    held.timers.push(setTimeout(() => held.run?.kill('SIGKILL'), graceMs));
+  }
+
+  #dispose(held: HeldTask): void {
+    for (const timer of held.timers) clearTimeout(timer);
+    held.output.dispose();
   }
 
   #run(task: RunTask): void {
@@ -145,8 +236,14 @@ export class TaskgateAgent extends EventEmitter {
         (pause) => (pause ? held.run?.pause() : held.run?.resume()),
       ),
       run: null,
+      kill: null,
+      timedOut: false,
+      timers: [],
+      exited: false,
     };
+    held.output.setLimit(this.#welcome?.maxOutputBytes ?? 0);
     this.#tasks.set(task.taskId, held);
+    if (this.#earlyKills.delete(task.taskId)) held.kill = { graceMs: task.killGraceMs };
     this.#execute(task, held).catch((err: unknown) => {
       this.#logger.error({ err, task: task.taskId }, 'task failed in the agent');
       this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `agent error: ${(err as Error).message}` });
@@ -154,6 +251,10 @@ export class TaskgateAgent extends EventEmitter {
   }
 
   async #execute(task: RunTask, held: HeldTask): Promise<void> {
+    if (held.kill) {
+      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
+      return;
+    }
     if (!isScriptType(task.type)) {
       this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `this agent cannot run type "${task.type}"` });
       return;
@@ -172,17 +273,33 @@ export class TaskgateAgent extends EventEmitter {
       TASKGATE_USER: task.createdBy,
       TASKGATE_MESSAGE: task.message,
     };
+    if (held.kill) {
+      await rm(cwd, { recursive: true, force: true });
+      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
+      return;
+    }
     const run = PtyRun.start(
       { type: task.type, scriptPath, cwd, env },
       {
         onStart: (pid) => {
           this.#logger.info({ task: task.taskId, pid }, 'task started');
           this.#connection.send({ message: { $case: 'started', value: { taskId: task.taskId, time: new Date(), pid } } });
+          this.emit('task-start', task.taskId, pid);
         },
         onData: (data) => held.output.push(data),
       },
     );
     held.run = run;
+    if (task.timeoutMs > 0) {
+      held.timers.push(
+        setTimeout(() => {
+          if (held.exited || held.kill) return;
+          held.timedOut = true;
+          this.#logger.info({ task: task.taskId, timeoutMs: task.timeoutMs }, 'task timed out; killing it');
+          this.#terminate(held, task.killGraceMs);
+        }, task.timeoutMs),
+      );
+    }
     const result = await run.done;
     await Promise.all([rm(cwd, { recursive: true, force: true }), rm(scriptPath, { force: true })]);
     this.#finish(task.taskId, held, result);
@@ -190,7 +307,9 @@ export class TaskgateAgent extends EventEmitter {
 
   #finish(taskId: string, held: HeldTask, result: RunResult): void {
     held.run = null;
-    held.output.finish(result);
+    held.exited = true;
+    for (const timer of held.timers) clearTimeout(timer);
+    held.output.finish({ ...result, timedOut: held.timedOut });
     this.#logger.info({ task: taskId, ...result }, 'task ended');
     this.emit('task-exit', taskId, result);
   }

@@ -9,7 +9,7 @@
  * after each healthy connection) before trying again.
  */
 import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { AgentServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/taskgate/v1/agent.js';
+import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Welcome } from '../gen/taskgate/v1/agent.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
@@ -44,7 +44,7 @@ export interface ConnectionOptions {
   /** Every message after Welcome. */
   onMessage(message: ConnectResponse): void;
   /** A stream was welcomed (first time or after a reconnect). */
-  onConnected(): void;
+  onConnected(welcome: Welcome): void;
   /** The state changed. */
   onState(state: ConnectionState): void;
   /** The server refused in a way retrying cannot fix. */
@@ -115,7 +115,7 @@ export class AgentConnection {
         this.#backoff.reset();
         this.#startHeartbeat(message.message.value.heartbeatIntervalMs);
         this.#options.logger.info({ server: this.#options.server }, 'connected');
-        this.#options.onConnected();
+        this.#options.onConnected(message.message.value);
         return;
       }
       this.#options.onMessage(message);

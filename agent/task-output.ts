@@ -4,6 +4,11 @@
  * resent after a reconnect. The unacknowledged bytes are bounded: past
  * `maxUnackedBytes` the producer is asked to pause (the pty stops being read,
  * so the program itself blocks), and to resume once acknowledgements arrive.
+ *
+ * Past the server's per-task output limit the rest is dropped: one marker
+ * line says so, the program keeps running (its output is still read, so it
+ * never blocks on a full pty), and the exit reports how many bytes were
+ * dropped (docs/limits.md).
  */
 import type { ConnectRequest, TaskExit } from '../gen/taskgate/v1/agent.js';
 import type { RunResult } from './pty-runner.js';
@@ -42,6 +47,8 @@ export class TaskOutput {
   #unackedBytes = 0;
   #paused = false;
   #exit: TaskExit | null = null;
+  #maxOutputBytes = Number.POSITIVE_INFINITY;
+  #dropped = 0;
 
   constructor(taskId: string, options: OutputOptions, send: Send, onPressure: (pause: boolean) => void) {
     this.taskId = taskId;
@@ -55,9 +62,35 @@ export class TaskOutput {
     return this.#exit !== null;
   }
 
+  /** Sets the output limit (from the server's Welcome); 0 means none. */
+  setLimit(maxOutputBytes: number): void {
+    this.#maxOutputBytes = maxOutputBytes > 0 ? maxOutputBytes : Number.POSITIVE_INFINITY;
+  }
+
+  /** Output bytes dropped past the limit. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   /** Adds output. */
   push(data: Buffer): void {
     if (data.length === 0) return;
+    const room = this.#maxOutputBytes - (this.#offset + this.#pendingBytes);
+    if (data.length > room) {
+      if (this.#dropped === 0) {
+        const kept = Math.max(0, room);
+        if (kept > 0) this.#append(data.subarray(0, kept));
+        this.#append(Buffer.from(`\r\n[taskgate: output truncated at ${this.#offset + this.#pendingBytes} bytes; the task keeps running]\r\n`));
+        this.#dropped += data.length - kept;
+      } else {
+        this.#dropped += data.length;
+      }
+      return;
+    }
+    this.#append(data);
+  }
+
+  #append(data: Buffer): void {
     this.#pending.push(data);
     this.#pendingBytes += data.length;
     if (this.#pendingBytes >= this.#options.maxChunkBytes) this.flush();
@@ -86,7 +119,7 @@ export class TaskOutput {
   }
 
   /** Records the end of the run and sends it after the last chunk. */
-  finish(result: RunResult): void {
+  finish(result: RunResult & { timedOut?: boolean }): void {
     this.flush();
     this.#exit = {
       taskId: this.taskId,
@@ -95,6 +128,8 @@ export class TaskOutput {
       error: result.error,
       chunks: this.#seq,
       totalBytes: this.#offset,
+      timedOut: result.timedOut ?? false,
+      droppedBytes: this.#dropped,
     };
     this.#send({ message: { $case: 'exit', value: this.#exit } });
   }

@@ -101,6 +101,13 @@ export function requireReview(user: UserPrincipal, task: TaskRecord, group: stri
   }
 }
 
+/** Throws PermissionDeniedError unless the user may kill the task (its creator or an admin). */
+export function requireKill(user: UserPrincipal, task: TaskRecord): void {
+  if (!isCreator(user, task) && !isAdmin(user)) {
+    throw new PermissionDeniedError(`only the task's creator (${task.createdBy}) or an admin may kill it`);
+  }
+}
+
 /** Throws PermissionDeniedError unless the user may run (RunTask) the task. */
 export function requireRun(user: UserPrincipal, task: TaskRecord): void {
   if (!isCreator(user, task) && !isAdmin(user)) {

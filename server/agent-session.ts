@@ -49,6 +49,12 @@ export interface SessionOptions {
   maxTasksPerAgent: number;
   /** How long to wait for Hello, in ms. */
   helloTimeoutMs: number;
+  /** Between SIGTERM and SIGKILL when a task is killed or times out, in ms. */
+  killGraceMs: number;
+  /** Output per task past which the agent drops the rest, in bytes. */
+  maxOutputBytes: number;
+  /** How often lastSeen is written while the stream is healthy, in ms (below the lease). */
+  lastSeenEveryMs: number;
 }
 
 /** What a session needs from the server. */
@@ -63,8 +69,6 @@ export interface SessionDeps {
 
 /** Messages waiting to be processed before reading from the stream pauses. */
 const MAX_QUEUED = 64;
-/** Write lastSeen to the store at most this often, in ms. */
-const LAST_SEEN_EVERY_MS = 30_000;
 
 /** One connected agent. */
 export class AgentSession {
@@ -73,6 +77,10 @@ export class AgentSession {
   version = '';
   /** Tasks handed to this agent and not yet finished. */
   readonly running = new Set<string>();
+  /** The agent is shutting down and takes no new tasks. */
+  draining = false;
+  /** Tasks whose kill was sent on this stream. */
+  readonly #killsSent = new Set<string>();
 
   #state: SessionState = 'handshaking';
   readonly #call: ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -145,6 +153,10 @@ export class AgentSession {
         return this.#exit(m.value);
       case 'heartbeat':
         return this.#heartbeat();
+      case 'draining':
+        this.draining = true;
+        this.#logger.info('agent is draining; no new tasks for it');
+        return;
     }
   }
 
@@ -167,9 +179,11 @@ export class AgentSession {
     // Reconcile the tasks claimed for this agent with those it says it holds.
     const held = new Set(hello.heldTaskIds);
     const claimed = await this.#claimedTasks();
+    const claimedIds = new Set(claimed.map((t) => t.id));
     for (const task of claimed) {
       if (held.has(task.id)) {
         this.running.add(task.id);
+        if (task.killRequested) this.kill(task.id);
       } else if (task.bootId === this.bootId) {
         // Same process, never received: it may run it now.
         await machine.tryMove(task.id, 'ready', { actor: 'system', reason: 'never received by the agent; requeued', from: ['running'] });
@@ -182,7 +196,11 @@ export class AgentSession {
         });
       }
     }
-    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs: this.#deps.options.heartbeatIntervalMs } } });
+    const { heartbeatIntervalMs, maxOutputBytes } = this.#deps.options;
+    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs, maxOutputBytes } } });
+    // Tasks it holds that are no longer running for it (given up as "agent
+    // lost" while it was away): stop them; their exit is acknowledged as done.
+    for (const id of held) if (!claimedIds.has(id)) this.#sendKill(id);
     this.#logger.info({ version: this.version, held: held.size }, 'agent connected');
     this.pump();
   }
@@ -243,11 +261,19 @@ export class AgentSession {
     }
     const stats = await this.#deps.store.chunkStats(taskId);
     const now = new Date();
-    let to: 'success' | 'failure';
+    let to: 'success' | 'failure' | 'killed';
     let failureReason = '';
+    let reason = '';
+    const stopped = exit.signal !== '' || exit.error !== '';
     if (stats.chunks !== exit.chunks || stats.bytes !== exit.totalBytes) {
       to = 'failure';
       failureReason = `output incomplete: agent sent ${exit.chunks} chunks (${exit.totalBytes} bytes), server holds ${stats.chunks} (${stats.bytes} bytes)`;
+    } else if (task.killRequested && stopped) {
+      to = 'killed';
+      failureReason = exit.signal ? `killed on request (${exit.signal})` : 'killed on request before it started';
+    } else if (exit.timedOut) {
+      to = 'failure';
+      failureReason = `timeout: still running after ${task.timeoutSeconds} s; killed${exit.signal ? ` (${exit.signal})` : ''}`;
     } else if (exit.error !== '') {
       to = 'failure';
       failureReason = `could not start: ${exit.error}`;
@@ -260,9 +286,11 @@ export class AgentSession {
       to = 'failure';
       failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
     }
+    // A kill that lost the race with a normal exit: the exit is what happened.
+    if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process had already exited)';
     await this.#deps.machine.tryMove(taskId, to, {
       actor: `agent:${this.name}`,
-      reason: failureReason || 'exited with status 0',
+      reason: (failureReason || 'exited with status 0') + reason,
       from: ['running'],
       patch: {
         finished: now,
@@ -270,16 +298,18 @@ export class AgentSession {
         signal: exit.signal,
         failureReason,
         outputBytes: stats.bytes,
+        outputDroppedBytes: exit.droppedBytes,
       },
     });
     this.running.delete(taskId);
+    this.#killsSent.delete(taskId);
     this.#nextSeq.delete(taskId);
     this.#write({ message: { $case: 'ack', value: { taskId, seq: stats.chunks - 1, done: true } } });
     this.pump();
   }
 
   async #heartbeat(): Promise<void> {
-    if (Date.now() - this.#lastSeenWrite < LAST_SEEN_EVERY_MS) return;
+    if (Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
     this.#lastSeenWrite = Date.now();
     await this.#deps.store.putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: true });
   }
@@ -302,7 +332,7 @@ export class AgentSession {
     const { store, machine, options } = this.#deps;
     do {
       this.#pumpAgain = false;
-      while (this.#state === 'active' && this.running.size < options.maxTasksPerAgent) {
+      while (this.#state === 'active' && !this.draining && this.running.size < options.maxTasksPerAgent) {
         const task = await store.claimNextReady(this.name, this.bootId, new Date());
         if (!task) break;
         this.running.add(task.id);
@@ -317,11 +347,28 @@ export class AgentSession {
               target: task.target,
               createdBy: task.createdBy,
               message: task.message,
+              timeoutMs: task.timeoutSeconds * 1000,
+              killGraceMs: options.killGraceMs,
             },
           },
         });
       }
     } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  /**
+   * Sends a kill for a task this agent runs (once per stream unless `again`);
+   * the agent answers with the task's exit.
+   */
+  kill(taskId: string, again = false): void {
+    if (!this.running.has(taskId)) return;
+    if (this.#killsSent.has(taskId) && !again) return;
+    this.#sendKill(taskId);
+  }
+
+  #sendKill(taskId: string): void {
+    this.#killsSent.add(taskId);
+    this.#write({ message: { $case: 'kill', value: { taskId, graceMs: this.#deps.options.killGraceMs } } });
   }
 
   #write(message: ConnectResponse): void {

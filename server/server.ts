@@ -23,6 +23,7 @@ import { userService } from './services/user-service.js';
 import { openStore, type StoreOptions } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
+import { Sweeper } from './sweeper.js';
 import { TaskMachine } from './task-machine.js';
 import { WebhookSender, type WebhookOptions } from './webhooks.js';
 
@@ -36,6 +37,14 @@ export interface ServerOptions extends StoreOptions {
   maxTasksPerAgent?: number;
   /** How long an agent has to send Hello, in ms. Default 10000. */
   helloTimeoutMs?: number;
+  /** How long an agent may be away before its running tasks fail ("agent lost"), in ms. Default 60000. */
+  leaseMs?: number;
+  /** Between SIGTERM and SIGKILL when a task is killed or times out, in ms. Default 10000. */
+  killGraceMs?: number;
+  /** Output kept per task; the agent drops the rest with a marker, in bytes. Default 1 GiB. */
+  maxOutputBytes?: number;
+  /** How often to look for ready tasks and kills made through other replicas, in ms. Default 1000. */
+  pollMs?: number;
   /** How long a graceful stop may take before it forces, in ms. Default 10000. */
   shutdownTimeoutMs?: number;
   /** Outgoing webhooks for task events; none by default. */
@@ -56,6 +65,7 @@ export class TaskgateServer {
   readonly #grpc: Server;
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
+  readonly #sweeper: Sweeper;
   readonly #dispatcher: Dispatcher;
   readonly #shutdown: AbortController;
   readonly #logger: Logger;
@@ -71,6 +81,7 @@ export class TaskgateServer {
     dispatcher: Dispatcher;
     publisher: EventPublisher;
     webhooks: WebhookSender;
+    sweeper: Sweeper;
     shutdown: AbortController;
     logger: Logger;
     shutdownTimeoutMs: number;
@@ -83,6 +94,7 @@ export class TaskgateServer {
     this.#dispatcher = init.dispatcher;
     this.#publisher = init.publisher;
     this.#webhooks = init.webhooks;
+    this.#sweeper = init.sweeper;
     this.#shutdown = init.shutdown;
     this.#logger = init.logger;
     this.#shutdownTimeoutMs = init.shutdownTimeoutMs;
@@ -118,6 +130,10 @@ export class TaskgateServer {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
+    const leaseMs = options.leaseMs ?? 60_000;
+    // lastSeen must be refreshed well within the lease, and heartbeats (which
+    // trigger the refresh) at least as often.
+    const lastSeenEveryMs = Math.min(30_000, Math.floor(leaseMs / 3));
     const sessionDeps = {
       store,
       machine,
@@ -125,12 +141,19 @@ export class TaskgateServer {
       dispatcher,
       logger,
       options: {
-        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+        heartbeatIntervalMs: Math.min(options.heartbeatIntervalMs ?? 10_000, Math.max(50, Math.floor(lastSeenEveryMs / 2))),
         maxTasksPerAgent: options.maxTasksPerAgent ?? 30,
         helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
+        killGraceMs: options.killGraceMs ?? 10_000,
+        maxOutputBytes: options.maxOutputBytes ?? 1024 ** 3,
+        lastSeenEveryMs,
       },
     };
-    grpc.addService(TaskServiceService, taskService(store, machine, hub, h));
+    const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs ?? 1000, leaseMs });
+    grpc.addService(
+      TaskServiceService,
+      taskService(store, machine, hub, h, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
+    );
     grpc.addService(TargetServiceService, targetService(store, publisher, h));
     grpc.addService(AgentServiceService, agentService(auth, sessionDeps, publisher, h, logger));
     grpc.addService(UserServiceService, userService(store, auth, publisher, h));
@@ -156,6 +179,7 @@ export class TaskgateServer {
       dispatcher,
       publisher,
       webhooks,
+      sweeper,
       shutdown,
       logger,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
@@ -164,6 +188,7 @@ export class TaskgateServer {
     await server.#recover(machine);
     publisher.start();
     webhooks.start();
+    sweeper.start();
     logger.info({ listen: `${listen.replace(/:\d+$/, '')}:${port}`, store: options.mongodbUri ? 'mongodb' : 'embedded' }, 'taskgate server listening');
     return server;
   }
@@ -210,6 +235,7 @@ export class TaskgateServer {
     this.#stopped = true;
     this.#shutdown.abort();
     await this.#webhooks.stop();
+    await this.#sweeper.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -75,3 +75,14 @@ export function checkEmail(field: string, value: string): string {
   }
   return value;
 }
+
+/** Longest time limit a task or target may set, in seconds (7 days). */
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+/** Checks a time limit in seconds: 0 (none or default) up to {@link MAX_TIMEOUT_SECONDS}. */
+export function checkTimeout(field: string, seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new InvalidArgumentError(`${field} must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, not ${seconds}`);
+  }
+  return seconds;
+}

@@ -23,6 +23,17 @@ interface ServerFlags {
   slackWebhook: string[];
   webhookSecret?: string;
   webhookSecretFile?: string;
+  leaseSeconds: number;
+  killGraceSeconds: number;
+  maxOutputBytes: number;
+}
+
+function positiveInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new CliError(`${name} must be a positive integer, not "${value}"`, 2);
+    return n;
+  };
 }
 
 /** Collects a repeatable option; a value from the environment may hold several, comma-separated. */
@@ -55,7 +66,25 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .default([]),
     )
     .addOption(new Option('--webhook-secret <secret>', 'HMAC-SHA256 key that signs webhook bodies').env('TASKGATE_WEBHOOK_SECRET'))
-    .addOption(new Option('--webhook-secret-file <path>', 'read the webhook key from a file').env('TASKGATE_WEBHOOK_SECRET_FILE'));
+    .addOption(new Option('--webhook-secret-file <path>', 'read the webhook key from a file').env('TASKGATE_WEBHOOK_SECRET_FILE'))
+    .addOption(
+      new Option('--lease-seconds <n>', 'an agent away longer than this has its running tasks failed ("agent lost")')
+        .env('TASKGATE_LEASE_SECONDS')
+        .default(60)
+        .argParser(positiveInt('--lease-seconds')),
+    )
+    .addOption(
+      new Option('--kill-grace-seconds <n>', 'between SIGTERM and SIGKILL when a task is killed or times out')
+        .env('TASKGATE_KILL_GRACE_SECONDS')
+        .default(10)
+        .argParser(positiveInt('--kill-grace-seconds')),
+    )
+    .addOption(
+      new Option('--max-output-bytes <n>', 'output kept per task; the rest is dropped with a marker')
+        .env('TASKGATE_MAX_OUTPUT_BYTES')
+        .default(1024 ** 3)
+        .argParser(positiveInt('--max-output-bytes')),
+    );
 }
 
 /**
@@ -128,6 +157,9 @@ async function startServer(flags: ServerFlags, logger: Logger): Promise<Taskgate
     mongodbUri: flags.mongodbUri,
     dataDir: flags.dataDir,
     maxTasksPerAgent: flags.maxTasksPerAgent,
+    leaseMs: flags.leaseSeconds * 1000,
+    killGraceMs: flags.killGraceSeconds * 1000,
+    maxOutputBytes: flags.maxOutputBytes,
     webhooks: webhookOptions(flags),
     logger,
   });
@@ -167,8 +199,14 @@ export function agentCommand(): Command {
     .addOption(new Option('--token <token>', 'agent token (taskgate agents token --name NAME)').env('TASKGATE_AGENT_TOKEN').makeOptionMandatory())
     .addOption(new Option('--name <name>', 'agent name; targets name it').env('TASKGATE_AGENT_NAME').makeOptionMandatory())
     .addOption(new Option('--work-dir <dir>', 'where task directories and script files live').env('TASKGATE_AGENT_WORK_DIR'))
+    .addOption(
+      new Option('--drain-seconds <n>', 'on SIGTERM/SIGINT, how long running tasks may finish before they are killed')
+        .env('TASKGATE_AGENT_DRAIN_SECONDS')
+        .default(60)
+        .argParser(positiveInt('--drain-seconds')),
+    )
     .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default('info'))
-    .action(async (flags: { server: string; token: string; name: string; workDir?: string; logLevel: string }) => {
+    .action(async (flags: { server: string; token: string; name: string; workDir?: string; logLevel: string; drainSeconds: number }) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-agent' });
       const agent = new TaskgateAgent({
         server: flags.server,
@@ -183,7 +221,9 @@ export function agentCommand(): Command {
         void agent.stop();
       });
       agent.start();
-      onSignals(logger, () => agent.stop());
+      // A second signal exits at once (onSignals); the server then settles
+      // the running tasks ("agent restarted" or "agent lost").
+      onSignals(logger, () => agent.drain(flags.drainSeconds * 1000));
     });
 }
 
@@ -209,6 +249,7 @@ export function devCommand(): Command {
           groups: [],
           allowTypeOverride: true,
           active: true,
+          timeoutSeconds: 0,
           created: now,
           updated: now,
         });

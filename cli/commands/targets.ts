@@ -34,6 +34,7 @@ function print(cmd: Command, target: Target | undefined): void {
     ['review', reviewText(target)],
     ['groups', target.groups.join(', ') || 'everyone'],
     ['active', target.active === false ? 'no' : 'yes'],
+    ['timeout', target.timeoutSeconds ? `${target.timeoutSeconds} s` : 'none'],
     ['message', target.message],
   ];
   process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(7)}  ${v}`).join('\n')}\n`);
@@ -47,6 +48,7 @@ function ruleOptions(cmd: Command): Command {
     .option('--groups <groups>', "groups that may use it, comma-separated ('' = everyone)")
     .option('--allow-type-override', 'tasks may choose another interpreter')
     .option('--no-allow-type-override', 'tasks run with the target type only')
+    .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', (v) => Number.parseInt(v, 10))
     .option('--active', 'takes new tasks')
     .option('--inactive', 'takes no new tasks');
 }
@@ -58,6 +60,7 @@ interface RuleFlags {
   allowTypeOverride?: boolean;
   active?: boolean;
   inactive?: boolean;
+  timeout?: number;
 }
 
 /** The Target fields and update mask paths the rule flags set. */
@@ -88,6 +91,10 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
   if (opts.active || opts.inactive) {
     fields.active = Boolean(opts.active);
     mask.push('active');
+  }
+  if (opts.timeout !== undefined) {
+    fields.timeoutSeconds = opts.timeout;
+    mask.push('timeout_seconds');
   }
   return { fields, mask };
 }

@@ -85,8 +85,10 @@ function printTask(task: Task): void {
     ['started', time(task.started)],
     ['finished', time(task.finished)],
     ['exit', task.exitCode !== undefined ? String(task.exitCode) : task.signal || '-'],
-    ['output', `${task.outputBytes} bytes`],
+    ['output', `${task.outputBytes} bytes${task.outputDroppedBytes ? ` (${task.outputDroppedBytes} more dropped past the output limit)` : ''}`],
   ];
+  if (task.timeoutSeconds) rows.push(['timeout', `${task.timeoutSeconds} s`]);
+  if (task.killRequested) rows.push(['kill', `requested ${time(task.killRequested)}`]);
   if (task.failureReason) rows.push(['reason', task.failureReason]);
   if (task.message) rows.push(['message', task.message]);
   for (const r of task.review) {
@@ -110,8 +112,9 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-f, --file <path>', 'read the script from a file ("-" for stdin)')
     .option('-m, --message <text>', 'why you run it (shown to reviewers)', '')
     .option('--type <type>', "interpreter, overriding the target's (bash, sh, python, node)", '')
+    .option('--timeout <seconds>', "kill it after this long (default: the target's)", (v) => Number.parseInt(v, 10), 0)
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
-    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; wait?: boolean }, cmd: Command) => {
+    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean }, cmd: Command) => {
       if ((opts.script === undefined) === (opts.file === undefined)) {
         throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', 2);
       }
@@ -122,6 +125,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         script,
         message: opts.message,
         type: opts.type,
+        timeoutSeconds: opts.timeout,
       });
       if (!task) throw new CliError('the server returned no task');
       const json = (cmd.optsWithGlobals() as ClientOptions).json;
@@ -187,6 +191,24 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       }
       if (json) printJson(Task.toJSON(task));
       else process.stdout.write(`task ${task.id} is ${statusName(task.status)}\n`);
+    });
+
+  withClient(tasks.command('kill'))
+    .description('kill a task: before it runs it never will; a running one gets SIGTERM, then SIGKILL')
+    .argument('<id>', 'task id')
+    .option('-r, --reason <text>', 'why, for the audit trail', '')
+    .option('-w, --wait', 'wait until the agent confirms and print the final status')
+    .action(async (id: string, opts: { reason: string; wait?: boolean }, cmd: Command) => {
+      const client = api(cmd);
+      let { task } = await client.call(client.tasks, client.tasks.killTask, { id, reason: opts.reason });
+      if (!task) throw new CliError('the server returned no task');
+      if (opts.wait && task.status === TaskStatus.TASK_STATUS_RUNNING) {
+        const call = client.tasks.watchTask({ id }, client.metadata);
+        for await (const message of call as AsyncIterable<WatchTaskResponse>) if (message.task) task = message.task;
+      }
+      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson(Task.toJSON(task));
+      else if (task.status === TaskStatus.TASK_STATUS_RUNNING) process.stdout.write(`kill of task ${task.id} requested; its agent is stopping it\n`);
+      else process.stdout.write(`task ${task.id} is ${statusName(task.status)}${task.failureReason ? `: ${task.failureReason}` : ''}\n`);
     });
 
   withClient(tasks.command('events'))

@@ -19,11 +19,11 @@ import type { EventPublisher } from '../audit.js';
 import { actorOf } from '../auth.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
 import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
-import { checkGroups, checkName, checkSize, checkType, pageSize, pageToken } from '../validate.js';
+import { checkGroups, checkName, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
 import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds'] as const;
 
 function checkReviewMode(t: Target): ReviewMode {
   const mode = reviewModeFromWire(t.review);
@@ -72,6 +72,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
       groups: checkGroups('target.groups', t.groups),
       allowTypeOverride: t.allowTypeOverride,
       active: t.active ?? true,
+      timeoutSeconds: checkTimeout('target.timeout_seconds', t.timeoutSeconds),
       created: now,
       updated: now,
     };
@@ -117,6 +118,9 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
           break;
         case 'active':
           patch.active = t.active ?? true;
+          break;
+        case 'timeout_seconds':
+          patch.timeoutSeconds = checkTimeout('target.timeout_seconds', t.timeoutSeconds);
           break;
         default:
           throw new InvalidArgumentError(`update_mask path "${path}" cannot be updated; use ${UPDATABLE.join(', ')}`);

@@ -8,6 +8,8 @@ import {
   type GetTaskLogsResponse,
   type GetTaskRequest,
   type GetTaskResponse,
+  type KillTaskRequest,
+  type KillTaskResponse,
   type ListTasksRequest,
   type ListTasksResponse,
   type ReviewTaskRequest,
@@ -22,14 +24,14 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
-import { maySeeTask, pendingReviewsFor, requireRun, requireUseTarget } from '../access.js';
+import { maySeeTask, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
 import { applyReview, requiredReviews } from '../review.js';
 import type { Store, TargetRecord, TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
-import { checkSize, checkType, pageSize, pageToken } from '../validate.js';
+import { checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
 import { drained, type HandlerContext, type HandlerFactory } from './handler.js';
 
 /** Chunks read from the store per round trip when sending logs. */
@@ -97,7 +99,20 @@ function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: 
 }
 
 /** The TaskService implementation. */
-export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h: HandlerFactory): TaskServiceServer {
+/** Statuses a kill moves straight to killed: nothing runs yet. */
+const NOT_STARTED: readonly TaskStatus[] = ['created', 'pending-review', 'approved', 'ready'];
+
+/**
+ * The TaskService implementation. `onKillRequested` is told when a running
+ * task's kill was recorded, so the server holding its agent's stream sends it.
+ */
+export function taskService(
+  store: Store,
+  machine: TaskMachine,
+  hub: TaskHub,
+  h: HandlerFactory,
+  onKillRequested: (task: TaskRecord) => void,
+): TaskServiceServer {
   async function createTask(req: CreateTaskRequest, { user }: HandlerContext): Promise<CreateTaskResponse> {
     if (req.target === '') throw new InvalidArgumentError('target is required');
     if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
@@ -108,6 +123,7 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
     requireUseTarget(user, target);
     if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive and takes no new tasks`);
     const type = checkType('type', req.type === '' ? target.type : req.type);
+    const timeoutSeconds = checkTimeout('timeout_seconds', req.timeoutSeconds) || target.timeoutSeconds;
     if (type !== target.type && !target.allowTypeOverride) {
       throw new PermissionDeniedError(`target "${target.name}" runs ${target.type} only; it does not allow type override`);
     }
@@ -130,6 +146,9 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
       signal: '',
       failureReason: '',
       outputBytes: 0,
+      killRequested: null,
+      timeoutSeconds,
+      outputDroppedBytes: 0,
       review: requiredReviews(target),
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,
@@ -227,6 +246,43 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
     return { task: taskToWire(moved) };
   }
 
+  async function killTask(req: KillTaskRequest, { user }: HandlerContext): Promise<KillTaskResponse> {
+    checkSize('reason', req.reason, MAX_MESSAGE_BYTES);
+    const task = await visibleTask(user, req.id);
+    requireKill(user, task);
+    const actor = actorOf(user);
+    const why = req.reason === '' ? '' : `: ${req.reason}`;
+    const now = new Date();
+    const killed = await machine.tryMove(task.id, 'killed', {
+      actor,
+      reason: `killed before it ran${why}`,
+      from: NOT_STARTED,
+      patch: { finished: now, failureReason: `killed by ${actor} before it ran${why}` },
+    });
+    if (killed) return { task: taskToWire(killed) };
+    // Running: record the request (once) in the task; the agent confirms.
+    const requested = await store.updateTask(task.id, (t) =>
+      t.status !== 'running' || t.killRequested
+        ? null
+        : {
+            ...t,
+            killRequested: now,
+            events: [...t.events, { time: now, actor, action: 'task.kill-requested', from: t.status, to: t.status, reason: `kill requested${why}` }],
+          },
+    );
+    if (requested) {
+      machine.announce(requested);
+      onKillRequested(requested);
+      return { task: taskToWire(requested) };
+    }
+    const current = await visibleTask(user, req.id);
+    if (current.status === 'running') {
+      onKillRequested(current); // asked again: send it again
+      return { task: taskToWire(current) };
+    }
+    throw new FailedPreconditionError(`task ${current.id} is ${current.status}; there is nothing to kill`);
+  }
+
   async function watchTask(
     req: WatchTaskRequest,
     call: ServerWritableStream<WatchTaskRequest, WatchTaskResponse>,
@@ -304,6 +360,7 @@ export function taskService(store: Store, machine: TaskMachine, hub: TaskHub, h:
     listTasks: h.unary('TaskService/ListTasks', 'user', listTasks),
     reviewTask: h.unary('TaskService/ReviewTask', 'user', reviewTask),
     runTask: h.unary('TaskService/RunTask', 'user', runTask),
+    killTask: h.unary('TaskService/KillTask', 'user', killTask),
     watchTask: h.stream('TaskService/WatchTask', 'user', watchTask),
     getTaskLogs: h.stream('TaskService/GetTaskLogs', 'user', getTaskLogs),
   };

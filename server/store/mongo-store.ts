@@ -222,6 +222,7 @@ export class MongoStore implements Store {
     if (query.statuses && query.statuses.length > 0) filter.status = { $in: [...query.statuses] };
     if (query.target) filter.target = query.target;
     if (query.agent) filter.agent = query.agent;
+    if (query.killRequested) filter.killRequested = { $ne: null };
     if (query.beforeId) filter._id = { $lt: query.beforeId };
     const docs = await this.#tasks.find(filter).sort({ _id: -1 }).limit(query.limit).toArray();
     return docs.map(toTask);

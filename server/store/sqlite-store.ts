@@ -85,7 +85,7 @@ const MIGRATIONS = [
   'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0',
 ];
 
-const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt']);
+const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt', 'killRequested']);
 
 /** JSON.parse that turns the known date fields back into Dates. */
 function parseDoc<T>(json: string): T {
@@ -176,6 +176,7 @@ export class SqliteStore implements Store {
       where.push('agent = ?');
       args.push(query.agent);
     }
+    if (query.killRequested) where.push("json_extract(doc, '$.killRequested') IS NOT NULL");
     if (query.beforeId) {
       where.push('id < ?');
       args.push(query.beforeId);

@@ -59,6 +59,12 @@ export interface TaskRecord {
   signal: string;
   failureReason: string;
   outputBytes: number;
+  /** When a kill of the running task was requested; null otherwise. */
+  killRequested: Date | null;
+  /** Time limit in seconds (0 = none), fixed when the task is created. */
+  timeoutSeconds: number;
+  /** Output the agent dropped past the per-task output limit, in bytes. */
+  outputDroppedBytes: number;
   /** Required reviews, fixed when the task is created; empty without review. */
   review: ReviewRecord[];
   events: TaskEventRecord[];
@@ -73,7 +79,17 @@ export interface TaskRecord {
 export type TaskPatch = Partial<
   Pick<
     TaskRecord,
-    'agent' | 'bootId' | 'started' | 'finished' | 'exitCode' | 'signal' | 'failureReason' | 'outputBytes' | 'review'
+    | 'agent'
+    | 'bootId'
+    | 'started'
+    | 'finished'
+    | 'exitCode'
+    | 'signal'
+    | 'failureReason'
+    | 'outputBytes'
+    | 'review'
+    | 'killRequested'
+    | 'outputDroppedBytes'
   >
 >;
 
@@ -94,6 +110,8 @@ export interface TaskQuery {
   statuses?: readonly TaskStatus[];
   target?: string;
   agent?: string;
+  /** Only tasks whose kill was requested. */
+  killRequested?: boolean;
   /** Only tasks whose id sorts before this one (for paging). */
   beforeId?: string;
   limit: number;
@@ -113,13 +131,18 @@ export interface TargetRecord {
   allowTypeOverride: boolean;
   /** An inactive target takes no new tasks. */
   active: boolean;
+  /** Default time limit of its tasks in seconds; 0 = none. */
+  timeoutSeconds: number;
   created: Date;
   updated: Date;
 }
 
 /** Target fields that UpdateTarget may change. */
 export type TargetPatch = Partial<
-  Pick<TargetRecord, 'type' | 'agent' | 'message' | 'review' | 'reviewers' | 'groups' | 'allowTypeOverride' | 'active'>
+  Pick<
+    TargetRecord,
+    'type' | 'agent' | 'message' | 'review' | 'reviewers' | 'groups' | 'allowTypeOverride' | 'active' | 'timeoutSeconds'
+  >
 >;
 
 /** A user as stored; the email is the key. */
@@ -351,6 +374,9 @@ export function hasUnpublished(task: TaskRecord): boolean {
 export const upgrade = {
   task(task: TaskRecord): TaskRecord {
     task.review ??= [];
+    task.killRequested ??= null;
+    task.timeoutSeconds ??= 0;
+    task.outputDroppedBytes ??= 0;
     task.published ??= task.events.length;
     for (const e of task.events) e.action ??= `task.${e.to}`;
     return task;
@@ -361,6 +387,7 @@ export const upgrade = {
     target.groups ??= [];
     target.allowTypeOverride ??= true;
     target.active ??= true;
+    target.timeoutSeconds ??= 0;
     return target;
   },
 };

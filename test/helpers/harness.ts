@@ -111,8 +111,8 @@ export class Harness {
     });
   }
 
-  async createTask(target: string, script: string, type = ''): Promise<Task> {
-    const res = await this.api.call(this.api.tasks, this.api.tasks.createTask, { target, script, message: '', type });
+  async createTask(target: string, script: string, type = '', timeoutSeconds = 0): Promise<Task> {
+    const res = await this.api.call(this.api.tasks, this.api.tasks.createTask, { target, script, message: '', type, timeoutSeconds });
     if (!res.task) throw new Error('no task returned');
     return res.task;
   }

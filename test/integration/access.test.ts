@@ -69,7 +69,7 @@ const ROWS: Row[] = [
   {
     rpc: 'TaskService/CreateTask',
     expect: { ...NOT_USERS, admin: OK, member: OK, creator: OK, rest: PD },
-    call: (api) => api.call(api.tasks, api.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '' }),
+    call: (api) => api.call(api.tasks, api.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '', timeoutSeconds: 0 }),
   },
   { rpc: 'TaskService/GetTask', expect: SEE_TASK, call: async (api, fx) => api.call(api.tasks, api.tasks.getTask, { id: (await fx.pending()).id }) },
   {
@@ -205,7 +205,7 @@ for (const kind of STORE_KINDS) {
       const reviewer = clients.get('reviewer')!;
       let targets = 0;
       const fx: Fixtures = {
-        pending: async () => (await creator.call(creator.tasks, creator.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '' })).task!,
+        pending: async () => (await creator.call(creator.tasks, creator.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '', timeoutSeconds: 0 })).task!,
         approved: async () => {
           const task = await fx.pending();
           const req = { id: task.id, decision: ReviewDecision.REVIEW_DECISION_APPROVE, group: 'dba', comment: '' };
@@ -244,7 +244,7 @@ for (const kind of STORE_KINDS) {
       // A task on a target whose groups change: the non-member sees it once the target opens up.
       const creator = clients.get('creator')!;
       const nonMember = clients.get('nonMember')!;
-      const { task } = await creator.call(creator.tasks, creator.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '' });
+      const { task } = await creator.call(creator.tasks, creator.tasks.createTask, { target: 'prod', script: 'true', message: '', type: '', timeoutSeconds: 0 });
       const get = () => nonMember.call(nonMember.tasks, nonMember.tasks.getTask, { id: task!.id });
       let error: ServiceError | undefined;
       await get().catch((err: ServiceError) => (error = err));

@@ -189,7 +189,7 @@ for (const kind of STORE_KINDS) {
     it('answers bad input with precise statuses and keeps serving', async () => {
       await h.createTarget('t1', 'a1');
       const create = (req: { target?: string; script?: string; type?: string }) =>
-        h.api.call(h.api.tasks, h.api.tasks.createTask, { target: 't1', script: 'echo', message: '', type: '', ...req });
+        h.api.call(h.api.tasks, h.api.tasks.createTask, { target: 't1', script: 'echo', message: '', type: '', timeoutSeconds: 0, ...req });
       const cases: Array<[() => Promise<unknown>, status, RegExp]> = [
         [() => create({ target: 'missing' }), status.NOT_FOUND, /target "missing" not found/],
         [() => create({ script: '   ' }), status.INVALID_ARGUMENT, /script must not be empty/],
@@ -218,7 +218,7 @@ for (const kind of STORE_KINDS) {
       const cases: Array<[() => Promise<unknown>, status]> = [
         [() => noToken.call(noToken.tasks, noToken.tasks.getTask, { id: 'x' }), status.UNAUTHENTICATED],
         [() => wrong.call(wrong.tasks, wrong.tasks.getTask, { id: 'x' }), status.UNAUTHENTICATED],
-        [() => asAgent.call(asAgent.tasks, asAgent.tasks.createTask, { target: 't1', script: 'id', message: '', type: '' }), status.PERMISSION_DENIED],
+        [() => asAgent.call(asAgent.tasks, asAgent.tasks.createTask, { target: 't1', script: 'id', message: '', type: '', timeoutSeconds: 0 }), status.PERMISSION_DENIED],
         [() => asAgent.call(asAgent.targets, asAgent.targets.listTargets, { pageSize: 0, pageToken: '' }), status.PERMISSION_DENIED],
       ];
       for (const [call, code] of cases) expect(status[(await rejection(call())).code]).to.equal(status[code]);

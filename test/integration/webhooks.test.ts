@@ -103,7 +103,7 @@ for (const kind of STORE_KINDS) {
       const dev = await h.user('dev@x', ['dev']);
       const ops = await h.user('ops@x', ['ops']);
       const create = async (target: string, script: string) =>
-        (await dev.call(dev.tasks, dev.tasks.createTask, { target, script, message: 'm', type: '' })).task!.id;
+        (await dev.call(dev.tasks, dev.tasks.createTask, { target, script, message: 'm', type: '', timeoutSeconds: 0 })).task!.id;
       const review = (id: string, decision: ReviewDecision) => ops.call(ops.tasks, ops.tasks.reviewTask, { id, decision, group: '', comment: 'c' });
 
       const ok = await create('plain', 'echo ok');

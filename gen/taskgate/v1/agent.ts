@@ -49,6 +49,7 @@ export interface ConnectRequest {
     | { $case: "output"; value: TaskOutput }
     | { $case: "exit"; value: TaskExit }
     | { $case: "heartbeat"; value: Heartbeat }
+    | { $case: "draining"; value: Draining }
     | undefined;
 }
 
@@ -59,6 +60,7 @@ export interface ConnectResponse {
     | { $case: "run"; value: RunTask }
     | { $case: "ack"; value: OutputAck }
     | { $case: "heartbeat"; value: Heartbeat }
+    | { $case: "kill"; value: KillTask }
     | undefined;
 }
 
@@ -76,6 +78,8 @@ export interface Hello {
 export interface Welcome {
   /** How often the agent should send a heartbeat, in milliseconds. */
   heartbeatIntervalMs: number;
+  /** Output of one task past this many bytes is dropped (with a marker). */
+  maxOutputBytes: number;
 }
 
 /** RunTask hands a claimed task to its agent. */
@@ -86,6 +90,23 @@ export interface RunTask {
   target: string;
   createdBy: string;
   message: string;
+  /** Kill the task after this long, in ms; 0 means no limit. */
+  timeoutMs: number;
+  /** Between SIGTERM and SIGKILL when killing it, in ms. */
+  killGraceMs: number;
+}
+
+/**
+ * KillTask asks the agent to kill a task's process group: SIGTERM, then
+ * SIGKILL after grace_ms. The agent reports the end with TaskExit as usual.
+ */
+export interface KillTask {
+  taskId: string;
+  graceMs: number;
+}
+
+/** Draining says the agent is shutting down: send it no more tasks. */
+export interface Draining {
 }
 
 /** TaskStarted says the process was spawned. */
@@ -119,6 +140,10 @@ export interface TaskExit {
   /** Number of output chunks sent (last seq + 1) and their total size. */
   chunks: number;
   totalBytes: number;
+  /** The agent killed it because it ran past its timeout. */
+  timedOut: boolean;
+  /** Output dropped past the output limit (not counted in total_bytes). */
+  droppedBytes: number;
 }
 
 /** OutputAck acknowledges every output chunk of a task up to seq. */
@@ -335,6 +360,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "heartbeat":
         Heartbeat.encode(message.message.value, writer.uint32(42).fork()).join();
         break;
+      case "draining":
+        Draining.encode(message.message.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -392,6 +420,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.message = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.message = { $case: "draining", value: Draining.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -416,6 +452,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "exit", value: TaskExit.fromJSON(object.exit) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : isSet(object.draining)
+        ? { $case: "draining", value: Draining.fromJSON(object.draining) }
         : undefined,
     };
   },
@@ -432,6 +470,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.exit = TaskExit.toJSON(message.message.value);
     } else if (message.message?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.message.value);
+    } else if (message.message?.$case === "draining") {
+      obj.draining = Draining.toJSON(message.message.value);
     }
     return obj;
   },
@@ -472,6 +512,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "draining": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "draining", value: Draining.fromPartial(object.message.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -495,6 +541,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "heartbeat":
         Heartbeat.encode(message.message.value, writer.uint32(34).fork()).join();
+        break;
+      case "kill":
+        KillTask.encode(message.message.value, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -545,6 +594,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.message = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.message = { $case: "kill", value: KillTask.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -567,6 +624,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "ack", value: OutputAck.fromJSON(object.ack) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
+        : isSet(object.kill)
+        ? { $case: "kill", value: KillTask.fromJSON(object.kill) }
         : undefined,
     };
   },
@@ -581,6 +640,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.ack = OutputAck.toJSON(message.message.value);
     } else if (message.message?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.message.value);
+    } else if (message.message?.$case === "kill") {
+      obj.kill = KillTask.toJSON(message.message.value);
     }
     return obj;
   },
@@ -612,6 +673,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "heartbeat": {
         if (object.message?.value !== undefined && object.message?.value !== null) {
           message.message = { $case: "heartbeat", value: Heartbeat.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "kill": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "kill", value: KillTask.fromPartial(object.message.value) };
         }
         break;
       }
@@ -746,13 +813,16 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { heartbeatIntervalMs: 0 };
+  return { heartbeatIntervalMs: 0, maxOutputBytes: 0 };
 }
 
 export const Welcome: MessageFns<Welcome> = {
   encode(message: Welcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(8).int32(message.heartbeatIntervalMs);
+    }
+    if (message.maxOutputBytes !== 0) {
+      writer.uint32(16).int64(message.maxOutputBytes);
     }
     return writer;
   },
@@ -778,6 +848,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.heartbeatIntervalMs = reader.int32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxOutputBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -797,6 +875,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      maxOutputBytes: isSet(object.maxOutputBytes)
+        ? globalThis.Number(object.maxOutputBytes)
+        : isSet(object.max_output_bytes)
+        ? globalThis.Number(object.max_output_bytes)
+        : 0,
     };
   },
 
@@ -804,6 +887,9 @@ export const Welcome: MessageFns<Welcome> = {
     const obj: any = {};
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
+    }
+    if (message.maxOutputBytes !== 0) {
+      obj.maxOutputBytes = Math.round(message.maxOutputBytes);
     }
     return obj;
   },
@@ -814,12 +900,13 @@ export const Welcome: MessageFns<Welcome> = {
   fromPartial<I extends Exact<DeepPartial<Welcome>, I>>(object: I): Welcome {
     const message = createBaseWelcome();
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.maxOutputBytes = object.maxOutputBytes ?? 0;
     return message;
   },
 };
 
 function createBaseRunTask(): RunTask {
-  return { taskId: "", script: "", type: "", target: "", createdBy: "", message: "" };
+  return { taskId: "", script: "", type: "", target: "", createdBy: "", message: "", timeoutMs: 0, killGraceMs: 0 };
 }
 
 export const RunTask: MessageFns<RunTask> = {
@@ -841,6 +928,12 @@ export const RunTask: MessageFns<RunTask> = {
     }
     if (message.message !== "") {
       writer.uint32(50).string(message.message);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(56).int64(message.timeoutMs);
+    }
+    if (message.killGraceMs !== 0) {
+      writer.uint32(64).int32(message.killGraceMs);
     }
     return writer;
   },
@@ -906,6 +999,22 @@ export const RunTask: MessageFns<RunTask> = {
             message.message = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timeoutMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.killGraceMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -934,6 +1043,16 @@ export const RunTask: MessageFns<RunTask> = {
         ? globalThis.String(object.created_by)
         : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      killGraceMs: isSet(object.killGraceMs)
+        ? globalThis.Number(object.killGraceMs)
+        : isSet(object.kill_grace_ms)
+        ? globalThis.Number(object.kill_grace_ms)
+        : 0,
     };
   },
 
@@ -957,6 +1076,12 @@ export const RunTask: MessageFns<RunTask> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.killGraceMs !== 0) {
+      obj.killGraceMs = Math.round(message.killGraceMs);
+    }
     return obj;
   },
 
@@ -971,6 +1096,153 @@ export const RunTask: MessageFns<RunTask> = {
     message.target = object.target ?? "";
     message.createdBy = object.createdBy ?? "";
     message.message = object.message ?? "";
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.killGraceMs = object.killGraceMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseKillTask(): KillTask {
+  return { taskId: "", graceMs: 0 };
+}
+
+export const KillTask: MessageFns<KillTask> = {
+  encode(message: KillTask, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.graceMs !== 0) {
+      writer.uint32(16).int32(message.graceMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KillTask {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKillTask();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.graceMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KillTask {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      graceMs: isSet(object.graceMs)
+        ? globalThis.Number(object.graceMs)
+        : isSet(object.grace_ms)
+        ? globalThis.Number(object.grace_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: KillTask): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.graceMs !== 0) {
+      obj.graceMs = Math.round(message.graceMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KillTask>, I>>(base?: I): KillTask {
+    return KillTask.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KillTask>, I>>(object: I): KillTask {
+    const message = createBaseKillTask();
+    message.taskId = object.taskId ?? "";
+    message.graceMs = object.graceMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseDraining(): Draining {
+  return {};
+}
+
+export const Draining: MessageFns<Draining> = {
+  encode(_: Draining, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Draining {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDraining();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Draining {
+    return {};
+  },
+
+  toJSON(_: Draining): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Draining>, I>>(base?: I): Draining {
+    return Draining.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Draining>, I>>(_: I): Draining {
+    const message = createBaseDraining();
     return message;
   },
 };
@@ -1202,7 +1474,16 @@ export const TaskOutput: MessageFns<TaskOutput> = {
 };
 
 function createBaseTaskExit(): TaskExit {
-  return { taskId: "", exitCode: undefined, signal: "", error: "", chunks: 0, totalBytes: 0 };
+  return {
+    taskId: "",
+    exitCode: undefined,
+    signal: "",
+    error: "",
+    chunks: 0,
+    totalBytes: 0,
+    timedOut: false,
+    droppedBytes: 0,
+  };
 }
 
 export const TaskExit: MessageFns<TaskExit> = {
@@ -1224,6 +1505,12 @@ export const TaskExit: MessageFns<TaskExit> = {
     }
     if (message.totalBytes !== 0) {
       writer.uint32(48).int64(message.totalBytes);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(56).bool(message.timedOut);
+    }
+    if (message.droppedBytes !== 0) {
+      writer.uint32(64).int64(message.droppedBytes);
     }
     return writer;
   },
@@ -1289,6 +1576,22 @@ export const TaskExit: MessageFns<TaskExit> = {
             message.totalBytes = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.droppedBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1321,6 +1624,16 @@ export const TaskExit: MessageFns<TaskExit> = {
         : isSet(object.total_bytes)
         ? globalThis.Number(object.total_bytes)
         : 0,
+      timedOut: isSet(object.timedOut)
+        ? globalThis.Boolean(object.timedOut)
+        : isSet(object.timed_out)
+        ? globalThis.Boolean(object.timed_out)
+        : false,
+      droppedBytes: isSet(object.droppedBytes)
+        ? globalThis.Number(object.droppedBytes)
+        : isSet(object.dropped_bytes)
+        ? globalThis.Number(object.dropped_bytes)
+        : 0,
     };
   },
 
@@ -1344,6 +1657,12 @@ export const TaskExit: MessageFns<TaskExit> = {
     if (message.totalBytes !== 0) {
       obj.totalBytes = Math.round(message.totalBytes);
     }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    if (message.droppedBytes !== 0) {
+      obj.droppedBytes = Math.round(message.droppedBytes);
+    }
     return obj;
   },
 
@@ -1358,6 +1677,8 @@ export const TaskExit: MessageFns<TaskExit> = {
     message.error = object.error ?? "";
     message.chunks = object.chunks ?? 0;
     message.totalBytes = object.totalBytes ?? 0;
+    message.timedOut = object.timedOut ?? false;
+    message.droppedBytes = object.droppedBytes ?? 0;
     return message;
   },
 };

@@ -105,7 +105,11 @@ export interface Target {
   /** Whether a task may ask for another interpreter than type. */
   allowTypeOverride: boolean;
   /** An inactive target takes no new tasks; unset means active on create. */
-  active?: boolean | undefined;
+  active?:
+    | boolean
+    | undefined;
+  /** Default time limit of its tasks in seconds; 0 means none. */
+  timeoutSeconds: number;
 }
 
 export interface CreateTargetRequest {
@@ -164,6 +168,7 @@ function createBaseTarget(): Target {
     groups: [],
     allowTypeOverride: false,
     active: undefined,
+    timeoutSeconds: 0,
   };
 }
 
@@ -201,6 +206,9 @@ export const Target: MessageFns<Target> = {
     }
     if (message.active !== undefined) {
       writer.uint32(112).bool(message.active);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(120).int32(message.timeoutSeconds);
     }
     return writer;
   },
@@ -306,6 +314,14 @@ export const Target: MessageFns<Target> = {
             message.active = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -337,6 +353,11 @@ export const Target: MessageFns<Target> = {
         ? globalThis.Boolean(object.allow_type_override)
         : false,
       active: isSet(object.active) ? globalThis.Boolean(object.active) : undefined,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
     };
   },
 
@@ -375,6 +396,9 @@ export const Target: MessageFns<Target> = {
     if (message.active !== undefined) {
       obj.active = message.active;
     }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
     return obj;
   },
 
@@ -394,6 +418,7 @@ export const Target: MessageFns<Target> = {
     message.groups = object.groups?.map((e) => e) || [];
     message.allowTypeOverride = object.allowTypeOverride ?? false;
     message.active = object.active ?? undefined;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
     return message;
   },
 };

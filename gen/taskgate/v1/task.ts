@@ -278,6 +278,17 @@ export interface Task {
   outputBytes: number;
   /** The status history, oldest first. */
   events: TaskEvent[];
+  /** When a kill of the running task was requested; unset otherwise. */
+  killRequested:
+    | Date
+    | undefined;
+  /**
+   * The task is killed (and fails with reason "timeout") after running this
+   * long; 0 means no limit.
+   */
+  timeoutSeconds: number;
+  /** Output bytes the agent dropped past the per-task output limit. */
+  outputDroppedBytes: number;
 }
 
 export interface CreateTaskRequest {
@@ -286,6 +297,8 @@ export interface CreateTaskRequest {
   message: string;
   /** Interpreter override; empty means the target's type. */
   type: string;
+  /** Time limit; 0 means the target's default. */
+  timeoutSeconds: number;
 }
 
 export interface CreateTaskResponse {
@@ -340,6 +353,20 @@ export interface RunTaskRequest {
 }
 
 export interface RunTaskResponse {
+  task: Task | undefined;
+}
+
+export interface KillTaskRequest {
+  id: string;
+  /** Why, for the audit trail. */
+  reason: string;
+}
+
+export interface KillTaskResponse {
+  /**
+   * The task after the request: killed, or still running with kill_requested
+   * set until its agent confirms.
+   */
   task: Task | undefined;
 }
 
@@ -677,6 +704,9 @@ function createBaseTask(): Task {
     failureReason: "",
     outputBytes: 0,
     events: [],
+    killRequested: undefined,
+    timeoutSeconds: 0,
+    outputDroppedBytes: 0,
   };
 }
 
@@ -732,6 +762,15 @@ export const Task: MessageFns<Task> = {
     }
     for (const v of message.events) {
       TaskEvent.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.killRequested !== undefined) {
+      Timestamp.encode(toTimestamp(message.killRequested), writer.uint32(146).fork()).join();
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(152).int32(message.timeoutSeconds);
+    }
+    if (message.outputDroppedBytes !== 0) {
+      writer.uint32(160).int64(message.outputDroppedBytes);
     }
     return writer;
   },
@@ -885,6 +924,30 @@ export const Task: MessageFns<Task> = {
             message.events.push(TaskEvent.decode(reader, reader.uint32()));
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.killRequested = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.outputDroppedBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -934,6 +997,21 @@ export const Task: MessageFns<Task> = {
       events: globalThis.Array.isArray(object?.events)
         ? object.events.map((e: any) => TaskEvent.fromJSON(e))
         : [],
+      killRequested: isSet(object.killRequested)
+        ? fromJsonTimestamp(object.killRequested)
+        : isSet(object.kill_requested)
+        ? fromJsonTimestamp(object.kill_requested)
+        : undefined,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+      outputDroppedBytes: isSet(object.outputDroppedBytes)
+        ? globalThis.Number(object.outputDroppedBytes)
+        : isSet(object.output_dropped_bytes)
+        ? globalThis.Number(object.output_dropped_bytes)
+        : 0,
     };
   },
 
@@ -990,6 +1068,15 @@ export const Task: MessageFns<Task> = {
     if (message.events?.length) {
       obj.events = message.events.map((e) => TaskEvent.toJSON(e));
     }
+    if (message.killRequested !== undefined) {
+      obj.killRequested = message.killRequested.toISOString();
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    if (message.outputDroppedBytes !== 0) {
+      obj.outputDroppedBytes = Math.round(message.outputDroppedBytes);
+    }
     return obj;
   },
 
@@ -1015,12 +1102,15 @@ export const Task: MessageFns<Task> = {
     message.failureReason = object.failureReason ?? "";
     message.outputBytes = object.outputBytes ?? 0;
     message.events = object.events?.map((e) => TaskEvent.fromPartial(e)) || [];
+    message.killRequested = object.killRequested ?? undefined;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.outputDroppedBytes = object.outputDroppedBytes ?? 0;
     return message;
   },
 };
 
 function createBaseCreateTaskRequest(): CreateTaskRequest {
-  return { target: "", script: "", message: "", type: "" };
+  return { target: "", script: "", message: "", type: "", timeoutSeconds: 0 };
 }
 
 export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
@@ -1036,6 +1126,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.type !== "") {
       writer.uint32(34).string(message.type);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(40).int32(message.timeoutSeconds);
     }
     return writer;
   },
@@ -1085,6 +1178,14 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.type = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1103,6 +1204,11 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
       script: isSet(object.script) ? globalThis.String(object.script) : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       type: isSet(object.type) ? globalThis.String(object.type) : "",
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
     };
   },
 
@@ -1120,6 +1226,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     if (message.type !== "") {
       obj.type = message.type;
     }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
     return obj;
   },
 
@@ -1132,6 +1241,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     message.script = object.script ?? "";
     message.message = object.message ?? "";
     message.type = object.type ?? "";
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
     return message;
   },
 };
@@ -1905,6 +2015,158 @@ export const RunTaskResponse: MessageFns<RunTaskResponse> = {
   },
 };
 
+function createBaseKillTaskRequest(): KillTaskRequest {
+  return { id: "", reason: "" };
+}
+
+export const KillTaskRequest: MessageFns<KillTaskRequest> = {
+  encode(message: KillTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KillTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKillTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KillTaskRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: KillTaskRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KillTaskRequest>, I>>(base?: I): KillTaskRequest {
+    return KillTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KillTaskRequest>, I>>(object: I): KillTaskRequest {
+    const message = createBaseKillTaskRequest();
+    message.id = object.id ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseKillTaskResponse(): KillTaskResponse {
+  return { task: undefined };
+}
+
+export const KillTaskResponse: MessageFns<KillTaskResponse> = {
+  encode(message: KillTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KillTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKillTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KillTaskResponse {
+    return { task: isSet(object.task) ? Task.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: KillTaskResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = Task.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KillTaskResponse>, I>>(base?: I): KillTaskResponse {
+    return KillTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KillTaskResponse>, I>>(object: I): KillTaskResponse {
+    const message = createBaseKillTaskResponse();
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    return message;
+  },
+};
+
 function createBaseWatchTaskRequest(): WatchTaskRequest {
   return { id: "" };
 }
@@ -2386,6 +2648,21 @@ export const TaskServiceService = {
     responseDeserialize: (value: Buffer): RunTaskResponse => RunTaskResponse.decode(value),
   },
   /**
+   * KillTask stops a task (its creator or an admin). A task that has not
+   * started becomes killed at once and never runs; a running task's process
+   * group gets SIGTERM, then SIGKILL after a grace period, and the task ends
+   * killed once its agent confirms.
+   */
+  killTask: {
+    path: "/taskgate.v1.TaskService/KillTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: KillTaskRequest): Buffer => Buffer.from(KillTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KillTaskRequest => KillTaskRequest.decode(value),
+    responseSerialize: (value: KillTaskResponse): Buffer => Buffer.from(KillTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): KillTaskResponse => KillTaskResponse.decode(value),
+  },
+  /**
    * WatchTask sends the task now and again after every change (status,
    * review), and closes once it has reached a terminal status.
    */
@@ -2431,6 +2708,13 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   reviewTask: handleUnaryCall<ReviewTaskRequest, ReviewTaskResponse>;
   /** RunTask moves an approved task to ready (its creator or an admin). */
   runTask: handleUnaryCall<RunTaskRequest, RunTaskResponse>;
+  /**
+   * KillTask stops a task (its creator or an admin). A task that has not
+   * started becomes killed at once and never runs; a running task's process
+   * group gets SIGTERM, then SIGKILL after a grace period, and the task ends
+   * killed once its agent confirms.
+   */
+  killTask: handleUnaryCall<KillTaskRequest, KillTaskResponse>;
   /**
    * WatchTask sends the task now and again after every change (status,
    * review), and closes once it has reached a terminal status.
@@ -2530,6 +2814,27 @@ export interface TaskServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RunTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * KillTask stops a task (its creator or an admin). A task that has not
+   * started becomes killed at once and never runs; a running task's process
+   * group gets SIGTERM, then SIGKILL after a grace period, and the task ends
+   * killed once its agent confirms.
+   */
+  killTask(
+    request: KillTaskRequest,
+    callback: (error: ServiceError | null, response: KillTaskResponse) => void,
+  ): ClientUnaryCall;
+  killTask(
+    request: KillTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: KillTaskResponse) => void,
+  ): ClientUnaryCall;
+  killTask(
+    request: KillTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: KillTaskResponse) => void,
   ): ClientUnaryCall;
   /**
    * WatchTask sends the task now and again after every change (status,

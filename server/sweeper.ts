@@ -1,0 +1,119 @@
+/**
+ * Periodic work that keeps tasks moving when no local event says so:
+ *
+ * - Several replicas share one MongoDB, and FerretDB v1 has no change streams
+ *   (DESIGN.md "Storage"), so every `pollMs` each replica looks for ready
+ *   tasks and kill requests of the agents whose streams it holds; a task
+ *   created or killed through another replica reaches its agent within one
+ *   poll. Changes made through this replica need no poll: they are pushed at
+ *   once.
+ * - The lease: an agent with running tasks that has been away longer than
+ *   `leaseMs` (no stream here, and its lastSeen, written every
+ *   `lastSeenEveryMs` by whichever replica holds its stream, is older than
+ *   that) has those tasks failed with reason "agent lost". The clock starts
+ *   no earlier than this server's start, so agents get a full lease to come
+ *   back after a server restart.
+ */
+import type { Logger } from '../shared/logger.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { Store, TaskRecord } from './store/store.js';
+import type { TaskMachine } from './task-machine.js';
+
+/** Options of {@link Sweeper}. */
+export interface SweeperOptions {
+  /** How often to look for ready tasks and kill requests made elsewhere, in ms. */
+  pollMs: number;
+  /** How long an agent may be away before its running tasks fail, in ms. */
+  leaseMs: number;
+}
+
+/** Tasks read per query. */
+const PAGE = 500;
+
+/** Runs the periodic checks of one server. */
+export class Sweeper {
+  readonly #store: Store;
+  readonly #dispatcher: Dispatcher;
+  readonly #machine: TaskMachine;
+  readonly #logger: Logger;
+  readonly #options: SweeperOptions;
+  readonly #startedAt = Date.now();
+  #pollTimer: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #leasing: Promise<void> | undefined;
+
+  constructor(store: Store, dispatcher: Dispatcher, machine: TaskMachine, logger: Logger, options: SweeperOptions) {
+    this.#store = store;
+    this.#dispatcher = dispatcher;
+    this.#machine = machine;
+    this.#logger = logger;
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#pollTimer = setInterval(() => {
+      this.#polling ??= this.#poll()
+        .catch((err: unknown) => this.#logger.warn({ err }, 'poll for ready tasks and kills failed'))
+        .finally(() => (this.#polling = undefined));
+    }, this.#options.pollMs);
+    this.#leaseTimer = setInterval(() => {
+      this.#leasing ??= this.checkLeases()
+        .then(() => undefined)
+        .catch((err: unknown) => this.#logger.warn({ err }, 'lease check failed'))
+        .finally(() => (this.#leasing = undefined));
+    }, Math.max(100, Math.floor(this.#options.leaseMs / 4)));
+    this.#pollTimer.unref();
+    this.#leaseTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#leaseTimer);
+    await Promise.all([this.#polling, this.#leasing]);
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#dispatcher.sessions().length === 0) return;
+    const ready = await this.#store.listTasks({ statuses: ['ready'], limit: PAGE });
+    for (const agent of new Set(ready.map((t) => t.agent))) this.#dispatcher.wake(agent);
+    const kills = await this.#store.listTasks({ statuses: ['running'], killRequested: true, limit: PAGE });
+    for (const task of kills) this.#dispatcher.get(task.agent)?.kill(task.id);
+  }
+
+  /** Fails the running tasks of agents away longer than the lease; returns them. */
+  async checkLeases(now = Date.now()): Promise<TaskRecord[]> {
+    const byAgent = new Map<string, TaskRecord[]>();
+    let beforeId: string | undefined;
+    for (;;) {
+      const page = await this.#store.listTasks({ statuses: ['running'], beforeId, limit: PAGE });
+      for (const task of page) {
+        if (this.#dispatcher.get(task.agent)) continue;
+        byAgent.set(task.agent, [...(byAgent.get(task.agent) ?? []), task]);
+      }
+      if (page.length < PAGE) break;
+      beforeId = page[page.length - 1]?.id;
+    }
+    const lost: TaskRecord[] = [];
+    for (const [name, tasks] of byAgent) {
+      const agent = await this.#store.getAgent(name);
+      const seen = Math.max(agent?.lastSeen?.getTime() ?? 0, this.#startedAt);
+      const awayMs = now - seen;
+      if (awayMs <= this.#options.leaseMs) continue;
+      for (const task of tasks) {
+        const moved = await this.#machine.tryMove(task.id, 'failure', {
+          actor: 'system',
+          reason: 'agent lost',
+          from: ['running'],
+          patch: {
+            finished: new Date(now),
+            failureReason: `agent lost: "${name}" was unreachable for ${Math.round(awayMs / 1000)} s, longer than its ${Math.round(this.#options.leaseMs / 1000)} s lease`,
+          },
+        });
+        if (moved) lost.push(moved);
+      }
+      if (lost.length) this.#logger.warn({ agent: name, tasks: tasks.map((t) => t.id) }, 'agent lost; its running tasks failed');
+    }
+    return lost;
+  }
+}
