@@ -64,6 +64,9 @@ export function taskToWire(task: TaskRecord): Task {
     signal: task.signal,
     failureReason: task.failureReason,
     outputBytes: task.outputBytes,
+    killRequested: task.killRequested ?? undefined,
+    timeoutSeconds: task.timeoutSeconds,
+    outputDroppedBytes: task.outputDroppedBytes,
     events: task.events.map((e) => ({
       time: e.time,
       actor: e.actor,
