@@ -3,8 +3,8 @@
  * programs. Each stops gracefully on SIGINT/SIGTERM.
  */
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { TaskgateAgent } from '../../agent/agent.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { ADMIN_GROUP } from '../../server/access.js';
@@ -103,6 +103,8 @@ async function savedToken(server: TaskgateServer, file: string, kind: 'user' | '
     if (valid) return { token, fresh: false };
   }
   const secret = kind === 'user' ? await server.issueUserToken(who, 'admin.token') : (await server.auth.issue('agent', who)).secret;
+  // With MongoDB nothing else creates the data directory.
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return { token: secret, fresh: true };
 }
