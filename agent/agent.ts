@@ -113,6 +113,13 @@ export class TaskgateAgent extends EventEmitter {
     return this.#connection.state;
   }
 
+  /** Output held in memory across tasks (pending or unacknowledged), in bytes. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const task of this.#tasks.values()) total += task.output.bufferedBytes;
+    return total;
+  }
+
   /** Tasks this process holds (running, or waiting for the server's final ack). */
   get heldTasks(): string[] {
     return [...this.#tasks.keys()];

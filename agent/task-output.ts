@@ -67,6 +67,11 @@ export class TaskOutput {
     this.#maxOutputBytes = maxOutputBytes > 0 ? maxOutputBytes : Number.POSITIVE_INFINITY;
   }
 
+  /** Output held in memory: waiting to be sent or to be acknowledged, in bytes. */
+  get bufferedBytes(): number {
+    return this.#pendingBytes + this.#unackedBytes;
+  }
+
   /** Output bytes dropped past the limit. */
   get dropped(): number {
     return this.#dropped;

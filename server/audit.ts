@@ -13,7 +13,7 @@
  */
 import { eventId } from '../shared/ids.js';
 import type { Logger } from '../shared/logger.js';
-import type { AuditEventRecord, Store, TaskRecord } from './store/store.js';
+import { hasUnpublished, type AuditEventRecord, type Store, type TaskRecord } from './store/store.js';
 
 /** Receives published task events (the webhook sender). */
 export interface TaskEventSink {
@@ -53,6 +53,10 @@ export class EventPublisher {
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** Tasks announced since the last pass: published without scanning the store. */
+  #announced = new Map<string, TaskRecord>();
+  /** Whether the next pass must scan the store (at start and every sweep). */
+  #scan = true;
 
   constructor(store: Store, sinks: TaskEventSink[], logger: Logger, options: EventPublisherOptions = {}) {
     this.#store = store;
@@ -63,12 +67,24 @@ export class EventPublisher {
 
   /** Publishes what earlier processes left, then keeps sweeping. */
   start(): void {
-    this.wake();
-    this.#timer = setInterval(() => this.wake(), this.#sweepMs);
+    this.#sweep();
+    this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
     this.#timer.unref();
   }
 
-  /** Publishes soon (a task changed). Passes never overlap; a wake during one runs another. */
+  /** A task changed here: publish its new events soon (no store scan needed). */
+  announce(task: TaskRecord): void {
+    if (!hasUnpublished(task)) return;
+    this.#announced.set(task.id, task);
+    this.wake();
+  }
+
+  #sweep(): void {
+    this.#scan = true;
+    this.wake();
+  }
+
+  /** Runs a pass soon. Passes never overlap; a wake during one runs another. */
   wake(): void {
     if (this.#stopped) return;
     if (this.#running) {
@@ -94,6 +110,11 @@ export class EventPublisher {
   }
 
   async #pass(): Promise<void> {
+    const announced = [...this.#announced.values()];
+    this.#announced.clear();
+    for (const task of announced) await this.#publish(task);
+    if (!this.#scan) return;
+    this.#scan = false;
     for (;;) {
       const tasks = await this.#store.listUnpublished(100);
       for (const task of tasks) await this.#publish(task);
@@ -103,11 +124,13 @@ export class EventPublisher {
 
   async #publish(task: TaskRecord): Promise<void> {
     const count = task.events.length;
+    if (count <= task.published) return;
     for (let i = task.published; i < count; i++) {
       const event = taskAuditEvent(task, i);
       await this.#store.insertEvent(event);
       for (const sink of this.#sinks) await sink.enqueue(event, task);
     }
+    // Only forward: a later change may already have published more.
     await this.#store.updateTask(task.id, (t) => (t.published >= count ? null : { ...t, published: count }));
   }
 

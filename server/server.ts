@@ -117,7 +117,7 @@ export class TaskgateServer {
     const publisher = new EventPublisher(store, [webhooks], logger, { sweepMs: options.eventSweepMs });
     const machine = new TaskMachine(store, hub, logger, (task) => {
       if (task.status === 'ready') dispatcher.wake(task.agent);
-      publisher.wake();
+      publisher.announce(task);
     });
     const auth = new Authenticator(store);
     const shutdown = new AbortController();

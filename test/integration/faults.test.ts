@@ -184,6 +184,9 @@ for (const kind of STORE_KINDS) {
 
     it('5. 1,000 tasks through agents killed and cut at random: each starts at most once, and each success holds exactly its output', async function () {
       this.timeout(600_000);
+      // FerretDB's SQLite backend scans whole collections, so a run there is
+      // about 20 times slower; it gets fewer tasks (docs/testing.md).
+      const total = kind.name === 'sqlite' ? 1000 : 200;
       await harness({ maxTasksPerAgent: 8 });
       const names = ['a1', 'a2', 'a3'];
       const proxies = await Promise.all(names.map(() => TcpProxy.start(h.address)));
@@ -202,7 +205,6 @@ for (const kind of STORE_KINDS) {
         await h.createTarget(`t${i}`, names[i]!);
         await launch(i);
       }
-      const total = 1000;
       const ids: string[] = [];
       let chaos = true;
       let restarts = 0;

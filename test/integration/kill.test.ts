@@ -164,6 +164,25 @@ for (const kind of STORE_KINDS) {
       expect(startOrder).to.deep.equal(tasks.map((t) => t.id));
     });
 
+    it('drains an agent: no new tasks, running ones finish, and one past the drain time ends killed by SIGTERM', async () => {
+      const agent = await h.startAgent('a1');
+      await h.createTarget('t1', 'a1');
+      const short = await h.createTask('t1', 'echo short; sleep 0.5; echo done');
+      const long = await h.createTask('t1', 'echo long; sleep 60');
+      await untilOutput(h, long.id, 'long');
+      await untilOutput(h, short.id, 'short');
+      const drained = agent.drain(2000, 300);
+      // Tasks created while it drains wait for another agent.
+      const later = await h.createTask('t1', 'echo later');
+      await drained;
+      const [a, b] = await Promise.all([short, long].map((t) => h.finished(t.id)));
+      expect([a!.task.status, a!.output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'short\r\ndone\r\n']);
+      expect([b!.task.status, b!.task.failureReason]).to.deep.equal([TaskStatus.TASK_STATUS_FAILURE, 'killed by signal SIGTERM']);
+      expect((await h.getTask(later.id)).status).to.equal(TaskStatus.TASK_STATUS_READY);
+      await h.startAgent('a1');
+      expect((await h.finished(later.id)).output.toString()).to.equal('later\r\n');
+    });
+
     it('keeps the first bytes up to the output limit, marks the cut, and still finishes the task', async () => {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');

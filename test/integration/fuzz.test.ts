@@ -1,0 +1,240 @@
+/**
+ * Property-based tests (fast-check): random, malformed and oversized requests
+ * to every RPC, and random message sequences down the agent stream. The
+ * server must always answer with a gRPC status, never crash, and never leave
+ * a task inconsistent.
+ */
+import {
+  credentials,
+  makeGenericClientConstructor,
+  Metadata,
+  status,
+  type Client,
+  type ClientDuplexStream,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { AgentServiceService, ConnectRequest } from '../../gen/taskgate/v1/agent.js';
+import { EventServiceService } from '../../gen/taskgate/v1/event.js';
+import { Target, TargetServiceService } from '../../gen/taskgate/v1/target.js';
+import { TaskServiceService } from '../../gen/taskgate/v1/task.js';
+import { User, UserServiceService } from '../../gen/taskgate/v1/user.js';
+import { statusFromWire } from '../../server/convert.js';
+import { Harness } from '../helpers/harness.js';
+import { STORE_KINDS } from '../helpers/stores.js';
+
+type Method = {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize(value: never): Buffer;
+  requestDeserialize(value: Buffer): Record<string, unknown>;
+};
+
+const SERVICES = [TaskServiceService, TargetServiceService, AgentServiceService, UserServiceService, EventServiceService] as unknown as Record<
+  string,
+  Method
+>[];
+/** Every unary and server-streaming method (Connect is fuzzed on its own below). */
+const METHODS = SERVICES.flatMap((s) => Object.values(s)).filter((m) => !m.requestStream);
+
+/** Codes a correct server may answer malformed input with. INTERNAL and UNKNOWN are bugs. */
+const ACCEPTABLE = new Set([
+  status.OK,
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.ALREADY_EXISTS,
+  status.FAILED_PRECONDITION,
+  status.PERMISSION_DENIED,
+  status.RESOURCE_EXHAUSTED,
+  status.OUT_OF_RANGE,
+  status.DEADLINE_EXCEEDED, // a follow stream of a task that is still waiting
+]);
+
+/** Random values shaped like a default message's fields (strings, numbers, lists, nested messages). */
+function shaped(template: Record<string, unknown>, depth = 0): fc.Arbitrary<Record<string, unknown>> {
+  const nested: Record<string, Record<string, unknown>> = { target: Target.create() as never, user: User.create() as never };
+  const fields: Record<string, fc.Arbitrary<unknown>> = {};
+  const text = fc.oneof(
+    fc.string(),
+    fc.fullUnicodeString({ maxLength: 40 }),
+    fc.constantFrom('', '*', '../../etc/passwd', 'a'.repeat(70), '\u0000', 'x'.repeat(2 * 1024 * 1024)),
+  );
+  for (const [key, value] of Object.entries(template)) {
+    if (typeof value === 'string') fields[key] = text;
+    else if (typeof value === 'number') fields[key] = fc.oneof(fc.integer(), fc.constantFrom(0, -1, 2 ** 31 - 1, -(2 ** 31), 99));
+    else if (typeof value === 'boolean') fields[key] = fc.boolean();
+    else if (Array.isArray(value)) fields[key] = key === 'statuses' ? fc.array(fc.integer({ min: -2, max: 12 }), { maxLength: 5 }) : fc.array(text, { maxLength: 5 });
+    else if (value instanceof Uint8Array || Buffer.isBuffer(value)) fields[key] = fc.uint8Array({ maxLength: 64 });
+    else if (nested[key] && depth < 1) fields[key] = fc.option(shaped(nested[key], depth + 1), { nil: undefined });
+    else if (key === 'updateMask') fields[key] = fc.option(fc.array(text, { maxLength: 3 }), { nil: undefined });
+    else if (key === 'since' || key === 'until') fields[key] = fc.option(fc.date(), { nil: undefined });
+  }
+  return fc.record(fields);
+}
+
+/** Calls `method` with raw request bytes; resolves to the status code it ended with. */
+function callRaw(client: Client, method: Method, body: Buffer, metadata: Metadata): Promise<{ code: status; details: string }> {
+  const deadline = new Date(Date.now() + (method.responseStream ? 800 : 3000));
+  return new Promise((resolve) => {
+    const done = (err: ServiceError | null): void => resolve({ code: err ? err.code : status.OK, details: err?.details ?? '' });
+    const raw = client as unknown as Record<string, (...args: unknown[]) => { on(e: string, f: (...a: unknown[]) => void): void }>;
+    const name = method.path;
+    if (method.responseStream) {
+      const call = raw[name]!(body, metadata, { deadline });
+      call.on('data', () => undefined);
+      call.on('error', (err) => done(err as ServiceError));
+      call.on('end', () => done(null));
+    } else {
+      raw[name]!(body, metadata, { deadline }, (err: ServiceError | null) => done(err));
+    }
+  });
+}
+
+/** A client whose methods send and receive raw bytes. */
+function rawClient(address: string): Client {
+  const def: Record<string, unknown> = {};
+  for (const m of METHODS) {
+    def[m.path] = {
+      path: m.path,
+      requestStream: false,
+      responseStream: m.responseStream,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    };
+  }
+  const Ctor = makeGenericClientConstructor(def as ServiceDefinition, 'Raw');
+  return new Ctor(address, credentials.createInsecure(), { 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+}
+
+/** Every task's history agrees with its status: a chain of moves ending where the task is. */
+async function checkTasks(h: Harness): Promise<void> {
+  const { tasks } = await h.api.call(h.api.tasks, h.api.tasks.listTasks, { statuses: [], target: '', pageSize: 500, pageToken: '', awaitingMyReview: false });
+  for (const t of tasks) {
+    expect(statusFromWire(t.status), t.id).to.not.equal(undefined);
+    expect(t.events.at(-1)?.to, `${t.id} ends where its events say`).to.equal(t.status);
+    for (let i = 1; i < t.events.length; i++) expect(t.events[i]!.from, `${t.id} event ${i}`).to.equal(t.events[i - 1]!.to);
+  }
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`bad input, property-based: ${kind.name}`, function () {
+    this.timeout(300_000);
+    let h: Harness;
+
+    before(async function () {
+      const location = await kind.location();
+      if (!location) this.skip();
+      h = await Harness.start(location);
+      await h.createTarget('t1', 'a1');
+      await h.startAgent('a1');
+      await h.createTask('t1', 'echo seeded');
+    });
+
+    after(async () => {
+      await h?.close();
+    });
+
+    it('answers random, malformed and oversized requests to every RPC with a status, and keeps serving', async () => {
+      const client = rawClient(h.address);
+      const metadata = new Metadata();
+      metadata.set('authorization', `Bearer ${h.adminToken}`);
+      const seen = new Map<string, Set<string>>();
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.constantFrom(...METHODS),
+            fc.oneof(
+              { weight: 4, arbitrary: fc.constant('structured' as const) },
+              { weight: 1, arbitrary: fc.uint8Array({ maxLength: 512 }) },
+            ),
+            async (method, shape) => {
+              let body: Buffer;
+              if (shape === 'structured') {
+                const template = method.requestDeserialize(Buffer.alloc(0));
+                const value = fc.sample(shaped(template), 1)[0]!;
+                body = method.requestSerialize({ ...template, ...value } as never);
+              } else {
+                body = Buffer.from(shape);
+              }
+              const { code, details } = await callRaw(client, method, body, metadata);
+              (seen.get(method.path) ?? seen.set(method.path, new Set()).get(method.path)!).add(status[code]);
+              // Undecodable bytes are refused by grpc-js itself; anything else must be one of ours.
+              const undecodable = shape !== 'structured' && code === status.INTERNAL && /deserializ|parse/i.test(details);
+              expect(ACCEPTABLE.has(code) || undecodable, `${method.path} answered ${status[code]}: ${details}`).to.equal(true);
+            },
+          ),
+          { numRuns: 300 },
+        );
+      } finally {
+        client.close();
+      }
+      expect(seen.size, 'every method was called').to.equal(METHODS.length);
+      // Still serving, and no task was left inconsistent.
+      const task = await h.createTask('t1', 'echo still here');
+      expect((await h.finished(task.id)).output.toString()).to.equal('still here\r\n');
+      await checkTasks(h);
+    });
+
+    it('survives random message sequences on the agent stream and keeps tasks consistent', async () => {
+      const token = await h.agentToken('fz');
+      await h.createTarget('fz-target', 'fz');
+      const victim = await h.createTask('fz-target', 'echo victim');
+      const ids = fc.constantFrom(victim.id, 'nope', '', '01ZZZZZZZZZZZZZZZZZZZZZZZZ');
+      const message: fc.Arbitrary<ConnectRequest> = fc.oneof(
+        fc.record({ name: fc.constantFrom('fz', 'other', ''), version: fc.string(), bootId: fc.constantFrom('b1', 'b2', ''), heldTaskIds: fc.array(ids, { maxLength: 3 }) }).map((value) =>
+          ConnectRequest.fromPartial({ message: { $case: 'hello', value } }),
+        ),
+        fc.record({ taskId: ids, seq: fc.integer({ min: -2, max: 4 }), offset: fc.integer({ min: -5, max: 100 }), data: fc.uint8Array({ maxLength: 300_000 }) }).map((value) =>
+          ConnectRequest.fromPartial({ message: { $case: 'output', value: { ...value, data: Buffer.from(value.data) } } }),
+        ),
+        fc.record({
+          taskId: ids,
+          exitCode: fc.option(fc.integer(), { nil: undefined }),
+          signal: fc.constantFrom('', 'SIGKILL'),
+          error: fc.constantFrom('', 'boom'),
+          chunks: fc.integer({ min: -1, max: 5 }),
+          totalBytes: fc.integer({ min: -1, max: 500 }),
+          timedOut: fc.boolean(),
+          droppedBytes: fc.integer({ min: -1, max: 10 }),
+        }).map((value) => ConnectRequest.fromPartial({ message: { $case: 'exit', value } })),
+        fc.record({ taskId: ids, pid: fc.integer() }).map((value) => ConnectRequest.fromPartial({ message: { $case: 'started', value } })),
+        fc.constant(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } })),
+        fc.constant(ConnectRequest.fromPartial({ message: { $case: 'draining', value: {} } })),
+        fc.constant(ConnectRequest.fromPartial({})),
+      );
+      const Client = makeGenericClientConstructor(AgentServiceService as unknown as ServiceDefinition, 'Agent');
+      await fc.assert(
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 12 }), async (messages) => {
+          const client = new Client(h.address, credentials.createInsecure(), { 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+          const metadata = new Metadata();
+          metadata.set('authorization', `Bearer ${token}`);
+          try {
+            const code = await new Promise<status>((resolve) => {
+              const call = (client as unknown as { connect(m: Metadata, o: object): ClientDuplexStream<ConnectRequest, unknown> }).connect(metadata, {
+                deadline: new Date(Date.now() + 3000),
+              });
+              call.on('data', () => undefined);
+              call.on('error', (err: ServiceError) => resolve(err.code));
+              call.on('end', () => resolve(status.OK));
+              for (const m of messages) call.write(m);
+              call.end();
+            });
+            expect(code, status[code]).to.not.be.oneOf([status.INTERNAL, status.UNKNOWN]);
+          } finally {
+            client.close();
+          }
+        }),
+        { numRuns: 60 },
+      );
+      // Whatever the sequences did to the victim, its history is a chain of allowed moves.
+      await checkTasks(h);
+      const task = await h.createTask('t1', 'echo after the storm');
+      expect((await h.finished(task.id)).output.toString()).to.equal('after the storm\r\n');
+    });
+  });
+}
