@@ -10,39 +10,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../../gen/taskgate/v1/target.js';
-import { TaskStatus, type GetTaskLogsResponse, type Task, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
+import { TaskStatus, type GetTaskLogsResponse, type Task } from '../../gen/taskgate/v1/task.js';
 import { TaskgateAgent } from '../../agent/agent.js';
 import { Api } from '../../cli/client.js';
+import { untilOutput, watchUntil } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
 import { CliProcess, freePort } from '../helpers/processes.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-
-/** Follows the task's output until it contains `text`. */
-async function untilOutput(api: Api, taskId: string, text: string): Promise<void> {
-  const call = api.tasks.getTaskLogs({ id: taskId, offset: 0, follow: true }, api.metadata);
-  let seen = '';
-  try {
-    for await (const { event } of call as AsyncIterable<GetTaskLogsResponse>) {
-      if (event?.$case === 'chunk') seen += Buffer.from(event.value.data).toString();
-      if (seen.includes(text)) return;
-    }
-  } finally {
-    call.cancel();
-  }
-  throw new Error(`task ${taskId} ended without printing ${JSON.stringify(text)}`);
-}
-
-/** Watches a task until `done` holds for it; returns it. */
-async function watchUntil(api: Api, id: string, done: (t: Task) => boolean): Promise<Task> {
-  const call = api.tasks.watchTask({ id }, api.metadata);
-  try {
-    for await (const { task } of call as AsyncIterable<WatchTaskResponse>) if (task && done(task)) return task;
-  } finally {
-    call.cancel();
-  }
-  throw new Error(`task ${id} ended without the awaited state`);
-}
 
 function lines(from: number, to: number): string {
   let out = '';

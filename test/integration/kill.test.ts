@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TaskStatus, type GetTaskLogsResponse, type Task } from '../../gen/taskgate/v1/task.js';
+import { TaskStatus, type Task } from '../../gen/taskgate/v1/task.js';
+import { untilOutput } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
@@ -27,21 +28,6 @@ async function goneWithin(pid: number, ms: number): Promise<boolean> {
     if (!alive(pid)) return true;
   }
   return !alive(pid);
-}
-
-/** Follows the task's output until it contains `text`. */
-async function untilOutput(h: Harness, taskId: string, text: string): Promise<void> {
-  const call = h.api.tasks.getTaskLogs({ id: taskId, offset: 0, follow: true }, h.api.metadata);
-  let seen = '';
-  try {
-    for await (const { event } of call as AsyncIterable<GetTaskLogsResponse>) {
-      if (event?.$case === 'chunk') seen += Buffer.from(event.value.data).toString();
-      if (seen.includes(text)) return;
-    }
-  } finally {
-    call.cancel();
-  }
-  throw new Error(`task ${taskId} ended without printing ${JSON.stringify(text)}`);
 }
 
 for (const kind of STORE_KINDS) {
@@ -84,7 +70,7 @@ for (const kind of STORE_KINDS) {
       await h.createTarget('t1', 'a1');
       const pids = join(dir, 'pids');
       const task = await h.createTask('t1', `sleep 300 & echo "$$ $!" > ${pids}; echo started; wait`);
-      await untilOutput(h, task.id, 'started');
+      await untilOutput(h.api, task.id, 'started');
       const [shell, child] = readFileSync(pids, 'utf8').trim().split(' ').map(Number);
       expect([alive(shell!), alive(child!)]).to.deep.equal([true, true]);
       const requested = await kill(task.id);
@@ -100,7 +86,7 @@ for (const kind of STORE_KINDS) {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
       const task = await h.createTask('t1', `trap 'echo got TERM' TERM; echo trap set; while true; do sleep 0.05; done`);
-      await untilOutput(h, task.id, 'trap set');
+      await untilOutput(h.api, task.id, 'trap set');
       await kill(task.id);
       const { task: done, output } = await h.finished(task.id);
       expect([done.status, done.signal]).to.deep.equal([TaskStatus.TASK_STATUS_KILLED, 'SIGKILL']);
@@ -169,8 +155,8 @@ for (const kind of STORE_KINDS) {
       await h.createTarget('t1', 'a1');
       const short = await h.createTask('t1', 'echo short; sleep 0.5; echo done');
       const long = await h.createTask('t1', 'echo long; sleep 60');
-      await untilOutput(h, long.id, 'long');
-      await untilOutput(h, short.id, 'short');
+      await untilOutput(h.api, long.id, 'long');
+      await untilOutput(h.api, short.id, 'short');
       const drained = agent.drain(2000, 300);
       // Tasks created while it drains wait for another agent.
       const later = await h.createTask('t1', 'echo later');
