@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
 import { PtyRun, type RunResult } from './pty-runner.js';
+import { redacts, Redactor } from './redactor.js';
 import { TaskOutput } from './task-output.js';
 
 /** Options of {@link TaskgateAgent}. */
@@ -50,7 +51,14 @@ interface HeldTask {
   /** Timers of the kill sequence and the timeout. */
   timers: NodeJS.Timeout[];
   exited: boolean;
+  /** Masks PII and secrets before output is sent; null when the target asks for none. */
+  redactor: Redactor | null;
+  /** Emits what the redactor holds after a pause in the output. */
+  holdTimer: NodeJS.Timeout | undefined;
 }
+
+/** Longest the redactor may hold output back during a pause, in ms (docs/redaction.md). */
+export const REDACTION_HOLD_MS = 100;
 
 /** How long a kill for a task not (yet) held is remembered, in ms. */
 const EARLY_KILL_MS = 10 * 60_000;
@@ -247,7 +255,20 @@ export class TaskgateAgent extends EventEmitter {
       timedOut: false,
       timers: [],
       exited: false,
+      redactor: null,
+      holdTimer: undefined,
     };
+    const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: [] };
+    if (redacts(rules)) {
+      try {
+        held.redactor = new Redactor(rules);
+      } catch (err) {
+        // A custom pattern this agent cannot compile: run nothing rather than leak.
+        this.#tasks.set(task.taskId, held);
+        this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `redaction rules are invalid: ${(err as Error).message}` });
+        return;
+      }
+    }
     held.output.setLimit(this.#welcome?.maxOutputBytes ?? 0);
     this.#tasks.set(task.taskId, held);
     if (this.#earlyKills.delete(task.taskId)) held.kill = { graceMs: task.killGraceMs };
@@ -293,7 +314,7 @@ export class TaskgateAgent extends EventEmitter {
           this.#connection.send({ message: { $case: 'started', value: { taskId: task.taskId, time: new Date(), pid } } });
           this.emit('task-start', task.taskId, pid);
         },
-        onData: (data) => held.output.push(data),
+        onData: (data) => this.#output(held, data),
       },
     );
     held.run = run;
@@ -312,11 +333,26 @@ export class TaskgateAgent extends EventEmitter {
     this.#finish(task.taskId, held, result);
   }
 
+  /** Passes output on, through the redactor when there is one. */
+  #output(held: HeldTask, data: Buffer): void {
+    const redactor = held.redactor;
+    if (!redactor) {
+      held.output.push(data);
+      return;
+    }
+    held.output.push(redactor.push(data));
+    clearTimeout(held.holdTimer);
+    held.holdTimer = redactor.heldBytes > 0 ? setTimeout(() => held.output.push(redactor.flush()), REDACTION_HOLD_MS) : undefined;
+  }
+
   #finish(taskId: string, held: HeldTask, result: RunResult): void {
     held.run = null;
     held.exited = true;
     for (const timer of held.timers) clearTimeout(timer);
-    held.output.finish({ ...result, timedOut: held.timedOut });
+    clearTimeout(held.holdTimer);
+    if (held.redactor) held.output.push(held.redactor.flush());
+    const findings = held.redactor ? Object.fromEntries(held.redactor.findings) : {};
+    held.output.finish({ ...result, timedOut: held.timedOut, findings });
     this.#logger.info({ task: taskId, ...result }, 'task ended');
     this.emit('task-exit', taskId, result);
   }

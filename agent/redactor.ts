@@ -12,7 +12,7 @@
  * agent.ts), so live output is never delayed by more than that; a secret
  * split by such a pause could then be missed, which docs/redaction.md says.
  */
-import { BUILT_IN, MAX_MATCH_BYTES, type Detector } from './detectors.js';
+import { BUILT_IN, MAX_MATCH_BYTES, type Detector } from '../shared/detectors.js';
 
 /** What to redact. */
 export interface RedactionRules {

@@ -124,7 +124,7 @@ export class TaskOutput {
   }
 
   /** Records the end of the run and sends it after the last chunk. */
-  finish(result: RunResult & { timedOut?: boolean }): void {
+  finish(result: RunResult & { timedOut?: boolean; findings?: Record<string, number> }): void {
     this.flush();
     this.#exit = {
       taskId: this.taskId,
@@ -135,6 +135,7 @@ export class TaskOutput {
       totalBytes: this.#offset,
       timedOut: result.timedOut ?? false,
       droppedBytes: this.#dropped,
+      findings: result.findings ?? {},
     };
     this.#send({ message: { $case: 'exit', value: this.#exit } });
   }

@@ -299,6 +299,7 @@ export class AgentSession {
         failureReason,
         outputBytes: stats.bytes,
         outputDroppedBytes: exit.droppedBytes,
+        findings: exit.findings,
       },
     });
     this.running.delete(taskId);
@@ -337,6 +338,8 @@ export class AgentSession {
         if (!task) break;
         this.running.add(task.id);
         machine.announce(task);
+        // Redaction rules are read when the task starts, so a tightened target applies at once.
+        const target = await store.getTarget(task.target);
         this.#write({
           message: {
             $case: 'run',
@@ -349,6 +352,8 @@ export class AgentSession {
               message: task.message,
               timeoutMs: task.timeoutSeconds * 1000,
               killGraceMs: options.killGraceMs,
+              redact: target?.redact ?? [],
+              customDetectors: target?.customDetectors ?? [],
             },
           },
         });

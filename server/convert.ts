@@ -67,6 +67,7 @@ export function taskToWire(task: TaskRecord): Task {
     killRequested: task.killRequested ?? undefined,
     timeoutSeconds: task.timeoutSeconds,
     outputDroppedBytes: task.outputDroppedBytes,
+    findings: task.findings,
     events: task.events.map((e) => ({
       time: e.time,
       actor: e.actor,

@@ -252,6 +252,8 @@ export function devCommand(): Command {
           allowTypeOverride: true,
           active: true,
           timeoutSeconds: 0,
+          redact: [],
+          customDetectors: [],
           created: now,
           updated: now,
         });

@@ -35,6 +35,7 @@ function print(cmd: Command, target: Target | undefined): void {
     ['groups', target.groups.join(', ') || 'everyone'],
     ['active', target.active === false ? 'no' : 'yes'],
     ['timeout', target.timeoutSeconds ? `${target.timeoutSeconds} s` : 'none'],
+    ['redact', [...target.redact, ...target.customDetectors.map((d) => `${d.infoType}=/${d.pattern}/`)].join(', ') || 'none'],
     ['message', target.message],
   ];
   process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(7)}  ${v}`).join('\n')}\n`);
@@ -49,6 +50,8 @@ function ruleOptions(cmd: Command): Command {
     .option('--allow-type-override', 'tasks may choose another interpreter')
     .option('--no-allow-type-override', 'tasks run with the target type only')
     .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', (v) => Number.parseInt(v, 10))
+    .option('--redact <types>', 'mask PII in output: ALL, none, or info types, e.g. EMAIL_ADDRESS,CREDIT_CARD_NUMBER')
+    .option('--redact-pattern <name=regex>', 'also mask this pattern as [NAME] (repeatable; "none" clears)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--active', 'takes new tasks')
     .option('--inactive', 'takes no new tasks');
 }
@@ -61,6 +64,8 @@ interface RuleFlags {
   active?: boolean;
   inactive?: boolean;
   timeout?: number;
+  redact?: string;
+  redactPattern?: string[];
 }
 
 /** The Target fields and update mask paths the rule flags set. */
@@ -91,6 +96,20 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
   if (opts.active || opts.inactive) {
     fields.active = Boolean(opts.active);
     mask.push('active');
+  }
+  if (opts.redact !== undefined) {
+    fields.redact = opts.redact.toLowerCase() === 'none' ? [] : list(opts.redact);
+    mask.push('redact');
+  }
+  if (opts.redactPattern !== undefined) {
+    fields.customDetectors = opts.redactPattern
+      .filter((p) => p !== 'none')
+      .map((p) => {
+        const at = p.indexOf('=');
+        if (at < 1) throw new CliError(`--redact-pattern wants NAME=REGEX, not "${p}"`, 2);
+        return { infoType: p.slice(0, at), pattern: p.slice(at + 1) };
+      });
+    mask.push('custom_detectors');
   }
   if (opts.timeout !== undefined) {
     fields.timeoutSeconds = opts.timeout;

@@ -89,6 +89,8 @@ function printTask(task: Task): void {
   ];
   if (task.timeoutSeconds) rows.push(['timeout', `${task.timeoutSeconds} s`]);
   if (task.killRequested) rows.push(['kill', `requested ${time(task.killRequested)}`]);
+  const findings = Object.entries(task.findings);
+  if (findings.length) rows.push(['redacted', findings.map(([type, n]) => `${type} ×${n}`).join(', ')]);
   if (task.failureReason) rows.push(['reason', task.failureReason]);
   if (task.message) rows.push(['message', task.message]);
   for (const r of task.review) {

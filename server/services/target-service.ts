@@ -14,6 +14,7 @@ import type {
   UpdateTargetResponse,
 } from '../../gen/taskgate/v1/target.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../shared/errors.js';
+import { INFO_TYPES } from '../../shared/detectors.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/limits.js';
 import type { EventPublisher } from '../audit.js';
 import { actorOf } from '../auth.js';
@@ -23,12 +24,42 @@ import { checkGroups, checkName, checkSize, checkTimeout, checkType, pageSize, p
 import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors'] as const;
 
 function checkReviewMode(t: Target): ReviewMode {
   const mode = reviewModeFromWire(t.review);
   if (!mode) throw new InvalidArgumentError(`target.review value ${t.review} is unknown; use NONE, ANYONE or TEAM`);
   return mode;
+}
+
+/** Redaction info types: built-in names, or "ALL" alone. */
+function checkRedact(types: readonly string[]): string[] {
+  const list = [...new Set(types.map((t) => t.toUpperCase()))];
+  for (const t of list) {
+    if (t !== 'ALL' && !INFO_TYPES.includes(t)) {
+      throw new InvalidArgumentError(`target.redact has unknown info type "${t}"; use ALL or ${INFO_TYPES.join(', ')}`);
+    }
+  }
+  return list.includes('ALL') ? ['ALL'] : list;
+}
+
+/** Custom detectors: an upper-case name and a pattern that compiles and cannot match the empty string. */
+function checkDetectors(detectors: readonly { infoType: string; pattern: string }[]): { infoType: string; pattern: string }[] {
+  if (detectors.length > 32) throw new InvalidArgumentError('target.custom_detectors: at most 32');
+  return detectors.map(({ infoType, pattern }) => {
+    if (!/^[A-Z][A-Z0-9_]{0,62}$/.test(infoType)) {
+      throw new InvalidArgumentError(`custom detector name "${infoType}" is invalid: use upper-case letters, digits and '_'`);
+    }
+    checkSize(`custom detector ${infoType} pattern`, pattern, 1024);
+    let re: RegExp;
+    try {
+      re = new RegExp(pattern, 'g');
+    } catch (err) {
+      throw new InvalidArgumentError(`custom detector ${infoType}: ${(err as Error).message}`);
+    }
+    if (re.test('')) throw new InvalidArgumentError(`custom detector ${infoType} matches the empty string`);
+    return { infoType, pattern };
+  });
 }
 
 /** Review settings that make sense together: team review names its groups, the others name none. */
@@ -73,6 +104,8 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
       allowTypeOverride: t.allowTypeOverride,
       active: t.active ?? true,
       timeoutSeconds: checkTimeout('target.timeout_seconds', t.timeoutSeconds),
+      redact: checkRedact(t.redact),
+      customDetectors: checkDetectors(t.customDetectors),
       created: now,
       updated: now,
     };
@@ -118,6 +151,12 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
           break;
         case 'active':
           patch.active = t.active ?? true;
+          break;
+        case 'redact':
+          patch.redact = checkRedact(t.redact);
+          break;
+        case 'custom_detectors':
+          patch.customDetectors = checkDetectors(t.customDetectors);
           break;
         case 'timeout_seconds':
           patch.timeoutSeconds = checkTimeout('target.timeout_seconds', t.timeoutSeconds);

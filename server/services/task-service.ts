@@ -149,6 +149,7 @@ export function taskService(
       killRequested: null,
       timeoutSeconds,
       outputDroppedBytes: 0,
+      findings: {},
       review: requiredReviews(target),
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,

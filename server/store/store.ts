@@ -65,6 +65,8 @@ export interface TaskRecord {
   timeoutSeconds: number;
   /** Output the agent dropped past the per-task output limit, in bytes. */
   outputDroppedBytes: number;
+  /** Redacted matches per info type. */
+  findings: Record<string, number>;
   /** Required reviews, fixed when the task is created; empty without review. */
   review: ReviewRecord[];
   events: TaskEventRecord[];
@@ -90,6 +92,7 @@ export type TaskPatch = Partial<
     | 'review'
     | 'killRequested'
     | 'outputDroppedBytes'
+    | 'findings'
   >
 >;
 
@@ -133,6 +136,10 @@ export interface TargetRecord {
   active: boolean;
   /** Default time limit of its tasks in seconds; 0 = none. */
   timeoutSeconds: number;
+  /** Built-in info types to redact, or ["ALL"]; empty = none. */
+  redact: string[];
+  /** The target's own detectors. */
+  customDetectors: { infoType: string; pattern: string }[];
   created: Date;
   updated: Date;
 }
@@ -141,7 +148,17 @@ export interface TargetRecord {
 export type TargetPatch = Partial<
   Pick<
     TargetRecord,
-    'type' | 'agent' | 'message' | 'review' | 'reviewers' | 'groups' | 'allowTypeOverride' | 'active' | 'timeoutSeconds'
+    | 'type'
+    | 'agent'
+    | 'message'
+    | 'review'
+    | 'reviewers'
+    | 'groups'
+    | 'allowTypeOverride'
+    | 'active'
+    | 'timeoutSeconds'
+    | 'redact'
+    | 'customDetectors'
   >
 >;
 
@@ -377,6 +394,7 @@ export const upgrade = {
     task.killRequested ??= null;
     task.timeoutSeconds ??= 0;
     task.outputDroppedBytes ??= 0;
+    task.findings ??= {};
     task.published ??= task.events.length;
     for (const e of task.events) e.action ??= `task.${e.to}`;
     return task;
@@ -388,6 +406,8 @@ export const upgrade = {
     target.allowTypeOverride ??= true;
     target.active ??= true;
     target.timeoutSeconds ??= 0;
+    target.redact ??= [];
+    target.customDetectors ??= [];
     return target;
   },
 };

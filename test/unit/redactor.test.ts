@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { ibanValid, luhn } from '../../agent/detectors.js';
+import { ibanValid, luhn } from '../../shared/detectors.js';
 import { Redactor, type RedactionRules } from '../../agent/redactor.js';
 
 const ALL: RedactionRules = { infoTypes: ['ALL'], custom: [], secrets: ['hunter2-s3cret'] };

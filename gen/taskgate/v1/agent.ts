@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { CustomDetector } from "./target.js";
 
 export const protobufPackage = "taskgate.v1";
 
@@ -94,6 +95,9 @@ export interface RunTask {
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL when killing it, in ms. */
   killGraceMs: number;
+  /** Redaction to apply to its output before sending it (see Target). */
+  redact: string[];
+  customDetectors: CustomDetector[];
 }
 
 /**
@@ -144,6 +148,13 @@ export interface TaskExit {
   timedOut: boolean;
   /** Output dropped past the output limit (not counted in total_bytes). */
   droppedBytes: number;
+  /** Redacted matches per info type (counts, never the values). */
+  findings: { [key: string]: number };
+}
+
+export interface TaskExit_FindingsEntry {
+  key: string;
+  value: number;
 }
 
 /** OutputAck acknowledges every output chunk of a task up to seq. */
@@ -906,7 +917,18 @@ export const Welcome: MessageFns<Welcome> = {
 };
 
 function createBaseRunTask(): RunTask {
-  return { taskId: "", script: "", type: "", target: "", createdBy: "", message: "", timeoutMs: 0, killGraceMs: 0 };
+  return {
+    taskId: "",
+    script: "",
+    type: "",
+    target: "",
+    createdBy: "",
+    message: "",
+    timeoutMs: 0,
+    killGraceMs: 0,
+    redact: [],
+    customDetectors: [],
+  };
 }
 
 export const RunTask: MessageFns<RunTask> = {
@@ -934,6 +956,12 @@ export const RunTask: MessageFns<RunTask> = {
     }
     if (message.killGraceMs !== 0) {
       writer.uint32(64).int32(message.killGraceMs);
+    }
+    for (const v of message.redact) {
+      writer.uint32(74).string(v!);
+    }
+    for (const v of message.customDetectors) {
+      CustomDetector.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1015,6 +1043,22 @@ export const RunTask: MessageFns<RunTask> = {
             message.killGraceMs = reader.int32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.redact.push(reader.string());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.customDetectors.push(CustomDetector.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1053,6 +1097,14 @@ export const RunTask: MessageFns<RunTask> = {
         : isSet(object.kill_grace_ms)
         ? globalThis.Number(object.kill_grace_ms)
         : 0,
+      redact: globalThis.Array.isArray(object?.redact)
+        ? object.redact.map((e: any) => globalThis.String(e))
+        : [],
+      customDetectors: globalThis.Array.isArray(object?.customDetectors)
+        ? object.customDetectors.map((e: any) => CustomDetector.fromJSON(e))
+        : globalThis.Array.isArray(object?.custom_detectors)
+        ? object.custom_detectors.map((e: any) => CustomDetector.fromJSON(e))
+        : [],
     };
   },
 
@@ -1082,6 +1134,12 @@ export const RunTask: MessageFns<RunTask> = {
     if (message.killGraceMs !== 0) {
       obj.killGraceMs = Math.round(message.killGraceMs);
     }
+    if (message.redact?.length) {
+      obj.redact = message.redact;
+    }
+    if (message.customDetectors?.length) {
+      obj.customDetectors = message.customDetectors.map((e) => CustomDetector.toJSON(e));
+    }
     return obj;
   },
 
@@ -1098,6 +1156,8 @@ export const RunTask: MessageFns<RunTask> = {
     message.message = object.message ?? "";
     message.timeoutMs = object.timeoutMs ?? 0;
     message.killGraceMs = object.killGraceMs ?? 0;
+    message.redact = object.redact?.map((e) => e) || [];
+    message.customDetectors = object.customDetectors?.map((e) => CustomDetector.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1483,6 +1543,7 @@ function createBaseTaskExit(): TaskExit {
     totalBytes: 0,
     timedOut: false,
     droppedBytes: 0,
+    findings: {},
   };
 }
 
@@ -1512,6 +1573,9 @@ export const TaskExit: MessageFns<TaskExit> = {
     if (message.droppedBytes !== 0) {
       writer.uint32(64).int64(message.droppedBytes);
     }
+    globalThis.Object.entries(message.findings).forEach(([key, value]: [string, number]) => {
+      TaskExit_FindingsEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
     return writer;
   },
 
@@ -1592,6 +1656,17 @@ export const TaskExit: MessageFns<TaskExit> = {
             message.droppedBytes = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = TaskExit_FindingsEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.findings[entry9.key] = entry9.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1634,6 +1709,20 @@ export const TaskExit: MessageFns<TaskExit> = {
         : isSet(object.dropped_bytes)
         ? globalThis.Number(object.dropped_bytes)
         : 0,
+      findings: isObject(object.findings)
+        ? (globalThis.Object.entries(object.findings) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1663,6 +1752,15 @@ export const TaskExit: MessageFns<TaskExit> = {
     if (message.droppedBytes !== 0) {
       obj.droppedBytes = Math.round(message.droppedBytes);
     }
+    if (message.findings) {
+      const entries = globalThis.Object.entries(message.findings) as [string, number][];
+      if (entries.length > 0) {
+        obj.findings = {};
+        entries.forEach(([k, v]) => {
+          obj.findings[k] = Math.round(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1679,6 +1777,100 @@ export const TaskExit: MessageFns<TaskExit> = {
     message.totalBytes = object.totalBytes ?? 0;
     message.timedOut = object.timedOut ?? false;
     message.droppedBytes = object.droppedBytes ?? 0;
+    message.findings = (globalThis.Object.entries(object.findings ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTaskExit_FindingsEntry(): TaskExit_FindingsEntry {
+  return { key: "", value: 0 };
+}
+
+export const TaskExit_FindingsEntry: MessageFns<TaskExit_FindingsEntry> = {
+  encode(message: TaskExit_FindingsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskExit_FindingsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskExit_FindingsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskExit_FindingsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: TaskExit_FindingsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskExit_FindingsEntry>, I>>(base?: I): TaskExit_FindingsEntry {
+    return TaskExit_FindingsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskExit_FindingsEntry>, I>>(object: I): TaskExit_FindingsEntry {
+    const message = createBaseTaskExit_FindingsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -2278,6 +2470,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

@@ -110,6 +110,24 @@ export interface Target {
     | undefined;
   /** Default time limit of its tasks in seconds; 0 means none. */
   timeoutSeconds: number;
+  /**
+   * PII redaction of its tasks' output, on the agent: built-in info types
+   * (EMAIL_ADDRESS, CREDIT_CARD_NUMBER, ...) or "ALL"; empty means none.
+   */
+  redact: string[];
+  /** The target's own kinds of sensitive text, redacted as well. */
+  customDetectors: CustomDetector[];
+}
+
+/**
+ * CustomDetector is a regular expression whose matches are masked as
+ * "[INFO_TYPE]". Matches should be at most 256 bytes long.
+ */
+export interface CustomDetector {
+  /** Upper-case letters, digits and '_'. */
+  infoType: string;
+  /** JavaScript regular expression syntax. */
+  pattern: string;
 }
 
 export interface CreateTargetRequest {
@@ -169,6 +187,8 @@ function createBaseTarget(): Target {
     allowTypeOverride: false,
     active: undefined,
     timeoutSeconds: 0,
+    redact: [],
+    customDetectors: [],
   };
 }
 
@@ -209,6 +229,12 @@ export const Target: MessageFns<Target> = {
     }
     if (message.timeoutSeconds !== 0) {
       writer.uint32(120).int32(message.timeoutSeconds);
+    }
+    for (const v of message.redact) {
+      writer.uint32(162).string(v!);
+    }
+    for (const v of message.customDetectors) {
+      CustomDetector.encode(v!, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -322,6 +348,22 @@ export const Target: MessageFns<Target> = {
             message.timeoutSeconds = reader.int32();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.redact.push(reader.string());
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.customDetectors.push(CustomDetector.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -358,6 +400,12 @@ export const Target: MessageFns<Target> = {
         : isSet(object.timeout_seconds)
         ? globalThis.Number(object.timeout_seconds)
         : 0,
+      redact: globalThis.Array.isArray(object?.redact) ? object.redact.map((e: any) => globalThis.String(e)) : [],
+      customDetectors: globalThis.Array.isArray(object?.customDetectors)
+        ? object.customDetectors.map((e: any) => CustomDetector.fromJSON(e))
+        : globalThis.Array.isArray(object?.custom_detectors)
+        ? object.custom_detectors.map((e: any) => CustomDetector.fromJSON(e))
+        : [],
     };
   },
 
@@ -399,6 +447,12 @@ export const Target: MessageFns<Target> = {
     if (message.timeoutSeconds !== 0) {
       obj.timeoutSeconds = Math.round(message.timeoutSeconds);
     }
+    if (message.redact?.length) {
+      obj.redact = message.redact;
+    }
+    if (message.customDetectors?.length) {
+      obj.customDetectors = message.customDetectors.map((e) => CustomDetector.toJSON(e));
+    }
     return obj;
   },
 
@@ -419,6 +473,97 @@ export const Target: MessageFns<Target> = {
     message.allowTypeOverride = object.allowTypeOverride ?? false;
     message.active = object.active ?? undefined;
     message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.redact = object.redact?.map((e) => e) || [];
+    message.customDetectors = object.customDetectors?.map((e) => CustomDetector.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCustomDetector(): CustomDetector {
+  return { infoType: "", pattern: "" };
+}
+
+export const CustomDetector: MessageFns<CustomDetector> = {
+  encode(message: CustomDetector, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.infoType !== "") {
+      writer.uint32(10).string(message.infoType);
+    }
+    if (message.pattern !== "") {
+      writer.uint32(18).string(message.pattern);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomDetector {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomDetector();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.infoType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pattern = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomDetector {
+    return {
+      infoType: isSet(object.infoType)
+        ? globalThis.String(object.infoType)
+        : isSet(object.info_type)
+        ? globalThis.String(object.info_type)
+        : "",
+      pattern: isSet(object.pattern) ? globalThis.String(object.pattern) : "",
+    };
+  },
+
+  toJSON(message: CustomDetector): unknown {
+    const obj: any = {};
+    if (message.infoType !== "") {
+      obj.infoType = message.infoType;
+    }
+    if (message.pattern !== "") {
+      obj.pattern = message.pattern;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomDetector>, I>>(base?: I): CustomDetector {
+    return CustomDetector.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomDetector>, I>>(object: I): CustomDetector {
+    const message = createBaseCustomDetector();
+    message.infoType = object.infoType ?? "";
+    message.pattern = object.pattern ?? "";
     return message;
   },
 };

@@ -289,6 +289,13 @@ export interface Task {
   timeoutSeconds: number;
   /** Output bytes the agent dropped past the per-task output limit. */
   outputDroppedBytes: number;
+  /** What redaction masked in its output: matches per info type (never the values). */
+  findings: { [key: string]: number };
+}
+
+export interface Task_FindingsEntry {
+  key: string;
+  value: number;
 }
 
 export interface CreateTaskRequest {
@@ -707,6 +714,7 @@ function createBaseTask(): Task {
     killRequested: undefined,
     timeoutSeconds: 0,
     outputDroppedBytes: 0,
+    findings: {},
   };
 }
 
@@ -772,6 +780,9 @@ export const Task: MessageFns<Task> = {
     if (message.outputDroppedBytes !== 0) {
       writer.uint32(160).int64(message.outputDroppedBytes);
     }
+    globalThis.Object.entries(message.findings).forEach(([key, value]: [string, number]) => {
+      Task_FindingsEntry.encode({ key: key as any, value }, writer.uint32(170).fork()).join();
+    });
     return writer;
   },
 
@@ -948,6 +959,17 @@ export const Task: MessageFns<Task> = {
             message.outputDroppedBytes = longToNumber(reader.int64());
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            const entry21 = Task_FindingsEntry.decode(reader, reader.uint32());
+            if (entry21.value !== undefined) {
+              message.findings[entry21.key] = entry21.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1012,6 +1034,20 @@ export const Task: MessageFns<Task> = {
         : isSet(object.output_dropped_bytes)
         ? globalThis.Number(object.output_dropped_bytes)
         : 0,
+      findings: isObject(object.findings)
+        ? (globalThis.Object.entries(object.findings) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1077,6 +1113,15 @@ export const Task: MessageFns<Task> = {
     if (message.outputDroppedBytes !== 0) {
       obj.outputDroppedBytes = Math.round(message.outputDroppedBytes);
     }
+    if (message.findings) {
+      const entries = globalThis.Object.entries(message.findings) as [string, number][];
+      if (entries.length > 0) {
+        obj.findings = {};
+        entries.forEach(([k, v]) => {
+          obj.findings[k] = Math.round(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1105,6 +1150,100 @@ export const Task: MessageFns<Task> = {
     message.killRequested = object.killRequested ?? undefined;
     message.timeoutSeconds = object.timeoutSeconds ?? 0;
     message.outputDroppedBytes = object.outputDroppedBytes ?? 0;
+    message.findings = (globalThis.Object.entries(object.findings ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTask_FindingsEntry(): Task_FindingsEntry {
+  return { key: "", value: 0 };
+}
+
+export const Task_FindingsEntry: MessageFns<Task_FindingsEntry> = {
+  encode(message: Task_FindingsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Task_FindingsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTask_FindingsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Task_FindingsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: Task_FindingsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Task_FindingsEntry>, I>>(base?: I): Task_FindingsEntry {
+    return Task_FindingsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Task_FindingsEntry>, I>>(object: I): Task_FindingsEntry {
+    const message = createBaseTask_FindingsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -2920,6 +3059,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
