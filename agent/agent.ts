@@ -16,6 +16,7 @@ import { VERSION } from '../shared/version.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
 import { PtyRun, type RunResult } from './pty-runner.js';
 import { redacts, Redactor } from './redactor.js';
+import { resolveSecrets, SecretError } from './secrets.js';
 import { TaskOutput } from './task-output.js';
 
 /** Options of {@link TaskgateAgent}. */
@@ -258,17 +259,7 @@ export class TaskgateAgent extends EventEmitter {
       redactor: null,
       holdTimer: undefined,
     };
-    const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: [] };
-    if (redacts(rules)) {
-      try {
-        held.redactor = new Redactor(rules);
-      } catch (err) {
-        // A custom pattern this agent cannot compile: run nothing rather than leak.
-        this.#tasks.set(task.taskId, held);
-        this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `redaction rules are invalid: ${(err as Error).message}` });
-        return;
-      }
-    }
+
     held.output.setLimit(this.#welcome?.maxOutputBytes ?? 0);
     this.#tasks.set(task.taskId, held);
     if (this.#earlyKills.delete(task.taskId)) held.kill = { graceMs: task.killGraceMs };
@@ -281,6 +272,21 @@ export class TaskgateAgent extends EventEmitter {
   async #execute(task: RunTask, held: HeldTask): Promise<void> {
     if (held.kill) {
       this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
+      return;
+    }
+    let secrets: Record<string, string>;
+    try {
+      secrets = await resolveSecrets(
+        { provider: task.secretProvider, path: task.secretPath, mapping: task.secretMapping },
+        this.#options.env ?? {},
+      );
+      // Secret values are masked in the output like CI systems mask theirs.
+      const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: Object.values(secrets) };
+      if (redacts(rules)) held.redactor = new Redactor(rules);
+    } catch (err) {
+      // Missing secrets or rules this agent cannot compile: run nothing rather than run unprotected.
+      const why = err instanceof SecretError ? err.message : `redaction rules are invalid: ${(err as Error).message}`;
+      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: why });
       return;
     }
     if (!isScriptType(task.type)) {
@@ -296,9 +302,11 @@ export class TaskgateAgent extends EventEmitter {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       ...this.#options.env,
+      ...secrets,
       TASKGATE_TASK_ID: task.taskId,
       TASKGATE_TARGET: task.target,
-      TASKGATE_USER: task.createdBy,
+      TASKGATE_USER: task.createdBy.replace(/^user:/, ''),
+      TASKGATE_USER_GROUPS: task.userGroups.join(','),
       TASKGATE_MESSAGE: task.message,
     };
     if (held.kill) {

@@ -354,6 +354,10 @@ export class AgentSession {
               killGraceMs: options.killGraceMs,
               redact: target?.redact ?? [],
               customDetectors: target?.customDetectors ?? [],
+              secretProvider: target?.secretProvider ?? '',
+              secretPath: target?.secretPath ?? '',
+              secretMapping: target?.secretMapping ?? {},
+              userGroups: task.createdByGroups,
             },
           },
         });

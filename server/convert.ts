@@ -68,6 +68,7 @@ export function taskToWire(task: TaskRecord): Task {
     timeoutSeconds: task.timeoutSeconds,
     outputDroppedBytes: task.outputDroppedBytes,
     findings: task.findings,
+    createdByGroups: task.createdByGroups,
     events: task.events.map((e) => ({
       time: e.time,
       actor: e.actor,

@@ -254,6 +254,9 @@ export function devCommand(): Command {
           timeoutSeconds: 0,
           redact: [],
           customDetectors: [],
+          secretProvider: '',
+          secretPath: '',
+          secretMapping: {},
           created: now,
           updated: now,
         });

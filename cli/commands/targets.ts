@@ -35,6 +35,7 @@ function print(cmd: Command, target: Target | undefined): void {
     ['groups', target.groups.join(', ') || 'everyone'],
     ['active', target.active === false ? 'no' : 'yes'],
     ['timeout', target.timeoutSeconds ? `${target.timeoutSeconds} s` : 'none'],
+    ['secrets', target.secretProvider ? `${target.secretProvider} ${target.secretPath}${Object.keys(target.secretMapping).length ? ` as ${Object.keys(target.secretMapping).join(', ')}` : ''}` : 'none'],
     ['redact', [...target.redact, ...target.customDetectors.map((d) => `${d.infoType}=/${d.pattern}/`)].join(', ') || 'none'],
     ['message', target.message],
   ];
@@ -52,6 +53,9 @@ function ruleOptions(cmd: Command): Command {
     .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', (v) => Number.parseInt(v, 10))
     .option('--redact <types>', 'mask PII in output: ALL, none, or info types, e.g. EMAIL_ADDRESS,CREDIT_CARD_NUMBER')
     .option('--redact-pattern <name=regex>', 'also mask this pattern as [NAME] (repeatable; "none" clears)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--secret-provider <provider>', 'where the agent finds secrets: env, file, or none')
+    .option('--secret-path <path>', 'env: the agent variable holding a JSON object; file: a JSON file on the agent')
+    .option('--secret-mapping <json>', 'task variable -> secret key, e.g. \'{"PG_PASS":"password"}\'')
     .option('--active', 'takes new tasks')
     .option('--inactive', 'takes no new tasks');
 }
@@ -66,6 +70,9 @@ interface RuleFlags {
   timeout?: number;
   redact?: string;
   redactPattern?: string[];
+  secretProvider?: string;
+  secretPath?: string;
+  secretMapping?: string;
 }
 
 /** The Target fields and update mask paths the rule flags set. */
@@ -110,6 +117,22 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
         return { infoType: p.slice(0, at), pattern: p.slice(at + 1) };
       });
     mask.push('custom_detectors');
+  }
+  if (opts.secretProvider !== undefined) {
+    fields.secretProvider = opts.secretProvider === 'none' ? '' : opts.secretProvider;
+    mask.push('secret_provider');
+  }
+  if (opts.secretPath !== undefined) {
+    fields.secretPath = opts.secretPath;
+    mask.push('secret_path');
+  }
+  if (opts.secretMapping !== undefined) {
+    try {
+      fields.secretMapping = JSON.parse(opts.secretMapping) as Record<string, string>;
+    } catch {
+      throw new CliError('--secret-mapping must be a JSON object such as \'{"PG_PASS":"password"}\'', 2);
+    }
+    mask.push('secret_mapping');
   }
   if (opts.timeout !== undefined) {
     fields.timeoutSeconds = opts.timeout;

@@ -24,7 +24,7 @@ import { checkGroups, checkName, checkSize, checkTimeout, checkType, pageSize, p
 import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping'] as const;
 
 function checkReviewMode(t: Target): ReviewMode {
   const mode = reviewModeFromWire(t.review);
@@ -60,6 +60,29 @@ function checkDetectors(detectors: readonly { infoType: string; pattern: string 
     if (re.test('')) throw new InvalidArgumentError(`custom detector ${infoType} matches the empty string`);
     return { infoType, pattern };
   });
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/** A secret source: a known provider with a path, and variable names that can be environment variables. */
+function checkSecrets(t: { secretProvider: string; secretPath: string; secretMapping: Record<string, string> }): Pick<
+  TargetRecord,
+  'secretProvider' | 'secretPath' | 'secretMapping'
+> {
+  if (!['', 'env', 'file'].includes(t.secretProvider)) {
+    throw new InvalidArgumentError(`target.secret_provider "${t.secretProvider}" is not supported; use env or file (or none)`);
+  }
+  if (t.secretProvider !== '' && t.secretPath === '') throw new InvalidArgumentError('target.secret_path is required with a secret provider');
+  if (t.secretProvider === 'env' && !ENV_NAME.test(t.secretPath)) {
+    throw new InvalidArgumentError(`target.secret_path "${t.secretPath}" is not an environment variable name`);
+  }
+  for (const name of Object.keys(t.secretMapping)) {
+    if (!ENV_NAME.test(name) || name.startsWith('TASKGATE_')) {
+      throw new InvalidArgumentError(`target.secret_mapping: "${name}" cannot be a task environment variable`);
+    }
+  }
+  checkSize('target.secret_path', t.secretPath, 1024);
+  return { secretProvider: t.secretProvider, secretPath: t.secretProvider === '' ? '' : t.secretPath, secretMapping: t.secretMapping };
 }
 
 /** Review settings that make sense together: team review names its groups, the others name none. */
@@ -106,6 +129,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
       timeoutSeconds: checkTimeout('target.timeout_seconds', t.timeoutSeconds),
       redact: checkRedact(t.redact),
       customDetectors: checkDetectors(t.customDetectors),
+      ...checkSecrets(t),
       created: now,
       updated: now,
     };
@@ -157,6 +181,11 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
           break;
         case 'custom_detectors':
           patch.customDetectors = checkDetectors(t.customDetectors);
+          break;
+        case 'secret_provider':
+        case 'secret_path':
+        case 'secret_mapping':
+          Object.assign(patch, checkSecrets({ ...before, ...t, secretProvider: t.secretProvider, secretPath: t.secretPath, secretMapping: t.secretMapping }));
           break;
         case 'timeout_seconds':
           patch.timeoutSeconds = checkTimeout('target.timeout_seconds', t.timeoutSeconds);

@@ -150,6 +150,7 @@ export function taskService(
       timeoutSeconds,
       outputDroppedBytes: 0,
       findings: {},
+      createdByGroups: [...user.groups],
       review: requiredReviews(target),
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,

@@ -67,6 +67,8 @@ export interface TaskRecord {
   outputDroppedBytes: number;
   /** Redacted matches per info type. */
   findings: Record<string, number>;
+  /** The creator's groups when it was created. */
+  createdByGroups: string[];
   /** Required reviews, fixed when the task is created; empty without review. */
   review: ReviewRecord[];
   events: TaskEventRecord[];
@@ -140,6 +142,11 @@ export interface TargetRecord {
   redact: string[];
   /** The target's own detectors. */
   customDetectors: { infoType: string; pattern: string }[];
+  /** "", "env" or "file": where the agent finds its tasks' secrets. */
+  secretProvider: string;
+  secretPath: string;
+  /** Task variable -> key in the secret object. */
+  secretMapping: Record<string, string>;
   created: Date;
   updated: Date;
 }
@@ -159,6 +166,9 @@ export type TargetPatch = Partial<
     | 'timeoutSeconds'
     | 'redact'
     | 'customDetectors'
+    | 'secretProvider'
+    | 'secretPath'
+    | 'secretMapping'
   >
 >;
 
@@ -395,6 +405,7 @@ export const upgrade = {
     task.timeoutSeconds ??= 0;
     task.outputDroppedBytes ??= 0;
     task.findings ??= {};
+    task.createdByGroups ??= [];
     task.published ??= task.events.length;
     for (const e of task.events) e.action ??= `task.${e.to}`;
     return task;
@@ -408,6 +419,9 @@ export const upgrade = {
     target.timeoutSeconds ??= 0;
     target.redact ??= [];
     target.customDetectors ??= [];
+    target.secretProvider ??= '';
+    target.secretPath ??= '';
+    target.secretMapping ??= {};
     return target;
   },
 };

@@ -98,6 +98,17 @@ export interface RunTask {
   /** Redaction to apply to its output before sending it (see Target). */
   redact: string[];
   customDetectors: CustomDetector[];
+  /** Secrets to resolve on the agent (see Target). */
+  secretProvider: string;
+  secretPath: string;
+  secretMapping: { [key: string]: string };
+  /** The creator's groups when the task was created (TASKGATE_USER_GROUPS). */
+  userGroups: string[];
+}
+
+export interface RunTask_SecretMappingEntry {
+  key: string;
+  value: string;
 }
 
 /**
@@ -928,6 +939,10 @@ function createBaseRunTask(): RunTask {
     killGraceMs: 0,
     redact: [],
     customDetectors: [],
+    secretProvider: "",
+    secretPath: "",
+    secretMapping: {},
+    userGroups: [],
   };
 }
 
@@ -962,6 +977,18 @@ export const RunTask: MessageFns<RunTask> = {
     }
     for (const v of message.customDetectors) {
       CustomDetector.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.secretProvider !== "") {
+      writer.uint32(90).string(message.secretProvider);
+    }
+    if (message.secretPath !== "") {
+      writer.uint32(98).string(message.secretPath);
+    }
+    globalThis.Object.entries(message.secretMapping).forEach(([key, value]: [string, string]) => {
+      RunTask_SecretMappingEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
+    });
+    for (const v of message.userGroups) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -1059,6 +1086,41 @@ export const RunTask: MessageFns<RunTask> = {
             message.customDetectors.push(CustomDetector.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.secretProvider = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.secretPath = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            const entry13 = RunTask_SecretMappingEntry.decode(reader, reader.uint32());
+            if (entry13.value !== undefined) {
+              message.secretMapping[entry13.key] = entry13.value;
+            }
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.userGroups.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1105,6 +1167,48 @@ export const RunTask: MessageFns<RunTask> = {
         : globalThis.Array.isArray(object?.custom_detectors)
         ? object.custom_detectors.map((e: any) => CustomDetector.fromJSON(e))
         : [],
+      secretProvider: isSet(object.secretProvider)
+        ? globalThis.String(object.secretProvider)
+        : isSet(object.secret_provider)
+        ? globalThis.String(object.secret_provider)
+        : "",
+      secretPath: isSet(object.secretPath)
+        ? globalThis.String(object.secretPath)
+        : isSet(object.secret_path)
+        ? globalThis.String(object.secret_path)
+        : "",
+      secretMapping: isObject(object.secretMapping)
+        ? (globalThis.Object.entries(object.secretMapping) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.secret_mapping)
+        ? (globalThis.Object.entries(object.secret_mapping) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      userGroups: globalThis.Array.isArray(object?.userGroups)
+        ? object.userGroups.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.user_groups)
+        ? object.user_groups.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1140,6 +1244,24 @@ export const RunTask: MessageFns<RunTask> = {
     if (message.customDetectors?.length) {
       obj.customDetectors = message.customDetectors.map((e) => CustomDetector.toJSON(e));
     }
+    if (message.secretProvider !== "") {
+      obj.secretProvider = message.secretProvider;
+    }
+    if (message.secretPath !== "") {
+      obj.secretPath = message.secretPath;
+    }
+    if (message.secretMapping) {
+      const entries = globalThis.Object.entries(message.secretMapping) as [string, string][];
+      if (entries.length > 0) {
+        obj.secretMapping = {};
+        entries.forEach(([k, v]) => {
+          obj.secretMapping[k] = v;
+        });
+      }
+    }
+    if (message.userGroups?.length) {
+      obj.userGroups = message.userGroups;
+    }
     return obj;
   },
 
@@ -1158,6 +1280,103 @@ export const RunTask: MessageFns<RunTask> = {
     message.killGraceMs = object.killGraceMs ?? 0;
     message.redact = object.redact?.map((e) => e) || [];
     message.customDetectors = object.customDetectors?.map((e) => CustomDetector.fromPartial(e)) || [];
+    message.secretProvider = object.secretProvider ?? "";
+    message.secretPath = object.secretPath ?? "";
+    message.secretMapping = (globalThis.Object.entries(object.secretMapping ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.userGroups = object.userGroups?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRunTask_SecretMappingEntry(): RunTask_SecretMappingEntry {
+  return { key: "", value: "" };
+}
+
+export const RunTask_SecretMappingEntry: MessageFns<RunTask_SecretMappingEntry> = {
+  encode(message: RunTask_SecretMappingEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunTask_SecretMappingEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunTask_SecretMappingEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunTask_SecretMappingEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RunTask_SecretMappingEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunTask_SecretMappingEntry>, I>>(base?: I): RunTask_SecretMappingEntry {
+    return RunTask_SecretMappingEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunTask_SecretMappingEntry>, I>>(object: I): RunTask_SecretMappingEntry {
+    const message = createBaseRunTask_SecretMappingEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

@@ -117,6 +117,25 @@ export interface Target {
   redact: string[];
   /** The target's own kinds of sensitive text, redacted as well. */
   customDetectors: CustomDetector[];
+  /**
+   * Where its tasks' secrets come from, resolved by the agent at run time:
+   * "env" (secret_path names an agent environment variable holding a JSON
+   * object), "file" (secret_path is a JSON file on the agent host), or empty
+   * for none. Values become the task's environment variables and are masked
+   * in its output.
+   */
+  secretProvider: string;
+  secretPath: string;
+  /**
+   * Task environment variable -> key in the secret object; empty means every
+   * key under its own name.
+   */
+  secretMapping: { [key: string]: string };
+}
+
+export interface Target_SecretMappingEntry {
+  key: string;
+  value: string;
 }
 
 /**
@@ -189,6 +208,9 @@ function createBaseTarget(): Target {
     timeoutSeconds: 0,
     redact: [],
     customDetectors: [],
+    secretProvider: "",
+    secretPath: "",
+    secretMapping: {},
   };
 }
 
@@ -236,6 +258,15 @@ export const Target: MessageFns<Target> = {
     for (const v of message.customDetectors) {
       CustomDetector.encode(v!, writer.uint32(170).fork()).join();
     }
+    if (message.secretProvider !== "") {
+      writer.uint32(178).string(message.secretProvider);
+    }
+    if (message.secretPath !== "") {
+      writer.uint32(186).string(message.secretPath);
+    }
+    globalThis.Object.entries(message.secretMapping).forEach(([key, value]: [string, string]) => {
+      Target_SecretMappingEntry.encode({ key: key as any, value }, writer.uint32(194).fork()).join();
+    });
     return writer;
   },
 
@@ -364,6 +395,33 @@ export const Target: MessageFns<Target> = {
             message.customDetectors.push(CustomDetector.decode(reader, reader.uint32()));
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.secretProvider = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.secretPath = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            const entry24 = Target_SecretMappingEntry.decode(reader, reader.uint32());
+            if (entry24.value !== undefined) {
+              message.secretMapping[entry24.key] = entry24.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -406,6 +464,43 @@ export const Target: MessageFns<Target> = {
         : globalThis.Array.isArray(object?.custom_detectors)
         ? object.custom_detectors.map((e: any) => CustomDetector.fromJSON(e))
         : [],
+      secretProvider: isSet(object.secretProvider)
+        ? globalThis.String(object.secretProvider)
+        : isSet(object.secret_provider)
+        ? globalThis.String(object.secret_provider)
+        : "",
+      secretPath: isSet(object.secretPath)
+        ? globalThis.String(object.secretPath)
+        : isSet(object.secret_path)
+        ? globalThis.String(object.secret_path)
+        : "",
+      secretMapping: isObject(object.secretMapping)
+        ? (globalThis.Object.entries(object.secretMapping) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.secret_mapping)
+        ? (globalThis.Object.entries(object.secret_mapping) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -453,6 +548,21 @@ export const Target: MessageFns<Target> = {
     if (message.customDetectors?.length) {
       obj.customDetectors = message.customDetectors.map((e) => CustomDetector.toJSON(e));
     }
+    if (message.secretProvider !== "") {
+      obj.secretProvider = message.secretProvider;
+    }
+    if (message.secretPath !== "") {
+      obj.secretPath = message.secretPath;
+    }
+    if (message.secretMapping) {
+      const entries = globalThis.Object.entries(message.secretMapping) as [string, string][];
+      if (entries.length > 0) {
+        obj.secretMapping = {};
+        entries.forEach(([k, v]) => {
+          obj.secretMapping[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -475,6 +585,102 @@ export const Target: MessageFns<Target> = {
     message.timeoutSeconds = object.timeoutSeconds ?? 0;
     message.redact = object.redact?.map((e) => e) || [];
     message.customDetectors = object.customDetectors?.map((e) => CustomDetector.fromPartial(e)) || [];
+    message.secretProvider = object.secretProvider ?? "";
+    message.secretPath = object.secretPath ?? "";
+    message.secretMapping = (globalThis.Object.entries(object.secretMapping ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTarget_SecretMappingEntry(): Target_SecretMappingEntry {
+  return { key: "", value: "" };
+}
+
+export const Target_SecretMappingEntry: MessageFns<Target_SecretMappingEntry> = {
+  encode(message: Target_SecretMappingEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Target_SecretMappingEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTarget_SecretMappingEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Target_SecretMappingEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Target_SecretMappingEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Target_SecretMappingEntry>, I>>(base?: I): Target_SecretMappingEntry {
+    return Target_SecretMappingEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Target_SecretMappingEntry>, I>>(object: I): Target_SecretMappingEntry {
+    const message = createBaseTarget_SecretMappingEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1502,6 +1708,10 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

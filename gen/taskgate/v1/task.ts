@@ -291,6 +291,8 @@ export interface Task {
   outputDroppedBytes: number;
   /** What redaction masked in its output: matches per info type (never the values). */
   findings: { [key: string]: number };
+  /** The creator's groups when it was created. */
+  createdByGroups: string[];
 }
 
 export interface Task_FindingsEntry {
@@ -715,6 +717,7 @@ function createBaseTask(): Task {
     timeoutSeconds: 0,
     outputDroppedBytes: 0,
     findings: {},
+    createdByGroups: [],
   };
 }
 
@@ -783,6 +786,9 @@ export const Task: MessageFns<Task> = {
     globalThis.Object.entries(message.findings).forEach(([key, value]: [string, number]) => {
       Task_FindingsEntry.encode({ key: key as any, value }, writer.uint32(170).fork()).join();
     });
+    for (const v of message.createdByGroups) {
+      writer.uint32(178).string(v!);
+    }
     return writer;
   },
 
@@ -970,6 +976,14 @@ export const Task: MessageFns<Task> = {
             }
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.createdByGroups.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1048,6 +1062,11 @@ export const Task: MessageFns<Task> = {
           {},
         )
         : {},
+      createdByGroups: globalThis.Array.isArray(object?.createdByGroups)
+        ? object.createdByGroups.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.created_by_groups)
+        ? object.created_by_groups.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1122,6 +1141,9 @@ export const Task: MessageFns<Task> = {
         });
       }
     }
+    if (message.createdByGroups?.length) {
+      obj.createdByGroups = message.createdByGroups;
+    }
     return obj;
   },
 
@@ -1159,6 +1181,7 @@ export const Task: MessageFns<Task> = {
       },
       {},
     );
+    message.createdByGroups = object.createdByGroups?.map((e) => e) || [];
     return message;
   },
 };
