@@ -277,7 +277,7 @@ export class TaskgateAgent extends EventEmitter {
     let secrets: Record<string, string>;
     try {
       secrets = await resolveSecrets(
-        { provider: task.secretProvider, path: task.secretPath, mapping: task.secretMapping },
+        { provider: task.secretProvider, path: task.secretPath, mapping: task.secretMapping, stored: task.storedSecrets },
         this.#options.env ?? {},
       );
       // Secret values are masked in the output like CI systems mask theirs.

@@ -17,6 +17,8 @@ export interface SecretSource {
   provider: string;
   path: string;
   mapping: Record<string, string>;
+  /** With provider "stored": the values the server sent with the task. */
+  stored?: Record<string, string>;
 }
 
 /** Thrown when secrets cannot be resolved; the message is safe to show. */
@@ -59,6 +61,9 @@ export async function resolveSecrets(source: SecretSource, env: Record<string, s
       values = parse(json, `secret provider file: ${source.path}`);
       break;
     }
+    case 'stored':
+      values = source.stored ?? {};
+      break;
     default:
       throw new SecretError(`secret provider "${source.provider}" is not supported by this agent`);
   }

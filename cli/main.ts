@@ -10,6 +10,7 @@ import { agentsCommand } from './commands/agents.js';
 import { eventsCommand, reviewsCommand } from './commands/events.js';
 import { agentCommand, devCommand, serverCommand } from './commands/run.js';
 import { targetsCommand } from './commands/targets.js';
+import { secretsCommand } from './commands/secrets.js';
 import { tasksCommand } from './commands/tasks.js';
 import { tokensCommand, usersCommand, whoamiCommand } from './commands/users.js';
 
@@ -41,6 +42,7 @@ program.addCommand(tasksCommand(withClient, connect));
 program.addCommand(reviewsCommand(withClient, connect));
 program.addCommand(targetsCommand(withClient, connect));
 program.addCommand(agentsCommand(withClient, connect));
+program.addCommand(secretsCommand(withClient, connect));
 program.addCommand(usersCommand(withClient, connect));
 program.addCommand(tokensCommand(withClient, connect));
 program.addCommand(whoamiCommand(withClient, connect));

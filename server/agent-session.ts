@@ -27,6 +27,7 @@ import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from './auth.js';
 import type { Dispatcher } from './dispatcher.js';
+import type { SecretBox } from './secret-box.js';
 import { toServiceError } from './grpc-status.js';
 import type { Store, TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
@@ -65,6 +66,8 @@ export interface SessionDeps {
   dispatcher: Dispatcher;
   logger: Logger;
   options: SessionOptions;
+  /** Opens stored secrets; null when the server has no secrets key. */
+  secretBox: SecretBox | null;
 }
 
 /** Messages waiting to be processed before reading from the stream pauses. */
@@ -340,6 +343,19 @@ export class AgentSession {
         machine.announce(task);
         // Redaction rules are read when the task starts, so a tightened target applies at once.
         const target = await store.getTarget(task.target);
+        let storedSecrets: Record<string, string> = {};
+        try {
+          storedSecrets = target?.secretProvider === 'stored' ? await this.#openSecrets(target.name) : {};
+        } catch (err) {
+          this.running.delete(task.id);
+          await machine.tryMove(task.id, 'failure', {
+            actor: 'system',
+            reason: 'stored secrets unavailable',
+            from: ['running'],
+            patch: { finished: new Date(), failureReason: `could not start: ${(err as Error).message}` },
+          });
+          continue;
+        }
         this.#write({
           message: {
             $case: 'run',
@@ -358,11 +374,21 @@ export class AgentSession {
               secretPath: target?.secretPath ?? '',
               secretMapping: target?.secretMapping ?? {},
               userGroups: task.createdByGroups,
+              storedSecrets,
             },
           },
         });
       }
     } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  /** Decrypts a target's stored secrets for the agent that runs its task. */
+  async #openSecrets(target: string): Promise<Record<string, string>> {
+    const box = this.#deps.secretBox;
+    if (!box) throw new Error('the server has no secrets key (--secrets-key-file), so stored secrets cannot be opened');
+    const out: Record<string, string> = {};
+    for (const { key, sealed } of await this.#deps.store.listSecrets(target)) out[key] = box.open(target, key, sealed);
+    return out;
   }
 
   /**

@@ -23,6 +23,7 @@ import { userService } from './services/user-service.js';
 import { openStore, type StoreOptions } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
+import { SecretBox } from './secret-box.js';
 import { Sweeper } from './sweeper.js';
 import { TaskMachine } from './task-machine.js';
 import { WebhookSender, type WebhookOptions } from './webhooks.js';
@@ -47,6 +48,8 @@ export interface ServerOptions extends StoreOptions {
   pollMs?: number;
   /** How long a graceful stop may take before it forces, in ms. Default 10000. */
   shutdownTimeoutMs?: number;
+  /** 32-byte key that encrypts stored secrets at rest; without it they are refused. */
+  secretsKey?: Buffer;
   /** Outgoing webhooks for task events; none by default. */
   webhooks?: WebhookOptions;
   /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
@@ -130,6 +133,7 @@ export class TaskgateServer {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
+    const secretBox = options.secretsKey ? new SecretBox(options.secretsKey) : null;
     const leaseMs = options.leaseMs ?? 60_000;
     // lastSeen must be refreshed well within the lease, and heartbeats (which
     // trigger the refresh) at least as often.
@@ -148,13 +152,14 @@ export class TaskgateServer {
         maxOutputBytes: options.maxOutputBytes ?? 1024 ** 3,
         lastSeenEveryMs,
       },
+      secretBox,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs ?? 1000, leaseMs });
     grpc.addService(
       TaskServiceService,
       taskService(store, machine, hub, h, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
     );
-    grpc.addService(TargetServiceService, targetService(store, publisher, h));
+    grpc.addService(TargetServiceService, targetService(store, publisher, h, secretBox));
     grpc.addService(AgentServiceService, agentService(auth, sessionDeps, publisher, h, logger));
     grpc.addService(UserServiceService, userService(store, auth, publisher, h));
     grpc.addService(EventServiceService, eventService(store, publisher, h));

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { TaskgateAgent } from '../../agent/agent.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { ADMIN_GROUP } from '../../server/access.js';
+import { SecretBox } from '../../server/secret-box.js';
 import { TaskgateServer } from '../../server/server.js';
 import type { WebhookConfig } from '../../server/webhooks.js';
 import { CliError } from '../client.js';
@@ -26,6 +27,7 @@ interface ServerFlags {
   leaseSeconds: number;
   killGraceSeconds: number;
   maxOutputBytes: number;
+  secretsKeyFile?: string;
 }
 
 function positiveInt(name: string): (value: string) => number {
@@ -67,6 +69,7 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
     )
     .addOption(new Option('--webhook-secret <secret>', 'HMAC-SHA256 key that signs webhook bodies').env('TASKGATE_WEBHOOK_SECRET'))
     .addOption(new Option('--webhook-secret-file <path>', 'read the webhook key from a file').env('TASKGATE_WEBHOOK_SECRET_FILE'))
+    .addOption(new Option('--secrets-key-file <path>', 'file with the 32-byte key (hex or base64) that encrypts stored secrets').env('TASKGATE_SECRETS_KEY_FILE'))
     .addOption(
       new Option('--lease-seconds <n>', 'an agent away longer than this has its running tasks failed ("agent lost")')
         .env('TASKGATE_LEASE_SECONDS')
@@ -107,6 +110,15 @@ async function savedToken(server: TaskgateServer, file: string, kind: 'user' | '
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return { token: secret, fresh: true };
+}
+
+/** The stored-secrets key from its file. */
+function readSecretsKey(file: string): Buffer {
+  try {
+    return SecretBox.parseKey(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError(`--secrets-key-file ${file}: ${(err as Error).message}`, 2);
+  }
 }
 
 /** Webhook settings from the flags. */
@@ -162,6 +174,7 @@ async function startServer(flags: ServerFlags, logger: Logger): Promise<Taskgate
     leaseMs: flags.leaseSeconds * 1000,
     killGraceMs: flags.killGraceSeconds * 1000,
     maxOutputBytes: flags.maxOutputBytes,
+    secretsKey: flags.secretsKeyFile ? readSecretsKey(flags.secretsKeyFile) : undefined,
     webhooks: webhookOptions(flags),
     logger,
   });

@@ -53,7 +53,7 @@ function ruleOptions(cmd: Command): Command {
     .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', (v) => Number.parseInt(v, 10))
     .option('--redact <types>', 'mask PII in output: ALL, none, or info types, e.g. EMAIL_ADDRESS,CREDIT_CARD_NUMBER')
     .option('--redact-pattern <name=regex>', 'also mask this pattern as [NAME] (repeatable; "none" clears)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
-    .option('--secret-provider <provider>', 'where the agent finds secrets: env, file, or none')
+    .option('--secret-provider <provider>', 'where the agent finds secrets: env, file, stored, or none')
     .option('--secret-path <path>', 'env: the agent variable holding a JSON object; file: a JSON file on the agent')
     .option('--secret-mapping <json>', 'task variable -> secret key, e.g. \'{"PG_PASS":"password"}\'')
     .option('--active', 'takes new tasks')

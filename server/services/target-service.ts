@@ -4,6 +4,12 @@ import type {
   CreateTargetResponse,
   DeleteTargetRequest,
   DeleteTargetResponse,
+  DeleteSecretRequest,
+  DeleteSecretResponse,
+  ListSecretsRequest,
+  ListSecretsResponse,
+  SetSecretRequest,
+  SetSecretResponse,
   GetTargetRequest,
   GetTargetResponse,
   ListTargetsRequest,
@@ -17,6 +23,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '..
 import { INFO_TYPES } from '../../shared/detectors.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/limits.js';
 import type { EventPublisher } from '../audit.js';
+import type { SecretBox } from '../secret-box.js';
 import { actorOf } from '../auth.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
 import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
@@ -69,10 +76,12 @@ function checkSecrets(t: { secretProvider: string; secretPath: string; secretMap
   TargetRecord,
   'secretProvider' | 'secretPath' | 'secretMapping'
 > {
-  if (!['', 'env', 'file'].includes(t.secretProvider)) {
-    throw new InvalidArgumentError(`target.secret_provider "${t.secretProvider}" is not supported; use env or file (or none)`);
+  if (!['', 'env', 'file', 'stored'].includes(t.secretProvider)) {
+    throw new InvalidArgumentError(`target.secret_provider "${t.secretProvider}" is not supported; use env, file or stored (or none)`);
   }
-  if (t.secretProvider !== '' && t.secretPath === '') throw new InvalidArgumentError('target.secret_path is required with a secret provider');
+  if ((t.secretProvider === 'env' || t.secretProvider === 'file') && t.secretPath === '') {
+    throw new InvalidArgumentError('target.secret_path is required with the env and file providers');
+  }
   if (t.secretProvider === 'env' && !ENV_NAME.test(t.secretPath)) {
     throw new InvalidArgumentError(`target.secret_path "${t.secretPath}" is not an environment variable name`);
   }
@@ -82,7 +91,7 @@ function checkSecrets(t: { secretProvider: string; secretPath: string; secretMap
     }
   }
   checkSize('target.secret_path', t.secretPath, 1024);
-  return { secretProvider: t.secretProvider, secretPath: t.secretProvider === '' ? '' : t.secretPath, secretMapping: t.secretMapping };
+  return { secretProvider: t.secretProvider, secretPath: t.secretProvider === 'env' || t.secretProvider === 'file' ? t.secretPath : '', secretMapping: t.secretMapping };
 }
 
 /** Review settings that make sense together: team review names its groups, the others name none. */
@@ -104,7 +113,7 @@ function describeChange(before: TargetRecord, after: TargetRecord, keys: readonl
 }
 
 /** The TargetService implementation. */
-export function targetService(store: Store, audit: EventPublisher, h: HandlerFactory): TargetServiceServer {
+export function targetService(store: Store, audit: EventPublisher, h: HandlerFactory, secretBox: SecretBox | null): TargetServiceServer {
   async function mustGet(name: string): Promise<TargetRecord> {
     if (name === '') throw new InvalidArgumentError('name is required');
     const target = await store.getTarget(name);
@@ -216,6 +225,28 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return {};
   }
 
+  async function setSecret(req: SetSecretRequest, { user }: HandlerContext): Promise<SetSecretResponse> {
+    const target = await mustGet(req.target);
+    if (!ENV_NAME.test(req.key)) throw new InvalidArgumentError(`secret key "${req.key}" is invalid: use letters, digits and '_'`);
+    checkSize('value', req.value, 64 * 1024);
+    if (!secretBox) throw new FailedPreconditionError('this server has no secrets key; start it with --secrets-key-file to store secrets');
+    await store.putSecret(target.name, req.key, secretBox.seal(target.name, req.key, req.value), new Date());
+    await audit.record({ actor: actorOf(user), action: 'secret.set', resource: `targets/${target.name}`, detail: `key ${req.key}` });
+    return {};
+  }
+
+  async function listSecrets(req: ListSecretsRequest): Promise<ListSecretsResponse> {
+    const target = await mustGet(req.target);
+    return { keys: (await store.listSecrets(target.name)).map((s) => s.key) };
+  }
+
+  async function deleteSecret(req: DeleteSecretRequest, { user }: HandlerContext): Promise<DeleteSecretResponse> {
+    const target = await mustGet(req.target);
+    if (!(await store.deleteSecret(target.name, req.key))) throw new NotFoundError(`target "${target.name}" has no secret ${req.key}`);
+    await audit.record({ actor: actorOf(user), action: 'secret.deleted', resource: `targets/${target.name}`, detail: `key ${req.key}` });
+    return {};
+  }
+
   async function listTargets(req: ListTargetsRequest): Promise<ListTargetsResponse> {
     const limit = pageSize(req.pageSize, 100);
     const targets = await store.listTargets(pageToken.decode(req.pageToken), limit + 1);
@@ -235,5 +266,8 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     listTargets: h.unary('TargetService/ListTargets', 'user', listTargets),
     updateTarget: h.unary('TargetService/UpdateTarget', 'admin', updateTarget),
     deleteTarget: h.unary('TargetService/DeleteTarget', 'admin', deleteTarget),
+    setSecret: h.unary('TargetService/SetSecret', 'admin', setSecret),
+    listSecrets: h.unary('TargetService/ListSecrets', 'admin', listSecrets),
+    deleteSecret: h.unary('TargetService/DeleteSecret', 'admin', deleteSecret),
   };
 }

@@ -132,6 +132,7 @@ export class MongoStore implements Store {
   readonly #users: Collection<UserDoc>;
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
+  readonly #secrets: Collection<{ _id: string; target: string; key: string; sealed: string; updated: Date }>;
 
   constructor(options: MongoStoreOptions) {
     this.#client = new MongoClient(options.uri, {
@@ -147,6 +148,7 @@ export class MongoStore implements Store {
     this.#users = this.#db.collection<UserDoc>('users');
     this.#events = this.#db.collection<EventDoc>('events');
     this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
+    this.#secrets = this.#db.collection('secrets');
   }
 
   /** Runs `fn` holding the task's lock (see the file comment). */
@@ -192,6 +194,7 @@ export class MongoStore implements Store {
       this.#events.createIndex({ actor: 1, _id: 1 }),
       this.#events.createIndex({ resource: 1, _id: 1 }),
       this.#deliveries.createIndex({ state: 1, nextAttempt: 1 }),
+      this.#secrets.createIndex({ target: 1, key: 1 }),
     ]);
   }
 
@@ -352,6 +355,19 @@ export class MongoStore implements Store {
   async listAgents(): Promise<AgentRecord[]> {
     const docs = await this.#agents.find({}).sort({ _id: 1 }).toArray();
     return docs.map(toAgent);
+  }
+
+  async putSecret(target: string, key: string, sealed: string, time: Date): Promise<void> {
+    await this.#secrets.replaceOne({ _id: `${target}/${key}` }, { target, key, sealed, updated: time }, { upsert: true });
+  }
+
+  async listSecrets(target: string): Promise<{ key: string; sealed: string }[]> {
+    const docs = await this.#secrets.find({ target }).sort({ key: 1 }).toArray();
+    return docs.map((d) => ({ key: d.key, sealed: d.sealed }));
+  }
+
+  async deleteSecret(target: string, key: string): Promise<boolean> {
+    return (await this.#secrets.deleteOne({ _id: `${target}/${key}` })).deletedCount > 0;
   }
 
   async insertUser(user: UserRecord): Promise<void> {

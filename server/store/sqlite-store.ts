@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS tokens (
   doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (
+  target TEXT NOT NULL,
+  key TEXT NOT NULL,
+  sealed TEXT NOT NULL,
+  updated INTEGER NOT NULL,
+  PRIMARY KEY (target, key)
+);
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY,
   time INTEGER NOT NULL,
@@ -300,6 +307,20 @@ export class SqliteStore implements Store {
   async listAgents(): Promise<AgentRecord[]> {
     const rows = this.#db.prepare('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
     return rows.map((r) => parseDoc<AgentRecord>(r.doc));
+  }
+
+  async putSecret(target: string, key: string, sealed: string, time: Date): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO secrets (target, key, sealed, updated) VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated')
+      .run(target, key, sealed, time.getTime());
+  }
+
+  async listSecrets(target: string): Promise<{ key: string; sealed: string }[]> {
+    return this.#db.prepare('SELECT key, sealed FROM secrets WHERE target = ? ORDER BY key').all(target) as { key: string; sealed: string }[];
+  }
+
+  async deleteSecret(target: string, key: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM secrets WHERE target = ? AND key = ?').run(target, key).changes > 0;
   }
 
   async insertUser(user: UserRecord): Promise<void> {

@@ -329,6 +329,13 @@ export interface Store {
   getAgent(name: string): Promise<AgentRecord | null>;
   listAgents(): Promise<AgentRecord[]>;
 
+  /** Creates or replaces a stored secret (sealed by server/secret-box.ts). */
+  putSecret(target: string, key: string, sealed: string, time: Date): Promise<void>;
+  /** A target's stored secrets, by key. */
+  listSecrets(target: string): Promise<{ key: string; sealed: string }[]>;
+  /** Returns whether it existed. */
+  deleteSecret(target: string, key: string): Promise<boolean>;
+
   /** Throws AlreadyExistsError when the email is taken. */
   insertUser(user: UserRecord): Promise<void>;
   getUser(email: string): Promise<UserRecord | null>;

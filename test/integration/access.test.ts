@@ -4,6 +4,7 @@
  */
 import { credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { AgentServiceClient, ConnectRequest, type ConnectResponse } from '../../gen/taskgate/v1/agent.js';
 import { Target } from '../../gen/taskgate/v1/target.js';
 import { ReviewDecision, type Task } from '../../gen/taskgate/v1/task.js';
@@ -51,6 +52,8 @@ interface Fixtures {
   freshTarget: () => Promise<string>;
   /** A fresh token of the creator: its id. */
   creatorToken: () => Promise<string>;
+  /** A fresh stored secret of target prod: its key. */
+  freshSecret: () => Promise<string>;
 }
 
 const NOT_USERS = { agent: PD, noToken: UA, revoked: UA, inactive: UA };
@@ -124,6 +127,13 @@ const ROWS: Row[] = [
     expect: ADMIN_ONLY,
     call: async (api, fx) => api.call(api.targets, api.targets.deleteTarget, { name: await fx.freshTarget() }),
   },
+  { rpc: 'TargetService/SetSecret', expect: ADMIN_ONLY, call: (api) => api.call(api.targets, api.targets.setSecret, { target: 'prod', key: 'K', value: 'v' }) },
+  { rpc: 'TargetService/ListSecrets', expect: ADMIN_ONLY, call: (api) => api.call(api.targets, api.targets.listSecrets, { target: 'prod' }) },
+  {
+    rpc: 'TargetService/DeleteSecret',
+    expect: ADMIN_ONLY,
+    call: async (api, fx) => api.call(api.targets, api.targets.deleteSecret, { target: 'prod', key: await fx.freshSecret() }),
+  },
   { rpc: 'AgentService/ListAgents', expect: ANY_USER, call: (api) => api.call(api.agents, api.agents.listAgents, {}) },
   { rpc: 'AgentService/CreateAgentToken', expect: ADMIN_ONLY, call: (api) => api.call(api.agents, api.agents.createAgentToken, { name: 'a9' }) },
   {
@@ -174,7 +184,7 @@ for (const kind of STORE_KINDS) {
     before(async function () {
       const location = await kind.location();
       if (!location) this.skip();
-      h = await Harness.start(location);
+      h = await Harness.start(location, { secretsKey: randomBytes(32) });
       await h.createTarget('prod', 'a1', 'bash', { groups: ['dev'], review: 3 /* TEAM */, reviewers: ['dba'] });
       clients.set('admin', h.api);
       clients.set('member', await h.user('member@x', ['dev']));
@@ -217,6 +227,11 @@ for (const kind of STORE_KINDS) {
           return name;
         },
         creatorToken: async () => (await h.api.call(h.api.users, h.api.users.createToken, { user: 'creator@x', name: 'spare' })).token!.id,
+        freshSecret: async () => {
+          const key = `S${targets++}`;
+          await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'prod', key, value: 'v' });
+          return key;
+        },
       };
       const wrong: string[] = [];
       let checked = 0;

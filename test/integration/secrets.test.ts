@@ -4,7 +4,7 @@
  * one fails the task before anything runs, naming what is missing.
  */
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ describe('secrets from the agent (sqlite)', function () {
   before(async () => {
     const location = (await STORE_KINDS[0]!.location())!;
     dataDir = location.options.dataDir!;
-    h = await Harness.start(location);
+    h = await Harness.start(location, { secretsKey: randomBytes(32) });
     dir = mkdtempSync(join(tmpdir(), 'taskgate-secrets-'));
     writeFileSync(join(dir, 'db.json'), JSON.stringify({ host: 'db.internal', password: PASSWORD }));
     await h.startAgent('a1', { env: { PATH: process.env.PATH ?? '', DB_CONFIG: JSON.stringify({ host: 'db.internal', password: PASSWORD, port: 5432 }) } });
@@ -63,6 +63,18 @@ describe('secrets from the agent (sqlite)', function () {
     ]);
     expect(b!.task.failureReason).to.equal('could not start: secret keys missing from env DB_CONFIG: user');
     expect(readdirSync(dir)).to.deep.equal(['db.json']);
+  });
+
+  it('keeps stored secrets encrypted, lists only their keys, and sends them only with the task', async () => {
+    await h.createTarget('stored', 'a1', 'bash', { secretProvider: 'stored', secretMapping: { DB_PASS: 'db_pass' } });
+    await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'stored', key: 'db_pass', value: PASSWORD });
+    await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'stored', key: 'unused', value: 'other-value' });
+    expect((await h.api.call(h.api.targets, h.api.targets.listSecrets, { target: 'stored' })).keys).to.deep.equal(['db_pass', 'unused']);
+    const run = await h.finished((await h.createTask('stored', 'echo "pass=$DB_PASS unused=${unused:-absent}"')).id);
+    expect(run.output.toString()).to.equal('pass=*** unused=absent\r\n');
+    const dev = await h.user('dev2@x', ['dev']);
+    const denied = await dev.call(dev.targets, dev.targets.listSecrets, { target: 'stored' }).catch((e: Error) => e.message);
+    expect(denied).to.match(/PERMISSION_DENIED|admin/);
   });
 
   it('never stores a secret value on the server', async () => {

@@ -104,9 +104,16 @@ export interface RunTask {
   secretMapping: { [key: string]: string };
   /** The creator's groups when the task was created (TASKGATE_USER_GROUPS). */
   userGroups: string[];
+  /** With the "stored" provider: the decrypted values, by key. */
+  storedSecrets: { [key: string]: string };
 }
 
 export interface RunTask_SecretMappingEntry {
+  key: string;
+  value: string;
+}
+
+export interface RunTask_StoredSecretsEntry {
   key: string;
   value: string;
 }
@@ -943,6 +950,7 @@ function createBaseRunTask(): RunTask {
     secretPath: "",
     secretMapping: {},
     userGroups: [],
+    storedSecrets: {},
   };
 }
 
@@ -990,6 +998,9 @@ export const RunTask: MessageFns<RunTask> = {
     for (const v of message.userGroups) {
       writer.uint32(114).string(v!);
     }
+    globalThis.Object.entries(message.storedSecrets).forEach(([key, value]: [string, string]) => {
+      RunTask_StoredSecretsEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
     return writer;
   },
 
@@ -1121,6 +1132,17 @@ export const RunTask: MessageFns<RunTask> = {
             message.userGroups.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = RunTask_StoredSecretsEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.storedSecrets[entry15.key] = entry15.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1209,6 +1231,33 @@ export const RunTask: MessageFns<RunTask> = {
         : globalThis.Array.isArray(object?.user_groups)
         ? object.user_groups.map((e: any) => globalThis.String(e))
         : [],
+      storedSecrets: isObject(object.storedSecrets)
+        ? (globalThis.Object.entries(object.storedSecrets) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.stored_secrets)
+        ? (globalThis.Object.entries(object.stored_secrets) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1262,6 +1311,15 @@ export const RunTask: MessageFns<RunTask> = {
     if (message.userGroups?.length) {
       obj.userGroups = message.userGroups;
     }
+    if (message.storedSecrets) {
+      const entries = globalThis.Object.entries(message.storedSecrets) as [string, string][];
+      if (entries.length > 0) {
+        obj.storedSecrets = {};
+        entries.forEach(([k, v]) => {
+          obj.storedSecrets[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -1292,6 +1350,15 @@ export const RunTask: MessageFns<RunTask> = {
       {},
     );
     message.userGroups = object.userGroups?.map((e) => e) || [];
+    message.storedSecrets = (globalThis.Object.entries(object.storedSecrets ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -1375,6 +1442,91 @@ export const RunTask_SecretMappingEntry: MessageFns<RunTask_SecretMappingEntry> 
   },
   fromPartial<I extends Exact<DeepPartial<RunTask_SecretMappingEntry>, I>>(object: I): RunTask_SecretMappingEntry {
     const message = createBaseRunTask_SecretMappingEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRunTask_StoredSecretsEntry(): RunTask_StoredSecretsEntry {
+  return { key: "", value: "" };
+}
+
+export const RunTask_StoredSecretsEntry: MessageFns<RunTask_StoredSecretsEntry> = {
+  encode(message: RunTask_StoredSecretsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunTask_StoredSecretsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunTask_StoredSecretsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunTask_StoredSecretsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RunTask_StoredSecretsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunTask_StoredSecretsEntry>, I>>(base?: I): RunTask_StoredSecretsEntry {
+    return RunTask_StoredSecretsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunTask_StoredSecretsEntry>, I>>(object: I): RunTask_StoredSecretsEntry {
+    const message = createBaseRunTask_StoredSecretsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
