@@ -3,6 +3,7 @@
  * programs. Each stops gracefully on SIGINT/SIGTERM.
  */
 import { Command, Option } from 'commander';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TaskgateAgent } from '../../agent/agent.js';
@@ -248,6 +249,15 @@ export function devCommand(): Command {
     .description('run a server on the embedded store plus a local agent "local" and a bash target "local"')
     .action(async (flags: ServerFlags) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev' });
+      // Stored secrets work out of the box in dev: a key kept in the data directory.
+      if (!flags.secretsKeyFile) {
+        const keyFile = join(flags.dataDir, 'secrets.key');
+        if (!existsSync(keyFile)) {
+          mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
+          writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+        }
+        flags.secretsKeyFile = keyFile;
+      }
       const server = await startServer(flags, logger);
       await server.ensureAdmin(flags.adminEmail);
       const admin = await savedToken(server, join(flags.dataDir, 'admin.token'), 'user', flags.adminEmail);
