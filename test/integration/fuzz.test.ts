@@ -68,7 +68,13 @@ function shaped(template: Record<string, unknown>, depth = 0): fc.Arbitrary<Reco
     else if (typeof value === 'boolean') fields[key] = fc.boolean();
     else if (Array.isArray(value)) fields[key] = key === 'statuses' ? fc.array(fc.integer({ min: -2, max: 12 }), { maxLength: 5 }) : fc.array(text, { maxLength: 5 });
     else if (value instanceof Uint8Array || Buffer.isBuffer(value)) fields[key] = fc.uint8Array({ maxLength: 64 });
-    else if (nested[key] && depth < 1) fields[key] = fc.option(shaped(nested[key], depth + 1), { nil: undefined });
+    else if (nested[key] && depth < 1) {
+      const inner = nested[key];
+      fields[key] = fc.option(shaped(inner, depth + 1).map((v) => ({ ...inner, ...v })), { nil: undefined });
+    } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+      // A map field (e.g. secret_mapping).
+      fields[key] = fc.dictionary(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), { maxKeys: 3 });
+    }
     else if (key === 'updateMask') fields[key] = fc.option(fc.array(text, { maxLength: 3 }), { nil: undefined });
     else if (key === 'since' || key === 'until') fields[key] = fc.option(fc.date(), { nil: undefined });
   }
