@@ -83,6 +83,8 @@ describe('memory under a 200 MB flood (sqlite)', function () {
     console.log(`      agent buffered at most ${(maxAgentBuffered / MiB).toFixed(1)} MiB; process grew by at most ${(growth / MiB).toFixed(0)} MiB for 200 MB of output`);
     // The bound plus one batch of pty output in flight.
     expect(maxAgentBuffered).to.be.at.most(8 * MiB + 2 * 64 * 1024 + 64 * 1024);
-    expect(growth).to.be.below(TOTAL / 2);
+    // Buffering the output for the slow reader would grow the process by more
+    // than TOTAL; garbage awaiting collection accounts for tens of MiB.
+    expect(growth).to.be.below(TOTAL * 0.75);
   });
 });
