@@ -75,8 +75,16 @@ export class Sweeper {
 
   async #poll(): Promise<void> {
     if (this.#dispatcher.sessions().length === 0) return;
-    const ready = await this.#store.listTasks({ statuses: ['ready'], limit: PAGE });
-    for (const agent of new Set(ready.map((t) => t.agent))) this.#dispatcher.wake(agent);
+    // Every page: an agent whose ready tasks are older than the newest PAGE
+    // of others' must be woken too.
+    const agents = new Set<string>();
+    for (let beforeId: string | undefined; ; ) {
+      const page = await this.#store.listTasks({ statuses: ['ready'], beforeId, limit: PAGE });
+      for (const task of page) agents.add(task.agent);
+      if (page.length < PAGE) break;
+      beforeId = page[page.length - 1]?.id;
+    }
+    for (const agent of agents) this.#dispatcher.wake(agent);
     const kills = await this.#store.listTasks({ statuses: ['running'], killRequested: true, limit: PAGE });
     for (const task of kills) this.#dispatcher.get(task.agent)?.kill(task.id);
   }
@@ -100,6 +108,7 @@ export class Sweeper {
       const seen = Math.max(agent?.lastSeen?.getTime() ?? 0, this.#startedAt);
       const awayMs = now - seen;
       if (awayMs <= this.#options.leaseMs) continue;
+      const before = lost.length;
       for (const task of tasks) {
         const moved = await this.#machine.tryMove(task.id, 'failure', {
           actor: 'system',
@@ -112,7 +121,7 @@ export class Sweeper {
         });
         if (moved) lost.push(moved);
       }
-      if (lost.length) this.#logger.warn({ agent: name, tasks: tasks.map((t) => t.id) }, 'agent lost; its running tasks failed');
+      if (lost.length > before) this.#logger.warn({ agent: name, tasks: lost.slice(before).map((t) => t.id) }, 'agent lost; its running tasks failed');
     }
     return lost;
   }
