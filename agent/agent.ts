@@ -14,6 +14,7 @@ import { isScriptType } from '../shared/limits.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
+import { CommandError, commandFor, maskedSecrets, type Command } from './interpreters.js';
 import { PtyRun, type RunResult } from './pty-runner.js';
 import { redacts, Redactor } from './redactor.js';
 import { resolveSecrets, SecretError } from './secrets.js';
@@ -281,7 +282,7 @@ export class TaskgateAgent extends EventEmitter {
         this.#options.env ?? {},
       );
       // Secret values are masked in the output like CI systems mask theirs.
-      const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: Object.values(secrets) };
+      const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: maskedSecrets(task.type, secrets) };
       if (redacts(rules)) held.redactor = new Redactor(rules);
     } catch (err) {
       // Missing secrets or rules this agent cannot compile: run nothing rather than run unprotected.
@@ -296,13 +297,27 @@ export class TaskgateAgent extends EventEmitter {
     const cwd = join(this.#options.workDir, 'tasks', task.taskId);
     const scriptDir = join(this.#options.workDir, 'scripts');
     const scriptPath = join(scriptDir, task.taskId);
+    const cleanUp = (): Promise<unknown> => Promise.all([rm(cwd, { recursive: true, force: true }), rm(scriptPath, { force: true })]);
     await mkdir(cwd, { recursive: true, mode: 0o700 });
     await mkdir(scriptDir, { recursive: true, mode: 0o700 });
     await writeFile(scriptPath, task.script, { mode: 0o600 });
-    const env: Record<string, string> = {
+    const baseEnv: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       ...this.#options.env,
       ...secrets,
+    };
+    let command: Command;
+    try {
+      command = await commandFor(task.type, { scriptPath, workDir: cwd, secrets, path: baseEnv.PATH ?? '' });
+    } catch (err) {
+      await cleanUp();
+      if (!(err instanceof CommandError)) throw err;
+      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: err.message });
+      return;
+    }
+    const env: Record<string, string> = {
+      ...baseEnv,
+      ...command.env,
       TASKGATE_TASK_ID: task.taskId,
       TASKGATE_TARGET: task.target,
       TASKGATE_USER: task.createdBy.replace(/^user:/, ''),
@@ -310,12 +325,12 @@ export class TaskgateAgent extends EventEmitter {
       TASKGATE_MESSAGE: task.message,
     };
     if (held.kill) {
-      await rm(cwd, { recursive: true, force: true });
+      await cleanUp();
       this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
       return;
     }
     const run = PtyRun.start(
-      { type: task.type, scriptPath, cwd, env },
+      { file: command.file, args: command.args, cwd, env },
       {
         onStart: (pid) => {
           this.#logger.info({ task: task.taskId, pid }, 'task started');
@@ -337,7 +352,7 @@ export class TaskgateAgent extends EventEmitter {
       );
     }
     const result = await run.done;
-    await Promise.all([rm(cwd, { recursive: true, force: true }), rm(scriptPath, { force: true })]);
+    await cleanUp();
     this.#finish(task.taskId, held, result);
   }
 

@@ -1,28 +1,149 @@
 /**
  * How each task type is run. The script always reaches the interpreter as a
- * file path argument, never spliced into a command line.
+ * file (path argument or redirected stdin), never spliced into a command
+ * line, and database passwords travel through the environment or a 0600
+ * option file in the task's private directory, never through argv
+ * (docs/target-types.md).
  */
 import { accessSync, constants } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { basename, delimiter, isAbsolute, join } from 'node:path';
 import type { ScriptType } from '../shared/limits.js';
 
-/** The program and arguments that run a script file. */
+/** The program, arguments and extra environment that run a script file. */
 export interface Command {
   file: string;
   args: string[];
+  /** Added to the task's environment. */
+  env: Record<string, string>;
 }
 
-/** The program for each type; `node` is the agent's own runtime, always present. */
+/** What a task type needs to build its command. */
+export interface CommandInput {
+  scriptPath: string;
+  /** The task's private working directory (mode 0700, removed afterwards). */
+  workDir: string;
+  /** The task's resolved secrets, by variable name. */
+  secrets: Record<string, string>;
+  /** The PATH the program is looked up on. */
+  path: string;
+}
+
+/** The task cannot be started as configured; the message is safe to show (it never holds a value). */
+export class CommandError extends Error {}
+
+/** Secrets a database type needs, and those that are addresses rather than credentials. */
+interface Connection {
+  required: readonly string[];
+  /** Host, port, user and database: shown in the output, unlike every other secret value. */
+  plain: readonly string[];
+}
+
+/** The connection secrets of each database type. */
+const CONNECTION_SECRETS: Readonly<Partial<Record<ScriptType, Connection>>> = {
+  postgres: { required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'], plain: ['PG_HOST', 'PG_PORT', 'PG_USER', 'PG_DB'] },
+  mysql: { required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'], plain: ['MYSQL_HOST', 'MYSQL_PORT', 'MYSQL_USER', 'MYSQL_DB'] },
+};
+
+/**
+ * The secret values to mask in a task's output: all of them except a
+ * database type's connection address (a DBA reading "Table '***.orders'"
+ * learns nothing safer than "Table 'shop.orders'"). Passwords always are.
+ */
+export function maskedSecrets(type: string, secrets: Record<string, string>): string[] {
+  const plain = new Set(CONNECTION_SECRETS[type as ScriptType]?.plain ?? []);
+  return Object.entries(secrets)
+    .filter(([name]) => !plain.has(name))
+    .map(([, value]) => value);
+}
+
+/** Seconds a database client waits for a connection before failing the task. */
+const CONNECT_TIMEOUT_SECONDS = '30';
+
+function requireSecrets(type: ScriptType, secrets: Record<string, string>): void {
+  const connection = CONNECTION_SECRETS[type];
+  if (!connection) return;
+  const missing = connection.required.filter((name) => !secrets[name]);
+  if (missing.length) {
+    throw new CommandError(
+      `a ${type} task needs the secrets ${connection.required.join(', ')}; missing: ${missing.join(', ')} (set the target's --secret-provider and --secret-mapping)`,
+    );
+  }
+}
+
+/** One value of a MySQL option file: quoted, with the escapes the client understands. */
+function optionValue(name: string, value: string): string {
+  if (/[\n\r\0]/.test(value)) throw new CommandError(`secret ${name} contains a line break or NUL, which a MySQL option file cannot hold`);
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** The program each type runs; `node` is the agent's own runtime, always present. */
 const PROGRAMS: Readonly<Record<ScriptType, () => string>> = {
   bash: () => 'bash',
   sh: () => 'sh',
   python: () => 'python3',
   node: () => process.execPath,
+  postgres: () => 'psql',
+  mysql: () => 'mysql',
 };
 
-/** The command that runs `scriptPath` for `type`. */
-export function commandFor(type: ScriptType, scriptPath: string): Command {
-  return { file: PROGRAMS[type](), args: [scriptPath] };
+/** The command that runs `input.scriptPath` for `type`, with its program resolved on `input.path`. */
+export async function commandFor(type: ScriptType, input: CommandInput): Promise<Command> {
+  requireSecrets(type, input.secrets);
+  const program = PROGRAMS[type]();
+  const file = resolveProgram(program, input.path);
+  if (!file) throw new CommandError(`interpreter "${program}" not found on the agent's PATH`);
+  const { scriptPath, secrets } = input;
+  // Present and non-empty for the required names (checked above).
+  const secret = (name: string): string => secrets[name] ?? '';
+  switch (type) {
+    case 'bash':
+    case 'sh':
+    case 'python':
+    case 'node':
+      return { file, args: [scriptPath], env: {} };
+    case 'postgres': {
+      // libpq reads the connection from PG* variables; -w never prompts for a password.
+      const env: Record<string, string> = {
+        PGHOST: secret('PG_HOST'),
+        PGUSER: secret('PG_USER'),
+        PGPASSWORD: secret('PG_PASS'),
+        PGDATABASE: secret('PG_DB'),
+        PGAPPNAME: `taskgate ${basename(scriptPath)}`,
+        PGCONNECT_TIMEOUT: CONNECT_TIMEOUT_SECONDS,
+      };
+      if (secrets.PG_PORT) env.PGPORT = secret('PG_PORT');
+      return {
+        file,
+        args: ['--no-psqlrc', '--no-password', '--set', 'ON_ERROR_STOP=1', '--pset', 'pager=off', '--file', scriptPath],
+        env,
+      };
+    }
+    case 'mysql': {
+      // The password goes in an option file only the agent's user can read,
+      // inside the task's private directory (removed when the task ends).
+      const lines = [
+        '[client]',
+        `host=${optionValue('MYSQL_HOST', secret('MYSQL_HOST'))}`,
+        `user=${optionValue('MYSQL_USER', secret('MYSQL_USER'))}`,
+        `password=${optionValue('MYSQL_PASS', secret('MYSQL_PASS'))}`,
+        `database=${optionValue('MYSQL_DB', secret('MYSQL_DB'))}`,
+        `connect-timeout=${CONNECT_TIMEOUT_SECONDS}`,
+      ];
+      if (secrets.MYSQL_PORT) lines.push(`port=${optionValue('MYSQL_PORT', secrets.MYSQL_PORT)}`);
+      const optionFile = join(input.workDir, '.taskgate-my.cnf');
+      await writeFile(optionFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+      // Script on stdin puts the client in batch mode: it stops at the first
+      // error with its line number and exits 1. "$1".."$3" are arguments,
+      // not text spliced into the shell command.
+      const shell = resolveProgram('sh', input.path) ?? '/bin/sh';
+      return {
+        file: shell,
+        args: ['-c', 'exec "$1" --defaults-extra-file="$2" --table < "$3"', 'taskgate-mysql', file, optionFile, scriptPath],
+        env: {},
+      };
+    }
+  }
 }
 
 /** The absolute path of `program` on `path` (a PATH value), or null. */

@@ -26,14 +26,12 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, openSync, write } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as pty from 'node-pty';
-import { commandFor, resolveProgram } from './interpreters.js';
-import type { ScriptType } from '../shared/limits.js';
 
 /** What to run. */
 export interface RunSpec {
-  type: ScriptType;
-  /** Path of the script file. */
-  scriptPath: string;
+  /** Absolute path of the program (agent/interpreters.ts builds it for a task type). */
+  file: string;
+  args: string[];
   /** Working directory. */
   cwd: string;
   /** The whole environment of the process. */
@@ -122,15 +120,10 @@ export class PtyRun {
   }
 
   async #run(spec: RunSpec, handlers: RunHandlers): Promise<RunResult> {
-    const command = commandFor(spec.type, spec.scriptPath);
-    const file = resolveProgram(command.file, spec.env.PATH ?? '');
-    if (!file) {
-      return { exitCode: null, signal: '', error: `interpreter "${command.file}" not found on the agent's PATH` };
-    }
     let term: pty.IPty;
     try {
       // forkpty makes the child a session leader: it has its own process group.
-      term = pty.spawn(file, command.args, {
+      term = pty.spawn(spec.file, spec.args, {
         name: 'xterm-256color',
         cols: COLS,
         rows: ROWS,

@@ -18,8 +18,8 @@ export const MAX_GRPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Largest page a list call returns. */
 export const MAX_PAGE_SIZE = 500;
 
-/** Interpreters a task may use. Later versions add database types. */
-export const SCRIPT_TYPES = ['bash', 'sh', 'python', 'node'] as const;
+/** Task types: script interpreters, then database clients (docs/target-types.md). */
+export const SCRIPT_TYPES = ['bash', 'sh', 'python', 'node', 'postgres', 'mysql'] as const;
 
 /** One of {@link SCRIPT_TYPES}. */
 export type ScriptType = (typeof SCRIPT_TYPES)[number];

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { list, printJson, table, time } from '../format.js';
 
 /** A review mode as the CLI spells it. */
@@ -149,7 +150,7 @@ export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd:
     .description('create a target (admin)')
     .requiredOption('--name <name>', 'target name')
     .requiredOption('--agent <agent>', 'agent that runs its tasks')
-    .option('--type <type>', 'interpreter: bash, sh, python, node', 'bash')
+    .option('--type <type>', `interpreter: ${SCRIPT_TYPES.join(', ')} (docs/target-types.md)`, 'bash')
     .option('-m, --message <text>', 'description', '')
     .action(async (opts: RuleFlags & { name: string; agent: string; type: string; message: string }, cmd: Command) => {
       const { fields } = rules(opts);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { ReviewDecision, ReviewStatus, Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { printJson, statusFromName, statusName, table, time } from '../format.js';
 
 /** Exit code of `tasks create --wait` when the task waits for review. */
@@ -113,7 +114,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-s, --script <script>', 'the script or command')
     .option('-f, --file <path>', 'read the script from a file ("-" for stdin)')
     .option('-m, --message <text>', 'why you run it (shown to reviewers)', '')
-    .option('--type <type>', "interpreter, overriding the target's (bash, sh, python, node)", '')
+    .option('--type <type>', `interpreter, overriding the target's (${SCRIPT_TYPES.join(', ')})`, '')
     .option('--timeout <seconds>', "kill it after this long (default: the target's)", (v) => Number.parseInt(v, 10), 0)
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
     .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean }, cmd: Command) => {

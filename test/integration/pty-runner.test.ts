@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { commandFor } from '../../agent/interpreters.js';
 import { PtyRun, type RunResult } from '../../agent/pty-runner.js';
 import type { ScriptType } from '../../shared/limits.js';
 
@@ -19,8 +20,10 @@ describe('PtyRun (real ptys)', function () {
     writeFileSync(scriptPath, script);
     const parts: Buffer[] = [];
     let pid = 0;
+    const fullEnv = { PATH: process.env.PATH ?? '', ...env };
+    const command = await commandFor(type, { scriptPath, workDir: dir, secrets: {}, path: fullEnv.PATH });
     const r = PtyRun.start(
-      { type, scriptPath, cwd: dir, env: { PATH: process.env.PATH ?? '', ...env } },
+      { file: command.file, args: command.args, cwd: dir, env: fullEnv },
       { onStart: (p) => (pid = p), onData: (d) => parts.push(Buffer.from(d)) },
     );
     const result = await r.done;
@@ -71,9 +74,8 @@ describe('PtyRun (real ptys)', function () {
   });
 
   it('fails clearly when the interpreter is missing', async () => {
-    const r = await run('python', 'print(1)', { PATH: '/nonexistent' });
-    expect(r.error).to.equal('interpreter "python3" not found on the agent\'s PATH');
-    expect(r.exitCode).to.equal(null);
+    const err = await run('python', 'print(1)', { PATH: '/nonexistent' }).catch((e: unknown) => e);
+    expect((err as Error).message).to.equal('interpreter "python3" not found on the agent\'s PATH');
   });
 
   it('ends when the script exits even if a background child keeps the pty open', async () => {
