@@ -83,7 +83,10 @@ export function reviewModeToJSON(object: ReviewMode): string {
 export interface Target {
   /** Unique name: lower-case letters, digits, '-' and '_', 1-63 characters. */
   name: string;
-  /** Default interpreter for its tasks: bash, sh, python or node. */
+  /**
+   * Default type for its tasks: bash, sh, python, node, postgres or mysql
+   * (docs/target-types.md).
+   */
   type: string;
   /** Name of the agent that runs its tasks. */
   agent: string;
