@@ -250,7 +250,7 @@ export interface Task {
   message: string;
   /** The script or single command; passed to the interpreter as a file. */
   script: string;
-  /** Interpreter: bash, sh, python or node. */
+  /** Type: bash, sh, python, node, postgres or mysql (docs/target-types.md). */
   type: string;
   /** Name of the target it runs on. */
   target: string;
