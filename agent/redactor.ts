@@ -84,10 +84,15 @@ export class Redactor {
     const text = this.#context + this.#held;
     const start = this.#context.length;
     const cut = final ? text.length : text.length - this.#holdBytes;
+    // Each detector's first valid match at or after the position it was last
+    // searched from; the text does not change within this call, so a match
+    // still ahead of `pos` stays the first one, and each detector scans the
+    // text once (not once per match of the others).
+    const next = new Map<Detector & { mask: string }, Match | null>();
     let pos = start;
     let out = '';
     for (;;) {
-      const match = this.#earliest(text, pos);
+      const match = this.#earliest(text, pos, next);
       if (!match || match.index >= cut) {
         const upTo = Math.max(pos, Math.min(cut, text.length));
         out += text.slice(pos, upTo);
@@ -104,21 +109,63 @@ export class Redactor {
   }
 
   /** The valid match starting first at or after `from` (ties: the detector listed first). */
-  #earliest(text: string, from: number): { index: number; text: string; detector: Detector & { mask: string } } | null {
-    let best: { index: number; text: string; detector: Detector & { mask: string } } | null = null;
+  #earliest(text: string, from: number, next: Map<Detector & { mask: string }, Match | null>): Match | null {
+    let best: Match | null = null;
     for (const detector of this.#detectors) {
-      const re = detector.pattern;
-      re.lastIndex = from;
-      for (;;) {
-        const m = re.exec(text);
-        if (!m || (best && m.index >= best.index)) break;
-        if (m[0].length > 0 && (!detector.valid || detector.valid(m[0]))) {
-          best = { index: m.index, text: m[0], detector };
-          break;
-        }
-        re.lastIndex = m.index + 1;
+      let found = next.get(detector);
+      if (found === undefined || (found !== null && found.index < from)) {
+        found = firstValid(detector, text, from);
+        next.set(detector, found);
       }
+      if (found && (!best || found.index < best.index)) best = found;
     }
     return best;
+  }
+}
+
+/** A match of one detector. */
+type Match = NonNullable<ReturnType<typeof firstValid<Detector & { mask: string }>>>;
+
+/** Per trigger pattern: its sticky copy (to try one position) and which latin1 characters no match follows. */
+const TRIGGERED = new WeakMap<RegExp, { sticky: RegExp; notAfter: Uint8Array }>();
+
+/** The first match of `detector` starting at or after `from` that its validator accepts. */
+export function firstValid<D extends Detector>(detector: D, text: string, from: number): { index: number; text: string; detector: D } | null {
+  const accept = (m: RegExpExecArray | null): boolean => m !== null && m[0].length > 0 && (!detector.valid || detector.valid(m[0]));
+  const trigger = detector.trigger;
+  if (!trigger) {
+    const re = detector.pattern;
+    re.lastIndex = from;
+    for (;;) {
+      const m = re.exec(text);
+      if (!m) return null;
+      if (accept(m)) return { index: m.index, text: m[0], detector };
+      re.lastIndex = m.index + 1;
+    }
+  }
+  let compiled = TRIGGERED.get(detector.pattern);
+  if (!compiled) {
+    const notAfter = new Uint8Array(256);
+    for (let c = 0; c < 256; c++) notAfter[c] = trigger.notAfter.test(String.fromCharCode(c)) ? 1 : 0;
+    compiled = { sticky: new RegExp(detector.pattern.source, detector.pattern.flags.replace('g', '') + 'y'), notAfter };
+    TRIGGERED.set(detector.pattern, compiled);
+  }
+  const { sticky, notAfter } = compiled;
+  // No match starts in [from, lo): each start s has its first trigger
+  // character within reach, so only the positions just before each trigger
+  // character can start one.
+  let lo = from;
+  trigger.chars.lastIndex = from;
+  for (;;) {
+    const t = trigger.chars.exec(text);
+    if (!t) return null;
+    for (let s = Math.max(lo, t.index - trigger.reach); s <= t.index; s++) {
+      if (s > 0 && notAfter[text.charCodeAt(s - 1) & 0xff]) continue;
+      sticky.lastIndex = s;
+      const m = sticky.exec(text);
+      if (m && accept(m)) return { index: s, text: m[0], detector };
+    }
+    lo = t.index + 1;
+    trigger.chars.lastIndex = lo;
   }
 }

@@ -5,8 +5,8 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { ibanValid, luhn } from '../../shared/detectors.js';
-import { Redactor, type RedactionRules } from '../../agent/redactor.js';
+import { BUILT_IN, ibanValid, luhn, type Detector } from '../../shared/detectors.js';
+import { firstValid, Redactor, type RedactionRules } from '../../agent/redactor.js';
 
 const ALL: RedactionRules = { infoTypes: ['ALL'], custom: [], secrets: ['hunter2-s3cret'] };
 
@@ -88,6 +88,36 @@ describe('redaction', () => {
         expect(Object.fromEntries(r.findings)).to.deep.equal(expected.findings);
       }),
       { numRuns: 1500 },
+    );
+  });
+
+  it('finds the same matches with a detector\'s trigger as by trying every position (fast-check)', () => {
+    const triggered = BUILT_IN.filter((d) => d.trigger);
+    expect(triggered.map((d) => d.infoType)).to.deep.equal(['EMAIL_ADDRESS', 'IP_ADDRESS']);
+    const text = fc
+      .array(
+        fc.oneof(
+          fc.constantFrom('alice@example.com', 'a.b@c.d', '@@x@y.io', '10.0.0.1', '256.1.1.1', '1.2.3.4.5', 'fe80::1', '::1:2:3', 'a:b:c:d:e:f:1:2', 'std::cout', ':::', '.', ':', '@'),
+          fc.stringOf(fc.constantFrom('a', 'F', '0', '9', '.', ':', '@', '-', '_', ' '), { maxLength: 40 }),
+          fc.string({ maxLength: 10 }),
+        ),
+        { maxLength: 30 },
+      )
+      .map((parts) => parts.join(''));
+    const all = (d: Detector, t: string): Array<[number, string]> => {
+      const found: Array<[number, string]> = [];
+      for (let at = 0; ; ) {
+        const m = firstValid(d, t, at);
+        if (!m) return found;
+        found.push([m.index, m.text]);
+        at = m.index + 1;
+      }
+    };
+    fc.assert(
+      fc.property(text, (t) => {
+        for (const d of triggered) expect(all(d, t), d.infoType).to.deep.equal(all({ ...d, trigger: undefined }, t));
+      }),
+      { numRuns: 1000 },
     );
   });
 

@@ -1,0 +1,167 @@
+/**
+ * What every benchmark shares: the result shape (each figure beside its
+ * baseline), percentiles, process statistics from /proc, and a Taskgate
+ * server started as its own process (so its CPU and memory are its own).
+ */
+import { credentials, type Metadata } from '@grpc/grpc-js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
+import { Target } from '../gen/taskgate/v1/target.js';
+import { TaskgateAgent } from '../agent/agent.js';
+import { Api } from '../cli/client.js';
+import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
+import { CliProcess, freePort } from '../test/helpers/processes.js';
+
+/** One measured figure, with the baseline it should be read against. */
+export interface Figure {
+  /** Benchmark group, e.g. "latency". */
+  group: string;
+  /** What was measured, e.g. "ready → spawn p50 (sqlite)". */
+  name: string;
+  value: number;
+  unit: string;
+  /** The same physical work without Taskgate, measured in the same run. */
+  baseline: { name: string; value: number } | null;
+  /** value / baseline (how many times the baseline; for rates < 1 means slower). */
+  ratio: number | null;
+  /** Whether bigger is better (rates) or smaller (latencies, memory). */
+  better: 'higher' | 'lower';
+  /** Parameters: counts, store, agents. */
+  params?: Record<string, string | number>;
+}
+
+/** Builds a figure and its ratio. */
+export function figure(
+  group: string,
+  name: string,
+  value: number,
+  unit: string,
+  better: 'higher' | 'lower',
+  baseline: { name: string; value: number } | null,
+  params?: Record<string, string | number>,
+): Figure {
+  const ratio = baseline && baseline.value !== 0 ? round(value / baseline.value, 2) : null;
+  return { group, name, value: round(value, 3), unit, better, baseline: baseline ? { ...baseline, value: round(baseline.value, 3) } : null, ratio, params };
+}
+
+export function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Nearest-rank percentiles of `samples` (any order). */
+export function percentiles(samples: number[]): { p50: number; p95: number; p99: number; max: number; mean: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+  const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
+  return { p50: at(50), p95: at(95), p99: at(99), max: sorted[sorted.length - 1] ?? NaN, mean };
+}
+
+/** Milliseconds on a monotonic clock with sub-millisecond resolution. */
+export function nowMs(): number {
+  return performance.now();
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution (comparable with the server's Date.now()). */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Resident memory and consumed CPU of a process. */
+export function procStat(pid: number): { rssBytes: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime, in clock ticks (USER_HZ is 100 on Linux).
+  return { rssBytes: rssKb * 1024, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A `taskgate server` process on a free port, with an admin API client. */
+export class ServerProcess {
+  private constructor(
+    readonly proc: CliProcess,
+    readonly api: Api,
+    readonly address: string,
+    readonly dir: string,
+    readonly args: string[],
+  ) {}
+
+  /** Starts a server on the embedded store, or on `mongodbUri`. */
+  static async start(mongodbUri: string | null, extra: string[] = []): Promise<ServerProcess> {
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
+    const address = `127.0.0.1:${await freePort()}`;
+    const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', ...extra];
+    if (mongodbUri) args.push('--mongodb-uri', mongodbUri);
+    const proc = new CliProcess(args);
+    await proc.until(/taskgate server listening/);
+    await proc.until(/token written to/);
+    return new ServerProcess(proc, new Api({ server: address, tokenFile: join(dir, 'admin.token') }), address, dir, args);
+  }
+
+  /** A new process of a stopped server, on the same address and data. */
+  static async restart(old: ServerProcess): Promise<ServerProcess> {
+    old.api.close();
+    const proc = new CliProcess(old.args);
+    await proc.until(/taskgate server listening/);
+    return new ServerProcess(proc, new Api({ server: old.address, tokenFile: join(old.dir, 'admin.token') }), old.address, old.dir, old.args);
+  }
+
+  get pid(): number {
+    return this.proc.child.pid!;
+  }
+
+  /** A bash target served by agent `agent`. */
+  async target(name: string, agent: string, rules: Partial<Target> = {}): Promise<void> {
+    await this.api.call(this.api.targets, this.api.targets.createTarget, { target: Target.fromPartial({ name, agent, type: 'sh', ...rules }) });
+  }
+
+  /** An agent in this process, connected. */
+  async agent(name: string): Promise<TaskgateAgent> {
+    const { token } = await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name });
+    const agent = new TaskgateAgent({ server: this.address, token, name, workDir: join(this.dir, `agent-${name}`) });
+    await new Promise<void>((resolve) => {
+      const onState = (s: string): void => {
+        if (s !== 'connected') return;
+        agent.off('state', onState);
+        resolve();
+      };
+      agent.on('state', onState);
+      agent.start();
+    });
+    return agent;
+  }
+
+  /** A TaskService client on its own TCP connection (as separate API users have). */
+  taskClient(): { client: TaskServiceClient; metadata: Metadata } {
+    const client = new TaskServiceClient(this.address, credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+    });
+    return { client, metadata: this.api.metadata };
+  }
+
+  async stop(): Promise<void> {
+    this.api.close();
+    await this.proc.terminate();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `fn` on `concurrency` workers until `count` items were done; returns the elapsed ms. */
+export async function workers(count: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const t0 = nowMs();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
+  return nowMs() - t0;
+}

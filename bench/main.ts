@@ -1,0 +1,136 @@
+/**
+ * `npm run bench`: every benchmark, each figure beside a baseline measured
+ * in the same run. Writes bench/results/{full,quick}-STAMP.json and a chart,
+ * prints a table, and after a full run refreshes the table and chart in
+ * docs/benchmarks.md. `--quick` is the small smoke run CI does.
+ */
+import { Command } from 'commander';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { stopMongo, mongoUri } from '../test/helpers/mongo.js';
+import { EchoServer, ScriptDir } from './baselines.js';
+import { chartSvg } from './chart.js';
+import type { Figure } from './lib.js';
+import { api, connections, latency, output, redaction, throughput, type StoreChoice } from './suites.js';
+
+const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api'] as const;
+
+const program = new Command('bench')
+  .description('Taskgate benchmarks, each figure beside a baseline from the same run (docs/benchmarks.md)')
+  .option('--quick', 'small sizes: a smoke run for CI (about two minutes)')
+  .option('--only <groups>', `comma-separated subset of ${GROUPS.join(', ')}`)
+  .option('--no-docs', 'do not rewrite docs/benchmarks.md after a full run')
+  .parse();
+const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean }>();
+const quick = Boolean(opts.quick);
+const only = new Set(opts.only ? opts.only.split(',') : GROUPS);
+for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) program.error(`unknown group "${g}"; use ${GROUPS.join(', ')}`);
+
+const sizes = quick
+  ? { latencyTasks: 50, throughputTasks: 200, agentCounts: [1, 4], outputBytes: 10e6, redactBytes: 10e6, connections: [200], idleSeconds: 3, apiSeconds: 2 }
+  : { latencyTasks: 1000, throughputTasks: 5000, agentCounts: [1, 4, 16], outputBytes: 200e6, redactBytes: 50e6, connections: [1000, 5000, 19000], idleSeconds: 10, apiSeconds: 10 };
+
+const stores: StoreChoice[] = [{ name: 'sqlite', uri: async () => null }];
+if (await mongoUri()) stores.push({ name: 'mongodb', uri: mongoUri });
+else console.warn('!!! no MongoDB-wire server (.cache/ferretdb-test or TASKGATE_TEST_MONGODB_URI): MongoDB figures skipped');
+
+const figures: Figure[] = [];
+let samples: Record<string, number[]> = {};
+const scripts = new ScriptDir();
+const echo = await EchoServer.start();
+const started = new Date();
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+try {
+  if (only.has('latency')) {
+    for (const store of stores) {
+      log(`latency: ${sizes.latencyTasks} sequential tasks on ${store.name}`);
+      const r = await latency(store, sizes.latencyTasks, echo, scripts);
+      figures.push(...r.figures);
+      samples = { ...samples, ...r.samples };
+    }
+  }
+  if (only.has('throughput')) {
+    for (const agents of sizes.agentCounts) {
+      log(`throughput: ${sizes.throughputTasks} tasks through ${agents} agent(s) on sqlite`);
+      figures.push(...(await throughput(stores[0]!, sizes.throughputTasks, agents, scripts)));
+    }
+    if (stores[1]) {
+      // FerretDB's SQLite backend manages a few tasks per second: fewer tasks there.
+      const n = quick ? 40 : 500;
+      log(`throughput: ${n} tasks through 4 agents on mongodb`);
+      figures.push(...(await throughput(stores[1], n, 4, scripts)));
+    }
+  }
+  if (only.has('output')) {
+    log(`output: ${sizes.outputBytes / 1e6} MB task on sqlite; redaction of ${sizes.redactBytes / 1e6} MB`);
+    figures.push(...(await output(stores[0]!, sizes.outputBytes, scripts)));
+    figures.push(...(await redaction(sizes.redactBytes, scripts)));
+  }
+  if (only.has('connections')) {
+    for (const n of sizes.connections) {
+      log(`connections: ${n} simulated agents`);
+      figures.push(...(await connections(n, sizes.idleSeconds)));
+    }
+  }
+  if (only.has('api')) {
+    for (const store of stores) {
+      log(`api: 64 clients for ${sizes.apiSeconds} s per call on ${store.name}`);
+      figures.push(...(await api(store, 64, sizes.apiSeconds, echo)));
+    }
+  }
+} finally {
+  await echo.stop();
+  scripts.close();
+  await stopMongo();
+}
+
+const machine = {
+  cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  kernel: release(),
+  node: process.version,
+};
+const mode = quick ? 'quick' : 'full';
+const stamp = started.toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(import.meta.dirname, '..', '..', 'bench', 'results');
+mkdirSync(resultsDir, { recursive: true });
+const result = { mode, started: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000), machine, sizes, figures, samples };
+const jsonPath = join(resultsDir, `${mode}-${stamp}.json`);
+// Figures one per line for diffs; the raw latency samples (ms, 3 decimals) compact.
+const rounded = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((x) => Math.round(x * 1000) / 1000)]));
+writeFileSync(jsonPath, `${JSON.stringify({ ...result, samples: '@samples' }, null, 1).replace('"@samples"', JSON.stringify(rounded))}\n`);
+const caption = `${mode} run ${started.toISOString().slice(0, 16)}Z on ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}; dashed: baselines`;
+const svg = chartSvg(figures, samples, caption);
+writeFileSync(join(resultsDir, `${mode}-${stamp}.svg`), svg);
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return '-';
+  return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
+}
+
+/** The results as a Markdown table: figure, value, baseline, ratio. */
+function markdownTable(rows: Figure[]): string {
+  const lines = ['| benchmark | figure | Taskgate | baseline (same run) | baseline | ratio |', '|---|---|--:|---|--:|--:|'];
+  for (const f of rows) {
+    lines.push(`| ${f.group} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baseline?.name ?? '-'} | ${f.baseline ? `${fmt(f.baseline.value)} ${f.unit}` : '-'} | ${f.ratio === null ? '-' : `${fmt(f.ratio)}×`} |`);
+  }
+  return lines.join('\n');
+}
+
+const table = markdownTable(figures);
+console.log(table);
+console.log(`\nresults: ${jsonPath}`);
+
+if (!quick && opts.docs && only.size === GROUPS.length) {
+  const docPath = join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.md');
+  writeFileSync(join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.svg'), svg);
+  const doc = readFileSync(docPath, 'utf8');
+  const block = `<!-- bench:start -->\nLatest full run: ${started.toISOString().slice(0, 16)}Z, ${result.seconds} s, on ${machine.cpu}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node ${machine.node} (\`${jsonPath.slice(jsonPath.indexOf('bench/results'))}\`).\n\n${table}\n<!-- bench:end -->`;
+  writeFileSync(docPath, doc.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, block));
+  console.log('docs/benchmarks.md and docs/benchmarks.svg updated');
+}

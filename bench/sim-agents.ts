@@ -1,0 +1,99 @@
+/**
+ * Simulated idle agents for the connection-scale benchmark, run as a child
+ * process: each holds its own TCP connection and one bidi stream, speaks the
+ * real agent protocol (Hello, wait for Welcome, heartbeats at the interval
+ * the server asks for) and reconnects after a jittered 100-1000 ms when the
+ * stream ends, as real agents do. In "raw" mode it holds streams to the
+ * baseline echo server instead (one message, its echo, then idle).
+ *
+ * Usage: node sim-agents.js taskgate|raw ADDRESS FIRST COUNT [TOKENS_JSON_FILE]
+ * Prints "all-connected N" each time all N streams are (again) up.
+ */
+import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { AgentServiceClient, ConnectRequest, type ConnectResponse } from '../gen/taskgate/v1/agent.js';
+import { ECHO_SERVICE } from './echo-server.js';
+
+const [mode, address, firstArg, countArg, tokensFile] = process.argv.slice(2);
+const first = Number(firstArg);
+const count = Number(countArg);
+const tokens: string[] = tokensFile ? (JSON.parse(readFileSync(tokensFile, 'utf8')) as string[]) : [];
+const EchoClient = makeGenericClientConstructor(ECHO_SERVICE, 'Echo');
+const options = { 'grpc.use_local_subchannel_pool': 1, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 };
+
+let up = 0;
+let reported = false;
+
+function changed(delta: number): void {
+  up += delta;
+  if (up < count) reported = false;
+  if (up === count && !reported) {
+    reported = true;
+    console.log(`all-connected ${count}`);
+  }
+}
+
+class SimAgent {
+  readonly #client: Client;
+  #up = false;
+
+  constructor(readonly index: number) {
+    this.#client =
+      mode === 'raw'
+        ? new EchoClient(address!, credentials.createInsecure(), options)
+        : new AgentServiceClient(address!, credentials.createInsecure(), options);
+  }
+
+  connect(): Promise<void> {
+    return new Promise((resolve) => {
+      let heartbeat: NodeJS.Timeout | undefined;
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        clearInterval(heartbeat);
+        if (this.#up) changed(-1);
+        this.#up = false;
+        resolve();
+        setTimeout(() => void this.connect(), 100 + Math.random() * 900);
+      };
+      const ready = (): void => {
+        if (this.#up) return;
+        this.#up = true;
+        changed(+1);
+        resolve();
+      };
+      if (mode === 'raw') {
+        const call = (this.#client as Client & { stream(): ClientDuplexStream<Buffer, Buffer> }).stream();
+        call.on('data', ready);
+        call.on('error', end);
+        call.on('end', end);
+        call.write(Buffer.from(`hello ${this.index}`));
+        return;
+      }
+      const md = new Metadata();
+      md.set('authorization', `Bearer ${tokens[this.index - first]}`);
+      const call = (this.#client as AgentServiceClient).connect(md) as ClientDuplexStream<ConnectRequest, ConnectResponse>;
+      call.on('data', (res: ConnectResponse) => {
+        if (res.message?.$case !== 'welcome') return;
+        const interval = Math.max(res.message.value.heartbeatIntervalMs, 100);
+        heartbeat = setInterval(() => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } })), interval);
+        ready();
+      });
+      call.on('error', end);
+      call.on('end', end);
+      call.write(ConnectRequest.fromPartial({ message: { $case: 'hello', value: { name: `sim-${this.index}`, version: 'bench', bootId: `boot-${this.index}` } } }));
+    });
+  }
+}
+
+const agents = Array.from({ length: count }, (_, i) => new SimAgent(first + i));
+// A bounded number of connection attempts at once, like agents starting over a few seconds.
+let next = 0;
+await Promise.all(
+  Array.from({ length: 64 }, async () => {
+    while (next < agents.length) await agents[next++]!.connect();
+  }),
+);
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));

@@ -1,0 +1,395 @@
+/**
+ * The five benchmarks of `npm run bench` (docs/benchmarks.md). Each returns
+ * figures beside baselines measured in the same call. The Taskgate server
+ * always runs as its own process; agents and API clients run in the bench
+ * process, except the simulated agents of the connection benchmark, which
+ * run in child processes of their own.
+ */
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../gen/taskgate/v1/task.js';
+import type { TaskgateAgent } from '../agent/agent.js';
+import { Redactor } from '../agent/redactor.js';
+import { INFO_TYPES } from '../shared/detectors.js';
+import { bidiRoundTrips, EchoServer, ptyRate, ptyRun, type ScriptDir, unaryRate } from './baselines.js';
+import { epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
+
+/** Where a server keeps its tasks. */
+export interface StoreChoice {
+  name: 'sqlite' | 'mongodb';
+  /** A fresh database for each server; null for the embedded store. */
+  uri: () => Promise<string | null>;
+}
+
+async function createTask(server: ServerProcess, target: string, script: string): Promise<Task> {
+  const { task } = await server.api.call(server.api.tasks, server.api.tasks.createTask, { target, script, message: '', type: '', timeoutSeconds: 0 });
+  return task!;
+}
+
+/** Resolves with the task once it reaches a terminal status, and the epoch ms it was seen. */
+function watchUntilDone(server: ServerProcess, id: string): Promise<{ task: Task; at: number }> {
+  const call = server.api.tasks.watchTask({ id }, server.api.metadata) as ClientReadableStream<WatchTaskResponse>;
+  return new Promise((resolve, reject) => {
+    call.on('data', ({ task }: WatchTaskResponse) => {
+      if (!task || ![TaskStatus.TASK_STATUS_SUCCESS, TaskStatus.TASK_STATUS_FAILURE, TaskStatus.TASK_STATUS_KILLED].includes(task.status)) return;
+      resolve({ task, at: epochMs() });
+      call.cancel();
+    });
+    call.on('error', (err: Error & { code?: number }) => {
+      if (err.code !== 1) reject(err);
+    });
+  });
+}
+
+/** Follows a task's logs from the start: epoch ms of the first byte, total bytes, and the finished task. */
+function follow(server: ServerProcess, id: string): Promise<{ firstByteAt: number; bytes: number; finished: Task; doneAt: number }> {
+  const call = server.api.tasks.getTaskLogs({ id, offset: 0, follow: true }, server.api.metadata) as ClientReadableStream<GetTaskLogsResponse>;
+  let firstByteAt = -1;
+  let bytes = 0;
+  return new Promise((resolve, reject) => {
+    call.on('data', (res: GetTaskLogsResponse) => {
+      if (res.event?.$case === 'chunk') {
+        if (firstByteAt < 0) firstByteAt = epochMs();
+        bytes += res.event.value.data.length;
+      } else if (res.event?.$case === 'finished') {
+        resolve({ firstByteAt, bytes, finished: res.event.value, doneAt: epochMs() });
+      }
+    });
+    call.on('error', reject);
+  });
+}
+
+function readyAt(task: Task): number {
+  const ready = task.events.find((e) => e.to === TaskStatus.TASK_STATUS_READY);
+  if (!ready?.time) throw new Error(`task ${task.id} has no ready event`);
+  return ready.time.getTime();
+}
+
+/** Samples as p50/p95/p99/max figures, each beside the same percentile of the baseline. */
+function distribution(group: string, what: string, samples: number[], baselineName: string, baseline: number[], params: Record<string, string | number>): Figure[] {
+  const s = percentiles(samples);
+  const b = percentiles(baseline);
+  return (['p50', 'p95', 'p99', 'max'] as const).map((p) => figure(group, `${what} ${p}`, s[p], 'ms', 'lower', { name: `${baselineName} ${p}`, value: b[p] }, params));
+}
+
+/** 1. Schedule-to-start: `n` sequential tasks; ready → spawn on the agent, ready → first byte at a follower. */
+export async function latency(store: StoreChoice, n: number, echo: EchoServer, scripts: ScriptDir): Promise<{ figures: Figure[]; samples: Record<string, number[]> }> {
+  const server = await ServerProcess.start(await store.uri());
+  try {
+    await server.target('t', 'a');
+    const agent = await server.agent('a');
+    const spawnedAt = new Map<string, number>();
+    agent.on('task-start', (id: string) => spawnedAt.set(id, epochMs()));
+    const toSpawn: number[] = [];
+    const toFirstByte: number[] = [];
+    // A few untimed tasks first: connections, statements and JIT warmed up.
+    for (let i = 0; i < n + 10; i++) {
+      const task = await createTask(server, 't', 'echo x');
+      const seen = await follow(server, task.id);
+      if (seen.finished.status !== TaskStatus.TASK_STATUS_SUCCESS) throw new Error(`task ${task.id} ended ${TaskStatus[seen.finished.status]}`);
+      if (i < 10) continue;
+      const ready = readyAt(seen.finished);
+      toSpawn.push(spawnedAt.get(task.id)! - ready);
+      toFirstByte.push(seen.firstByteAt - ready);
+    }
+    await agent.stop();
+    const rtt = await bidiRoundTrips(echo, n);
+    const echoFile = scripts.write('echo x');
+    const ptyFirstByte: number[] = [];
+    for (let i = 0; i < n; i++) ptyFirstByte.push((await ptyRun(echoFile)).firstByteMs);
+    const params = { tasks: n, store: store.name };
+    return {
+      figures: [
+        ...distribution('latency', `ready → spawned on agent (${store.name})`, toSpawn, 'raw grpc-js bidi round trip', rtt, params),
+        ...distribution('latency', `ready → first byte at follower (${store.name})`, toFirstByte, 'bare node-pty spawn → first byte', ptyFirstByte, params),
+      ],
+      samples: { [`spawn-${store.name}`]: toSpawn, [`first-byte-${store.name}`]: toFirstByte, 'baseline-rtt': rtt, 'baseline-pty-first-byte': ptyFirstByte },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** How many tasks have succeeded. */
+async function countSucceeded(server: ServerProcess): Promise<number> {
+  let succeeded = 0;
+  let pageToken = '';
+  do {
+    const page = await server.api.call(server.api.tasks, server.api.tasks.listTasks, { statuses: [TaskStatus.TASK_STATUS_SUCCESS], target: '', pageSize: 500, pageToken, awaitingMyReview: false });
+    succeeded += page.tasks.length;
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return succeeded;
+}
+
+/** 2. Throughput: `count` tasks of `true` through `agentCount` agents, created by 16 concurrent clients. */
+export async function throughput(store: StoreChoice, count: number, agentCount: number, scripts: ScriptDir): Promise<Figure[]> {
+  const server = await ServerProcess.start(await store.uri());
+  try {
+    const agents: TaskgateAgent[] = [];
+    for (let i = 0; i < agentCount; i++) {
+      await server.target(`t${i}`, `a${i}`);
+      agents.push(await server.agent(`a${i}`));
+    }
+    let exited = 0;
+    const allExited = new Promise<void>((resolve) => {
+      for (const a of agents) a.on('task-exit', () => ++exited === count && resolve());
+    });
+    const cpu0 = procStat(server.pid).cpuSeconds;
+    const t0 = nowMs();
+    await workers(count, 16, async (i) => {
+      await createTask(server, `t${i % agentCount}`, 'true');
+    });
+    await allExited;
+    // The agents are done; the run ends when the server has recorded every success.
+    const deadline = nowMs() + 60_000;
+    let succeeded = await countSucceeded(server);
+    while (succeeded < count && nowMs() < deadline) {
+      await sleep(50);
+      succeeded = await countSucceeded(server);
+    }
+    if (succeeded !== count) throw new Error(`${succeeded} of ${count} tasks succeeded`);
+    const seconds = (nowMs() - t0) / 1000;
+    const serverCpuMs = ((procStat(server.pid).cpuSeconds - cpu0) * 1000) / count;
+    await Promise.all(agents.map((a) => a.stop()));
+    const concurrency = Math.min(agentCount * 30, count);
+    const baseCount = Math.min(count, 2000);
+    const rate = await ptyRate(scripts.write('true'), baseCount, concurrency);
+    const params = { tasks: count, agents: agentCount, store: store.name };
+    return [
+      figure('throughput', `tasks/s, ${agentCount} agent${agentCount > 1 ? 's' : ''} (${store.name})`, count / seconds, 'tasks/s', 'higher', { name: `bare node-pty spawn+exit of the same script, ${concurrency} at once`, value: rate }, params),
+      figure('throughput', `server CPU per task, ${agentCount} agent${agentCount > 1 ? 's' : ''} (${store.name})`, serverCpuMs, 'ms', 'lower', null, params),
+    ];
+  } finally {
+    await server.stop();
+  }
+}
+
+/** A script printing `bytes` bytes of ordinary log lines. */
+function printScript(bytes: number): string {
+  return `yes 'level=info msg="request served" path=/api/v1/orders status=200 took_ms=12 region=eu-west-1' | head -c ${bytes}`;
+}
+
+/** 3. Output: one task printing `bytes`; pty → store and store → GetTaskLogs, plain and with redaction of every info type. */
+export async function output(store: StoreChoice, bytes: number, scripts: ScriptDir): Promise<Figure[]> {
+  const server = await ServerProcess.start(await store.uri());
+  const params = { bytes, store: store.name };
+  const figures: Figure[] = [];
+  try {
+    await server.target('plain', 'a');
+    await server.target('redacted', 'a', { redact: ['ALL'] });
+    const agent = await server.agent('a');
+    const spawnedAt = new Map<string, number>();
+    agent.on('task-start', (id: string) => spawnedAt.set(id, epochMs()));
+    const bare = await ptyRun(scripts.write(printScript(bytes)), bytes);
+    const bareRate = bare.bytes / 1e6 / (bare.doneMs / 1000);
+    const baseline = { name: 'bare node-pty read of the same program', value: bareRate };
+    for (const target of ['plain', 'redacted']) {
+      const task = await createTask(server, target, printScript(bytes));
+      const done = await watchUntilDone(server, task.id);
+      if (done.task.status !== TaskStatus.TASK_STATUS_SUCCESS) throw new Error(`output task ended ${TaskStatus[done.task.status]}: ${done.task.failureReason}`);
+      const stored = Number(done.task.outputBytes);
+      const seconds = (done.at - spawnedAt.get(task.id)!) / 1000;
+      figures.push(figure('output', `pty → store, ${target} (${store.name})`, stored / 1e6 / seconds, 'MB/s', 'higher', baseline, params));
+      if (target === 'plain') {
+        const t0 = nowMs();
+        const read = await follow(server, task.id);
+        const readSeconds = (nowMs() - t0) / 1000;
+        if (read.bytes !== stored) throw new Error(`read ${read.bytes} of ${stored} stored bytes`);
+        figures.push(figure('output', `store → GetTaskLogs reader (${store.name})`, read.bytes / 1e6 / readSeconds, 'MB/s', 'higher', baseline, params));
+      }
+    }
+    await agent.stop();
+  } finally {
+    await server.stop();
+  }
+  return figures;
+}
+
+/** Redactor throughput (all info types and a secret), in 64 KiB writes, on ordinary log lines and on PII-dense ones, beside the bare pty rate. */
+export async function redaction(bytes: number, scripts: ScriptDir): Promise<Figure[]> {
+  const bare = await ptyRun(scripts.write(printScript(bytes)), bytes);
+  const baseline = { name: 'bare node-pty read', value: bare.bytes / 1e6 / (bare.doneMs / 1000) };
+  const texts = {
+    'ordinary log lines': 'level=info msg="request served" path=/api/v1/orders status=200 took_ms=12 region=eu-west-1 trace=4bf92f3577b34da6a3ce929d0e0e4736\n',
+    'dense PII, 3 matches per 150-byte line': 'level=info user=alice@example.com card=4111 1111 1111 1111 ip=10.1.2.3 msg="request served" path=/api/v1/orders status=200\n',
+  };
+  const figures: Figure[] = [];
+  for (const [name, line] of Object.entries(texts)) {
+    const text = Buffer.from(line.repeat(Math.ceil(bytes / line.length)).slice(0, bytes));
+    const redactor = new Redactor({ infoTypes: [...INFO_TYPES], custom: [], secrets: ['s3cr3t-value'] });
+    const t0 = nowMs();
+    let out = 0;
+    for (let at = 0; at < text.length; at += 65536) out += redactor.push(text.subarray(at, at + 65536)).length;
+    out += redactor.flush().length;
+    const seconds = (nowMs() - t0) / 1000;
+    if (out === 0) throw new Error('redactor produced nothing');
+    figures.push(figure('output', `redaction on the agent, ${name}`, bytes / 1e6 / seconds, 'MB/s', 'higher', baseline, { bytes }));
+  }
+  return figures;
+}
+
+/** Children running simulated agents; resolves when all of them report all-connected. */
+class SimFleet {
+  readonly children: ChildProcess[] = [];
+  #waiting = 0;
+  #resolve: (() => void) | null = null;
+
+  constructor(mode: 'taskgate' | 'raw', address: string, count: number, tokensFile: string | null, perProcess = 4000) {
+    for (let first = 0; first < count; first += perProcess) {
+      const n = Math.min(perProcess, count - first);
+      const args = [join(import.meta.dirname, 'sim-agents.js'), mode, address, String(first), String(n)];
+      if (tokensFile) args.push(tokensFile);
+      const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        if (l.startsWith('all-connected') && --this.#waiting === 0) this.#resolve?.();
+      });
+      this.children.push(child);
+    }
+  }
+
+  /** Resolves the next time every child reports all its agents connected. */
+  allConnected(): Promise<void> {
+    this.#waiting = this.children.length;
+    return new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.children.map(async (c) => {
+        if (c.exitCode !== null) return;
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await exited;
+      }),
+    );
+  }
+}
+
+/** 4. Connection scale: `count` idle agents; server RSS per agent, idle CPU, reconnect time after a server restart. */
+export async function connections(count: number, idleSeconds: number): Promise<Figure[]> {
+  const params = { agents: count };
+  // Taskgate.
+  let server = await ServerProcess.start(null);
+  let fleet: SimFleet | null = null;
+  try {
+    const tokens: string[] = [];
+    await workers(count, 32, async (i) => {
+      const { token } = await server.api.call(server.api.agents, server.api.agents.createAgentToken, { name: `sim-${i}` });
+      tokens[i] = token;
+    });
+    const tokensFile = join(server.dir, 'tokens.json');
+    writeFileSync(tokensFile, JSON.stringify(tokens));
+    await sleep(1000);
+    const before = procStat(server.pid);
+    fleet = new SimFleet('taskgate', server.address, count, tokensFile);
+    const t0 = nowMs();
+    await fleet.allConnected();
+    const connectSeconds = (nowMs() - t0) / 1000;
+    await sleep(2000);
+    const during = procStat(server.pid);
+    await sleep(idleSeconds * 1000);
+    const after = procStat(server.pid);
+    const rssPerAgent = (during.rssBytes - before.rssBytes) / count / 1024;
+    const idleCpu = ((after.cpuSeconds - during.cpuSeconds) / idleSeconds) * 100;
+    // Restart on the same port and data: every agent must come back.
+    const reconnected = fleet.allConnected();
+    await server.proc.crash();
+    const restart = nowMs();
+    server = await ServerProcess.restart(server);
+    await reconnected;
+    const reconnectSeconds = (nowMs() - restart) / 1000;
+    await fleet.stop();
+    fleet = null;
+
+    // Baseline: the same number of idle streams on a raw grpc-js server.
+    const echo = await EchoServer.start();
+    const rawBefore = procStat(echo.pid);
+    let raw: SimFleet | null = new SimFleet('raw', echo.address, count, null);
+    const r0 = nowMs();
+    await raw.allConnected();
+    const rawConnectSeconds = (nowMs() - r0) / 1000;
+    await sleep(2000);
+    const rawDuring = procStat(echo.pid);
+    await sleep(idleSeconds * 1000);
+    const rawAfter = procStat(echo.pid);
+    const port = echo.address.split(':')[1]!;
+    const rawReconnected = raw.allConnected();
+    await echo.stop();
+    const rawRestart = nowMs();
+    const echo2 = await EchoServer.start(Number(port));
+    await rawReconnected;
+    const rawReconnectSeconds = (nowMs() - rawRestart) / 1000;
+    await raw.stop();
+    raw = null;
+    await echo2.stop();
+    return [
+      figure('connections', `server RSS per idle agent, ${count} agents`, rssPerAgent, 'KiB', 'lower', { name: 'raw grpc-js server per idle stream', value: (rawDuring.rssBytes - rawBefore.rssBytes) / count / 1024 }, params),
+      figure('connections', `server CPU at idle, ${count} agents`, idleCpu, '% of a core', 'lower', { name: 'raw grpc-js server, idle streams', value: ((rawAfter.cpuSeconds - rawDuring.cpuSeconds) / idleSeconds) * 100 }, params),
+      figure('connections', `time for ${count} agents to connect`, connectSeconds, 's', 'lower', { name: 'raw grpc-js streams', value: rawConnectSeconds }, params),
+      figure('connections', `time for ${count} agents to reconnect after a server restart`, reconnectSeconds, 's', 'lower', { name: 'raw grpc-js streams after a restart', value: rawReconnectSeconds }, params),
+    ];
+  } finally {
+    await fleet?.stop();
+    await server.stop();
+  }
+}
+
+/** 5. API: CreateTask and GetTask per second and p99 with `clients` concurrent clients, each on its own connection. */
+export async function api(store: StoreChoice, clients: number, seconds: number, echo: EchoServer): Promise<Figure[]> {
+  const server = await ServerProcess.start(await store.uri());
+  try {
+    await server.target('t', 'nobody'); // no agent: created tasks wait, ready
+    const conns = Array.from({ length: clients }, () => server.taskClient());
+    const ids: string[] = [];
+    const create = (c: (typeof conns)[number]): Promise<void> =>
+      new Promise((resolve, reject) =>
+        c.client.createTask({ target: 't', script: 'echo hello', message: 'bench', type: '', timeoutSeconds: 0 }, c.metadata, (err, res) => {
+          if (err) reject(err);
+          else {
+            ids.push(res.task!.id);
+            resolve();
+          }
+        }),
+      );
+    const get = (c: (typeof conns)[number], id: string): Promise<void> =>
+      new Promise((resolve, reject) => c.client.getTask({ id }, c.metadata, (err) => (err ? reject(err) : resolve())));
+    await Promise.all(conns.map(create)); // warm-up
+    const run = async (op: (c: (typeof conns)[number]) => Promise<void>): Promise<{ perSecond: number; latencies: number[] }> => {
+      const latencies: number[] = [];
+      const end = nowMs() + seconds * 1000;
+      const t0 = nowMs();
+      await Promise.all(
+        conns.map(async (c) => {
+          while (nowMs() < end) {
+            const s = nowMs();
+            await op(c);
+            latencies.push(nowMs() - s);
+          }
+        }),
+      );
+      return { perSecond: (latencies.length / (nowMs() - t0)) * 1000, latencies };
+    };
+    const creates = await run(create);
+    const known = [...ids];
+    let k = 0;
+    const gets = await run((c) => get(c, known[k++ % known.length]!));
+    for (const c of conns) c.client.close();
+    const base = await unaryRate(echo, clients, seconds * 1000);
+    const baseP99 = percentiles(base.latencies).p99;
+    const params = { clients, seconds, store: store.name };
+    const rateBase = { name: `raw grpc-js unary echo, ${clients} clients`, value: base.perSecond };
+    const p99Base = { name: `raw grpc-js unary echo p99, ${clients} clients`, value: baseP99 };
+    return [
+      figure('api', `CreateTask/s (${store.name})`, creates.perSecond, 'calls/s', 'higher', rateBase, params),
+      figure('api', `CreateTask p99 (${store.name})`, percentiles(creates.latencies).p99, 'ms', 'lower', p99Base, params),
+      figure('api', `GetTask/s (${store.name})`, gets.perSecond, 'calls/s', 'higher', rateBase, params),
+      figure('api', `GetTask p99 (${store.name})`, percentiles(gets.latencies).p99, 'ms', 'lower', p99Base, params),
+    ];
+  } finally {
+    await server.stop();
+  }
+}
