@@ -298,9 +298,10 @@ export class TaskgateAgent extends EventEmitter {
     const scriptDir = join(this.#options.workDir, 'scripts');
     const scriptPath = join(scriptDir, task.taskId);
     const cleanUp = (): Promise<unknown> => Promise.all([rm(cwd, { recursive: true, force: true }), rm(scriptPath, { force: true })]);
-    await mkdir(cwd, { recursive: true, mode: 0o700 });
-    await mkdir(scriptDir, { recursive: true, mode: 0o700 });
-    await writeFile(scriptPath, task.script, { mode: 0o600 });
+    await Promise.all([
+      mkdir(cwd, { recursive: true, mode: 0o700 }),
+      mkdir(scriptDir, { recursive: true, mode: 0o700 }).then(() => writeFile(scriptPath, task.script, { mode: 0o600 })),
+    ]);
     const baseEnv: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       ...this.#options.env,

@@ -7,7 +7,8 @@
  */
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../gen/taskgate/v1/task.js';
@@ -101,8 +102,10 @@ export async function latency(store: StoreChoice, n: number, echo: EchoServer, s
     const ptyFirstByte: number[] = [];
     for (let i = 0; i < n; i++) ptyFirstByte.push((await ptyRun(echoFile)).firstByteMs);
     const params = { tasks: n, store: store.name };
+    const floor = await storeRoundTrips(store, Math.min(n, 200));
     return {
       figures: [
+        ...distribution('latency', `store write + read by key (${store.name})`, floor, 'raw grpc-js bidi round trip', rtt, params).slice(0, 1),
         ...distribution('latency', `ready → spawned on agent (${store.name})`, toSpawn, 'raw grpc-js bidi round trip', rtt, params),
         ...distribution('latency', `ready → first byte at follower (${store.name})`, toFirstByte, 'bare node-pty spawn → first byte', ptyFirstByte, params),
       ],
@@ -123,6 +126,42 @@ async function countSucceeded(server: ServerProcess): Promise<number> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   return succeeded;
+}
+
+/** The floor under any store-backed step: one small write then a read by key, straight through the driver, in ms. */
+export async function storeRoundTrips(store: StoreChoice, n: number): Promise<number[]> {
+  const samples: number[] = [];
+  const uri = await store.uri();
+  if (uri) {
+    const { MongoClient } = await import('mongodb');
+    const client = await MongoClient.connect(uri);
+    const col = client.db().collection<{ _id: string; n: number }>('bench');
+    for (let i = 0; i < n + 10; i++) {
+      const t0 = nowMs();
+      await col.insertOne({ _id: `d${i}`, n: i });
+      await col.findOne({ _id: `d${i}` });
+      if (i >= 10) samples.push(nowMs() - t0);
+    }
+    await client.close();
+    return samples;
+  }
+  const { default: Database } = await import('better-sqlite3');
+  const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-sqlite-'));
+  const db = new Database(join(dir, 'bench.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE docs (id TEXT PRIMARY KEY, n INTEGER)');
+  const insert = db.prepare('INSERT INTO docs (id, n) VALUES (?, ?)');
+  const select = db.prepare('SELECT * FROM docs WHERE id = ?');
+  for (let i = 0; i < n; i++) {
+    const t0 = nowMs();
+    insert.run(`d${i}`, i);
+    select.get(`d${i}`);
+    samples.push(nowMs() - t0);
+  }
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+  return samples;
 }
 
 /** 2. Throughput: `count` tasks of `true` through `agentCount` agents, created by 16 concurrent clients. */

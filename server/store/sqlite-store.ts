@@ -115,6 +115,8 @@ interface ChunkRow {
 /** The embedded SQLite store. */
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
+  /** Prepared statements by SQL text: preparing costs more than running most of them. */
+  readonly #statements = new Map<string, Database.Statement>();
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
@@ -130,7 +132,7 @@ export class SqliteStore implements Store {
   }
 
   async init(): Promise<void> {
-    const taskColumns = this.#db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as { name: string }[];
+    const taskColumns = this.#statement("SELECT name FROM pragma_table_info('tasks')").all() as { name: string }[];
     if (taskColumns.length > 0 && !taskColumns.some((c) => c.name === 'unpublished')) {
       for (const sql of MIGRATIONS) this.#db.exec(sql);
     }
@@ -142,13 +144,21 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   async ping(): Promise<void> {
-    this.#db.prepare('SELECT 1').get();
+    this.#statement('SELECT 1').get();
   }
 
   async insertTask(task: TaskRecord): Promise<void> {
-    const result = this.#db
-      .prepare('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
+    const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
       .run(task.id, task.status, task.target, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0);
     if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
   }
@@ -158,13 +168,12 @@ export class SqliteStore implements Store {
   }
 
   #getTask(id: string): TaskRecord | null {
-    const row = this.#db.prepare('SELECT doc FROM tasks WHERE id = ?').get(id) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM tasks WHERE id = ?').get(id) as DocRow | undefined;
     return row ? upgrade.task(parseDoc<TaskRecord>(row.doc)) : null;
   }
 
   #saveTask(task: TaskRecord): void {
-    this.#db
-      .prepare('UPDATE tasks SET status = ?, agent = ?, doc = ?, unpublished = ? WHERE id = ?')
+    this.#statement('UPDATE tasks SET status = ?, agent = ?, doc = ?, unpublished = ? WHERE id = ?')
       .run(task.status, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0, task.id);
   }
 
@@ -190,7 +199,7 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     args.push(query.limit);
-    const rows = this.#db.prepare(sql).all(...args) as DocRow[];
+    const rows = this.#statement(sql).all(...args) as DocRow[];
     return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
   }
 
@@ -213,164 +222,153 @@ export class SqliteStore implements Store {
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
-    const row = this.#db
-      .prepare("SELECT id FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT 1")
+    const row = this.#statement("SELECT id FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT 1")
       .get(agent) as { id: string } | undefined;
     if (!row) return null;
     return this.transition(claimRequest(row.id, agent, bootId, time));
   }
 
   async listUnpublished(limit: number): Promise<TaskRecord[]> {
-    const rows = this.#db.prepare('SELECT doc FROM tasks WHERE unpublished = 1 ORDER BY id LIMIT ?').all(limit) as DocRow[];
+    const rows = this.#statement('SELECT doc FROM tasks WHERE unpublished = 1 ORDER BY id LIMIT ?').all(limit) as DocRow[];
     return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
   }
 
   async hasUnfinishedTasks(target: string): Promise<boolean> {
     const terminal = [...TERMINAL_STATUSES];
-    const row = this.#db
-      .prepare(`SELECT 1 FROM tasks WHERE target = ? AND status NOT IN (${terminal.map(() => '?').join(', ')}) LIMIT 1`)
+    const row = this.#statement(`SELECT 1 FROM tasks WHERE target = ? AND status NOT IN (${terminal.map(() => '?').join(', ')}) LIMIT 1`)
       .get(target, ...terminal);
     return row !== undefined;
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
+    this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
       .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
   }
 
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
     const rows = (
       'afterSeq' in cursor
-        ? this.#db
-            .prepare('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+        ? this.#statement('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?')
             .all(taskId, cursor.afterSeq, limit)
-        : this.#db
-            .prepare('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?')
+        : this.#statement('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?')
             .all(taskId, cursor.fromOffset, limit)
     ) as ChunkRow[];
     return rows.map((r) => ({ taskId: r.task_id, seq: r.seq, offset: r.offset, data: r.data }));
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
-    const row = this.#db
-      .prepare('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
+    const row = this.#statement('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
       .get(taskId) as { chunks: number; bytes: number };
     return { chunks: row.chunks, bytes: row.bytes };
   }
 
   async insertTarget(target: TargetRecord): Promise<void> {
-    const result = this.#db
-      .prepare('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
+    const result = this.#statement('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
       .run(target.name, JSON.stringify(target));
     if (result.changes === 0) throw new AlreadyExistsError(`target "${target.name}" already exists`);
   }
 
   async getTarget(name: string): Promise<TargetRecord | null> {
-    const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
     return row ? upgrade.target(parseDoc<TargetRecord>(row.doc)) : null;
   }
 
   async listTargets(afterName: string, limit: number): Promise<TargetRecord[]> {
-    const rows = this.#db
-      .prepare('SELECT doc FROM targets WHERE name > ? ORDER BY name LIMIT ?')
+    const rows = this.#statement('SELECT doc FROM targets WHERE name > ? ORDER BY name LIMIT ?')
       .all(afterName, limit) as DocRow[];
     return rows.map((r) => upgrade.target(parseDoc<TargetRecord>(r.doc)));
   }
 
   async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
     const run = this.#db.transaction((): TargetRecord | null => {
-      const row = this.#db.prepare('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
+      const row = this.#statement('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
       if (!row) return null;
       const next: TargetRecord = { ...upgrade.target(parseDoc<TargetRecord>(row.doc)), ...patch, updated: time };
-      this.#db.prepare('UPDATE targets SET doc = ? WHERE name = ?').run(JSON.stringify(next), name);
+      this.#statement('UPDATE targets SET doc = ? WHERE name = ?').run(JSON.stringify(next), name);
       return next;
     });
     return run.immediate();
   }
 
   async deleteTarget(name: string): Promise<boolean> {
-    return this.#db.prepare('DELETE FROM targets WHERE name = ?').run(name).changes > 0;
+    return this.#statement('DELETE FROM targets WHERE name = ?').run(name).changes > 0;
   }
 
   async putAgent(agent: AgentRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO agents (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc')
+    this.#statement('INSERT INTO agents (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc')
       .run(agent.name, JSON.stringify(agent));
   }
 
   async getAgent(name: string): Promise<AgentRecord | null> {
-    const row = this.#db.prepare('SELECT doc FROM agents WHERE name = ?').get(name) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM agents WHERE name = ?').get(name) as DocRow | undefined;
     return row ? parseDoc<AgentRecord>(row.doc) : null;
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    const rows = this.#db.prepare('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
+    const rows = this.#statement('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
     return rows.map((r) => parseDoc<AgentRecord>(r.doc));
   }
 
   async putSecret(target: string, key: string, sealed: string, time: Date): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO secrets (target, key, sealed, updated) VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated')
+    this.#statement('INSERT INTO secrets (target, key, sealed, updated) VALUES (?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated')
       .run(target, key, sealed, time.getTime());
   }
 
   async listSecrets(target: string): Promise<{ key: string; sealed: string }[]> {
-    return this.#db.prepare('SELECT key, sealed FROM secrets WHERE target = ? ORDER BY key').all(target) as { key: string; sealed: string }[];
+    return this.#statement('SELECT key, sealed FROM secrets WHERE target = ? ORDER BY key').all(target) as { key: string; sealed: string }[];
   }
 
   async deleteSecret(target: string, key: string): Promise<boolean> {
-    return this.#db.prepare('DELETE FROM secrets WHERE target = ? AND key = ?').run(target, key).changes > 0;
+    return this.#statement('DELETE FROM secrets WHERE target = ? AND key = ?').run(target, key).changes > 0;
   }
 
   async insertUser(user: UserRecord): Promise<void> {
-    const result = this.#db.prepare('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, JSON.stringify(user));
+    const result = this.#statement('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, JSON.stringify(user));
     if (result.changes === 0) throw new AlreadyExistsError(`user ${user.email} already exists`);
   }
 
   async getUser(email: string): Promise<UserRecord | null> {
-    const row = this.#db.prepare('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
     return row ? parseDoc<UserRecord>(row.doc) : null;
   }
 
   async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
-    const rows = this.#db.prepare('SELECT doc FROM users WHERE email > ? ORDER BY email LIMIT ?').all(afterEmail, limit) as DocRow[];
+    const rows = this.#statement('SELECT doc FROM users WHERE email > ? ORDER BY email LIMIT ?').all(afterEmail, limit) as DocRow[];
     return rows.map((r) => parseDoc<UserRecord>(r.doc));
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
     const run = this.#db.transaction((): UserRecord | null => {
-      const row = this.#db.prepare('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
+      const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
       if (!row) return null;
       const next: UserRecord = { ...parseDoc<UserRecord>(row.doc), ...patch, updated: time };
-      this.#db.prepare('UPDATE users SET doc = ? WHERE email = ?').run(JSON.stringify(next), email);
+      this.#statement('UPDATE users SET doc = ? WHERE email = ?').run(JSON.stringify(next), email);
       return next;
     });
     return run.immediate();
   }
 
   async countUsers(): Promise<number> {
-    return (this.#db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+    return (this.#statement('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
+    this.#statement('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
       .run(token.id, token.hash, token.kind, JSON.stringify(token));
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const row = this.#db.prepare('SELECT doc FROM tokens WHERE hash = ?').get(hash) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM tokens WHERE hash = ?').get(hash) as DocRow | undefined;
     return row ? parseDoc<TokenRecord>(row.doc) : null;
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
-    const row = this.#db.prepare('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
     return row ? parseDoc<TokenRecord>(row.doc) : null;
   }
 
   async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
-    const rows = this.#db.prepare('SELECT doc FROM tokens').all() as DocRow[];
+    const rows = this.#statement('SELECT doc FROM tokens').all() as DocRow[];
     return rows
       .map((r) => parseDoc<TokenRecord>(r.doc))
       .filter((t) => subject === undefined || t.subject === subject)
@@ -379,19 +377,18 @@ export class SqliteStore implements Store {
 
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
     const run = this.#db.transaction((): TokenRecord | null => {
-      const row = this.#db.prepare('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
+      const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
       if (!row) return null;
       const token = parseDoc<TokenRecord>(row.doc);
       const next: TokenRecord = { ...token, revoked: token.revoked ?? time };
-      this.#db.prepare('UPDATE tokens SET doc = ? WHERE id = ?').run(JSON.stringify(next), id);
+      this.#statement('UPDATE tokens SET doc = ? WHERE id = ?').run(JSON.stringify(next), id);
       return next;
     });
     return run.immediate();
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO events (id, time, actor, resource, doc) VALUES (?, ?, ?, ?, ?)')
+    this.#statement('INSERT OR IGNORE INTO events (id, time, actor, resource, doc) VALUES (?, ?, ?, ?, ?)')
       .run(event.id, event.time.getTime(), event.actor, event.resource, JSON.stringify(event));
   }
 
@@ -419,20 +416,18 @@ export class SqliteStore implements Store {
       args.push(query.afterId);
     }
     const sql = `SELECT doc FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
-    const rows = this.#db.prepare(sql).all(...args, query.limit) as DocRow[];
+    const rows = this.#statement(sql).all(...args, query.limit) as DocRow[];
     return rows.map((r) => parseDoc<AuditEventRecord>(r.doc));
   }
 
   async insertDelivery(delivery: DeliveryRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO deliveries (id, state, next_attempt, doc) VALUES (?, ?, ?, ?)')
+    this.#statement('INSERT OR IGNORE INTO deliveries (id, state, next_attempt, doc) VALUES (?, ?, ?, ?)')
       .run(delivery.id, delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery));
   }
 
   async claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]> {
     const run = this.#db.transaction((): DeliveryRecord[] => {
-      const rows = this.#db
-        .prepare("SELECT doc FROM deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?")
+      const rows = this.#statement("SELECT doc FROM deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?")
         .all(now.getTime(), limit) as DocRow[];
       return rows.map((r) => {
         const claimed: DeliveryRecord = { ...parseDoc<DeliveryRecord>(r.doc), nextAttempt: leaseUntil };
@@ -444,8 +439,7 @@ export class SqliteStore implements Store {
   }
 
   #saveDelivery(delivery: DeliveryRecord): void {
-    this.#db
-      .prepare('UPDATE deliveries SET state = ?, next_attempt = ?, doc = ? WHERE id = ?')
+    this.#statement('UPDATE deliveries SET state = ?, next_attempt = ?, doc = ? WHERE id = ?')
       .run(delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery), delivery.id);
   }
 
@@ -462,7 +456,7 @@ export class SqliteStore implements Store {
   }
 
   #getDelivery(id: string): DeliveryRecord | null {
-    const row = this.#db.prepare('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
+    const row = this.#statement('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
     return row ? parseDoc<DeliveryRecord>(row.doc) : null;
   }
 }
