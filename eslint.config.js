@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'gen/**', 'node_modules/**', '.cache/**', 'test/ferretdb/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'gen/**', 'node_modules/**', '.cache/**', 'test/ferretdb/**', 'test/tools/**', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

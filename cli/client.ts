@@ -4,10 +4,10 @@
  * into one line a person can act on.
  */
 import {
-  credentials,
   Metadata,
   status,
   type CallOptions,
+  type ChannelCredentials,
   type Client,
   type ClientUnaryCall,
   type ServiceError,
@@ -20,6 +20,7 @@ import { TargetServiceClient } from '../gen/taskgate/v1/target.js';
 import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
 import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
+import { channelCredentials } from '../shared/tls.js';
 
 /** Options every client command takes. */
 export interface ClientOptions {
@@ -27,6 +28,10 @@ export interface ClientOptions {
   token?: string;
   tokenFile?: string;
   json?: boolean;
+  /** TLS with the system roots. */
+  tls?: boolean;
+  /** CA file that signed the server's certificate (implies TLS). */
+  tlsCa?: string;
 }
 
 /** An error already phrased for the user; main prints it and exits non-zero. */
@@ -69,7 +74,12 @@ export class Api {
     this.server = options.server;
     this.metadata = new Metadata();
     this.metadata.set('authorization', `Bearer ${resolveToken(options)}`);
-    const creds = credentials.createInsecure();
+    let creds: ChannelCredentials;
+    try {
+      creds = channelCredentials({ tls: options.tls, tlsCa: options.tlsCa });
+    } catch (err) {
+      throw new CliError((err as Error).message, 2);
+    }
     const channelOptions = { 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES };
     this.tasks = new TaskServiceClient(options.server, creds, channelOptions);
     this.targets = new TargetServiceClient(options.server, creds, channelOptions);

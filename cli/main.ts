@@ -20,7 +20,9 @@ function withClient(cmd: Command): Command {
     .addOption(new Option('--server <host:port>', 'Taskgate server').env('TASKGATE_SERVER').default('127.0.0.1:7070'))
     .addOption(new Option('--token <token>', 'bearer token').env('TASKGATE_TOKEN'))
     .addOption(new Option('--token-file <path>', 'read the token from a file (default .taskgate/admin.token if present)').env('TASKGATE_TOKEN_FILE'))
-    .option('--json', 'print proto3 JSON');
+    .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))
+    .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))
+    .addOption(new Option('--json', 'print proto3 JSON').env('TASKGATE_JSON'));
 }
 
 let api: Api | undefined;

@@ -27,6 +27,7 @@ import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from './auth.js';
 import type { Dispatcher } from './dispatcher.js';
+import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { toServiceError } from './grpc-status.js';
 import type { Store, TaskRecord } from './store/store.js';
@@ -68,6 +69,9 @@ export interface SessionDeps {
   options: SessionOptions;
   /** Opens stored secrets; null when the server has no secrets key. */
   secretBox: SecretBox | null;
+  metrics: Metrics;
+  /** Agents must present a client certificate naming them (mutual TLS). */
+  requireAgentCertificate: boolean;
 }
 
 /** Messages waiting to be processed before reading from the stream pauses. */
@@ -171,6 +175,7 @@ export class AgentSession {
     if (hello.bootId === '') throw new InvalidArgumentError('Hello.boot_id must not be empty');
     this.name = hello.name;
     this.bootId = hello.bootId;
+    this.#deps.metrics.agentStream(hello.name);
     this.version = hello.version;
     this.#logger = this.#logger.child({ boot: hello.bootId.slice(0, 8) });
     const { store, dispatcher, machine } = this.#deps;
@@ -221,8 +226,11 @@ export class AgentSession {
 
   async #started(started: TaskStarted): Promise<void> {
     if (!this.running.has(started.taskId)) return;
-    const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: started.time ?? new Date() });
-    if (task) this.#deps.hub.notify(task.id);
+    const time = started.time ?? new Date();
+    const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: time });
+    if (!task) return;
+    this.#deps.metrics.started(task, time);
+    this.#deps.hub.notify(task.id);
   }
 
   async #output(output: TaskOutput): Promise<void> {
@@ -236,6 +244,7 @@ export class AgentSession {
     }
     if (seq === expected) {
       await this.#deps.store.putChunk({ taskId, seq, offset: output.offset, data: Buffer.from(data) });
+      this.#deps.metrics.output(data.length);
       this.#nextSeq.set(taskId, seq + 1);
       this.#deps.hub.notify(taskId);
     }

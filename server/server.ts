@@ -12,6 +12,8 @@ import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { ADMIN_GROUP } from './access.js';
 import { EventPublisher } from './audit.js';
+import { Metrics } from './metrics.js';
+import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
 import { HandlerFactory } from './services/handler.js';
@@ -54,6 +56,18 @@ export interface ServerOptions extends StoreOptions {
   webhooks?: WebhookOptions;
   /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
   eventSweepMs?: number;
+  /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
+  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * Mutual TLS for agents: a second address that requires a client
+   * certificate signed by `clientCa` whose subject CN or a DNS name equals
+   * the agent's name. With it, agents may connect only there.
+   */
+  agentTls?: { listen: string; clientCa: Buffer };
+  /** host:port for Prometheus metrics over HTTP (/metrics); none by default. */
+  metricsListen?: string;
+  /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
+  drainMs?: number;
   /** A store to use instead of opening one from the options (tests). */
   store?: Store;
   logger?: Logger;
@@ -63,6 +77,11 @@ export interface ServerOptions extends StoreOptions {
 export class TaskgateServer {
   /** The port it listens on. */
   readonly port: number;
+  /** The mutual-TLS port for agents, when configured. */
+  readonly agentPort: number | null;
+  /** The metrics port, when configured. */
+  readonly metricsPort: number | null;
+  readonly metrics: Metrics;
   readonly store: Store;
   readonly auth: Authenticator;
   readonly #grpc: Server;
@@ -74,10 +93,19 @@ export class TaskgateServer {
   readonly #logger: Logger;
   readonly #shutdownTimeoutMs: number;
   readonly #ownsStore: boolean;
+  readonly #health: Health;
+  readonly #closeMetrics: () => Promise<void>;
+  readonly #drainMs: number;
   #stopped = false;
 
   private constructor(init: {
     port: number;
+    agentPort: number | null;
+    metricsPort: number | null;
+    metrics: Metrics;
+    health: Health;
+    closeMetrics: () => Promise<void>;
+    drainMs: number;
     store: Store;
     auth: Authenticator;
     grpc: Server;
@@ -91,6 +119,12 @@ export class TaskgateServer {
     ownsStore: boolean;
   }) {
     this.port = init.port;
+    this.agentPort = init.agentPort;
+    this.metricsPort = init.metricsPort;
+    this.metrics = init.metrics;
+    this.#health = init.health;
+    this.#closeMetrics = init.closeMetrics;
+    this.#drainMs = init.drainMs;
     this.store = init.store;
     this.auth = init.auth;
     this.#grpc = init.grpc;
@@ -107,9 +141,11 @@ export class TaskgateServer {
   /** Opens the store, binds the port and starts serving. */
   static async start(options: ServerOptions = {}): Promise<TaskgateServer> {
     const logger = options.logger ?? silentLogger();
-    const store = options.store ?? (await openStore(options));
-    const hub = new TaskHub();
+    const rawStore = options.store ?? (await openStore(options));
     const dispatcher = new Dispatcher(logger);
+    const metrics = new Metrics({ store: () => rawStore, connectedAgents: () => dispatcher.sessions().length });
+    const store = metrics.measure(rawStore);
+    const hub = new TaskHub();
     let webhooks: WebhookSender;
     try {
       webhooks = new WebhookSender(store, logger, options.webhooks ?? { hooks: [], secret: '' });
@@ -120,6 +156,7 @@ export class TaskgateServer {
     const publisher = new EventPublisher(store, [webhooks], logger, { sweepMs: options.eventSweepMs });
     const machine = new TaskMachine(store, hub, logger, (task) => {
       if (task.status === 'ready') dispatcher.wake(task.agent);
+      metrics.changed(task);
       publisher.announce(task);
     });
     const auth = new Authenticator(store);
@@ -153,6 +190,8 @@ export class TaskgateServer {
         lastSeenEveryMs,
       },
       secretBox,
+      metrics,
+      requireAgentCertificate: options.agentTls !== undefined,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs ?? 1000, leaseMs });
     grpc.addService(
@@ -163,21 +202,35 @@ export class TaskgateServer {
     grpc.addService(AgentServiceService, agentService(auth, sessionDeps, publisher, h, logger));
     grpc.addService(UserServiceService, userService(store, auth, publisher, h));
     grpc.addService(EventServiceService, eventService(store, publisher, h));
+    const health = new Health(grpc, rawStore, logger);
+    addReflection(grpc);
 
     const listen = options.listen ?? '127.0.0.1:7070';
     let port: number;
+    let agentPort: number | null = null;
+    let served: { port: number; close: () => Promise<void> } | null = null;
     try {
-      port = await new Promise<number>((resolve, reject) => {
-        grpc.bindAsync(listen, ServerCredentials.createInsecure(), (err, boundPort) =>
-          err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`, { cause: err })) : resolve(boundPort),
-        );
-      });
+      const credentials = options.tls ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false) : ServerCredentials.createInsecure();
+      port = await bind(grpc, listen, credentials);
+      if (options.agentTls) {
+        if (!options.tls) throw new Error('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
+        const mutual = ServerCredentials.createSsl(options.agentTls.clientCa, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], true);
+        agentPort = await bind(grpc, options.agentTls.listen, mutual);
+      }
+      if (options.metricsListen) served = await metrics.serve(options.metricsListen);
     } catch (err) {
-      if (!options.store) await store.close();
+      grpc.forceShutdown();
+      if (!options.store) await rawStore.close();
       throw err;
     }
     const server = new TaskgateServer({
       port,
+      agentPort,
+      metricsPort: served?.port ?? null,
+      metrics,
+      health,
+      closeMetrics: served?.close ?? (async () => undefined),
+      drainMs: options.drainMs ?? 0,
       store,
       auth,
       grpc,
@@ -194,7 +247,19 @@ export class TaskgateServer {
     publisher.start();
     webhooks.start();
     sweeper.start();
-    logger.info({ listen: `${listen.replace(/:\d+$/, '')}:${port}`, store: options.mongodbUri ? 'mongodb' : 'embedded' }, 'taskgate server listening');
+    health.start();
+    const host = listen.replace(/:\d+$/, '');
+    logger.info(
+      {
+        listen: `${host}:${port}`,
+        tls: options.tls ? 'on' : 'off (plaintext: for local development only)',
+        agentListen: agentPort === null ? undefined : `${options.agentTls!.listen.replace(/:\d+$/, '')}:${agentPort}`,
+        metrics: served ? `http://${options.metricsListen!.replace(/:\d+$/, '')}:${served.port}/metrics` : undefined,
+        store: options.mongodbUri ? 'mongodb' : 'embedded',
+      },
+      'taskgate server listening',
+    );
+    if (!options.tls) logger.warn('TLS is off: tokens and output cross the network in plaintext; use --tls-cert and --tls-key beyond local development');
     return server;
   }
 
@@ -238,6 +303,10 @@ export class TaskgateServer {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    // Load balancers and probes see NOT_SERVING first, while calls still work.
+    this.#health.drain();
+    if (this.#drainMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#drainMs));
+    this.#health.stop();
     this.#shutdown.abort();
     await this.#webhooks.stop();
     await this.#sweeper.stop();
@@ -254,6 +323,15 @@ export class TaskgateServer {
       });
     });
     await this.#publisher.stop();
+    await this.#closeMetrics();
     if (this.#ownsStore) await this.store.close();
   }
+}
+
+function bind(grpc: Server, listen: string, credentials: ServerCredentials): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    grpc.bindAsync(listen, credentials, (err, boundPort) =>
+      err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`, { cause: err })) : resolve(boundPort),
+    );
+  });
 }

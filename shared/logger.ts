@@ -1,7 +1,11 @@
-/** The logger every component takes: pino, structured JSON on stderr. */
+/** The logger every component takes: pino, structured JSON on stderr, or a human-readable form (pino-pretty). */
 import { pino, destination, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
+
+/** Output forms: one JSON object per line, or readable lines for a terminal. */
+export const LOG_FORMATS = ['json', 'pretty'] as const;
 
 /** Options for {@link createLogger}. */
 export interface LoggerOptions {
@@ -9,11 +13,18 @@ export interface LoggerOptions {
   level?: string;
   /** Component name added to every line. */
   name?: string;
+  /** Default "json". */
+  format?: (typeof LOG_FORMATS)[number];
 }
 
-/** A JSON logger writing to stderr. */
+/** A logger writing to stderr. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({ level: options.level ?? 'info', name: options.name }, destination(2));
+  const settings = { level: options.level ?? 'info', name: options.name };
+  if (options.format === 'pretty') {
+    // In the same thread (no transport worker), so nothing is lost at exit.
+    return pino(settings, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
+  }
+  return pino(settings, destination(2));
 }
 
 /** A logger that drops everything (tests, embedding). */

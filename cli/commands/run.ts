@@ -12,6 +12,7 @@ import { ADMIN_GROUP } from '../../server/access.js';
 import { SecretBox } from '../../server/secret-box.js';
 import { TaskgateServer } from '../../server/server.js';
 import type { WebhookConfig } from '../../server/webhooks.js';
+import { channelCredentials, usesTls, type ClientTls } from '../../shared/tls.js';
 import { CliError } from '../client.js';
 
 interface ServerFlags {
@@ -29,6 +30,29 @@ interface ServerFlags {
   killGraceSeconds: number;
   maxOutputBytes: number;
   secretsKeyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  agentListen?: string;
+  agentClientCa?: string;
+  metricsListen?: string;
+  drainSeconds: number;
+  logFormat: 'json' | 'pretty';
+}
+
+function nonNegativeInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new CliError(`${name} must be a whole number of seconds, not "${value}"`, 2);
+    return n;
+  };
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new CliError(`${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+  }
 }
 
 function positiveInt(name: string): (value: string) => number {
@@ -44,8 +68,20 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];
 }
 
-function serverOptions(cmd: Command, defaults: { listen: string; logLevel: string }): Command {
+function serverOptions(cmd: Command, defaults: { listen: string; logLevel: string; logFormat: string }): Command {
   return cmd
+    .addOption(new Option('--tls-cert <file>', 'server certificate (PEM); with --tls-key, serve TLS (default: plaintext, for local development)').env('TASKGATE_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'server private key (PEM)').env('TASKGATE_TLS_KEY'))
+    .addOption(new Option('--agent-listen <host:port>', 'also listen here for agents, with mutual TLS (needs --agent-client-ca); agents must then connect here').env('TASKGATE_AGENT_LISTEN'))
+    .addOption(new Option('--agent-client-ca <file>', 'CA (PEM) that signs agent client certificates; the certificate CN or a DNS name must be the agent name').env('TASKGATE_AGENT_CLIENT_CA'))
+    .addOption(new Option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics').env('TASKGATE_METRICS_LISTEN'))
+    .addOption(
+      new Option('--drain-seconds <n>', 'on SIGTERM, report NOT_SERVING to health checks this long before refusing new calls')
+        .env('TASKGATE_DRAIN_SECONDS')
+        .default(0)
+        .argParser(nonNegativeInt('--drain-seconds')),
+    )
+    .addOption(new Option('--log-format <format>', 'json (one object per line) or pretty (for a terminal)').env('TASKGATE_LOG_FORMAT').choices(['json', 'pretty']).default(defaults.logFormat))
     .addOption(new Option('--listen <host:port>', 'address to listen on').env('TASKGATE_LISTEN').default(defaults.listen))
     .addOption(new Option('--mongodb-uri <uri>', 'store in MongoDB (default: embedded SQLite in --data-dir)').env('TASKGATE_MONGODB_URI'))
     .addOption(new Option('--data-dir <dir>', 'embedded store and admin token directory').env('TASKGATE_DATA_DIR').default('.taskgate'))
@@ -177,8 +213,24 @@ async function startServer(flags: ServerFlags, logger: Logger): Promise<Taskgate
     maxOutputBytes: flags.maxOutputBytes,
     secretsKey: flags.secretsKeyFile ? readSecretsKey(flags.secretsKeyFile) : undefined,
     webhooks: webhookOptions(flags),
+    tls: tlsOptions(flags),
+    agentTls: flags.agentListen || flags.agentClientCa ? agentTlsOptions(flags) : undefined,
+    metricsListen: flags.metricsListen,
+    drainMs: flags.drainSeconds * 1000,
     logger,
   });
+}
+
+function tlsOptions(flags: ServerFlags): { cert: Buffer; key: Buffer } | undefined {
+  if (!flags.tlsCert && !flags.tlsKey) return undefined;
+  if (!flags.tlsCert || !flags.tlsKey) throw new CliError('TLS needs both --tls-cert and --tls-key', 2);
+  return { cert: readPem(flags.tlsCert, '--tls-cert'), key: readPem(flags.tlsKey, '--tls-key') };
+}
+
+function agentTlsOptions(flags: ServerFlags): { listen: string; clientCa: Buffer } {
+  if (!flags.agentListen || !flags.agentClientCa) throw new CliError('mutual TLS for agents needs both --agent-listen and --agent-client-ca', 2);
+  if (!flags.tlsCert) throw new CliError('mutual TLS for agents needs the server certificate: --tls-cert and --tls-key', 2);
+  return { listen: flags.agentListen, clientCa: readPem(flags.agentClientCa, '--agent-client-ca') };
 }
 
 /** The task environment: the agent's own, without Taskgate's settings (its token among them). */
@@ -192,10 +244,10 @@ function taskEnv(): Record<string, string> {
 
 /** `taskgate server`. */
 export function serverCommand(): Command {
-  return serverOptions(new Command('server'), { listen: '0.0.0.0:7070', logLevel: 'info' })
+  return serverOptions(new Command('server'), { listen: '0.0.0.0:7070', logLevel: 'info', logFormat: 'json' })
     .description('run the control plane')
     .action(async (flags: ServerFlags) => {
-      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server' });
+      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server', format: flags.logFormat });
       const server = await startServer(flags, logger);
       if ((await server.store.countUsers()) === 0) {
         await server.ensureAdmin(flags.adminEmail);
@@ -205,6 +257,16 @@ export function serverCommand(): Command {
       }
       onSignals(logger, () => server.stop());
     });
+}
+
+interface AgentFlags extends ClientTls {
+  server: string;
+  token: string;
+  name: string;
+  workDir?: string;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+  drainSeconds: number;
 }
 
 /** `taskgate agent`. */
@@ -222,14 +284,27 @@ export function agentCommand(): Command {
         .argParser(positiveInt('--drain-seconds')),
     )
     .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default('info'))
-    .action(async (flags: { server: string; token: string; name: string; workDir?: string; logLevel: string; drainSeconds: number }) => {
-      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-agent' });
+    .addOption(new Option('--log-format <format>', 'json (one object per line) or pretty (for a terminal)').env('TASKGATE_LOG_FORMAT').choices(['json', 'pretty']).default('json'))
+    .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))
+    .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))
+    .addOption(new Option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS; its CN or a DNS name is the agent name').env('TASKGATE_AGENT_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'client certificate key (PEM)').env('TASKGATE_AGENT_TLS_KEY'))
+    .action(async (flags: AgentFlags) => {
+      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-agent', format: flags.logFormat });
+      let credentials;
+      try {
+        credentials = channelCredentials(flags);
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+      if (!usesTls(flags)) logger.warn({ server: flags.server }, 'TLS is off: the agent token and task output cross the network in plaintext; use --tls-ca beyond local development');
       const agent = new TaskgateAgent({
         server: flags.server,
         token: flags.token,
         name: flags.name,
         workDir: flags.workDir,
         env: taskEnv(),
+        credentials,
         logger,
       });
       agent.on('fatal', () => {
@@ -245,10 +320,10 @@ export function agentCommand(): Command {
 
 /** `taskgate dev`. */
 export function devCommand(): Command {
-  return serverOptions(new Command('dev'), { listen: '127.0.0.1:7070', logLevel: 'warn' })
+  return serverOptions(new Command('dev'), { listen: '127.0.0.1:7070', logLevel: 'warn', logFormat: 'pretty' })
     .description('run a server on the embedded store plus a local agent "local" and a bash target "local"')
     .action(async (flags: ServerFlags) => {
-      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev' });
+      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev', format: flags.logFormat });
       // Stored secrets work out of the box in dev: a key kept in the data directory.
       if (!flags.secretsKeyFile) {
         const keyFile = join(flags.dataDir, 'secrets.key');

@@ -8,6 +8,7 @@ import type {
   CreateAgentTokenResponse,
   ListAgentsResponse,
 } from '../../gen/taskgate/v1/agent.js';
+import { PermissionDeniedError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorizeAgent } from '../access.js';
 import type { EventPublisher } from '../audit.js';
@@ -19,6 +20,24 @@ import { checkName } from '../validate.js';
 import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** The AgentService implementation. */
+/**
+ * With mutual TLS for agents, the stream must come with a client certificate
+ * (only the agent address asks for one, and it is verified against the CA
+ * there) whose subject CN or one of its DNS names is the agent's name.
+ */
+function checkAgentCertificate(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, agent: string): void {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (!cert) {
+    throw new PermissionDeniedError('this server requires agents to connect over mutual TLS: use its agent address (--agent-listen) with a client certificate');
+  }
+  const names = [cert.subject?.CN, ...(cert.subjectaltname ?? '').split(/,\s*/).filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4))]
+    .flat()
+    .filter((n, i, all): n is string => typeof n === 'string' && n !== '' && all.indexOf(n) === i);
+  if (!names.includes(agent)) {
+    throw new PermissionDeniedError(`the client certificate names ${names.map((n) => `"${n}"`).join(', ') || 'nobody'}, not agent "${agent}"`);
+  }
+}
+
 export function agentService(
   auth: Authenticator,
   deps: SessionDeps,
@@ -31,7 +50,9 @@ export function agentService(
       .authenticate(call.metadata)
       .then((principal) => {
         authorizeAgent(principal);
-        if (principal.kind === 'agent') new AgentSession(call, principal, deps);
+        if (principal.kind !== 'agent') return;
+        if (deps.requireAgentCertificate) checkAgentCertificate(call, principal.name);
+        new AgentSession(call, principal, deps);
       })
       .catch((err: unknown) => call.emit('error', toServiceError(err, logger, 'AgentService/Connect')));
   }

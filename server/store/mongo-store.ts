@@ -17,7 +17,7 @@ import { Binary, MongoClient, MongoServerError, type Collection, type Db, type F
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { randomId } from '../../shared/ids.js';
-import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
+import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import {
   applyTransition,
   claimRequest,
@@ -296,6 +296,12 @@ export class MongoStore implements Store {
       'afterSeq' in cursor ? { taskId, seq: { $gt: cursor.afterSeq } } : { taskId, end: { $gt: cursor.fromOffset } };
     const docs = await this.#chunks.find(filter).sort({ seq: 1 }).limit(limit).toArray();
     return docs.map(toChunk);
+  }
+
+  async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
+    // One count per status: portable to FerretDB v1, and a scrape every few seconds at most.
+    const counts = await Promise.all(TASK_STATUSES.map(async (status) => [status, await this.#tasks.countDocuments({ status })] as const));
+    return Object.fromEntries(counts.filter(([, n]) => n > 0));
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {

@@ -256,6 +256,11 @@ export class SqliteStore implements Store {
     return rows.map((r) => ({ taskId: r.task_id, seq: r.seq, offset: r.offset, data: r.data }));
   }
 
+  async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
+    const rows = this.#statement('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status').all() as { status: TaskStatus; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
     const row = this.#statement('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
       .get(taskId) as { chunks: number; bytes: number };

@@ -284,6 +284,8 @@ export interface Store {
   insertTask(task: TaskRecord): Promise<void>;
   getTask(id: string): Promise<TaskRecord | null>;
   listTasks(query: TaskQuery): Promise<TaskRecord[]>;
+  /** How many tasks are in each status (metrics). */
+  countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>>;
   /**
    * Reads the task, applies `mutate` and writes the result, atomically with
    * respect to every other write of that task. `mutate` must be synchronous

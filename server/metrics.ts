@@ -1,0 +1,145 @@
+/**
+ * Prometheus metrics (prom-client), served on their own HTTP port so the
+ * gRPC port stays gRPC-only (docs/operations.md lists every series).
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TASK_STATUSES } from '../shared/task-status.js';
+import type { Store, TaskRecord } from './store/store.js';
+
+/** Every series Taskgate exports. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #transitions: Counter<'from' | 'to'>;
+  readonly #scheduleToStart: Histogram;
+  readonly #outputBytes: Counter;
+  readonly #agentStreams: Counter<'kind'>;
+  readonly #storeSeconds: Histogram<'op' | 'outcome'>;
+  readonly #seenAgents = new Set<string>();
+
+  constructor(sources: { store: () => Store; connectedAgents: () => number }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
+    this.#transitions = new Counter({
+      name: 'taskgate_task_transitions_total',
+      help: 'Task status changes, by from and to status ("none" for creation).',
+      labelNames: ['from', 'to'],
+      registers: [this.registry],
+    });
+    this.#scheduleToStart = new Histogram({
+      name: 'taskgate_schedule_to_start_seconds',
+      help: 'From a task becoming ready to its process being spawned on the agent.',
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    });
+    this.#outputBytes = new Counter({
+      name: 'taskgate_output_bytes_total',
+      help: 'Task output bytes stored (after redaction on the agent).',
+      registers: [this.registry],
+    });
+    this.#agentStreams = new Counter({
+      name: 'taskgate_agent_streams_total',
+      help: 'Agent streams accepted: kind "first" for an agent new to this server process, "reconnect" for one seen before.',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.#storeSeconds = new Histogram({
+      name: 'taskgate_store_operation_seconds',
+      help: 'Latency of store operations, by operation and outcome.',
+      labelNames: ['op', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'taskgate_connected_agents',
+      help: 'Agents with a live stream to this server process.',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.connectedAgents());
+      },
+    });
+    new Gauge({
+      name: 'taskgate_tasks',
+      help: 'Tasks in the store, by status (read from the store at each scrape).',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await sources.store().countTasksByStatus();
+        for (const status of TASK_STATUSES) this.set({ status }, counts[status] ?? 0);
+      },
+    });
+  }
+
+  /** A task changed: counts its last status change. */
+  changed(task: TaskRecord): void {
+    const last = task.events[task.events.length - 1];
+    if (!last || last.from === last.to) return;
+    this.#transitions.inc({ from: last.from ?? 'none', to: last.to });
+  }
+
+  /** The agent spawned a task's process at `started`. */
+  started(task: TaskRecord, started: Date): void {
+    const ready = [...task.events].reverse().find((e) => e.to === 'ready');
+    if (ready) this.#scheduleToStart.observe(Math.max(0, (started.getTime() - ready.time.getTime()) / 1000));
+  }
+
+  output(bytes: number): void {
+    this.#outputBytes.inc(bytes);
+  }
+
+  agentStream(name: string): void {
+    this.#agentStreams.inc({ kind: this.#seenAgents.has(name) ? 'reconnect' : 'first' });
+    this.#seenAgents.add(name);
+  }
+
+  /** `store` with the latency of every operation recorded. */
+  measure(store: Store): Store {
+    const histogram = this.#storeSeconds;
+    return new Proxy(store, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        const op = String(key);
+        return (...args: unknown[]): unknown => {
+          // Started before the call: the SQLite store does its work before returning the promise.
+          const end = histogram.startTimer({ op });
+          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (!(result instanceof Promise)) return result;
+          return result.then(
+            (v: unknown) => {
+              end({ outcome: 'ok' });
+              return v;
+            },
+            (err: unknown) => {
+              end({ outcome: 'error' });
+              throw err;
+            },
+          );
+        };
+      },
+    });
+  }
+
+  /** Serves /metrics on `listen` (host:port); resolves with the bound port. */
+  async serve(listen: string): Promise<{ port: number; close: () => Promise<void> }> {
+    const at = listen.lastIndexOf(':');
+    const host = listen.slice(0, at) || '0.0.0.0';
+    const wanted = Number(listen.slice(at + 1));
+    const server: HttpServer = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`cannot serve metrics on ${listen}: ${err.message}`, { cause: err })));
+      server.listen(wanted, host, resolve);
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : wanted;
+    return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+}

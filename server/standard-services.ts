@@ -1,0 +1,102 @@
+/**
+ * The standard gRPC services every server should offer, from the libraries
+ * made for them: grpc.health.v1 (grpc-health-check) and server reflection
+ * (@grpc/reflection), so grpcurl, grpc-health-probe, load balancers and
+ * Kubernetes probes work with no proto files at hand (docs/operations.md).
+ */
+import type { Server } from '@grpc/grpc-js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store } from './store/store.js';
+
+/** Fully qualified names of Taskgate's own services. */
+export const TASKGATE_SERVICES = [
+  'taskgate.v1.TaskService',
+  'taskgate.v1.TargetService',
+  'taskgate.v1.AgentService',
+  'taskgate.v1.UserService',
+  'taskgate.v1.EventService',
+] as const;
+
+
+/** The descriptors of proto/ and their imports, as `buf build` wrote them (`npm run gen`). */
+const DESCRIPTORS = join(import.meta.dirname, '..', '..', 'gen', 'descriptors.binpb');
+
+/**
+ * Adds reflection over every Taskgate service and grpc.health.v1. The
+ * descriptors come from `buf build` rather than proto-loader, whose
+ * synthesized per-package files lose imports and map entry names, so
+ * grpcurl could not resolve google.protobuf.Timestamp or map fields
+ * (grpc/grpc-node#2958, fullstorydev/grpcurl#459). @grpc/reflection only
+ * reads `fileDescriptorProtos` from the definition it is given.
+ */
+export function addReflection(server: Server): void {
+  const { FileDescriptorSet, FileDescriptorProto } = descriptor;
+  const set = FileDescriptorSet.decode(readFileSync(DESCRIPTORS)) as unknown as { file: object[] };
+  const files = set.file.map((f) => Buffer.from(FileDescriptorProto.encode(f).finish()));
+  const health = loadSync(healthProtoPath, { keepCase: true });
+  const definition = { ...health, 'taskgate.v1': { fileDescriptorProtos: files } } as unknown as PackageDefinition;
+  new ReflectionService(definition).addToServer(server);
+}
+
+/**
+ * grpc.health.v1: the server ("") and each service are SERVING while the
+ * store answers and the server is not draining, NOT_SERVING otherwise. The
+ * store is pinged every `pingMs`.
+ */
+export class Health {
+  readonly #impl: HealthImplementation;
+  readonly #store: Store;
+  readonly #logger: Logger;
+  readonly #pingMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #storeUp = true;
+  #draining = false;
+
+  constructor(server: Server, store: Store, logger: Logger, pingMs = 2000) {
+    this.#impl = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(TASKGATE_SERVICES.map((s) => [s, 'SERVING'])) });
+    this.#impl.addToServer(server);
+    this.#store = store;
+    this.#logger = logger;
+    this.#pingMs = pingMs;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.check(), this.#pingMs);
+    this.#timer.unref();
+  }
+
+  /** Pings the store once and updates the status. */
+  async check(): Promise<void> {
+    let up = true;
+    try {
+      await this.#store.ping();
+    } catch (err) {
+      up = false;
+      if (this.#storeUp) this.#logger.error({ err }, 'store unreachable: health is NOT_SERVING');
+    }
+    if (up && !this.#storeUp) this.#logger.info('store reachable again: health is SERVING');
+    this.#storeUp = up;
+    this.#publish();
+  }
+
+  /** From now on NOT_SERVING: the server is about to stop. */
+  drain(): void {
+    this.#draining = true;
+    this.#publish();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #publish(): void {
+    const status: ServingStatus = this.#storeUp && !this.#draining ? 'SERVING' : 'NOT_SERVING';
+    for (const service of ['', ...TASKGATE_SERVICES]) this.#impl.setStatus(service, status);
+  }
+}
