@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as pty from 'node-pty';
 import { ECHO_SERVICE } from './echo-server.js';
-import { nowMs, workers } from './lib.js';
+import { closedLoop, nowMs, workers } from './lib.js';
 
 const EchoClient = makeGenericClientConstructor(ECHO_SERVICE, 'Echo');
 type Echo = Client & {
@@ -83,21 +83,9 @@ export async function unaryRate(server: EchoServer, clients: number, durationMs:
   const conns = Array.from({ length: clients }, () => server.client());
   const call = (c: Echo): Promise<void> => new Promise((resolve, reject) => c.echo(payload, (err) => (err ? reject(err) : resolve())));
   await Promise.all(conns.map(call));
-  const latencies: number[] = [];
-  const end = nowMs() + durationMs;
-  const t0 = nowMs();
-  await Promise.all(
-    conns.map(async (c) => {
-      while (nowMs() < end) {
-        const s = nowMs();
-        await call(c);
-        latencies.push(nowMs() - s);
-      }
-    }),
-  );
-  const elapsed = nowMs() - t0;
+  const result = await closedLoop(conns, durationMs, call);
   for (const c of conns) c.close();
-  return { perSecond: (latencies.length / elapsed) * 1000, latencies };
+  return result;
 }
 
 /** A script file in a temporary directory, run by `sh` as Taskgate runs an `sh` task. */

@@ -154,6 +154,26 @@ export class ServerProcess {
   }
 }
 
+/**
+ * A closed loop: each of `clients` calls `op` again as soon as its last call
+ * returned, for `durationMs`. Returns calls per second and every latency (ms).
+ */
+export async function closedLoop<C>(clients: readonly C[], durationMs: number, op: (client: C) => Promise<void>): Promise<{ perSecond: number; latencies: number[] }> {
+  const latencies: number[] = [];
+  const t0 = nowMs();
+  const end = t0 + durationMs;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (nowMs() < end) {
+        const s = nowMs();
+        await op(c);
+        latencies.push(nowMs() - s);
+      }
+    }),
+  );
+  return { perSecond: (latencies.length / (nowMs() - t0)) * 1000, latencies };
+}
+
 /** Runs `fn` on `concurrency` workers until `count` items were done; returns the elapsed ms. */
 export async function workers(count: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
   let next = 0;

@@ -16,7 +16,7 @@ import type { TaskgateAgent } from '../agent/agent.js';
 import { Redactor } from '../agent/redactor.js';
 import { INFO_TYPES } from '../shared/detectors.js';
 import { bidiRoundTrips, EchoServer, ptyRate, ptyRun, type ScriptDir, unaryRate } from './baselines.js';
-import { epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
+import { closedLoop, epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
 
 /** Where a server keeps its tasks. */
 export interface StoreChoice {
@@ -308,12 +308,58 @@ class SimFleet {
   }
 }
 
+/** What holding `count` idle streams costs one server process, and how fast they come back after it restarts. */
+interface FleetCost {
+  rssKiBPerStream: number;
+  idleCpuPercent: number;
+  connectSeconds: number;
+  reconnectSeconds: number;
+}
+
+/**
+ * Connects a fleet of `count` simulated streams to a server, measures its
+ * memory per stream and idle CPU, then has `restart` kill and restart it and
+ * times until every stream is back. `restart` returns the new process id.
+ */
+async function fleetCost(
+  mode: 'taskgate' | 'raw',
+  server: { address: string; pid: number },
+  count: number,
+  tokensFile: string | null,
+  idleSeconds: number,
+  restart: () => Promise<void>,
+): Promise<FleetCost> {
+  await sleep(1000);
+  const before = procStat(server.pid);
+  const fleet = new SimFleet(mode, server.address, count, tokensFile);
+  try {
+    const t0 = nowMs();
+    await fleet.allConnected();
+    const connectSeconds = (nowMs() - t0) / 1000;
+    await sleep(2000);
+    const during = procStat(server.pid);
+    await sleep(idleSeconds * 1000);
+    const after = procStat(server.pid);
+    const reconnected = fleet.allConnected();
+    const t1 = nowMs();
+    await restart();
+    await reconnected;
+    return {
+      rssKiBPerStream: (during.rssBytes - before.rssBytes) / count / 1024,
+      idleCpuPercent: ((after.cpuSeconds - during.cpuSeconds) / idleSeconds) * 100,
+      connectSeconds,
+      reconnectSeconds: (nowMs() - t1) / 1000,
+    };
+  } finally {
+    await fleet.stop();
+  }
+}
+
 /** 4. Connection scale: `count` idle agents; server RSS per agent, idle CPU, reconnect time after a server restart. */
 export async function connections(count: number, idleSeconds: number): Promise<Figure[]> {
   const params = { agents: count };
-  // Taskgate.
   let server = await ServerProcess.start(null);
-  let fleet: SimFleet | null = null;
+  let echo = await EchoServer.start();
   try {
     const tokens: string[] = [];
     await workers(count, 32, async (i) => {
@@ -322,57 +368,25 @@ export async function connections(count: number, idleSeconds: number): Promise<F
     });
     const tokensFile = join(server.dir, 'tokens.json');
     writeFileSync(tokensFile, JSON.stringify(tokens));
-    await sleep(1000);
-    const before = procStat(server.pid);
-    fleet = new SimFleet('taskgate', server.address, count, tokensFile);
-    const t0 = nowMs();
-    await fleet.allConnected();
-    const connectSeconds = (nowMs() - t0) / 1000;
-    await sleep(2000);
-    const during = procStat(server.pid);
-    await sleep(idleSeconds * 1000);
-    const after = procStat(server.pid);
-    const rssPerAgent = (during.rssBytes - before.rssBytes) / count / 1024;
-    const idleCpu = ((after.cpuSeconds - during.cpuSeconds) / idleSeconds) * 100;
-    // Restart on the same port and data: every agent must come back.
-    const reconnected = fleet.allConnected();
-    await server.proc.crash();
-    const restart = nowMs();
-    server = await ServerProcess.restart(server);
-    await reconnected;
-    const reconnectSeconds = (nowMs() - restart) / 1000;
-    await fleet.stop();
-    fleet = null;
-
+    // Restarts on the same port and data: every agent must come back.
+    const taskgate = await fleetCost('taskgate', server, count, tokensFile, idleSeconds, async () => {
+      await server.proc.crash();
+      server = await ServerProcess.restart(server);
+    });
     // Baseline: the same number of idle streams on a raw grpc-js server.
-    const echo = await EchoServer.start();
-    const rawBefore = procStat(echo.pid);
-    let raw: SimFleet | null = new SimFleet('raw', echo.address, count, null);
-    const r0 = nowMs();
-    await raw.allConnected();
-    const rawConnectSeconds = (nowMs() - r0) / 1000;
-    await sleep(2000);
-    const rawDuring = procStat(echo.pid);
-    await sleep(idleSeconds * 1000);
-    const rawAfter = procStat(echo.pid);
-    const port = echo.address.split(':')[1]!;
-    const rawReconnected = raw.allConnected();
-    await echo.stop();
-    const rawRestart = nowMs();
-    const echo2 = await EchoServer.start(Number(port));
-    await rawReconnected;
-    const rawReconnectSeconds = (nowMs() - rawRestart) / 1000;
-    await raw.stop();
-    raw = null;
-    await echo2.stop();
+    const raw = await fleetCost('raw', echo, count, null, idleSeconds, async () => {
+      const port = Number(echo.address.split(':')[1]);
+      await echo.stop();
+      echo = await EchoServer.start(port);
+    });
     return [
-      figure('connections', `server RSS per idle agent, ${count} agents`, rssPerAgent, 'KiB', 'lower', { name: 'raw grpc-js server per idle stream', value: (rawDuring.rssBytes - rawBefore.rssBytes) / count / 1024 }, params),
-      figure('connections', `server CPU at idle, ${count} agents`, idleCpu, '% of a core', 'lower', { name: 'raw grpc-js server, idle streams', value: ((rawAfter.cpuSeconds - rawDuring.cpuSeconds) / idleSeconds) * 100 }, params),
-      figure('connections', `time for ${count} agents to connect`, connectSeconds, 's', 'lower', { name: 'raw grpc-js streams', value: rawConnectSeconds }, params),
-      figure('connections', `time for ${count} agents to reconnect after a server restart`, reconnectSeconds, 's', 'lower', { name: 'raw grpc-js streams after a restart', value: rawReconnectSeconds }, params),
+      figure('connections', `server RSS per idle agent, ${count} agents`, taskgate.rssKiBPerStream, 'KiB', 'lower', { name: 'raw grpc-js server per idle stream', value: raw.rssKiBPerStream }, params),
+      figure('connections', `server CPU at idle, ${count} agents`, taskgate.idleCpuPercent, '% of a core', 'lower', { name: 'raw grpc-js server, idle streams', value: raw.idleCpuPercent }, params),
+      figure('connections', `time for ${count} agents to connect`, taskgate.connectSeconds, 's', 'lower', { name: 'raw grpc-js streams', value: raw.connectSeconds }, params),
+      figure('connections', `time for ${count} agents to reconnect after a server restart`, taskgate.reconnectSeconds, 's', 'lower', { name: 'raw grpc-js streams after a restart', value: raw.reconnectSeconds }, params),
     ];
   } finally {
-    await fleet?.stop();
+    await echo.stop();
     await server.stop();
   }
 }
@@ -397,25 +411,10 @@ export async function api(store: StoreChoice, clients: number, seconds: number, 
     const get = (c: (typeof conns)[number], id: string): Promise<void> =>
       new Promise((resolve, reject) => c.client.getTask({ id }, c.metadata, (err) => (err ? reject(err) : resolve())));
     await Promise.all(conns.map(create)); // warm-up
-    const run = async (op: (c: (typeof conns)[number]) => Promise<void>): Promise<{ perSecond: number; latencies: number[] }> => {
-      const latencies: number[] = [];
-      const end = nowMs() + seconds * 1000;
-      const t0 = nowMs();
-      await Promise.all(
-        conns.map(async (c) => {
-          while (nowMs() < end) {
-            const s = nowMs();
-            await op(c);
-            latencies.push(nowMs() - s);
-          }
-        }),
-      );
-      return { perSecond: (latencies.length / (nowMs() - t0)) * 1000, latencies };
-    };
-    const creates = await run(create);
+    const creates = await closedLoop(conns, seconds * 1000, create);
     const known = [...ids];
     let k = 0;
-    const gets = await run((c) => get(c, known[k++ % known.length]!));
+    const gets = await closedLoop(conns, seconds * 1000, (c) => get(c, known[k++ % known.length]!));
     for (const c of conns) c.client.close();
     const base = await unaryRate(echo, clients, seconds * 1000);
     const baseP99 = percentiles(base.latencies).p99;

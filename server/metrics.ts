@@ -94,27 +94,35 @@ export class Metrics {
   /** `store` with the latency of every operation recorded. */
   measure(store: Store): Store {
     const histogram = this.#storeSeconds;
+    // One wrapper per operation, made on first use: no allocation per call.
+    const wrappers = new Map<PropertyKey, (...args: unknown[]) => unknown>();
     return new Proxy(store, {
       get(target, key, receiver) {
         const value = Reflect.get(target, key, receiver) as unknown;
         if (typeof value !== 'function') return value;
-        const op = String(key);
-        return (...args: unknown[]): unknown => {
-          // Started before the call: the SQLite store does its work before returning the promise.
-          const end = histogram.startTimer({ op });
-          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          if (!(result instanceof Promise)) return result;
-          return result.then(
-            (v: unknown) => {
-              end({ outcome: 'ok' });
-              return v;
-            },
-            (err: unknown) => {
-              end({ outcome: 'error' });
-              throw err;
-            },
-          );
-        };
+        let wrapper = wrappers.get(key);
+        if (!wrapper) {
+          const op = String(key);
+          const fn = value as (...a: unknown[]) => unknown;
+          wrapper = (...args: unknown[]): unknown => {
+            // Started before the call: the SQLite store does its work before returning the promise.
+            const end = histogram.startTimer({ op });
+            const result = fn.apply(target, args);
+            if (!(result instanceof Promise)) return result;
+            return result.then(
+              (v: unknown) => {
+                end({ outcome: 'ok' });
+                return v;
+              },
+              (err: unknown) => {
+                end({ outcome: 'error' });
+                throw err;
+              },
+            );
+          };
+          wrappers.set(key, wrapper);
+        }
+        return wrapper;
       },
     });
   }

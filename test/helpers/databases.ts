@@ -80,6 +80,11 @@ async function stopServer(child: ChildProcess, dir: string): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** The application user and database every server gets, stopped with `stop`. */
+function appDatabase(port: number, admin: (sql: string, database: string) => Promise<string>, stop: () => Promise<void>): Database {
+  return { host: '127.0.0.1', port, user: 'app', password: newPassword(), database: 'shop', admin: (sql) => admin(sql, 'shop'), stop };
+}
+
 function newPassword(): string {
   return `pw'"\\$${randomBytes(9).toString('base64url')}`;
 }
@@ -119,15 +124,7 @@ export async function startPostgres(): Promise<Database> {
     });
     return stdout;
   };
-  const db: Database = {
-    host: '127.0.0.1',
-    port,
-    user: 'app',
-    password: newPassword(),
-    database: 'shop',
-    admin: (sql) => admin(sql, 'shop'),
-    stop: () => stopServer(child, dir),
-  };
+  const db = appDatabase(port, admin, () => stopServer(child, dir));
   await admin(`create user app password '${db.password.replace(/'/g, "''")}'`);
   await admin('create database shop owner app');
   return db;
@@ -161,15 +158,7 @@ export async function startMariadb(): Promise<Database> {
     const { stdout } = await run('mariadb', args);
     return stdout;
   };
-  const db: Database = {
-    host: '127.0.0.1',
-    port,
-    user: 'app',
-    password: newPassword(),
-    database: 'shop',
-    admin: (sql) => admin(sql, 'shop'),
-    stop: () => stopServer(child, dir),
-  };
+  const db = appDatabase(port, admin, () => stopServer(child, dir));
   const quoted = db.password.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
   await admin(`create database shop; create user 'app'@'%' identified by '${quoted}'; grant all on shop.* to 'app'@'%'`);
   return db;
