@@ -34,10 +34,25 @@ export function codeOf(err: TaskgateError): status {
   return status.INTERNAL;
 }
 
+/** Longest status message sent, in characters; it travels in an HTTP/2 trailer. */
+export const MAX_DETAILS = 1024;
+
+/**
+ * A message short enough for a trailer. Messages quote what the caller sent
+ * (`target "..." not found`), and a caller may send megabytes: each quoted
+ * value past 60 characters is cut and its length given instead, then the
+ * whole is cut if still too long.
+ */
+export function boundedDetails(message: string): string {
+  if (message.length <= MAX_DETAILS) return message;
+  const shortened = message.replace(/"([^"]{60})([^"]+)"/g, (_all, head: string, rest: string) => `"${head}…" (${head.length + rest.length} characters)`);
+  return shortened.length <= MAX_DETAILS ? shortened : `${shortened.slice(0, MAX_DETAILS - 1)}…`;
+}
+
 /** Turns any thrown value into a ServiceError for grpc-js, logging unexpected ones. */
 export function toServiceError(err: unknown, logger: Logger, method: string): Partial<ServiceError> {
   if (err instanceof TaskgateError) {
-    return { code: codeOf(err), details: err.message, metadata: new Metadata() };
+    return { code: codeOf(err), details: boundedDetails(err.message), metadata: new Metadata() };
   }
   logger.error({ err, method }, 'unexpected error in handler');
   return { code: status.INTERNAL, details: 'internal error; see the server log', metadata: new Metadata() };

@@ -186,6 +186,22 @@ for (const kind of STORE_KINDS) {
       await checkTasks(h);
     });
 
+    it('answers megabyte-long names with a status whose message stays short', async () => {
+      const huge = 'x'.repeat(2 * 1024 * 1024);
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['CreateTask', () => h.api.call(h.api.tasks, h.api.tasks.createTask, { target: huge, script: 'true', message: '', type: '', timeoutSeconds: 0 })],
+        ['GetTarget', () => h.api.call(h.api.targets, h.api.targets.getTarget, { name: huge })],
+        ['CreateTarget', () => h.api.call(h.api.targets, h.api.targets.createTarget, { target: Target.fromPartial({ name: huge, agent: 'a1', type: 'bash' }) })],
+      ];
+      for (const [name, call] of calls) {
+        const err = await call().then(() => null, (e: ServiceError) => e);
+        expect(err, name).to.not.equal(null);
+        expect(err!.code, `${name}: ${err!.details.slice(0, 200)}`).to.be.oneOf([status.NOT_FOUND, status.INVALID_ARGUMENT]);
+        expect(err!.details, name).to.contain(`"${'x'.repeat(60)}…" (${huge.length} characters)`);
+        expect(err!.details.length, name).to.be.below(1024);
+      }
+    });
+
     it('survives random message sequences on the agent stream and keeps tasks consistent', async () => {
       const token = await h.agentToken('fz');
       await h.createTarget('fz-target', 'fz');
