@@ -4,9 +4,9 @@
  * server started as its own process (so its CPU and memory are its own).
  */
 import { credentials, type Metadata } from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
 import { Target } from '../gen/taskgate/v1/target.js';
 import { TaskgateAgent } from '../agent/agent.js';
@@ -147,9 +147,18 @@ export class ServerProcess {
     return { client, metadata: this.api.metadata };
   }
 
+  /** Stops it and removes its data; a log holding errors is kept in bench/results/logs/ and named on stderr. */
   async stop(): Promise<void> {
     this.api.close();
     await this.proc.terminate();
+    const log = this.proc.output;
+    if (/"level":(50|60)/.test(log)) {
+      const dir = join(import.meta.dirname, '..', '..', 'bench', 'results', 'logs');
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `server-${basename(this.dir)}.log`);
+      writeFileSync(file, `${log}\n`);
+      process.stderr.write(`!!! the server logged errors: ${file}\n`);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@
  * Usage: node sim-agents.js taskgate|raw ADDRESS FIRST COUNT [TOKENS_JSON_FILE]
  * Prints "all-connected N" each time all N streams are (again) up.
  */
-import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { AgentServiceClient, ConnectRequest, type ConnectResponse } from '../gen/taskgate/v1/agent.js';
 import { ECHO_SERVICE } from './echo-server.js';
@@ -72,7 +72,7 @@ class SimAgent {
         return;
       }
       const md = new Metadata();
-      md.set('authorization', `Bearer ${tokens[this.index - first]}`);
+      md.set('authorization', `Bearer ${tokens[this.index]}`);
       const call = (this.#client as AgentServiceClient).connect(md) as ClientDuplexStream<ConnectRequest, ConnectResponse>;
       call.on('data', (res: ConnectResponse) => {
         if (res.message?.$case !== 'welcome') return;
@@ -80,7 +80,14 @@ class SimAgent {
         heartbeat = setInterval(() => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } })), interval);
         ready();
       });
-      call.on('error', end);
+      call.on('error', (err: ServiceError) => {
+        // Refused for who it is: retrying cannot help, and the benchmark would wait forever.
+        if (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED) {
+          console.error(`sim-${this.index} refused: ${err.message}`);
+          process.exit(1);
+        }
+        end();
+      });
       call.on('end', end);
       call.write(ConnectRequest.fromPartial({ message: { $case: 'hello', value: { name: `sim-${this.index}`, version: 'bench', bootId: `boot-${this.index}` } } }));
     });

@@ -276,6 +276,8 @@ class SimFleet {
   readonly children: ChildProcess[] = [];
   #waiting = 0;
   #resolve: (() => void) | null = null;
+  #reject: ((err: Error) => void) | null = null;
+  #stopping = false;
 
   constructor(mode: 'taskgate' | 'raw', address: string, count: number, tokensFile: string | null, perProcess = 4000) {
     for (let first = 0; first < count; first += perProcess) {
@@ -286,6 +288,9 @@ class SimFleet {
       createInterface({ input: child.stdout! }).on('line', (l) => {
         if (l.startsWith('all-connected') && --this.#waiting === 0) this.#resolve?.();
       });
+      child.once('exit', (code) => {
+        if (!this.#stopping) this.#reject?.(new Error(`simulated agents ${first}-${first + n - 1} exited with status ${code}`));
+      });
       this.children.push(child);
     }
   }
@@ -293,10 +298,14 @@ class SimFleet {
   /** Resolves the next time every child reports all its agents connected. */
   allConnected(): Promise<void> {
     this.#waiting = this.children.length;
-    return new Promise((resolve) => (this.#resolve = resolve));
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     await Promise.all(
       this.children.map(async (c) => {
         if (c.exitCode !== null) return;
