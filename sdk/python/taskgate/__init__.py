@@ -1,0 +1,1 @@
+"""Taskgate API client, generated from proto/ by sdk/python/generate.sh."""
