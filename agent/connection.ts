@@ -130,6 +130,7 @@ export class AgentConnection {
           version: this.#options.version,
           bootId: this.#options.bootId,
           heldTaskIds: this.#options.heldTasks(),
+          resumeSecret: '',
         },
       },
     });

@@ -205,7 +205,7 @@ export class AgentSession {
       }
     }
     const { heartbeatIntervalMs, maxOutputBytes } = this.#deps.options;
-    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs, maxOutputBytes } } });
+    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs, maxOutputBytes, sessionSecret: '' } } });
     // Tasks it holds that are no longer running for it (given up as "agent
     // lost" while it was away): stop them; their exit is acknowledged as done.
     for (const id of held) if (!claimedIds.has(id)) this.#sendKill(id);
@@ -384,6 +384,7 @@ export class AgentSession {
               secretMapping: target?.secretMapping ?? {},
               userGroups: task.createdByGroups,
               storedSecrets,
+              runAs: '',
             },
           },
         });

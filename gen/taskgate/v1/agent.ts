@@ -36,7 +36,12 @@ export interface Agent {
   lastSeen:
     | Date
     | undefined;
-  /** Changes on every agent process start. */
+  /**
+   * Deprecated: always empty. A boot id identifies an agent process on its
+   * stream and is no longer shown to users (docs/isolation.md).
+   *
+   * @deprecated
+   */
   bootId: string;
   /** Tasks it is running now. */
   runningTasks: number;
@@ -73,6 +78,12 @@ export interface Hello {
   bootId: string;
   /** Tasks this process holds (running or with output not yet acknowledged). */
   heldTaskIds: string[];
+  /**
+   * The session secret of the last Welcome this process received, empty
+   * before its first Welcome. Resuming a boot (same boot_id) or replacing a
+   * live stream needs it (docs/agent-protocol.md).
+   */
+  resumeSecret: string;
 }
 
 /** Welcome answers Hello. */
@@ -81,6 +92,11 @@ export interface Welcome {
   heartbeatIntervalMs: number;
   /** Output of one task past this many bytes is dropped (with a marker). */
   maxOutputBytes: number;
+  /**
+   * A new random secret for this session; the agent sends it as
+   * Hello.resume_secret when it reconnects. Never logged or shown.
+   */
+  sessionSecret: string;
 }
 
 /** RunTask hands a claimed task to its agent. */
@@ -106,6 +122,8 @@ export interface RunTask {
   userGroups: string[];
   /** With the "stored" provider: the decrypted values, by key. */
   storedSecrets: { [key: string]: string };
+  /** The target's run-as user (see Target.run_as); empty: a uid of its own. */
+  runAs: string;
 }
 
 export interface RunTask_SecretMappingEntry {
@@ -717,7 +735,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseHello(): Hello {
-  return { name: "", version: "", bootId: "", heldTaskIds: [] };
+  return { name: "", version: "", bootId: "", heldTaskIds: [], resumeSecret: "" };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -733,6 +751,9 @@ export const Hello: MessageFns<Hello> = {
     }
     for (const v of message.heldTaskIds) {
       writer.uint32(34).string(v!);
+    }
+    if (message.resumeSecret !== "") {
+      writer.uint32(42).string(message.resumeSecret);
     }
     return writer;
   },
@@ -782,6 +803,14 @@ export const Hello: MessageFns<Hello> = {
             message.heldTaskIds.push(reader.string());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resumeSecret = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -808,6 +837,11 @@ export const Hello: MessageFns<Hello> = {
         : globalThis.Array.isArray(object?.held_task_ids)
         ? object.held_task_ids.map((e: any) => globalThis.String(e))
         : [],
+      resumeSecret: isSet(object.resumeSecret)
+        ? globalThis.String(object.resumeSecret)
+        : isSet(object.resume_secret)
+        ? globalThis.String(object.resume_secret)
+        : "",
     };
   },
 
@@ -825,6 +859,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.heldTaskIds?.length) {
       obj.heldTaskIds = message.heldTaskIds;
     }
+    if (message.resumeSecret !== "") {
+      obj.resumeSecret = message.resumeSecret;
+    }
     return obj;
   },
 
@@ -837,12 +874,13 @@ export const Hello: MessageFns<Hello> = {
     message.version = object.version ?? "";
     message.bootId = object.bootId ?? "";
     message.heldTaskIds = object.heldTaskIds?.map((e) => e) || [];
+    message.resumeSecret = object.resumeSecret ?? "";
     return message;
   },
 };
 
 function createBaseWelcome(): Welcome {
-  return { heartbeatIntervalMs: 0, maxOutputBytes: 0 };
+  return { heartbeatIntervalMs: 0, maxOutputBytes: 0, sessionSecret: "" };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -852,6 +890,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.maxOutputBytes !== 0) {
       writer.uint32(16).int64(message.maxOutputBytes);
+    }
+    if (message.sessionSecret !== "") {
+      writer.uint32(26).string(message.sessionSecret);
     }
     return writer;
   },
@@ -885,6 +926,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.maxOutputBytes = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sessionSecret = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -909,6 +958,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.max_output_bytes)
         ? globalThis.Number(object.max_output_bytes)
         : 0,
+      sessionSecret: isSet(object.sessionSecret)
+        ? globalThis.String(object.sessionSecret)
+        : isSet(object.session_secret)
+        ? globalThis.String(object.session_secret)
+        : "",
     };
   },
 
@@ -920,6 +974,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.maxOutputBytes !== 0) {
       obj.maxOutputBytes = Math.round(message.maxOutputBytes);
     }
+    if (message.sessionSecret !== "") {
+      obj.sessionSecret = message.sessionSecret;
+    }
     return obj;
   },
 
@@ -930,6 +987,7 @@ export const Welcome: MessageFns<Welcome> = {
     const message = createBaseWelcome();
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.maxOutputBytes = object.maxOutputBytes ?? 0;
+    message.sessionSecret = object.sessionSecret ?? "";
     return message;
   },
 };
@@ -951,6 +1009,7 @@ function createBaseRunTask(): RunTask {
     secretMapping: {},
     userGroups: [],
     storedSecrets: {},
+    runAs: "",
   };
 }
 
@@ -1001,6 +1060,9 @@ export const RunTask: MessageFns<RunTask> = {
     globalThis.Object.entries(message.storedSecrets).forEach(([key, value]: [string, string]) => {
       RunTask_StoredSecretsEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
     });
+    if (message.runAs !== "") {
+      writer.uint32(130).string(message.runAs);
+    }
     return writer;
   },
 
@@ -1143,6 +1205,14 @@ export const RunTask: MessageFns<RunTask> = {
             }
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.runAs = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1258,6 +1328,11 @@ export const RunTask: MessageFns<RunTask> = {
           {},
         )
         : {},
+      runAs: isSet(object.runAs)
+        ? globalThis.String(object.runAs)
+        : isSet(object.run_as)
+        ? globalThis.String(object.run_as)
+        : "",
     };
   },
 
@@ -1320,6 +1395,9 @@ export const RunTask: MessageFns<RunTask> = {
         });
       }
     }
+    if (message.runAs !== "") {
+      obj.runAs = message.runAs;
+    }
     return obj;
   },
 
@@ -1359,6 +1437,7 @@ export const RunTask: MessageFns<RunTask> = {
       },
       {},
     );
+    message.runAs = object.runAs ?? "";
     return message;
   },
 };

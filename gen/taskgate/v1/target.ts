@@ -135,6 +135,13 @@ export interface Target {
    * key under its own name.
    */
   secretMapping: { [key: string]: string };
+  /**
+   * Run its tasks as this existing user of the agent host (e.g. "postgres")
+   * instead of a uid of their own from the agent's --task-uids range; each
+   * task still gets a group id of its own (docs/isolation.md). Empty: a uid
+   * of its own. Ignored by an agent that does not run as root.
+   */
+  runAs: string;
 }
 
 export interface Target_SecretMappingEntry {
@@ -241,6 +248,7 @@ function createBaseTarget(): Target {
     secretProvider: "",
     secretPath: "",
     secretMapping: {},
+    runAs: "",
   };
 }
 
@@ -297,6 +305,9 @@ export const Target: MessageFns<Target> = {
     globalThis.Object.entries(message.secretMapping).forEach(([key, value]: [string, string]) => {
       Target_SecretMappingEntry.encode({ key: key as any, value }, writer.uint32(194).fork()).join();
     });
+    if (message.runAs !== "") {
+      writer.uint32(202).string(message.runAs);
+    }
     return writer;
   },
 
@@ -452,6 +463,14 @@ export const Target: MessageFns<Target> = {
             }
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.runAs = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -531,6 +550,11 @@ export const Target: MessageFns<Target> = {
           {},
         )
         : {},
+      runAs: isSet(object.runAs)
+        ? globalThis.String(object.runAs)
+        : isSet(object.run_as)
+        ? globalThis.String(object.run_as)
+        : "",
     };
   },
 
@@ -593,6 +617,9 @@ export const Target: MessageFns<Target> = {
         });
       }
     }
+    if (message.runAs !== "") {
+      obj.runAs = message.runAs;
+    }
     return obj;
   },
 
@@ -626,6 +653,7 @@ export const Target: MessageFns<Target> = {
       },
       {},
     );
+    message.runAs = object.runAs ?? "";
     return message;
   },
 };

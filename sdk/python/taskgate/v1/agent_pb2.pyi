@@ -57,27 +57,31 @@ class ConnectResponse(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., run: _Optional[_Union[RunTask, _Mapping]] = ..., ack: _Optional[_Union[OutputAck, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., kill: _Optional[_Union[KillTask, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "version", "boot_id", "held_task_ids")
+    __slots__ = ("name", "version", "boot_id", "held_task_ids", "resume_secret")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     HELD_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     boot_id: str
     held_task_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., boot_id: _Optional[str] = ..., held_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    resume_secret: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., boot_id: _Optional[str] = ..., held_task_ids: _Optional[_Iterable[str]] = ..., resume_secret: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("heartbeat_interval_ms", "max_output_bytes")
+    __slots__ = ("heartbeat_interval_ms", "max_output_bytes", "session_secret")
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval_ms: int
     max_output_bytes: int
-    def __init__(self, heartbeat_interval_ms: _Optional[int] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, heartbeat_interval_ms: _Optional[int] = ..., max_output_bytes: _Optional[int] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class RunTask(_message.Message):
-    __slots__ = ("task_id", "script", "type", "target", "created_by", "message", "timeout_ms", "kill_grace_ms", "redact", "custom_detectors", "secret_provider", "secret_path", "secret_mapping", "user_groups", "stored_secrets")
+    __slots__ = ("task_id", "script", "type", "target", "created_by", "message", "timeout_ms", "kill_grace_ms", "redact", "custom_detectors", "secret_provider", "secret_path", "secret_mapping", "user_groups", "stored_secrets", "run_as")
     class SecretMappingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +111,7 @@ class RunTask(_message.Message):
     SECRET_MAPPING_FIELD_NUMBER: _ClassVar[int]
     USER_GROUPS_FIELD_NUMBER: _ClassVar[int]
     STORED_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    RUN_AS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     script: str
     type: str
@@ -122,7 +127,8 @@ class RunTask(_message.Message):
     secret_mapping: _containers.ScalarMap[str, str]
     user_groups: _containers.RepeatedScalarFieldContainer[str]
     stored_secrets: _containers.ScalarMap[str, str]
-    def __init__(self, task_id: _Optional[str] = ..., script: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ..., created_by: _Optional[str] = ..., message: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., kill_grace_ms: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ..., custom_detectors: _Optional[_Iterable[_Union[_target_pb2.CustomDetector, _Mapping]]] = ..., secret_provider: _Optional[str] = ..., secret_path: _Optional[str] = ..., secret_mapping: _Optional[_Mapping[str, str]] = ..., user_groups: _Optional[_Iterable[str]] = ..., stored_secrets: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    run_as: str
+    def __init__(self, task_id: _Optional[str] = ..., script: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ..., created_by: _Optional[str] = ..., message: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., kill_grace_ms: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ..., custom_detectors: _Optional[_Iterable[_Union[_target_pb2.CustomDetector, _Mapping]]] = ..., secret_provider: _Optional[str] = ..., secret_path: _Optional[str] = ..., secret_mapping: _Optional[_Mapping[str, str]] = ..., user_groups: _Optional[_Iterable[str]] = ..., stored_secrets: _Optional[_Mapping[str, str]] = ..., run_as: _Optional[str] = ...) -> None: ...
 
 class KillTask(_message.Message):
     __slots__ = ("task_id", "grace_ms")

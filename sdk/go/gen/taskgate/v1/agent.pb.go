@@ -30,7 +30,10 @@ type Agent struct {
 	Connected bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
 	Version   string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	LastSeen  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
-	// Changes on every agent process start.
+	// Deprecated: always empty. A boot id identifies an agent process on its
+	// stream and is no longer shown to users (docs/isolation.md).
+	//
+	// Deprecated: Marked as deprecated in taskgate/v1/agent.proto.
 	BootId string `protobuf:"bytes,5,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	// Tasks it is running now.
 	RunningTasks  int32 `protobuf:"varint,6,opt,name=running_tasks,json=runningTasks,proto3" json:"running_tasks,omitempty"`
@@ -96,6 +99,7 @@ func (x *Agent) GetLastSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in taskgate/v1/agent.proto.
 func (x *Agent) GetBootId() string {
 	if x != nil {
 		return x.BootId
@@ -396,7 +400,11 @@ type Hello struct {
 	// Random, new on every agent process start.
 	BootId string `protobuf:"bytes,3,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	// Tasks this process holds (running or with output not yet acknowledged).
-	HeldTaskIds   []string `protobuf:"bytes,4,rep,name=held_task_ids,json=heldTaskIds,proto3" json:"held_task_ids,omitempty"`
+	HeldTaskIds []string `protobuf:"bytes,4,rep,name=held_task_ids,json=heldTaskIds,proto3" json:"held_task_ids,omitempty"`
+	// The session secret of the last Welcome this process received, empty
+	// before its first Welcome. Resuming a boot (same boot_id) or replacing a
+	// live stream needs it (docs/agent-protocol.md).
+	ResumeSecret  string `protobuf:"bytes,5,opt,name=resume_secret,json=resumeSecret,proto3" json:"resume_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +467,13 @@ func (x *Hello) GetHeldTaskIds() []string {
 	return nil
 }
 
+func (x *Hello) GetResumeSecret() string {
+	if x != nil {
+		return x.ResumeSecret
+	}
+	return ""
+}
+
 // Welcome answers Hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -466,8 +481,11 @@ type Welcome struct {
 	HeartbeatIntervalMs int32 `protobuf:"varint,1,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	// Output of one task past this many bytes is dropped (with a marker).
 	MaxOutputBytes int64 `protobuf:"varint,2,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A new random secret for this session; the agent sends it as
+	// Hello.resume_secret when it reconnects. Never logged or shown.
+	SessionSecret string `protobuf:"bytes,3,opt,name=session_secret,json=sessionSecret,proto3" json:"session_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -514,6 +532,13 @@ func (x *Welcome) GetMaxOutputBytes() int64 {
 	return 0
 }
 
+func (x *Welcome) GetSessionSecret() string {
+	if x != nil {
+		return x.SessionSecret
+	}
+	return ""
+}
+
 // RunTask hands a claimed task to its agent.
 type RunTask struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -538,6 +563,8 @@ type RunTask struct {
 	UserGroups []string `protobuf:"bytes,14,rep,name=user_groups,json=userGroups,proto3" json:"user_groups,omitempty"`
 	// With the "stored" provider: the decrypted values, by key.
 	StoredSecrets map[string]string `protobuf:"bytes,15,rep,name=stored_secrets,json=storedSecrets,proto3" json:"stored_secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The target's run-as user (see Target.run_as); empty: a uid of its own.
+	RunAs         string `protobuf:"bytes,16,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +702,13 @@ func (x *RunTask) GetStoredSecrets() map[string]string {
 		return x.StoredSecrets
 	}
 	return nil
+}
+
+func (x *RunTask) GetRunAs() string {
+	if x != nil {
+		return x.RunAs
+	}
+	return ""
 }
 
 // KillTask asks the agent to kill a task's process group: SIGTERM, then
@@ -1298,13 +1332,13 @@ var File_taskgate_v1_agent_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17taskgate/v1/agent.proto\x12\vtaskgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\xca\x01\n" +
+	"\x17taskgate/v1/agent.proto\x12\vtaskgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\xce\x01\n" +
 	"\x05Agent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x127\n" +
-	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x17\n" +
-	"\aboot_id\x18\x05 \x01(\tR\x06bootId\x12#\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1b\n" +
+	"\aboot_id\x18\x05 \x01(\tB\x02\x18\x01R\x06bootId\x12#\n" +
 	"\rrunning_tasks\x18\x06 \x01(\x05R\frunningTasks\"\xca\x02\n" +
 	"\x0eConnectRequest\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.taskgate.v1.HelloH\x00R\x05hello\x124\n" +
@@ -1320,15 +1354,17 @@ const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\x03ack\x18\x03 \x01(\v2\x16.taskgate.v1.OutputAckH\x00R\x03ack\x126\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x16.taskgate.v1.HeartbeatH\x00R\theartbeat\x12+\n" +
 	"\x04kill\x18\x05 \x01(\v2\x15.taskgate.v1.KillTaskH\x00R\x04killB\t\n" +
-	"\amessage\"r\n" +
+	"\amessage\"\x97\x01\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x17\n" +
 	"\aboot_id\x18\x03 \x01(\tR\x06bootId\x12\"\n" +
-	"\rheld_task_ids\x18\x04 \x03(\tR\vheldTaskIds\"g\n" +
+	"\rheld_task_ids\x18\x04 \x03(\tR\vheldTaskIds\x12#\n" +
+	"\rresume_secret\x18\x05 \x01(\tR\fresumeSecret\"\x8e\x01\n" +
 	"\aWelcome\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\x05R\x13heartbeatIntervalMs\x12(\n" +
-	"\x10max_output_bytes\x18\x02 \x01(\x03R\x0emaxOutputBytes\"\xd1\x05\n" +
+	"\x10max_output_bytes\x18\x02 \x01(\x03R\x0emaxOutputBytes\x12%\n" +
+	"\x0esession_secret\x18\x03 \x01(\tR\rsessionSecret\"\xe8\x05\n" +
 	"\aRunTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06script\x18\x02 \x01(\tR\x06script\x12\x12\n" +
@@ -1349,7 +1385,8 @@ const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\x0esecret_mapping\x18\r \x03(\v2'.taskgate.v1.RunTask.SecretMappingEntryR\rsecretMapping\x12\x1f\n" +
 	"\vuser_groups\x18\x0e \x03(\tR\n" +
 	"userGroups\x12N\n" +
-	"\x0estored_secrets\x18\x0f \x03(\v2'.taskgate.v1.RunTask.StoredSecretsEntryR\rstoredSecrets\x1a@\n" +
+	"\x0estored_secrets\x18\x0f \x03(\v2'.taskgate.v1.RunTask.StoredSecretsEntryR\rstoredSecrets\x12\x15\n" +
+	"\x06run_as\x18\x10 \x01(\tR\x05runAs\x1a@\n" +
 	"\x12SecretMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a@\n" +

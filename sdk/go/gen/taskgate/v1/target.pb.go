@@ -125,6 +125,11 @@ type Target struct {
 	// Task environment variable -> key in the secret object; empty means every
 	// key under its own name.
 	SecretMapping map[string]string `protobuf:"bytes,24,rep,name=secret_mapping,json=secretMapping,proto3" json:"secret_mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Run its tasks as this existing user of the agent host (e.g. "postgres")
+	// instead of a uid of their own from the agent's --task-uids range; each
+	// task still gets a group id of its own (docs/isolation.md). Empty: a uid
+	// of its own. Ignored by an agent that does not run as root.
+	RunAs         string `protobuf:"bytes,25,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +281,13 @@ func (x *Target) GetSecretMapping() map[string]string {
 		return x.SecretMapping
 	}
 	return nil
+}
+
+func (x *Target) GetRunAs() string {
+	if x != nil {
+		return x.RunAs
+	}
+	return ""
 }
 
 // CustomDetector is a regular expression whose matches are masked as
@@ -1068,7 +1080,7 @@ var File_taskgate_v1_target_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_target_proto_rawDesc = "" +
 	"\n" +
-	"\x18taskgate/v1/target.proto\x12\vtaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x05\n" +
+	"\x18taskgate/v1/target.proto\x12\vtaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x06\n" +
 	"\x06Target\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -1088,7 +1100,8 @@ const file_taskgate_v1_target_proto_rawDesc = "" +
 	"\x0fsecret_provider\x18\x16 \x01(\tR\x0esecretProvider\x12\x1f\n" +
 	"\vsecret_path\x18\x17 \x01(\tR\n" +
 	"secretPath\x12M\n" +
-	"\x0esecret_mapping\x18\x18 \x03(\v2&.taskgate.v1.Target.SecretMappingEntryR\rsecretMapping\x1a@\n" +
+	"\x0esecret_mapping\x18\x18 \x03(\v2&.taskgate.v1.Target.SecretMappingEntryR\rsecretMapping\x12\x15\n" +
+	"\x06run_as\x18\x19 \x01(\tR\x05runAs\x1a@\n" +
 	"\x12SecretMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
