@@ -1,24 +1,33 @@
 /**
  * The Taskgate agent: holds one stream to the server, runs each task it is
- * handed in a pty, streams the output back and reports how it ended.
+ * handed in a pty — as a user of its own when the agent runs as root
+ * (docs/isolation.md) — streams the output back and reports how it ended.
+ *
+ * Lifecycle: new -> starting -> running -> draining -> stopped, or failed
+ * (the server refused this agent for good, or its work dir cannot be used).
+ * `run()` settles when it gets to stopped (resolves) or failed (rejects);
+ * `connected()` resolves at the first welcome and rejects if the agent fails
+ * or stops first.
  */
 import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ConnectResponse, RunTask, Welcome } from '../gen/taskgate/v1/agent.js';
 import type { BackoffOptions } from '../shared/backoff.js';
-import { randomId } from '../shared/ids.js';
 import { isScriptType } from '../shared/limits.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
-import { CommandError, commandFor, maskedSecrets, type Command } from './interpreters.js';
+import { HeldTask, type StopReason, type TaskPhase } from './held-task.js';
+import { CommandError, commandFor, maskedSecrets, resolveProgram } from './interpreters.js';
 import { PtyRun, type RunResult } from './pty-runner.js';
 import { redacts, Redactor } from './redactor.js';
 import { resolveSecrets, SecretError } from './secrets.js';
+import { buildTaskEnv, checkPassedNames, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
+import { DEFAULT_TASK_IDS, IdentityError, mayExecute, runAsCommand, TaskUsers, type IdRange, type TaskIdentity } from './task-users.js';
+import { Workspaces } from './workspace.js';
 
 /** Options of {@link TaskgateAgent}. */
 export interface AgentOptions {
@@ -28,10 +37,25 @@ export interface AgentOptions {
   token: string;
   /** This agent's name; targets name it. */
   name: string;
-  /** Where task working directories and script files live. Default: $TMPDIR/taskgate-agent-NAME. */
+  /** Where task directories live (docs/isolation.md). Default: $TMPDIR/taskgate-agent-NAME. */
   workDir?: string;
-  /** Base environment of every task (the CLI passes its own, minus TASKGATE_*). Default {PATH}. */
-  env?: Record<string, string>;
+  /**
+   * The agent's own environment. The env secret provider reads it; of the
+   * rest only PATH, LANG, LANGUAGE, LC_*, TZ and the names in `passEnv`
+   * reach tasks (agent/task-env.ts). Default: none (tasks get a default PATH).
+   */
+  env?: Record<string, string | undefined>;
+  /** More variable names (or PREFIX*) passed from `env` to every task. Default none. */
+  passEnv?: string[];
+  /**
+   * Run each task as a uid/gid of its own from `taskIds`. Default: when the
+   * agent runs as root. Off, tasks run as the agent's own user.
+   */
+  isolate?: boolean;
+  /** Ids handed to tasks when isolating. Default 61000-61999. */
+  taskIds?: IdRange;
+  /** Host-wide directory of task id locks (shared by every agent on the host). Default /run/taskgate/task-ids. */
+  taskIdLockDir?: string;
   credentials?: ChannelCredentials;
   backoff?: BackoffOptions;
   /** Largest output chunk, in bytes. Default 65536. */
@@ -43,20 +67,62 @@ export interface AgentOptions {
   logger?: Logger;
 }
 
-interface HeldTask {
-  output: TaskOutput;
-  run: PtyRun | null;
-  /** A kill arrived; set before the process may even have started. */
-  kill: { graceMs: number } | null;
-  /** It ran past its timeout and is being killed for that. */
-  timedOut: boolean;
-  /** Timers of the kill sequence and the timeout. */
-  timers: NodeJS.Timeout[];
-  exited: boolean;
-  /** Masks PII and secrets before output is sent; null when the target asks for none. */
-  redactor: Redactor | null;
-  /** Emits what the redactor holds after a pause in the output. */
-  holdTimer: NodeJS.Timeout | undefined;
+/** The agent's options with every default applied. */
+type CompiledAgentOptions = Required<Omit<AgentOptions, 'credentials' | 'backoff' | 'logger'>> & Pick<AgentOptions, 'credentials' | 'backoff'>;
+
+function compile(options: AgentOptions): CompiledAgentOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as AgentOptions;
+  return {
+    workDir: join(tmpdir(), `taskgate-agent-${options.name}`),
+    env: {},
+    passEnv: [],
+    isolate: process.getuid?.() === 0,
+    taskIds: DEFAULT_TASK_IDS,
+    taskIdLockDir: '/run/taskgate/task-ids',
+    maxChunkBytes: 64 * 1024,
+    flushIntervalMs: 20,
+    maxUnackedBytes: 8 * 1024 * 1024,
+    ...given,
+  };
+}
+
+/** Where the agent stands (see the file comment). */
+export type AgentState = 'new' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+const LEGAL: Readonly<Record<AgentState, readonly AgentState[]>> = {
+  new: ['starting', 'stopped'],
+  starting: ['running', 'stopped', 'failed'],
+  running: ['draining', 'stopped', 'failed'],
+  draining: ['stopped', 'failed'],
+  stopped: [],
+  failed: [],
+};
+
+/** Why the agent cannot go on; the message is one line a person can act on. */
+export class AgentError extends Error {
+  /** The server's refusal, when that is the cause. */
+  readonly status?: ServiceError;
+  constructor(message: string, options?: { cause?: unknown; status?: ServiceError }) {
+    super(message, { cause: options?.cause });
+    this.name = 'AgentError';
+    this.status = options?.status;
+  }
+}
+
+/** The agent's events and their arguments. */
+export interface AgentEvents {
+  /** The connection's state changed. */
+  state: [ConnectionState];
+  /** The agent's own state changed. */
+  lifecycle: [AgentState];
+  /** The server refused this agent in a way retrying cannot fix; the agent stops. */
+  fatal: [ServiceError];
+  /** A task's process was spawned. */
+  'task-start': [taskId: string, pid: number];
+  /** A task's process ended and its processes were reaped. */
+  'task-exit': [taskId: string, result: RunResult];
+  /** No task is held any more. */
+  idle: [];
 }
 
 /** Longest the redactor may hold output back during a pause, in ms (docs/redaction.md). */
@@ -65,41 +131,32 @@ export const REDACTION_HOLD_MS = 100;
 /** How long a kill for a task not (yet) held is remembered, in ms. */
 const EARLY_KILL_MS = 10 * 60_000;
 
-/**
- * Events: "state" (ConnectionState), "fatal" (ServiceError), "task-start"
- * (taskId, pid), "task-exit" (taskId, RunResult), "idle" (no task held).
- */
-export class TaskgateAgent extends EventEmitter {
-  /** New on every agent start; tells the server whether tasks died with a previous process. */
-  readonly bootId = randomId();
-  readonly #options: Required<Pick<AgentOptions, 'maxChunkBytes' | 'flushIntervalMs' | 'maxUnackedBytes' | 'workDir'>> &
-    AgentOptions;
+/** The agent; see the file comment. */
+export class TaskgateAgent extends EventEmitter<AgentEvents> {
+  readonly #options: CompiledAgentOptions;
   readonly #logger: Logger;
   readonly #tasks = new Map<string, HeldTask>();
   readonly #connection: AgentConnection;
   /** Kills that arrived before their task's run message (ids, with when). */
   readonly #earlyKills = new Map<string, number>();
   #welcome: Welcome | null = null;
-  #draining = false;
+  #state: AgentState = 'new';
+  #run: Promise<void> | null = null;
+  #settle: { resolve: () => void; reject: (err: AgentError) => void } | null = null;
+  #users: TaskUsers | null = null;
+  #workspaces: Workspaces | null = null;
+  #setpriv = '';
 
   constructor(options: AgentOptions) {
     super();
-    this.#options = {
-      maxChunkBytes: 64 * 1024,
-      flushIntervalMs: 20,
-      maxUnackedBytes: 8 * 1024 * 1024,
-      workDir: join(tmpdir(), `taskgate-agent-${options.name}`),
-      ...options,
-    };
-    // Tasks run with their own cwd: the script path must not be relative.
-    this.#options.workDir = resolve(this.#options.workDir);
+    this.#options = compile(options);
+    checkPassedNames(this.#options.passEnv);
     this.#logger = (options.logger ?? silentLogger()).child({ agent: options.name });
     this.#connection = new AgentConnection({
       server: options.server,
       token: options.token,
       name: options.name,
       version: VERSION,
-      bootId: this.bootId,
       credentials: options.credentials,
       backoff: options.backoff,
       logger: this.#logger,
@@ -107,20 +164,38 @@ export class TaskgateAgent extends EventEmitter {
       onMessage: (message) => this.#onMessage(message),
       onConnected: (welcome) => {
         this.#welcome = welcome;
-        if (this.#draining) this.#connection.send({ message: { $case: 'draining', value: {} } });
+        if (this.#state === 'draining') this.#connection.send({ message: { $case: 'draining', value: {} } });
         for (const task of this.#tasks.values()) {
           task.output.setLimit(welcome.maxOutputBytes);
           task.output.resend();
         }
       },
       onState: (state) => this.emit('state', state),
-      onFatal: (err: ServiceError) => this.emit('fatal', err),
+      onFatal: (err: ServiceError) => {
+        this.emit('fatal', err);
+        void this.#fail(new AgentError(`the server refused this agent: ${err.details || err.message}`, { status: err }));
+      },
     });
+  }
+
+  /** Identifies this process to the server; new on every start. Never shown to users. */
+  get bootId(): string {
+    return this.#connection.bootId;
+  }
+
+  /** The agent's state. */
+  get lifecycle(): AgentState {
+    return this.#state;
   }
 
   /** The connection's state. */
   get state(): ConnectionState {
     return this.#connection.state;
+  }
+
+  /** Whether tasks run as users of their own. */
+  get isolated(): boolean {
+    return this.#options.isolate;
   }
 
   /** Output held in memory across tasks (pending or unacknowledged), in bytes. */
@@ -135,23 +210,133 @@ export class TaskgateAgent extends EventEmitter {
     return [...this.#tasks.keys()];
   }
 
-  /** Connects and starts taking tasks. */
-  start(): void {
-    this.#connection.start();
+  /** Whether the agent got to stopped or failed (read after an await: another path may have got there). */
+  #ended(): boolean {
+    return this.#state === 'stopped' || this.#state === 'failed';
+  }
+
+  #transition(to: AgentState): void {
+    const from = this.#state;
+    if (!LEGAL[from].includes(to)) throw new Error(`agent: illegal move ${from} -> ${to}`);
+    this.#state = to;
+    this.#logger.debug({ from, to }, 'agent state');
+    this.emit('lifecycle', to);
   }
 
   /**
-   * Disconnects at once and kills the process groups of running tasks
-   * (SIGKILL). The server settles their tasks when this process's successor
-   * says hello ("agent restarted") or when the lease runs out ("agent lost").
+   * Prepares the work dir and task identities, connects, and takes tasks
+   * until stopped (resolves) or failed (rejects with an {@link AgentError}).
+   */
+  run(): Promise<void> {
+    if (this.#run) return this.#run;
+    this.#run = new Promise<void>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.#transition('starting');
+    this.#prepare().then(
+      () => {
+        if (this.#state !== 'starting') return;
+        this.#transition('running');
+        this.#connection.start();
+      },
+      (err: unknown) => void this.#fail(err instanceof AgentError ? err : new AgentError((err as Error).message, { cause: err })),
+    );
+    return this.#run;
+  }
+
+  /** Starts {@link run} without waiting; failures are reported by "fatal", `connected()` and `run()`. */
+  start(): void {
+    this.run().catch(() => undefined);
+  }
+
+  /** Resolves once the server welcomed this agent; rejects if it fails or stops first. */
+  connected(): Promise<void> {
+    if (this.#connection.state === 'connected') return Promise.resolve();
+    const run = this.run();
+    return new Promise<void>((resolve, reject) => {
+      const onState = (state: ConnectionState): void => {
+        if (state !== 'connected') return;
+        this.off('state', onState);
+        resolve();
+      };
+      this.on('state', onState);
+      run.then(
+        () => {
+          this.off('state', onState);
+          reject(new AgentError('the agent stopped before it connected'));
+        },
+        (err: unknown) => {
+          this.off('state', onState);
+          reject(err as Error);
+        },
+      );
+    });
+  }
+
+  async #prepare(): Promise<void> {
+    const { isolate, workDir, taskIds, taskIdLockDir, name } = this.#options;
+    if (isolate) {
+      if (process.getuid?.() !== 0) throw new AgentError('isolating tasks needs the agent to run as root (or run it without isolation)');
+      const setpriv = resolveProgram('setpriv', this.#options.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+      if (!setpriv) throw new AgentError("running tasks as users of their own needs util-linux's setpriv on the PATH");
+      this.#setpriv = setpriv;
+      this.#users = await TaskUsers.open({ range: taskIds, lockDir: taskIdLockDir, owner: `${name}-${this.bootId}`, logger: this.#logger });
+    }
+    try {
+      this.#workspaces = await Workspaces.open(workDir, isolate, this.#logger);
+    } catch (err) {
+      await this.#users?.close();
+      throw err;
+    }
+    if (isolate) {
+      this.#logger.info({ taskIds: `${taskIds.first}-${taskIds.last}` }, 'tasks run as users of their own');
+    } else {
+      this.#logger.warn(
+        { user: process.getuid?.() },
+        "tasks run as the agent's own user: they can read each other's files and environment, the agent's files and /proc, and outlive their task; run the agent as root (docs/isolation.md) to isolate them",
+      );
+    }
+  }
+
+  async #fail(err: AgentError): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'failed') return;
+    this.#logger.error({ err: err.message }, 'agent failed');
+    await this.#shutDown();
+    if (this.#ended()) return;
+    this.#transition('failed');
+    this.#settle?.reject(err);
+  }
+
+  /**
+   * Disconnects at once and kills every process of every task (SIGKILL). The
+   * server settles their tasks when this process's successor says hello
+   * ("agent restarted") or when the lease runs out ("agent lost").
    */
   async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'failed') return;
+    if (this.#state === 'new') {
+      this.#transition('stopped');
+      return;
+    }
+    await this.#shutDown();
+    if (this.#ended()) return;
+    this.#transition('stopped');
+    this.#settle?.resolve();
+  }
+
+  async #shutDown(): Promise<void> {
     this.#connection.stop();
-    const runs = [...this.#tasks.values()].flatMap((t) => (t.run ? [t.run] : []));
-    for (const run of runs) run.kill('SIGKILL');
-    await Promise.all(runs.map((run) => run.done));
-    for (const task of this.#tasks.values()) this.#dispose(task);
+    const held = [...this.#tasks.values()];
+    for (const task of held) {
+      task.stopReason ??= 'drain'; // one still preparing never spawns
+      task.run?.kill('SIGKILL');
+    }
+    await Promise.all(held.map((task) => task.run?.done));
+    await Promise.all(held.map((task) => this.#reap(task)));
+    for (const task of held) if (task.phase !== 'done') task.transition('done');
     this.#tasks.clear();
+    await this.#users?.close();
+    await this.#workspaces?.close().catch(() => undefined);
   }
 
   /**
@@ -162,11 +347,12 @@ export class TaskgateAgent extends EventEmitter {
    * killed this way ends failure, "killed by signal SIGTERM" (docs/agent-protocol.md).
    */
   async drain(timeoutMs: number, graceMs = 5000): Promise<void> {
-    this.#draining = true;
+    if (this.#state !== 'running') return this.stop();
+    this.#transition('draining');
     this.#connection.send({ message: { $case: 'draining', value: {} } });
     if (!(await this.#idle(timeoutMs))) {
       this.#logger.warn({ tasks: this.heldTasks }, 'drain timed out; killing running tasks');
-      for (const [id, task] of this.#tasks) if (!task.exited) this.#kill(id, graceMs);
+      for (const task of this.#tasks.values()) this.#stopTask(task, 'drain', graceMs);
       await this.#idle(graceMs + 5000);
     }
     await this.stop();
@@ -192,16 +378,14 @@ export class TaskgateAgent extends EventEmitter {
     const m = message.message;
     switch (m?.$case) {
       case 'run':
-        this.#run(m.value);
+        this.#accept(m.value);
         return;
       case 'ack': {
         const held = this.#tasks.get(m.value.taskId);
         if (!held) return;
         held.output.ack(m.value.seq);
         if (m.value.done) {
-          this.#dispose(held);
-          this.#tasks.delete(m.value.taskId);
-          if (this.#tasks.size === 0) this.emit('idle');
+          this.#forget(held);
         }
         return;
       }
@@ -213,10 +397,22 @@ export class TaskgateAgent extends EventEmitter {
     }
   }
 
+  /** Drops a task the server is done with (its exit recorded, or never to be recorded). */
+  #forget(held: HeldTask): void {
+    if (held.live) {
+      // The server gave up on a task that still runs here: stop it, report nothing more.
+      this.#stopTask(held, 'kill', 0);
+      return;
+    }
+    if (held.phase !== 'done') held.transition('done');
+    this.#tasks.delete(held.id);
+    if (this.#tasks.size === 0) this.emit('idle');
+  }
+
   /**
-   * Kills a task's process group: SIGTERM now, SIGKILL after `graceMs`. A
-   * task not started yet never starts; a kill for a task not held yet is
-   * remembered, because it may overtake its run message.
+   * Kills a task: SIGTERM now, SIGKILL after `graceMs`. A task not started
+   * yet never starts; a kill for a task not held yet is remembered, because
+   * it may overtake its run message.
    */
   #kill(taskId: string, graceMs: number): void {
     const held = this.#tasks.get(taskId);
@@ -226,115 +422,114 @@ export class TaskgateAgent extends EventEmitter {
       this.#earlyKills.set(taskId, now);
       return;
     }
-    if (held.exited || held.kill) return;
-    held.kill = { graceMs };
-    this.#terminate(held, graceMs);
+    this.#stopTask(held, 'kill', graceMs);
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`, to a started run. */
-  #terminate(held: HeldTask, graceMs: number): void {
-    if (!held.run) return; // #execute checks held.kill before it spawns
-    held.run.kill('SIGTERM');
-    held.timers.push(setTimeout(() => held.run?.kill('SIGKILL'), graceMs));
+  /** Starts stopping a task for `reason` (the first reason wins); SIGKILL follows SIGTERM after `graceMs`. */
+  #stopTask(held: HeldTask, reason: StopReason, graceMs: number): void {
+    if (!held.live || held.stopReason) return;
+    held.stopReason = reason;
+    held.graceMs = graceMs;
+    if (held.phase === 'running') this.#terminate(held);
+    // preparing: #execute sees stopReason before it spawns.
   }
 
-  #dispose(held: HeldTask): void {
-    for (const timer of held.timers) clearTimeout(timer);
-    held.output.dispose();
+  #terminate(held: HeldTask): void {
+    held.transition('stopping');
+    held.run?.kill('SIGTERM');
+    held.timers.push(setTimeout(() => held.run?.kill('SIGKILL'), held.graceMs));
   }
 
-  #run(task: RunTask): void {
+  #accept(task: RunTask): void {
     if (this.#tasks.has(task.taskId)) return; // a duplicate push: it runs once
-    const held: HeldTask = {
-      output: new TaskOutput(
-        task.taskId,
-        this.#options,
-        (msg) => this.#connection.send(msg),
-        (pause) => (pause ? held.run?.pause() : held.run?.resume()),
-      ),
-      run: null,
-      kill: null,
-      timedOut: false,
-      timers: [],
-      exited: false,
-      redactor: null,
-      holdTimer: undefined,
-    };
-
-    held.output.setLimit(this.#welcome?.maxOutputBytes ?? 0);
+    if (this.#state !== 'running' && this.#state !== 'draining') return;
+    const output = new TaskOutput(
+      task.taskId,
+      this.#options,
+      (msg) => this.#connection.send(msg),
+      (pause) => (pause ? held.run?.pause() : held.run?.resume()),
+    );
+    const held = new HeldTask(task.taskId, output, this.#logger);
+    output.setLimit(this.#welcome?.maxOutputBytes ?? 0);
     this.#tasks.set(task.taskId, held);
-    if (this.#earlyKills.delete(task.taskId)) held.kill = { graceMs: task.killGraceMs };
-    this.#execute(task, held).catch((err: unknown) => {
+    if (this.#earlyKills.delete(task.taskId)) this.#stopTask(held, 'kill', task.killGraceMs);
+    this.#execute(task, held).catch(async (err: unknown) => {
       this.#logger.error({ err, task: task.taskId }, 'task failed in the agent');
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `agent error: ${(err as Error).message}` });
+      await this.#end(held, { exitCode: null, signal: '', error: `agent error: ${(err as Error).message}` });
     });
   }
 
+  /** Prepares, runs and ends one task. */
   async #execute(task: RunTask, held: HeldTask): Promise<void> {
-    if (held.kill) {
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
-      return;
-    }
+    const notStarted = (error: string): Promise<void> => this.#end(held, { exitCode: null, signal: '', error });
+    if (held.stopReason) return notStarted('killed before it started');
+    if (!isScriptType(task.type)) return notStarted(`this agent cannot run type "${task.type}"`);
     let secrets: Record<string, string>;
     try {
       secrets = await resolveSecrets(
         { provider: task.secretProvider, path: task.secretPath, mapping: task.secretMapping, stored: task.storedSecrets },
-        this.#options.env ?? {},
+        this.#options.env,
       );
       // Secret values are masked in the output like CI systems mask theirs.
       const rules = { infoTypes: task.redact, custom: task.customDetectors, secrets: maskedSecrets(task.type, secrets) };
       if (redacts(rules)) held.redactor = new Redactor(rules);
     } catch (err) {
       // Missing secrets or rules this agent cannot compile: run nothing rather than run unprotected.
-      const why = err instanceof SecretError ? err.message : `redaction rules are invalid: ${(err as Error).message}`;
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: why });
-      return;
+      return notStarted(err instanceof SecretError ? err.message : `redaction rules are invalid: ${(err as Error).message}`);
     }
-    if (!isScriptType(task.type)) {
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: `this agent cannot run type "${task.type}"` });
-      return;
+    const workspaces = this.#workspaces;
+    if (!workspaces) return notStarted('the agent is stopping');
+    let identity: TaskIdentity | null = null;
+    if (this.#users) {
+      try {
+        identity = await this.#users.acquire(task.runAs);
+      } catch (err) {
+        if (!(err instanceof IdentityError)) throw err;
+        return notStarted(err.message);
+      }
+      held.identity = identity;
     }
-    const cwd = join(this.#options.workDir, 'tasks', task.taskId);
-    const scriptDir = join(this.#options.workDir, 'scripts');
-    const scriptPath = join(scriptDir, task.taskId);
-    const cleanUp = (): Promise<unknown> => Promise.all([rm(cwd, { recursive: true, force: true }), rm(scriptPath, { force: true })]);
-    await Promise.all([
-      mkdir(cwd, { recursive: true, mode: 0o700 }),
-      mkdir(scriptDir, { recursive: true, mode: 0o700 }).then(() => writeFile(scriptPath, task.script, { mode: 0o600 })),
-    ]);
-    const baseEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      ...this.#options.env,
-      ...secrets,
-    };
-    let command: Command;
+    const paths = await workspaces.create(task.taskId, task.script, identity);
+    held.workspace = paths.dir;
+    const agentPath = this.#options.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
+    let env: Record<string, string>;
+    let command: { file: string; args: string[] };
     try {
-      command = await commandFor(task.type, { scriptPath, workDir: cwd, secrets, path: baseEnv.PATH ?? '' });
+      const built = await commandFor(task.type, {
+        scriptPath: paths.script,
+        secrets,
+        path: agentPath,
+        writePrivate: (name, content) => workspaces.writePrivate(paths, name, content, identity),
+        canRun: identity ? (path) => mayExecute(identity, path) : undefined,
+      });
+      env = buildTaskEnv({
+        agentEnv: this.#options.env,
+        passed: this.#options.passEnv,
+        home: paths.dir,
+        tmp: paths.tmp,
+        user: identity?.user ?? '',
+        secrets,
+        commandEnv: built.env,
+        metadata: {
+          taskId: task.taskId,
+          target: task.target,
+          user: task.createdBy.replace(/^user:/, ''),
+          groups: task.userGroups,
+          message: task.message,
+        },
+      });
+      command = identity ? runAsCommand(this.#setpriv, identity, built.file, built.args) : built;
     } catch (err) {
-      await cleanUp();
-      if (!(err instanceof CommandError)) throw err;
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: err.message });
-      return;
+      if (!(err instanceof CommandError || err instanceof TaskEnvError)) throw err;
+      return notStarted(err.message);
     }
-    const env: Record<string, string> = {
-      ...baseEnv,
-      ...command.env,
-      TASKGATE_TASK_ID: task.taskId,
-      TASKGATE_TARGET: task.target,
-      TASKGATE_USER: task.createdBy.replace(/^user:/, ''),
-      TASKGATE_USER_GROUPS: task.userGroups.join(','),
-      TASKGATE_MESSAGE: task.message,
-    };
-    if (held.kill) {
-      await cleanUp();
-      this.#finish(task.taskId, held, { exitCode: null, signal: '', error: 'killed before it started' });
-      return;
-    }
+    if (held.stopReason) return notStarted('killed before it started');
     const run = PtyRun.start(
-      { file: command.file, args: command.args, cwd, env },
+      // Files a task creates in shared places (/tmp) are its own unless it says otherwise.
+      { file: command.file, args: command.args, cwd: paths.dir, env, umask: identity ? 0o077 : undefined },
       {
         onStart: (pid) => {
-          this.#logger.info({ task: task.taskId, pid }, 'task started');
+          this.#logger.info({ task: task.taskId, pid, uid: identity?.uid }, 'task started');
           this.#connection.send({ message: { $case: 'started', value: { taskId: task.taskId, time: new Date(), pid } } });
           this.emit('task-start', task.taskId, pid);
         },
@@ -342,19 +537,19 @@ export class TaskgateAgent extends EventEmitter {
       },
     );
     held.run = run;
+    held.transition('running');
+    if (held.stopReason) this.#terminate(held); // a kill arrived while spawning
     if (task.timeoutMs > 0) {
       held.timers.push(
         setTimeout(() => {
-          if (held.exited || held.kill) return;
-          held.timedOut = true;
+          if (held.phase !== 'running') return;
           this.#logger.info({ task: task.taskId, timeoutMs: task.timeoutMs }, 'task timed out; killing it');
-          this.#terminate(held, task.killGraceMs);
+          this.#stopTask(held, 'timeout', task.killGraceMs);
         }, task.timeoutMs),
       );
     }
     const result = await run.done;
-    await cleanUp();
-    this.#finish(task.taskId, held, result);
+    await this.#end(held, result);
   }
 
   /** Passes output on, through the redactor when there is one. */
@@ -369,15 +564,30 @@ export class TaskgateAgent extends EventEmitter {
     held.holdTimer = redactor.heldBytes > 0 ? setTimeout(() => held.output.push(redactor.flush()), REDACTION_HOLD_MS) : undefined;
   }
 
-  #finish(taskId: string, held: HeldTask, result: RunResult): void {
+  /** Kills every process the task left, removes its workspace and frees its identity. */
+  async #reap(held: HeldTask): Promise<void> {
+    const identity = held.identity;
+    held.identity = null;
+    if (identity && this.#users) await this.#users.release(identity);
+    if (held.workspace) {
+      const dir = held.workspace;
+      held.workspace = null;
+      await this.#workspaces?.remove(held.id).catch((err: unknown) => this.#logger.warn({ err, dir }, 'could not remove a task directory'));
+    }
+  }
+
+  /** The task's main process ended (or never started): reap, then report the exit. */
+  async #end(held: HeldTask, result: RunResult): Promise<void> {
+    if (held.phase === 'reaping' || held.phase === 'reporting') return;
     held.run = null;
-    held.exited = true;
-    for (const timer of held.timers) clearTimeout(timer);
-    clearTimeout(held.holdTimer);
+    if (held.live) held.transition('reaping');
+    await this.#reap(held);
+    if ((held.phase as TaskPhase) !== 'reaping') return; // the agent stopped meanwhile
     if (held.redactor) held.output.push(held.redactor.flush());
     const findings = held.redactor ? Object.fromEntries(held.redactor.findings) : {};
-    held.output.finish({ ...result, timedOut: held.timedOut, findings });
-    this.#logger.info({ task: taskId, ...result }, 'task ended');
-    this.emit('task-exit', taskId, result);
+    held.transition('reporting');
+    held.output.finish({ ...held.outcome(result), findings });
+    this.#logger.info({ task: held.id, ...result }, 'task ended');
+    this.emit('task-exit', held.id, result);
   }
 }

@@ -10,6 +10,7 @@
  */
 import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Welcome } from '../gen/taskgate/v1/agent.js';
+import { randomId } from '../shared/ids.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
@@ -35,7 +36,6 @@ export interface ConnectionOptions {
   token: string;
   name: string;
   version: string;
-  bootId: string;
   credentials?: ChannelCredentials;
   backoff?: BackoffOptions;
   logger: Logger;
@@ -60,6 +60,7 @@ export class AgentConnection {
   #call: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
   #retryTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  readonly #bootId = randomId();
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -74,6 +75,11 @@ export class AgentConnection {
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,
     });
+  }
+
+  /** Identifies this process on its stream. */
+  get bootId(): string {
+    return this.#bootId;
   }
 
   /** The current state. */
@@ -128,7 +134,7 @@ export class AgentConnection {
         value: {
           name: this.#options.name,
           version: this.#options.version,
-          bootId: this.#options.bootId,
+          bootId: this.#bootId,
           heldTaskIds: this.#options.heldTasks(),
           resumeSecret: '',
         },

@@ -6,7 +6,6 @@
  * (docs/target-types.md).
  */
 import { accessSync, constants } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { basename, delimiter, isAbsolute, join } from 'node:path';
 import type { ScriptType } from '../shared/limits.js';
 
@@ -21,8 +20,10 @@ export interface Command {
 /** What a task type needs to build its command. */
 export interface CommandInput {
   scriptPath: string;
-  /** The task's private working directory (mode 0700, removed afterwards). */
-  workDir: string;
+  /** Writes a file only the task can read into its private directory (removed afterwards); returns its path. */
+  writePrivate(name: string, content: string): Promise<string>;
+  /** Whether the task's user may run the program at this path (default: the agent may). */
+  canRun?(path: string): boolean;
   /** The task's resolved secrets, by variable name. */
   secrets: Record<string, string>;
   /** The PATH the program is looked up on. */
@@ -91,8 +92,8 @@ const PROGRAMS: Readonly<Record<ScriptType, () => string>> = {
 export async function commandFor(type: ScriptType, input: CommandInput): Promise<Command> {
   requireSecrets(type, input.secrets);
   const program = PROGRAMS[type]();
-  const file = resolveProgram(program, input.path);
-  if (!file) throw new CommandError(`interpreter "${program}" not found on the agent's PATH`);
+  const file = resolveProgram(program, input.path, input.canRun);
+  if (!file) throw new CommandError(`interpreter "${program}" not found on the task's PATH (or not executable by the task's user)`);
   const { scriptPath, secrets } = input;
   // Present and non-empty for the required names (checked above).
   const secret = (name: string): string => secrets[name] ?? '';
@@ -131,12 +132,11 @@ export async function commandFor(type: ScriptType, input: CommandInput): Promise
         `connect-timeout=${CONNECT_TIMEOUT_SECONDS}`,
       ];
       if (secrets.MYSQL_PORT) lines.push(`port=${optionValue('MYSQL_PORT', secrets.MYSQL_PORT)}`);
-      const optionFile = join(input.workDir, '.taskgate-my.cnf');
-      await writeFile(optionFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+      const optionFile = await input.writePrivate('.taskgate-my.cnf', `${lines.join('\n')}\n`);
       // Script on stdin puts the client in batch mode: it stops at the first
       // error with its line number and exits 1. "$1".."$3" are arguments,
       // not text spliced into the shell command.
-      const shell = resolveProgram('sh', input.path) ?? '/bin/sh';
+      const shell = resolveProgram('sh', input.path, input.canRun) ?? '/bin/sh';
       return {
         file: shell,
         args: ['-c', 'exec "$1" --defaults-extra-file="$2" --table < "$3"', 'taskgate-mysql', file, optionFile, scriptPath],
@@ -146,12 +146,13 @@ export async function commandFor(type: ScriptType, input: CommandInput): Promise
   }
 }
 
-/** The absolute path of `program` on `path` (a PATH value), or null. */
-export function resolveProgram(program: string, path: string): string | null {
+/** The absolute path of `program` on `path` (a PATH value) that `canRun` accepts, or null. */
+export function resolveProgram(program: string, path: string, canRun?: (path: string) => boolean): string | null {
   const candidates = isAbsolute(program) ? [program] : path.split(delimiter).filter(Boolean).map((dir) => join(dir, program));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
+      if (canRun && !canRun(candidate)) continue;
       return candidate;
     } catch {
       // not here; try the next directory

@@ -36,6 +36,8 @@ export interface RunSpec {
   cwd: string;
   /** The whole environment of the process. */
   env: Record<string, string>;
+  /** File mode creation mask of the process (e.g. 0o077); default: the agent's. */
+  umask?: number;
 }
 
 /** Callbacks of a run. */
@@ -121,6 +123,8 @@ export class PtyRun {
 
   async #run(spec: RunSpec, handlers: RunHandlers): Promise<RunResult> {
     let term: pty.IPty;
+    // The child inherits the umask at fork, which node-pty does synchronously.
+    const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
     try {
       // forkpty makes the child a session leader: it has its own process group.
       term = pty.spawn(spec.file, spec.args, {
@@ -133,6 +137,8 @@ export class PtyRun {
       });
     } catch (err) {
       return { exitCode: null, signal: '', error: (err as Error).message };
+    } finally {
+      if (umask !== undefined) process.umask(umask);
     }
     this.#term = term;
     const slave = openSync((term as unknown as { ptsName: string }).ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY);

@@ -1,10 +1,15 @@
 /**
- * Secret providers, resolved on the agent when a task starts, so secrets
- * never pass through the control plane (DESIGN.md "Security"):
+ * Secret providers, resolved on the agent when a task starts (docs/secrets.md):
  *
  * - "env": `path` names a variable of the agent's environment holding a JSON
  *   object (as Runops agents did);
- * - "file": `path` is a JSON file on the agent host.
+ * - "file": `path` is a JSON file on the agent host;
+ * - "stored": values kept encrypted by the control plane, sent only with the
+ *   task to the agent that runs it — the one provider whose values do pass
+ *   through the server.
+ *
+ * The env provider reads the agent's own environment, but that variable
+ * never reaches a task: a task's environment is built (agent/task-env.ts).
  *
  * The object's string values become environment variables of the task,
  * renamed by `mapping` (task variable -> key in the object; empty: every key

@@ -3,10 +3,13 @@
  * programs. Each stops gracefully on SIGINT/SIGTERM.
  */
 import { Command, Option } from 'commander';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { TaskgateAgent } from '../../agent/agent.js';
+import { checkPassedNames } from '../../agent/task-env.js';
+import { parseIdRange, type IdRange } from '../../agent/task-users.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { ADMIN_GROUP } from '../../server/access.js';
 import { SecretBox } from '../../server/secret-box.js';
@@ -233,13 +236,69 @@ function agentTlsOptions(flags: ServerFlags): { listen: string; clientCa: Buffer
   return { listen: flags.agentListen, clientCa: readPem(flags.agentClientCa, '--agent-client-ca') };
 }
 
-/** The task environment: the agent's own, without Taskgate's settings (its token among them). */
-function taskEnv(): Record<string, string> {
+/**
+ * The agent's environment as the agent sees it (the env secret provider
+ * reads it; agent/task-env.ts passes only an allowlist on to tasks), without
+ * Taskgate's own settings, its token among them.
+ */
+function agentEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !key.startsWith('TASKGATE_')) env[key] = value;
   }
   return env;
+}
+
+/**
+ * The agent's token, from --token-file, --token or TASKGATE_AGENT_TOKEN,
+ * trimmed; the variable is removed from the process environment once read.
+ * A token on the command line is readable by every local user in
+ * /proc/PID/cmdline, so that is warned about.
+ */
+function agentToken(flags: AgentFlags, logger: Logger): string {
+  const fromEnv = process.env.TASKGATE_AGENT_TOKEN;
+  delete process.env.TASKGATE_AGENT_TOKEN;
+  let token: string;
+  if (flags.tokenFile) {
+    try {
+      token = readFileSync(flags.tokenFile, 'utf8');
+    } catch (err) {
+      throw new CliError(`--token-file ${flags.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+    }
+  } else if (flags.token !== undefined) {
+    token = flags.token;
+    if (flags.token !== fromEnv) {
+      logger.warn("the agent token was given with --token, where every local user can read it (/proc/PID/cmdline); use --token-file");
+    }
+  } else {
+    throw new CliError('the agent needs its token: --token-file FILE (or TASKGATE_AGENT_TOKEN)', 2);
+  }
+  token = token.trim();
+  if (token === '') throw new CliError(`the agent token${flags.tokenFile ? ` in ${flags.tokenFile}` : ''} is empty`, 2);
+  if (/\s/.test(token)) throw new CliError('the agent token contains white space; it must be the one line `taskgate agents token` printed', 2);
+  return token;
+}
+
+/** Options of the agent's task isolation from its flags. */
+function isolationOptions(flags: AgentFlags): { isolate?: boolean; taskIds?: IdRange; passEnv: string[] } {
+  let passEnv: string[];
+  try {
+    passEnv = checkPassedNames(flags.taskEnv);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  if (flags.taskUids === 'off') return { isolate: false, passEnv };
+  try {
+    return { taskIds: parseIdRange(flags.taskUids), passEnv };
+  } catch (err) {
+    throw new CliError(`--task-uids: ${(err as Error).message}`, 2);
+  }
+}
+
+/** Where `taskgate dev` keeps its agent's task directories: outside the data dir, which holds the admin token. */
+function devWorkDir(dataDir: string): string {
+  const id = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12);
+  return join(tmpdir(), `taskgate-dev-agent-${id}`);
 }
 
 /** `taskgate server`. */
@@ -261,7 +320,10 @@ export function serverCommand(): Command {
 
 interface AgentFlags extends ClientTls {
   server: string;
-  token: string;
+  token?: string;
+  tokenFile?: string;
+  taskUids: string;
+  taskEnv: string[];
   name: string;
   workDir?: string;
   logLevel: string;
@@ -274,7 +336,14 @@ export function agentCommand(): Command {
   return new Command('agent')
     .description('run an agent: connect to the server and run the tasks of its targets')
     .addOption(new Option('--server <host:port>', 'server address').env('TASKGATE_SERVER').default('127.0.0.1:7070'))
-    .addOption(new Option('--token <token>', 'agent token (taskgate agents token --name NAME)').env('TASKGATE_AGENT_TOKEN').makeOptionMandatory())
+    .addOption(new Option('--token-file <file>', 'file holding the agent token (taskgate agents token --name NAME)').env('TASKGATE_AGENT_TOKEN_FILE'))
+    .addOption(new Option('--token <token>', 'the agent token itself (visible to local users in the process list: prefer --token-file)').env('TASKGATE_AGENT_TOKEN'))
+    .addOption(
+      new Option('--task-uids <first-last|off>', 'when the agent runs as root, each task runs as a uid/gid of its own from this range; off: as the agent\'s user')
+        .env('TASKGATE_TASK_UIDS')
+        .default('61000-61999'),
+    )
+    .addOption(new Option('--task-env <name>', 'also pass this variable (or PREFIX*) of the agent\'s environment to tasks (repeatable)').env('TASKGATE_TASK_ENV').argParser(collect).default([]))
     .addOption(new Option('--name <name>', 'agent name; targets name it').env('TASKGATE_AGENT_NAME').makeOptionMandatory())
     .addOption(new Option('--work-dir <dir>', 'where task directories and script files live').env('TASKGATE_AGENT_WORK_DIR'))
     .addOption(
@@ -300,18 +369,18 @@ export function agentCommand(): Command {
       if (!usesTls(flags)) logger.warn({ server: flags.server }, 'TLS is off: the agent token and task output cross the network in plaintext; use --tls-ca beyond local development');
       const agent = new TaskgateAgent({
         server: flags.server,
-        token: flags.token,
+        token: agentToken(flags, logger),
         name: flags.name,
         workDir: flags.workDir,
-        env: taskEnv(),
+        env: agentEnv(),
+        ...isolationOptions(flags),
         credentials,
         logger,
       });
-      agent.on('fatal', () => {
-        process.exitCode = 1;
-        void agent.stop();
+      agent.run().catch((err: unknown) => {
+        process.stderr.write(`taskgate agent: ${(err as Error).message}\n`);
+        process.exit(1);
       });
-      agent.start();
       // A second signal exits at once (onSignals); the server then settles
       // the running tasks ("agent restarted" or "agent lost").
       onSignals(logger, () => agent.drain(flags.drainSeconds * 1000));
@@ -336,7 +405,7 @@ export function devCommand(): Command {
       const server = await startServer(flags, logger);
       await server.ensureAdmin(flags.adminEmail);
       const admin = await savedToken(server, join(flags.dataDir, 'admin.token'), 'user', flags.adminEmail);
-      const agentToken = await savedToken(server, join(flags.dataDir, 'agent-local.token'), 'agent', 'local');
+      const localAgentToken = await savedToken(server, join(flags.dataDir, 'agent-local.token'), 'agent', 'local');
       if (!(await server.store.getTarget('local'))) {
         const now = new Date();
         await server.store.insertTarget({
@@ -362,16 +431,14 @@ export function devCommand(): Command {
       const address = `127.0.0.1:${server.port}`;
       const agent = new TaskgateAgent({
         server: address,
-        token: agentToken.token,
+        token: localAgentToken.token,
         name: 'local',
-        workDir: join(flags.dataDir, 'agent'),
-        env: taskEnv(),
+        workDir: devWorkDir(flags.dataDir),
+        env: agentEnv(),
         logger,
       });
-      await new Promise<void>((resolve) => {
-        agent.on('state', (state) => state === 'connected' && resolve());
-        agent.start();
-      });
+      agent.start();
+      await agent.connected();
       const defaultServer = address === '127.0.0.1:7070' ? '' : ` --server ${address}`;
       process.stdout.write(
         [

@@ -92,15 +92,8 @@ export class Harness {
       ...options,
     });
     this.agents.push(agent);
-    await new Promise<void>((resolve) => {
-      const onState = (state: string): void => {
-        if (state !== 'connected') return;
-        agent.off('state', onState);
-        resolve();
-      };
-      agent.on('state', onState);
-      agent.start();
-    });
+    agent.start();
+    await agent.connected();
     return agent;
   }
 

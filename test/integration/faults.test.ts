@@ -100,7 +100,7 @@ for (const kind of STORE_KINDS) {
       expect(lost.status).to.equal(TaskStatus.TASK_STATUS_FAILURE);
       expect(lost.failureReason).to.match(/^agent lost: "a1" was unreachable for \d+ s, longer than its 2 s lease$/);
       expect(tookMs).to.be.below(1500 + 10_000);
-      const idle = new Promise((resolve) => agent.once('idle', resolve));
+      const idle = new Promise<void>((resolve) => agent.once('idle', resolve));
       const exit = new Promise<{ signal: string }>((resolve) => agent.once('task-exit', (_id: string, r: { signal: string }) => resolve(r)));
       proxy.restore();
       expect((await exit).signal).to.equal('SIGTERM');

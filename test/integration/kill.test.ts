@@ -4,7 +4,7 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskStatus, type Task } from '../../gen/taskgate/v1/task.js';
@@ -40,6 +40,8 @@ for (const kind of STORE_KINDS) {
       if (!location) this.skip();
       h = await Harness.start(location, { killGraceMs: 500, maxTasksPerAgent: 2, maxOutputBytes: 64 * 1024 });
       dir = mkdtempSync(join(tmpdir(), 'taskgate-kill-'));
+      // Tasks run as users of their own when the tests run as root: let them write here.
+      chmodSync(dir, 0o777);
     });
 
     afterEach(async () => {

@@ -21,7 +21,11 @@ describe('PtyRun (real ptys)', function () {
     const parts: Buffer[] = [];
     let pid = 0;
     const fullEnv = { PATH: process.env.PATH ?? '', ...env };
-    const command = await commandFor(type, { scriptPath, workDir: dir, secrets: {}, path: fullEnv.PATH });
+    const writePrivate = async (name: string, content: string): Promise<string> => {
+      writeFileSync(join(dir, name), content, { mode: 0o600 });
+      return join(dir, name);
+    };
+    const command = await commandFor(type, { scriptPath, writePrivate, secrets: {}, path: fullEnv.PATH });
     const r = PtyRun.start(
       { file: command.file, args: command.args, cwd: dir, env: fullEnv },
       { onStart: (p) => (pid = p), onData: (d) => parts.push(Buffer.from(d)) },
@@ -75,7 +79,7 @@ describe('PtyRun (real ptys)', function () {
 
   it('fails clearly when the interpreter is missing', async () => {
     const err = await run('python', 'print(1)', { PATH: '/nonexistent' }).catch((e: unknown) => e);
-    expect((err as Error).message).to.equal('interpreter "python3" not found on the agent\'s PATH');
+    expect((err as Error).message).to.equal('interpreter "python3" not found on the task\'s PATH (or not executable by the task\'s user)');
   });
 
   it('ends when the script exits even if a background child keeps the pty open', async () => {

@@ -1,0 +1,313 @@
+/**
+ * Who a task runs as. When the agent runs as root, every task gets an id of
+ * its own from a range (`--task-uids`, default 61000-61999; no passwd
+ * entries needed): it runs with uid = gid = that id, or, when its target
+ * names a `run_as` user, with that user's uid and supplementary groups but
+ * still the id as its gid. The gid is what makes a task's processes
+ * recognisable and killable when it ends (agent/processes.ts), and what
+ * keeps two tasks of one run-as user out of each other's directories and
+ * /proc entries (the kernel's ptrace check compares gids too).
+ *
+ * An id is handed out only under a lock file in `lockDir` (shared by every
+ * agent on the host), and only once no process carries it; it goes back to
+ * this agent's pool of free ids after its processes are all killed. Locks
+ * left by a dead agent process are taken over, killing what still runs
+ * under them, at start and on demand. docs/isolation.md has the whole design.
+ */
+import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rm, unlink, writeFile, lstat } from 'node:fs/promises';
+import { realpathSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from '../shared/logger.js';
+import { killAll, processesWithIds } from './processes.js';
+
+const run = promisify(execFile);
+
+/** An inclusive range of ids, e.g. 61000-61999. */
+export interface IdRange {
+  first: number;
+  last: number;
+}
+
+/** The default range of task ids (uid and gid). */
+export const DEFAULT_TASK_IDS: IdRange = { first: 61000, last: 61999 };
+
+/** Parses "FIRST-LAST" (both 1000..2^31-2, FIRST <= LAST); throws a message naming the rule. */
+export function parseIdRange(text: string): IdRange {
+  const m = /^(\d+)-(\d+)$/.exec(text.trim());
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1000 || last > 2 ** 31 - 2 || first > last) {
+    throw new Error(`task id range "${text}" must be FIRST-LAST with 1000 <= FIRST <= LAST, e.g. 61000-61999`);
+  }
+  return { first, last };
+}
+
+/** The credentials one task runs with. */
+export interface TaskIdentity {
+  /** The id taken from the range: the task's gid (and uid unless run-as). */
+  id: number;
+  uid: number;
+  gid: number;
+  /** Supplementary groups (a run-as user's own; none otherwise). */
+  groups: number[];
+  /** The run-as user's name, or "" for a uid of its own. */
+  user: string;
+}
+
+/** Why a task cannot get the identity it needs; the message is safe to show. */
+export class IdentityError extends Error {}
+
+/** A run-as user as the host knows it (NSS: passwd files, LDAP, ...). */
+interface HostUser {
+  uid: number;
+  groups: number[];
+}
+
+/** How long a looked-up run-as user is trusted, in ms. */
+const USER_CACHE_MS = 30_000;
+
+/** Boot ids of the TaskUsers live in this process (several agents may share one process in tests and embeddings). */
+const LIVE_OWNERS = new Set<string>();
+
+/** Options of {@link TaskUsers}. */
+export interface TaskUsersOptions {
+  range: IdRange;
+  /** Host-wide directory of id locks. */
+  lockDir: string;
+  /** Tells this agent's locks apart from other agents in the same process. */
+  owner: string;
+  logger: Logger;
+}
+
+/** Hands out task identities from a range; see the file comment. */
+export class TaskUsers {
+  readonly #options: TaskUsersOptions;
+  /** Ids this agent holds locked with no process alive under them. */
+  readonly #free: number[] = [];
+  readonly #inUse = new Set<number>();
+  readonly #users = new Map<string, { at: number; user: HostUser | null }>();
+  #cursor: number;
+
+  private constructor(options: TaskUsersOptions) {
+    this.#options = options;
+    this.#cursor = randomInt(options.range.first, options.range.last + 1);
+  }
+
+  /** Prepares the lock directory and takes over the ids of agent processes that died. */
+  static async open(options: TaskUsersOptions): Promise<TaskUsers> {
+    await mkdir(options.lockDir, { recursive: true, mode: 0o700 });
+    LIVE_OWNERS.add(options.owner);
+    const users = new TaskUsers(options);
+    await users.#sweep();
+    return users;
+  }
+
+  /** Ids held by running tasks. */
+  get inUse(): number {
+    return this.#inUse.size;
+  }
+
+  #lockPath(id: number): string {
+    return join(this.#options.lockDir, String(id));
+  }
+
+  /** Kills what runs under ids locked by agents that no longer run, and frees their locks. */
+  async #sweep(): Promise<void> {
+    const { first, last } = this.#options.range;
+    for (const name of await readdir(this.#options.lockDir)) {
+      const id = Number(name);
+      if (!Number.isInteger(id) || id < first || id > last) continue;
+      if ((await this.#stale(id)) && (await this.#takeOver(id).catch(() => false))) this.#free.push(id);
+    }
+  }
+
+  /** Whether the lock of `id` belongs to an agent that is gone. */
+  async #stale(id: number): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(this.#lockPath(id), 'utf8');
+    } catch {
+      return false; // released meanwhile
+    }
+    const [pidText, owner] = text.trim().split(' ');
+    const pid = Number(pidText);
+    if (pid === process.pid) return owner !== this.#options.owner && !LIVE_OWNERS.has(owner ?? '');
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+
+  /** Kills the processes of a stale id and moves its lock to this agent; false if they would not die. */
+  async #takeOver(id: number): Promise<boolean> {
+    if (!(await killAll(id))) {
+      this.#options.logger.error({ id }, 'processes of a task id left by a dead agent do not die; the id stays locked');
+      return false;
+    }
+    await cleanSharedTemp(id, this.#options.logger);
+    await writeFile(this.#lockPath(id), `${process.pid} ${this.#options.owner}\n`, { mode: 0o600 });
+    this.#options.logger.warn({ id }, 'took over a task id left by an agent that died; killed its processes');
+    return true;
+  }
+
+  /** Locks a new id of the range for this agent (one no process carries), or null when none is left. */
+  async #lockNew(): Promise<number | null> {
+    const { first, last } = this.#options.range;
+    const size = last - first + 1;
+    for (let i = 0; i < size; i++) {
+      const id = first + ((this.#cursor - first + i) % size);
+      try {
+        const handle = await open(this.#lockPath(id), 'wx', 0o600);
+        await handle.writeFile(`${process.pid} ${this.#options.owner}\n`);
+        await handle.close();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if ((await this.#stale(id)) && (await this.#takeOver(id))) {
+          this.#cursor = id + 1;
+          return id;
+        }
+        continue;
+      }
+      // Something outside Taskgate uses this id: leave it alone.
+      if ((await processesWithIds(new Set([id]))).length > 0) {
+        this.#options.logger.warn({ id }, 'a process outside Taskgate runs with this task id; skipping it');
+        continue; // the lock stays, so no agent hands it out
+      }
+      this.#cursor = id + 1;
+      return id;
+    }
+    return null;
+  }
+
+  /** The identity for a task; `runAs` is the target's run-as user or "". */
+  async acquire(runAs: string): Promise<TaskIdentity> {
+    let host: HostUser | null = null;
+    if (runAs !== '') {
+      host = await this.#lookUp(runAs);
+      if (!host) throw new IdentityError(`run-as user "${runAs}" does not exist on this agent's host`);
+      if (host.uid === 0) throw new IdentityError(`run-as user "${runAs}" is root; tasks never run as root`);
+      const { first, last } = this.#options.range;
+      if (host.uid >= first && host.uid <= last) throw new IdentityError(`run-as user "${runAs}" has uid ${host.uid}, inside the task id range`);
+    }
+    const id = this.#free.shift() ?? (await this.#lockNew());
+    if (id === null) throw new IdentityError('every task id of the range is in use; widen --task-uids');
+    this.#inUse.add(id);
+    return host ? { id, uid: host.uid, gid: id, groups: host.groups.filter((g) => g !== 0), user: runAs } : { id, uid: id, gid: id, groups: [], user: '' };
+  }
+
+  /**
+   * Kills every process still running under the task's id, removes what it
+   * left in the shared temporary directories, and frees the id. Resolves
+   * whether the id could be freed.
+   */
+  async release(identity: TaskIdentity): Promise<boolean> {
+    const dead = await killAll(identity.id);
+    if (!dead) {
+      this.#options.logger.error({ id: identity.id }, 'processes of a finished task do not die; its id stays locked');
+      this.#inUse.delete(identity.id);
+      return false;
+    }
+    await cleanSharedTemp(identity.id, this.#options.logger);
+    this.#inUse.delete(identity.id);
+    this.#free.push(identity.id);
+    return true;
+  }
+
+  /** Frees every lock of this agent (after its tasks were released). */
+  async close(): Promise<void> {
+    LIVE_OWNERS.delete(this.#options.owner);
+    const ids = this.#free.splice(0);
+    await Promise.all(ids.map((id) => unlink(this.#lockPath(id)).catch(() => undefined)));
+  }
+
+  async #lookUp(name: string): Promise<HostUser | null> {
+    const cached = this.#users.get(name);
+    if (cached && Date.now() - cached.at < USER_CACHE_MS) return cached.user;
+    let user: HostUser | null = null;
+    try {
+      const [uid, groups] = await Promise.all([run('id', ['-u', '--', name]), run('id', ['-G', '--', name])]);
+      user = { uid: Number(uid.stdout.trim()), groups: groups.stdout.trim().split(/\s+/).map(Number) };
+    } catch {
+      user = null; // "id: 'x': no such user"
+    }
+    this.#users.set(name, { at: Date.now(), user });
+    return user;
+  }
+}
+
+/** Shared, world-writable places where a task could leave files for a later holder of its id. */
+const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
+
+/**
+ * Removes the entries of the shared temporary directories whose group is the
+ * task's id (what the task created there). Runs after all its processes are
+ * dead, so nothing of the task can race the removal.
+ */
+export async function cleanSharedTemp(id: number, logger: Logger): Promise<void> {
+  await Promise.all(
+    SHARED_TEMP.map(async (dir) => {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        const path = join(dir, name);
+        try {
+          const stat = await lstat(path);
+          if (stat.gid !== id && stat.uid !== id) continue;
+          await rm(path, { recursive: true, force: true });
+        } catch (err) {
+          logger.warn({ err, path }, 'could not remove what a task left in a shared directory');
+        }
+      }
+    }),
+  );
+}
+
+/**
+ * The program and arguments that run `file args` under `identity`:
+ * util-linux's setpriv sets the ids and groups and no_new_privs (so no
+ * setuid program can raise the task's privileges again) and then execs.
+ */
+export function runAsCommand(setpriv: string, identity: TaskIdentity, file: string, args: string[]): { file: string; args: string[] } {
+  const groups = identity.groups.length > 0 ? ['--groups', identity.groups.join(',')] : ['--clear-groups'];
+  return {
+    file: setpriv,
+    args: ['--reuid', String(identity.uid), '--regid', String(identity.gid), ...groups, '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--', file, ...args],
+  };
+}
+
+/** Whether `identity` has `bit` (4 read, 2 write, 1 execute/search) on a file with these stats. */
+function permits(identity: TaskIdentity, st: { uid: number; gid: number; mode: number }, bit: number): boolean {
+  if (st.uid === identity.uid) return (st.mode & (bit << 6)) !== 0;
+  if (st.gid === identity.gid || identity.groups.includes(st.gid)) return (st.mode & (bit << 3)) !== 0;
+  return (st.mode & bit) !== 0;
+}
+
+/**
+ * Whether a task running as `identity` may execute `path`: every directory
+ * above it (and above what it links to) searchable, the file executable.
+ * The agent resolves interpreters as root, and root may run what a task
+ * cannot (/root/.pyenv/shims/python3, say).
+ */
+export function mayExecute(identity: TaskIdentity, path: string): boolean {
+  try {
+    const real = realpathSync(path);
+    for (const p of new Set([path, real])) {
+      for (let up = dirname(p); ; up = dirname(up)) {
+        if (!permits(identity, statSync(up), 1)) return false;
+        if (up === dirname(up)) break;
+      }
+    }
+    return permits(identity, statSync(real), 1);
+  } catch {
+    return false;
+  }
+}

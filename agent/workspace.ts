@@ -1,0 +1,146 @@
+/**
+ * Task workspaces on the agent host. Each agent process keeps its tasks'
+ * directories under `WORK_DIR/runs-INSTANCE/TASK_ID`; the work dir and the
+ * runs dir are searchable but not listable by others (0711), and each task's
+ * directory — its HOME, cwd, script, secret files and TMPDIR — is mode 0700
+ * and belongs to the task's uid (or, for a run-as user, to root with the
+ * task's own gid, 0770), so no other task can enter it. Nothing of the
+ * agent's own lives in the work dir (its token file and TLS key are
+ * elsewhere). Runs dirs left by agent processes that died are removed when
+ * the next agent starts on the same work dir.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Logger } from '../shared/logger.js';
+import type { TaskIdentity } from './task-users.js';
+
+/** A work dir the agent cannot use safely; the message says what to do. */
+export class WorkDirError extends Error {}
+
+/** Paths of one task's workspace. */
+export interface TaskPaths {
+  /** The task's directory: HOME and cwd. */
+  dir: string;
+  /** Its private TMPDIR. */
+  tmp: string;
+  script: string;
+}
+
+/** Live agents of this process, by instance id (several may share a process). */
+const LIVE_INSTANCES = new Set<string>();
+
+/** Whether the agent that wrote `owner` ("PID INSTANCE") still runs. */
+function ownerAlive(owner: string): boolean {
+  const [pidText, instance] = owner.trim().split(' ');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return LIVE_INSTANCES.has(instance ?? '');
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** The task directories of one agent process. */
+export class Workspaces {
+  readonly #root: string;
+  readonly #instance: string;
+  readonly #isolate: boolean;
+
+  private constructor(root: string, instance: string, isolate: boolean) {
+    this.#root = root;
+    this.#instance = instance;
+    this.#isolate = isolate;
+  }
+
+  /**
+   * Checks and prepares `workDir`: it must be a directory of the agent's own
+   * user that nobody else can write; with isolation every directory above it
+   * must be searchable by others (tasks reach their directory through it).
+   */
+  static async open(workDir: string, isolate: boolean, logger: Logger): Promise<Workspaces> {
+    const dir = resolve(workDir);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const info = await lstat(dir);
+    const uid = process.getuid?.() ?? 0;
+    if (!info.isDirectory()) throw new WorkDirError(`work dir ${dir} is not a directory (a symbolic link is refused too)`);
+    if (info.uid !== uid) throw new WorkDirError(`work dir ${dir} belongs to uid ${info.uid}, not to the agent's user (uid ${uid}); use a directory of its own such as /var/lib/taskgate-agent`);
+    if ((info.mode & 0o022) !== 0) throw new WorkDirError(`work dir ${dir} is writable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 0700 it or use another`);
+    if (isolate) {
+      for (let up = dirname(dir); ; up = dirname(up)) {
+        const mode = (await stat(up)).mode;
+        if ((mode & 0o001) === 0) {
+          throw new WorkDirError(`work dir ${dir}: ${up} is not searchable by task users (mode ${(mode & 0o777).toString(8)}); use a work dir such as /var/lib/taskgate-agent`);
+        }
+        if (up === dirname(up)) break;
+      }
+      await chmod(dir, 0o711);
+    }
+    await Workspaces.#removeDead(dir, logger);
+    const instance = randomBytes(6).toString('hex');
+    const root = join(dir, `runs-${instance}`);
+    await mkdir(root, { mode: isolate ? 0o711 : 0o700 });
+    await chmod(root, isolate ? 0o711 : 0o700);
+    await writeFile(join(root, '.owner'), `${process.pid} ${instance}\n`, { mode: 0o600 });
+    LIVE_INSTANCES.add(instance);
+    return new Workspaces(root, instance, isolate);
+  }
+
+  /** Removes the runs dirs of agent processes that no longer run. */
+  static async #removeDead(dir: string, logger: Logger): Promise<void> {
+    for (const name of await readdir(dir)) {
+      if (!name.startsWith('runs-')) continue;
+      const runs = join(dir, name);
+      const owner = await readFile(join(runs, '.owner'), 'utf8').catch(() => '');
+      if (ownerAlive(owner)) continue;
+      await rm(runs, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err, dir: runs }, 'could not remove an old runs dir'));
+    }
+  }
+
+  /** Creates a task's directory with its script, owned by its identity (or the agent when not isolating). */
+  async create(taskId: string, script: string, identity: TaskIdentity | null): Promise<TaskPaths> {
+    const dir = join(this.#root, taskId);
+    const paths: TaskPaths = { dir, tmp: join(dir, 'tmp'), script: join(dir, '.taskgate-script') };
+    await mkdir(dir, { mode: 0o700 });
+    await Promise.all([mkdir(paths.tmp, { mode: 0o700 }), writeFile(paths.script, script, { mode: 0o600 })]);
+    if (identity) await Promise.all([this.#own(dir, identity, true), this.#own(paths.tmp, identity, true), this.#own(paths.script, identity, false)]);
+    return paths;
+  }
+
+  /** Writes a private file (a secret option file) into the task's directory. */
+  async writePrivate(paths: TaskPaths, name: string, content: string, identity: TaskIdentity | null): Promise<string> {
+    const file = join(paths.dir, name);
+    await writeFile(file, content, { mode: 0o600 });
+    if (identity) await this.#own(file, identity, false);
+    return file;
+  }
+
+  /** Gives a path to the task: its uid for a uid of its own; root with the task's gid for a run-as user. */
+  async #own(path: string, identity: TaskIdentity, isDir: boolean): Promise<void> {
+    if (identity.user === '') {
+      await chown(path, identity.uid, identity.gid);
+      return;
+    }
+    await chown(path, 0, identity.gid);
+    await chmod(path, isDir ? 0o770 : 0o660);
+  }
+
+  /** Removes a task's directory (after its processes are gone). */
+  async remove(taskId: string): Promise<void> {
+    await rm(join(this.#root, taskId), { recursive: true, force: true });
+  }
+
+  /** Whether tasks get directories of their own identity. */
+  get isolated(): boolean {
+    return this.#isolate;
+  }
+
+  /** Removes this agent's runs dir (every task was removed or is abandoned). */
+  async close(): Promise<void> {
+    LIVE_INSTANCES.delete(this.#instance);
+    await rm(this.#root, { recursive: true, force: true });
+  }
+}
