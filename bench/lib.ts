@@ -4,12 +4,12 @@
  * server started as its own process (so its CPU and memory are its own).
  */
 import { credentials, type Metadata } from '@grpc/grpc-js';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
 import { Target } from '../gen/taskgate/v1/target.js';
-import { TaskgateAgent } from '../agent/agent.js';
+import { TaskgateAgent, type AgentOptions } from '../agent/agent.js';
 import { Api } from '../cli/client.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { CliProcess, freePort } from '../test/helpers/processes.js';
@@ -96,6 +96,7 @@ export class ServerProcess {
   /** Starts a server on the embedded store, or on `mongodbUri`. */
   static async start(mongodbUri: string | null, extra: string[] = []): Promise<ServerProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
+    chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     const address = `127.0.0.1:${await freePort()}`;
     const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', ...extra];
     if (mongodbUri) args.push('--mongodb-uri', mongodbUri);
@@ -123,18 +124,11 @@ export class ServerProcess {
   }
 
   /** An agent in this process, connected. */
-  async agent(name: string): Promise<TaskgateAgent> {
+  async agent(name: string, options: Partial<AgentOptions> = {}): Promise<TaskgateAgent> {
     const { token } = await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name });
-    const agent = new TaskgateAgent({ server: this.address, token, name, workDir: join(this.dir, `agent-${name}`) });
-    await new Promise<void>((resolve) => {
-      const onState = (s: string): void => {
-        if (s !== 'connected') return;
-        agent.off('state', onState);
-        resolve();
-      };
-      agent.on('state', onState);
-      agent.start();
-    });
+    const agent = new TaskgateAgent({ server: this.address, token, name, workDir: join(this.dir, `agent-${name}`), ...options });
+    agent.start();
+    await agent.connected();
     return agent;
   }
 

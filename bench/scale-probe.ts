@@ -5,7 +5,7 @@
  * (set TASKGATE_PROBE_MONGODB_URI to include a MongoDB-wire store).
  */
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentServiceClient, ConnectRequest, type ConnectResponse } from '../gen/taskgate/v1/agent.js';
@@ -27,6 +27,7 @@ function procStat(pid: number): { rssBytes: number; cpuTicks: number } {
 
 async function startServer(extra: string[]): Promise<{ proc: CliProcess; api: Api; address: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'taskgate-probe-'));
+  chmodSync(dir, 0o711);
   const port = await freePort();
   const proc = new CliProcess(['server', '--listen', `127.0.0.1:${port}`, '--data-dir', dir, '--log-level', 'warn', ...extra]);
   await proc.until(/token written to/);
@@ -124,6 +125,7 @@ async function throughput(storeName: string, extra: string[], tasks: number, age
 /** Store calls per task, counted by wrapping the store of an in-process server. */
 async function storeOpsPerTask(tasks: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'taskgate-probe-'));
+  chmodSync(dir, 0o711);
   const inner = await openStore({ dataDir: dir });
   const counts = new Map<string, number>();
   let counting = false;

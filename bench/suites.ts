@@ -76,40 +76,68 @@ function distribution(group: string, what: string, samples: number[], baselineNa
   return (['p50', 'p95', 'p99', 'max'] as const).map((p) => figure(group, `${what} ${p}`, s[p], 'ms', 'lower', { name: `${baselineName} ${p}`, value: b[p] }, params));
 }
 
-/** 1. Schedule-to-start: `n` sequential tasks; ready → spawn on the agent, ready → first byte at a follower. */
+/** Ready → spawned and ready → first byte at a follower of `n` sequential tasks through one agent (after 10 untimed). */
+async function timeTasks(server: ServerProcess, target: string, agent: TaskgateAgent, n: number): Promise<{ toSpawn: number[]; toFirstByte: number[] }> {
+  const spawnedAt = new Map<string, number>();
+  agent.on('task-start', (id: string) => spawnedAt.set(id, epochMs()));
+  const toSpawn: number[] = [];
+  const toFirstByte: number[] = [];
+  // A few untimed tasks first: connections, statements and JIT warmed up.
+  for (let i = 0; i < n + 10; i++) {
+    const task = await createTask(server, target, 'echo x');
+    const seen = await follow(server, task.id);
+    if (seen.finished.status !== TaskStatus.TASK_STATUS_SUCCESS) throw new Error(`task ${task.id} ended ${TaskStatus[seen.finished.status]}`);
+    if (i < 10) continue;
+    const ready = readyAt(seen.finished);
+    toSpawn.push(spawnedAt.get(task.id)! - ready);
+    toFirstByte.push(seen.firstByteAt - ready);
+  }
+  return { toSpawn, toFirstByte };
+}
+
+/**
+ * 1. Schedule-to-start: `n` sequential tasks; ready → spawn on the agent,
+ * ready → first byte at a follower. Run as root, tasks run as users of their
+ * own; the cost of that is measured against an agent that runs them as its
+ * own user, in the same run (docs/isolation.md).
+ */
 export async function latency(store: StoreChoice, n: number, echo: EchoServer, scripts: ScriptDir): Promise<{ figures: Figure[]; samples: Record<string, number[]> }> {
   const server = await ServerProcess.start(await store.uri());
   try {
     await server.target('t', 'a');
     const agent = await server.agent('a');
-    const spawnedAt = new Map<string, number>();
-    agent.on('task-start', (id: string) => spawnedAt.set(id, epochMs()));
-    const toSpawn: number[] = [];
-    const toFirstByte: number[] = [];
-    // A few untimed tasks first: connections, statements and JIT warmed up.
-    for (let i = 0; i < n + 10; i++) {
-      const task = await createTask(server, 't', 'echo x');
-      const seen = await follow(server, task.id);
-      if (seen.finished.status !== TaskStatus.TASK_STATUS_SUCCESS) throw new Error(`task ${task.id} ended ${TaskStatus[seen.finished.status]}`);
-      if (i < 10) continue;
-      const ready = readyAt(seen.finished);
-      toSpawn.push(spawnedAt.get(task.id)! - ready);
-      toFirstByte.push(seen.firstByteAt - ready);
-    }
+    const isolated = agent.isolated;
+    const { toSpawn, toFirstByte } = await timeTasks(server, 't', agent, n);
     await agent.stop();
+    let shared: { toSpawn: number[]; toFirstByte: number[] } | null = null;
+    if (isolated) {
+      await server.target('t-shared', 'b');
+      const plain = await server.agent('b', { isolate: false });
+      shared = await timeTasks(server, 't-shared', plain, n);
+      await plain.stop();
+    }
     const rtt = await bidiRoundTrips(echo, n);
     const echoFile = scripts.write('echo x');
     const ptyFirstByte: number[] = [];
     for (let i = 0; i < n; i++) ptyFirstByte.push((await ptyRun(echoFile)).firstByteMs);
-    const params = { tasks: n, store: store.name };
+    const params = { tasks: n, store: store.name, isolation: isolated ? 'a uid of its own per task' : "the agent's user" };
     const floor = await storeRoundTrips(store, Math.min(n, 200));
     return {
       figures: [
         ...distribution('latency', `store write + read by key (${store.name})`, floor, 'raw grpc-js bidi round trip', rtt, params).slice(0, 1),
         ...distribution('latency', `ready → spawned on agent (${store.name})`, toSpawn, 'raw grpc-js bidi round trip', rtt, params),
         ...distribution('latency', `ready → first byte at follower (${store.name})`, toFirstByte, 'bare node-pty spawn → first byte', ptyFirstByte, params),
+        ...(shared
+          ? distribution('latency', `ready → spawned, a uid of its own per task (${store.name})`, toSpawn, "same, tasks as the agent's user", shared.toSpawn, params).slice(0, 3)
+          : []),
       ],
-      samples: { [`spawn-${store.name}`]: toSpawn, [`first-byte-${store.name}`]: toFirstByte, 'baseline-rtt': rtt, 'baseline-pty-first-byte': ptyFirstByte },
+      samples: {
+        [`spawn-${store.name}`]: toSpawn,
+        [`first-byte-${store.name}`]: toFirstByte,
+        ...(shared ? { [`spawn-shared-user-${store.name}`]: shared.toSpawn } : {}),
+        'baseline-rtt': rtt,
+        'baseline-pty-first-byte': ptyFirstByte,
+      },
     };
   } finally {
     await server.stop();

@@ -5,7 +5,7 @@
  * any log line.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -61,6 +61,7 @@ describe('postgres target as a new user would set it up (CLI processes, real Pos
     closers.push(() => pg.stop());
     await pg.admin('create table orders (id int primary key, email text); insert into orders values (1, $$a@x.io$$), (2, $$b@x.io$$), (3, $$c@x.io$$); alter table orders owner to app');
     dir = mkdtempSync(join(tmpdir(), 'taskgate-pg-story-'));
+    chmodSync(dir, 0o711); // the agent's work dir is inside: tasks run as users of their own
     address = `127.0.0.1:${await freePort()}`;
     // Debug level: the most a server or agent ever logs.
     server = new CliProcess(['server', '--listen', address, '--data-dir', join(dir, 'server'), '--log-level', 'debug']);

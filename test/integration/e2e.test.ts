@@ -6,6 +6,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { TaskStatus } from '../../gen/taskgate/v1/task.js';
 import { MAX_SCRIPT_BYTES } from '../../shared/limits.js';
+import { AgentError } from '../../agent/agent.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
@@ -223,29 +224,27 @@ for (const kind of STORE_KINDS) {
       ];
       for (const [call, code] of cases) expect(status[(await rejection(call())).code]).to.equal(status[code]);
       for (const client of [noToken, wrong, asAgent]) client.close();
-      // An admin token cannot open an agent stream.
-      const fatal = new Promise<ServiceError>((resolve) => {
-        void h.startAgent('a1', { token: h.adminToken });
-        h.agents[h.agents.length - 1]?.once('fatal', resolve);
-      });
-      expect(status[(await fatal).code]).to.equal('PERMISSION_DENIED');
+      // An admin token cannot open an agent stream: the agent fails, and says why.
+      const failed = (await h.startAgent('a1', { token: h.adminToken }).then(() => null, (err: unknown) => err)) as AgentError;
+      expect(failed).to.be.instanceOf(AgentError);
+      expect(status[failed.status!.code]).to.equal('PERMISSION_DENIED');
+      expect(h.agents[h.agents.length - 1]!.lifecycle).to.equal('failed');
     });
 
     it('refuses an agent token used for another agent name', async () => {
       const token = await h.agentToken('a1');
-      const fatal = new Promise<ServiceError>((resolve) => {
-        void h.startAgent('a2', { token });
-        h.agents[h.agents.length - 1]?.once('fatal', resolve);
-      });
-      const err = await fatal;
+      const failed = (await h.startAgent('a2', { token }).then(() => null, (err: unknown) => err)) as AgentError;
+      const err = failed.status!;
       expect([status[err.code], err.details]).to.deep.equal(['PERMISSION_DENIED', 'this token belongs to agent "a1", not "a2"']);
+      expect(failed.message).to.equal('the server refused this agent: this token belongs to agent "a1", not "a2"');
     });
 
     it('refuses a second agent process with the same name', async () => {
       await h.startAgent('a1');
       const token = await h.agentToken('a1');
       const refused = new Promise<string>((resolve) => {
-        void h.startAgent('a1', { token });
+        // It never connects; it fails "stopped before it connected" when the harness closes.
+        h.startAgent('a1', { token }).catch(() => undefined);
         h.agents[h.agents.length - 1]?.on('state', (state: string) => state === 'backoff' && resolve(state));
       });
       expect(await refused).to.equal('backoff');

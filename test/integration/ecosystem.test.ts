@@ -5,7 +5,7 @@
  * Prometheus metrics, and every flag readable from the environment.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -128,6 +128,7 @@ describe('TLS, and mutual TLS for agents', function () {
     ca = pki.ca('taskgate-test-ca');
     const serverPem = pki.issue(ca, 'localhost', 'IP:127.0.0.1,DNS:localhost', 'serverAuth');
     dir = mkdtempSync(join(tmpdir(), 'taskgate-tls-'));
+    chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     server = await TaskgateServer.start({
       listen: '127.0.0.1:0',
       dataDir: dir,

@@ -6,7 +6,7 @@
  * when it succeeds, hold exactly the output its script printed.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../../gen/taskgate/v1/target.js';
@@ -34,6 +34,7 @@ for (const kind of STORE_KINDS) {
     beforeEach(async function () {
       if (!(await kind.location())) this.skip();
       dir = mkdtempSync(join(tmpdir(), 'taskgate-faults-'));
+      chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     });
 
     afterEach(async () => {
