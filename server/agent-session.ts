@@ -384,7 +384,7 @@ export class AgentSession {
               secretMapping: target?.secretMapping ?? {},
               userGroups: task.createdByGroups,
               storedSecrets,
-              runAs: '',
+              runAs: target?.runAs ?? '',
             },
           },
         });

@@ -30,6 +30,7 @@ import {
   type ChunkRecord,
   type DeliveryPatch,
   type DeliveryRecord,
+  type NewTargetRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -314,7 +315,8 @@ export class MongoStore implements Store {
     return { chunks, bytes: last?.end ?? 0 };
   }
 
-  async insertTarget(target: TargetRecord): Promise<void> {
+  async insertTarget(record: NewTargetRecord): Promise<void> {
+    const target = upgrade.target({ ...record });
     const { name, ...rest } = target;
     try {
       await this.#targets.insertOne({ _id: name, ...rest });

@@ -20,6 +20,7 @@ import {
   type ChunkRecord,
   type DeliveryPatch,
   type DeliveryRecord,
+  type NewTargetRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -267,7 +268,8 @@ export class SqliteStore implements Store {
     return { chunks: row.chunks, bytes: row.bytes };
   }
 
-  async insertTarget(target: TargetRecord): Promise<void> {
+  async insertTarget(record: NewTargetRecord): Promise<void> {
+    const target = upgrade.target({ ...record });
     const result = this.#statement('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
       .run(target.name, JSON.stringify(target));
     if (result.changes === 0) throw new AlreadyExistsError(`target "${target.name}" already exists`);

@@ -147,9 +147,17 @@ export interface TargetRecord {
   secretPath: string;
   /** Task variable -> key in the secret object. */
   secretMapping: Record<string, string>;
+  /** User of the agent host its tasks run as; "" = a uid of their own. */
+  runAs: string;
   created: Date;
   updated: Date;
 }
+
+/**
+ * A target to insert: fields added after the first release may be left out
+ * and take their defaults (see {@link upgrade}).
+ */
+export type NewTargetRecord = Omit<TargetRecord, 'runAs'> & Partial<Pick<TargetRecord, 'runAs'>>;
 
 /** Target fields that UpdateTarget may change. */
 export type TargetPatch = Partial<
@@ -169,6 +177,7 @@ export type TargetPatch = Partial<
     | 'secretProvider'
     | 'secretPath'
     | 'secretMapping'
+    | 'runAs'
   >
 >;
 
@@ -318,7 +327,7 @@ export interface Store {
   chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
 
   /** Throws AlreadyExistsError when the name is taken. */
-  insertTarget(target: TargetRecord): Promise<void>;
+  insertTarget(target: NewTargetRecord): Promise<void>;
   getTarget(name: string): Promise<TargetRecord | null>;
   /** Targets by name, after `afterName`. */
   listTargets(afterName: string, limit: number): Promise<TargetRecord[]>;
@@ -419,7 +428,7 @@ export const upgrade = {
     for (const e of task.events) e.action ??= `task.${e.to}`;
     return task;
   },
-  target(target: TargetRecord): TargetRecord {
+  target(target: NewTargetRecord): TargetRecord {
     target.review ??= 'none';
     target.reviewers ??= [];
     target.groups ??= [];
@@ -431,6 +440,7 @@ export const upgrade = {
     target.secretProvider ??= '';
     target.secretPath ??= '';
     target.secretMapping ??= {};
-    return target;
+    target.runAs ??= '';
+    return target as TargetRecord;
   },
 };

@@ -59,6 +59,7 @@ function target(name: string, overrides: Partial<TargetRecord> = {}): TargetReco
     secretProvider: '',
     secretPath: '',
     secretMapping: {},
+    runAs: '',
     created: now,
     updated: now,
     ...overrides,
@@ -201,9 +202,14 @@ for (const kind of STORE_KINDS) {
       expect((await store.listTargets('', 2)).map((t) => t.name)).to.deep.equal(['a', 'b']);
       expect((await store.listTargets('b', 2)).map((t) => t.name)).to.deep.equal(['c']);
       const later = new Date(now.getTime() + 1000);
-      const updated = await store.updateTarget('a', { agent: 'z', review: 'team', reviewers: ['DBA', 'SRE'] }, later);
+      const updated = await store.updateTarget('a', { agent: 'z', review: 'team', reviewers: ['DBA', 'SRE'], runAs: 'postgres' }, later);
       expect([updated?.agent, updated?.type, updated?.updated.getTime()]).to.deep.equal(['z', 'bash', later.getTime()]);
-      expect(await store.getTarget('a')).to.deep.include({ review: 'team', reviewers: ['DBA', 'SRE'], groups: [], active: true });
+      expect(await store.getTarget('a')).to.deep.include({ review: 'team', reviewers: ['DBA', 'SRE'], groups: [], active: true, runAs: 'postgres' });
+      // A target written before run_as existed reads as "" (a uid of its own).
+      const old: Partial<TargetRecord> = target('old');
+      delete old.runAs;
+      await store.insertTarget(old as Omit<TargetRecord, 'runAs'>);
+      expect((await store.getTarget('old'))?.runAs).to.equal('');
       expect(await store.updateTarget('nope', { agent: 'z' }, later)).to.equal(null);
       expect(await store.deleteTarget('a')).to.equal(true);
       expect(await store.deleteTarget('a')).to.equal(false);
