@@ -7,11 +7,19 @@
  * `connecting` has sent Hello and waits for Welcome; `connected` has the
  * Welcome and heartbeats; `backoff` waits a jittered, growing delay (reset
  * after each healthy connection) before trying again.
+ *
+ * The connection owns the process's boot id and the session secret of the
+ * last Welcome, which it presents as Hello.resume_secret when it reconnects:
+ * the server lets only the holder of that secret resume the boot
+ * (docs/agent-protocol.md "Session secrets"). Until the first Welcome every
+ * attempt uses a fresh boot id, since a boot never welcomed holds no task and
+ * its Hello may have opened a session whose secret never arrived. The secret
+ * is never logged.
  */
 import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Welcome } from '../gen/taskgate/v1/agent.js';
-import { randomId } from '../shared/ids.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
+import { randomId } from '../shared/ids.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -60,7 +68,11 @@ export class AgentConnection {
   #call: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
   #retryTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
-  readonly #bootId = randomId();
+  #bootId = randomId();
+  /** A Welcome arrived in this process; from then on the boot id is fixed. */
+  #welcomed = false;
+  /** Session secret of the last Welcome; "" before the first. */
+  #sessionSecret = '';
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -77,7 +89,7 @@ export class AgentConnection {
     });
   }
 
-  /** Identifies this process on its stream. */
+  /** Identifies this agent process on its stream; fixed once a Welcome arrived. */
   get bootId(): string {
     return this.#bootId;
   }
@@ -109,6 +121,7 @@ export class AgentConnection {
 
   #connect(): void {
     this.#transition('connecting');
+    if (!this.#welcomed) this.#bootId = randomId();
     const metadata = new Metadata();
     metadata.set('authorization', `Bearer ${this.#options.token}`);
     const call = this.#client.connect(metadata);
@@ -117,11 +130,17 @@ export class AgentConnection {
       if (call !== this.#call) return;
       if (this.#state === 'connecting') {
         if (message.message?.$case !== 'welcome') return;
+        const welcome = message.message.value;
+        this.#welcomed = true;
+        // A server that predates session secrets sends none; keep the last one then.
+        if (welcome.sessionSecret !== '') this.#sessionSecret = welcome.sessionSecret;
         this.#transition('connected');
         this.#backoff.reset();
-        this.#startHeartbeat(message.message.value.heartbeatIntervalMs);
+        // Speaking at once tells the server the Welcome (and its secret) arrived; only then does it push tasks.
+        this.send({ message: { $case: 'heartbeat', value: {} } });
+        this.#startHeartbeat(welcome.heartbeatIntervalMs);
         this.#options.logger.info({ server: this.#options.server }, 'connected');
-        this.#options.onConnected(message.message.value);
+        this.#options.onConnected(welcome);
         return;
       }
       this.#options.onMessage(message);
@@ -136,7 +155,7 @@ export class AgentConnection {
           version: this.#options.version,
           bootId: this.#bootId,
           heldTaskIds: this.#options.heldTasks(),
-          resumeSecret: '',
+          resumeSecret: this.#sessionSecret,
         },
       },
     });

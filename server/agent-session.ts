@@ -7,8 +7,14 @@
  * a time), so by the time a TaskExit is handled every chunk sent before it is
  * stored. When the store falls behind, reading from the stream pauses, so the
  * agent feels back-pressure instead of the server buffering without bound.
+ *
+ * Who may open a session is decided from the agent's stored session record,
+ * never from identifiers users can see (docs/agent-protocol.md "Session
+ * secrets", issue 13): resuming a boot id needs the secret the server handed
+ * that boot's last session, and a stream only ever reports on tasks it holds.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type {
   ConnectRequest,
   ConnectResponse,
@@ -25,12 +31,12 @@ import {
 } from '../shared/errors.js';
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
-import type { AgentPrincipal } from './auth.js';
+import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { toServiceError } from './grpc-status.js';
-import type { Store, TaskRecord } from './store/store.js';
+import type { AgentRecord, Store, TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { TaskMachine } from './task-machine.js';
 
@@ -77,17 +83,45 @@ export interface SessionDeps {
 /** Messages waiting to be processed before reading from the stream pauses. */
 const MAX_QUEUED = 64;
 
+/** Task ids a session remembers having warned about (messages for tasks it does not hold). */
+const MAX_WARNED = 1024;
+
+/** Whether `secret` is one of the session secrets the record accepts for a resume. */
+function secretMatches(record: AgentRecord, secret: string): boolean {
+  if (secret === '') return false;
+  const presented = Buffer.from(hashToken(secret), 'hex');
+  let match = false;
+  for (const hash of record.secretHashes) {
+    const stored = Buffer.from(hash, 'hex');
+    // Compare them all, in constant time each.
+    if (stored.length === presented.length && timingSafeEqual(stored, presented)) match = true;
+  }
+  return match;
+}
+
 /** One connected agent. */
 export class AgentSession {
   name = '';
   bootId = '';
   version = '';
-  /** Tasks handed to this agent and not yet finished. */
+  /**
+   * Tasks running in this session: claimed by it, or held by the agent and
+   * claimed for its boot when it resumed. Only these may get TaskStarted,
+   * TaskOutput and TaskExit.
+   */
   readonly running = new Set<string>();
   /** The agent is shutting down and takes no new tasks. */
   draining = false;
   /** Tasks whose kill was sent on this stream. */
   readonly #killsSent = new Set<string>();
+  /** Task ids this session already warned about (see #notHeld). */
+  readonly #warned = new Set<string>();
+  /**
+   * The agent sent a message after the Welcome, so it has this session's
+   * secret; only then are tasks pushed, so every task claimed for a boot was
+   * claimed in a session whose secret that boot holds.
+   */
+  #heard = false;
 
   #state: SessionState = 'handshaking';
   readonly #call: ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -149,6 +183,13 @@ export class AgentSession {
       if (m.$case !== 'hello') throw new FailedPreconditionError('the first message must be Hello');
       return this.#hello(m.value);
     }
+    const first = !this.#heard;
+    this.#heard = true;
+    await this.#message(m);
+    if (first) this.pump();
+  }
+
+  async #message(m: NonNullable<ConnectRequest['message']>): Promise<void> {
     switch (m.$case) {
       case 'hello':
         throw new FailedPreconditionError('Hello was already received on this stream');
@@ -175,24 +216,25 @@ export class AgentSession {
     if (hello.bootId === '') throw new InvalidArgumentError('Hello.boot_id must not be empty');
     this.name = hello.name;
     this.bootId = hello.bootId;
-    this.#deps.metrics.agentStream(hello.name);
     this.version = hello.version;
     this.#logger = this.#logger.child({ boot: hello.bootId.slice(0, 8) });
-    const { store, dispatcher, machine } = this.#deps;
-    dispatcher.register(this);
-    this.#transition('active');
-    await store.putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: true });
+    const { dispatcher, machine } = this.#deps;
+    const admitted = await dispatcher.serialize(this.name, () => this.#admit(hello.resumeSecret));
+    if (!admitted) return;
+    this.#deps.metrics.agentStream(hello.name);
     this.#lastSeenWrite = Date.now();
 
     // Reconcile the tasks claimed for this agent with those it says it holds.
+    // Only a resume continues a boot: a new boot holds nothing of an old one.
     const held = new Set(hello.heldTaskIds);
     const claimed = await this.#claimedTasks();
-    const claimedIds = new Set(claimed.map((t) => t.id));
+    const killRequested: string[] = [];
     for (const task of claimed) {
-      if (held.has(task.id)) {
+      const thisBoot = admitted.resume && task.bootId === this.bootId;
+      if (thisBoot && held.has(task.id)) {
         this.running.add(task.id);
-        if (task.killRequested) this.kill(task.id);
-      } else if (task.bootId === this.bootId) {
+        if (task.killRequested) killRequested.push(task.id);
+      } else if (thisBoot) {
         // Same process, never received: it may run it now.
         await machine.tryMove(task.id, 'ready', { actor: 'system', reason: 'never received by the agent; requeued', from: ['running'] });
       } else {
@@ -205,12 +247,49 @@ export class AgentSession {
       }
     }
     const { heartbeatIntervalMs, maxOutputBytes } = this.#deps.options;
-    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs, maxOutputBytes, sessionSecret: '' } } });
-    // Tasks it holds that are no longer running for it (given up as "agent
-    // lost" while it was away): stop them; their exit is acknowledged as done.
-    for (const id of held) if (!claimedIds.has(id)) this.#sendKill(id);
-    this.#logger.info({ version: this.version, held: held.size }, 'agent connected');
-    this.pump();
+    this.#write({ message: { $case: 'welcome', value: { heartbeatIntervalMs, maxOutputBytes, sessionSecret: admitted.secret } } });
+    // After the Welcome: an agent ignores everything that comes before it.
+    for (const id of killRequested) this.kill(id);
+    // Tasks it holds that are not running in this session (given up as
+    // "agent lost" while it was away, or not of this boot): stop them; their
+    // exit is acknowledged as done.
+    for (const id of held) if (!this.running.has(id)) this.#sendKill(id);
+    this.#logger.info({ version: this.version, held: held.size, resumed: admitted.resume }, 'agent connected');
+    // Tasks are pushed once the agent speaks after the Welcome (#handle).
+  }
+
+  /**
+   * Decides, from the agent's stored record, whether this Hello opens a
+   * session, makes it the live one and records its new secret. Same boot id
+   * as the record: a resume, which must present one of that boot's session
+   * secrets and come with the token it was opened with. Returns null when
+   * the stream closed meanwhile.
+   */
+  async #admit(resumeSecret: string): Promise<{ resume: boolean; secret: string } | null> {
+    const { store, dispatcher } = this.#deps;
+    const record = await store.getAgent(this.name);
+    const resume = record !== null && record.bootId === this.bootId;
+    if (resume && (record.tokenId !== this.#principal.tokenId || !secretMatches(record, resumeSecret))) {
+      throw new PermissionDeniedError(
+        'this boot id belongs to another session; an agent process that lost its session must restart (a new process gets a new boot id)',
+      );
+    }
+    if (this.#state !== 'handshaking') return null;
+    dispatcher.register(this, resume);
+    this.#transition('active');
+    const secret = randomBytes(32).toString('base64url');
+    // The one presented stays valid until the next resume, in case this Welcome is lost.
+    const secretHashes = resume ? [hashToken(secret), hashToken(resumeSecret)] : [hashToken(secret)];
+    await store.putAgent({
+      name: this.name,
+      version: this.version,
+      bootId: this.bootId,
+      lastSeen: new Date(),
+      connected: true,
+      tokenId: this.#principal.tokenId,
+      secretHashes,
+    });
+    return { resume, secret };
   }
 
   async #claimedTasks(): Promise<TaskRecord[]> {
@@ -224,8 +303,24 @@ export class AgentSession {
     }
   }
 
+  /**
+   * A message about a task this session does not hold as running: nothing is
+   * stored; the agent is told to stop it (unless it reports its end) and to
+   * forget it. A legitimate agent gets here for a task given up while it was
+   * away; anything else is a confused or rogue stream.
+   */
+  #notHeld(taskId: string, what: 'started' | 'output' | 'exit'): void {
+    if (!this.#warned.has(taskId)) {
+      if (this.#warned.size >= MAX_WARNED) this.#warned.clear();
+      this.#warned.add(taskId);
+      this.#logger.warn({ task: taskId, message: what }, `ignoring ${what} for task ${taskId}: it is not running in this agent session`);
+      if (what !== 'exit') this.#write({ message: { $case: 'kill', value: { taskId, graceMs: this.#deps.options.killGraceMs } } });
+    }
+    this.#write({ message: { $case: 'ack', value: { taskId, seq: -1, done: true } } });
+  }
+
   async #started(started: TaskStarted): Promise<void> {
-    if (!this.running.has(started.taskId)) return;
+    if (!this.running.has(started.taskId)) return this.#notHeld(started.taskId, 'started');
     const time = started.time ?? new Date();
     const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: time });
     if (!task) return;
@@ -235,6 +330,7 @@ export class AgentSession {
 
   async #output(output: TaskOutput): Promise<void> {
     const { taskId, seq, data } = output;
+    if (!this.running.has(taskId)) return this.#notHeld(taskId, 'output');
     if (data.length > MAX_CHUNK_BYTES) {
       throw new InvalidArgumentError(`output chunk of ${data.length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`);
     }
@@ -243,7 +339,12 @@ export class AgentSession {
       throw new InvalidArgumentError(`task ${taskId}: output seq ${seq} arrived before seq ${expected}`);
     }
     if (seq === expected) {
-      await this.#deps.store.putChunk({ taskId, seq, offset: output.offset, data: Buffer.from(data) });
+      if (!(await this.#deps.store.putChunkIfRunning({ taskId, seq, offset: output.offset, data: Buffer.from(data) }))) {
+        // It ended meanwhile without its exit (given up elsewhere).
+        this.running.delete(taskId);
+        this.#nextSeq.delete(taskId);
+        return this.#notHeld(taskId, 'output');
+      }
       this.#deps.metrics.output(data.length);
       this.#nextSeq.set(taskId, seq + 1);
       this.#deps.hub.notify(taskId);
@@ -267,6 +368,7 @@ export class AgentSession {
 
   async #exit(exit: TaskExit): Promise<void> {
     const { taskId } = exit;
+    if (!this.running.has(taskId)) return this.#notHeld(taskId, 'exit');
     const task = await this.#deps.store.getTask(taskId);
     if (!task || task.agent !== this.name) {
       throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
@@ -324,7 +426,7 @@ export class AgentSession {
   async #heartbeat(): Promise<void> {
     if (Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
     this.#lastSeenWrite = Date.now();
-    await this.#deps.store.putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: true });
+    await this.#deps.store.updateAgentPresence(this.name, { lastSeen: new Date(), connected: true });
   }
 
   /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */
@@ -345,7 +447,7 @@ export class AgentSession {
     const { store, machine, options } = this.#deps;
     do {
       this.#pumpAgain = false;
-      while (this.#state === 'active' && !this.draining && this.running.size < options.maxTasksPerAgent) {
+      while (this.#state === 'active' && this.#heard && !this.draining && this.running.size < options.maxTasksPerAgent) {
         const task = await store.claimNextReady(this.name, this.bootId, new Date());
         if (!task) break;
         this.running.add(task.id);
@@ -384,7 +486,7 @@ export class AgentSession {
               secretMapping: target?.secretMapping ?? {},
               userGroups: task.createdByGroups,
               storedSecrets,
-              runAs: '',
+              runAs: target?.runAs ?? '',
             },
           },
         });
@@ -421,7 +523,7 @@ export class AgentSession {
     this.#call.write(message);
   }
 
-  /** Called by the dispatcher when the same agent process opened a new stream. */
+  /** Called by the dispatcher when the same agent session resumed on a new stream. */
   replaced(): void {
     this.#end({ code: GrpcStatus.ABORTED, details: 'replaced by a newer stream from the same agent' });
   }
@@ -454,7 +556,7 @@ export class AgentSession {
     if (dispatcher.get(this.name) !== this) return;
     dispatcher.unregister(this);
     store
-      .putAgent({ name: this.name, version: this.version, bootId: this.bootId, lastSeen: new Date(), connected: false })
+      .updateAgentPresence(this.name, { lastSeen: new Date(), connected: false })
       .catch((err: unknown) => this.#logger.warn({ err }, 'could not record agent disconnect'));
   }
 }

@@ -127,14 +127,17 @@ export function eventToWire(event: AuditEventRecord): Event {
   return Event.fromPartial({ ...event });
 }
 
-/** A stored agent as a wire Agent, with what this server knows live. */
+/**
+ * A stored agent as a wire Agent, with what this server knows live. Its
+ * session (boot id, token id, secret hashes) stays on the server: boot_id is
+ * deprecated and always empty (issue 13).
+ */
 export function agentToWire(agent: AgentRecord, live: { connected: boolean; runningTasks: number }): Agent {
   return Agent.fromPartial({
     name: agent.name,
     connected: live.connected,
     version: agent.version,
     lastSeen: agent.lastSeen ?? undefined,
-    bootId: agent.bootId,
     runningTasks: live.runningTasks,
   });
 }

@@ -10,6 +10,8 @@ import type { AgentSession } from './agent-session.js';
 /** The live agent streams of this server. */
 export class Dispatcher {
   readonly #sessions = new Map<string, AgentSession>();
+  /** The last handshake queued per agent name (see serialize). */
+  readonly #handshakes = new Map<string, Promise<void>>();
   readonly #logger: Logger;
 
   constructor(logger: Logger) {
@@ -17,23 +19,46 @@ export class Dispatcher {
   }
 
   /**
-   * Makes `session` the live stream of its agent. A stream from the same agent
-   * process (same boot id) replaces the old one, which is closed; a different
-   * process using the same name is refused with AlreadyExistsError.
+   * Makes `session` the live stream of its agent. With `resume` (the session
+   * proved it continues the agent's current session: same boot id and its
+   * session secret, docs/agent-protocol.md) it replaces a live stream, which
+   * is closed; otherwise a live stream of that name makes it fail with
+   * AlreadyExistsError.
    */
-  register(session: AgentSession): void {
+  register(session: AgentSession, resume: boolean): void {
     const current = this.#sessions.get(session.name);
+    if (current && current !== session && !(resume && current.bootId === session.bootId)) {
+      throw new AlreadyExistsError(
+        `agent "${session.name}" is already connected from another process; stop it first or give this agent another name`,
+      );
+    }
+    // The new session is live before the old one closes, so the old one does
+    // not record the agent as disconnected.
+    this.#sessions.set(session.name, session);
     if (current && current !== session) {
-      if (current.bootId !== session.bootId) {
-        throw new AlreadyExistsError(
-          `agent "${session.name}" is already connected from another process (boot ${current.bootId.slice(0, 8)}); ` +
-            'stop it first or give this agent another name',
-        );
-      }
       this.#logger.info({ agent: session.name }, 'agent reconnected; replacing its old stream');
       current.replaced();
     }
-    this.#sessions.set(session.name, session);
+  }
+
+  /**
+   * Runs `fn` after every earlier call for the same agent name on this
+   * replica has settled, so two handshakes of one agent never interleave
+   * reading its session record, deciding and writing the next one.
+   */
+  async serialize<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#handshakes.get(name) ?? Promise.resolve();
+    const run = before.then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#handshakes.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#handshakes.get(name) === tail) this.#handshakes.delete(name);
+    }
   }
 
   /** Forgets `session` if it is still the live one of its agent. */

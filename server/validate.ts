@@ -86,3 +86,15 @@ export function checkTimeout(field: string, seconds: number): number {
   }
   return seconds;
 }
+
+const POSIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/** Checks a user name of the agent host: empty (none), or a POSIX user name. */
+export function checkRunAs(field: string, value: string): string {
+  if (value !== '' && !POSIX_USER.test(value)) {
+    throw new InvalidArgumentError(
+      `${field} "${value}" is not a user name: use 1-32 lower-case letters, digits, '_' or '-', starting with a letter or '_' (or empty for a uid of its own)`,
+    );
+  }
+  return value;
+}

@@ -38,6 +38,7 @@ function print(cmd: Command, target: Target | undefined): void {
     ['timeout', target.timeoutSeconds ? `${target.timeoutSeconds} s` : 'none'],
     ['secrets', target.secretProvider ? `${target.secretProvider} ${target.secretPath}${Object.keys(target.secretMapping).length ? ` as ${Object.keys(target.secretMapping).join(', ')}` : ''}` : 'none'],
     ['redact', [...target.redact, ...target.customDetectors.map((d) => `${d.infoType}=/${d.pattern}/`)].join(', ') || 'none'],
+    ['run as', target.runAs || 'a uid of its own'],
     ['message', target.message],
   ];
   process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(7)}  ${v}`).join('\n')}\n`);
@@ -57,6 +58,7 @@ function ruleOptions(cmd: Command): Command {
     .option('--secret-provider <provider>', 'where the agent finds secrets: env, file, stored, or none')
     .option('--secret-path <path>', 'env: the agent variable holding a JSON object; file: a JSON file on the agent')
     .option('--secret-mapping <json>', 'task variable -> secret key, e.g. \'{"PG_PASS":"password"}\'')
+    .option('--run-as <user>', "run its tasks as this user of the agent host ('' = a uid of their own)")
     .option('--active', 'takes new tasks')
     .option('--inactive', 'takes no new tasks');
 }
@@ -74,6 +76,7 @@ interface RuleFlags {
   secretProvider?: string;
   secretPath?: string;
   secretMapping?: string;
+  runAs?: string;
 }
 
 /** The Target fields and update mask paths the rule flags set. */
@@ -138,6 +141,10 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
   if (opts.timeout !== undefined) {
     fields.timeoutSeconds = opts.timeout;
     mask.push('timeout_seconds');
+  }
+  if (opts.runAs !== undefined) {
+    fields.runAs = opts.runAs;
+    mask.push('run_as');
   }
   return { fields, mask };
 }

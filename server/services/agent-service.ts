@@ -75,7 +75,7 @@ export function agentService(
     const { secret, record } = await auth.issue('agent', name, { createdBy: actorOf(user) });
     await audit.record({ actor: actorOf(user), action: 'token.created', resource: `tokens/${record.id}`, detail: `agent token for ${name}` });
     if (!(await deps.store.getAgent(name))) {
-      await deps.store.putAgent({ name, version: '', bootId: '', lastSeen: null, connected: false });
+      await deps.store.putAgent({ name, version: '', bootId: '', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
     }
     return { token: secret, name };
   }

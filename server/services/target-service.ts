@@ -21,17 +21,18 @@ import type {
 } from '../../gen/taskgate/v1/target.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../shared/errors.js';
 import { INFO_TYPES } from '../../shared/detectors.js';
+import { secretNameProblem } from '../../shared/env-names.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/limits.js';
 import type { EventPublisher } from '../audit.js';
 import type { SecretBox } from '../secret-box.js';
 import { actorOf } from '../auth.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
 import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
-import { checkGroups, checkName, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
+import { checkGroups, checkName, checkRunAs, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
 import type { HandlerContext, HandlerFactory } from './handler.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping', 'run_as'] as const;
 
 function checkReviewMode(t: Target): ReviewMode {
   const mode = reviewModeFromWire(t.review);
@@ -86,9 +87,8 @@ function checkSecrets(t: { secretProvider: string; secretPath: string; secretMap
     throw new InvalidArgumentError(`target.secret_path "${t.secretPath}" is not an environment variable name`);
   }
   for (const name of Object.keys(t.secretMapping)) {
-    if (!ENV_NAME.test(name) || name.startsWith('TASKGATE_')) {
-      throw new InvalidArgumentError(`target.secret_mapping: "${name}" cannot be a task environment variable`);
-    }
+    const problem = secretNameProblem(name);
+    if (problem) throw new InvalidArgumentError(`target.secret_mapping key ${problem}`);
   }
   checkSize('target.secret_path', t.secretPath, 1024);
   return { secretProvider: t.secretProvider, secretPath: t.secretProvider === 'env' || t.secretProvider === 'file' ? t.secretPath : '', secretMapping: t.secretMapping };
@@ -139,6 +139,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
       redact: checkRedact(t.redact),
       customDetectors: checkDetectors(t.customDetectors),
       ...checkSecrets(t),
+      runAs: checkRunAs('target.run_as', t.runAs),
       created: now,
       updated: now,
     };
@@ -148,7 +149,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
       actor: actorOf(user),
       action: 'target.created',
       resource: `targets/${target.name}`,
-      detail: `agent ${target.agent}, type ${target.type}, review ${target.review}${target.reviewers.length ? ` by ${target.reviewers.join(', ')}` : ''}, groups ${target.groups.join(', ') || 'everyone'}`,
+      detail: `agent ${target.agent}, type ${target.type}, review ${target.review}${target.reviewers.length ? ` by ${target.reviewers.join(', ')}` : ''}, groups ${target.groups.join(', ') || 'everyone'}${target.runAs ? `, run as ${target.runAs}` : ''}`,
     });
     return { target: targetToWire(target) };
   }
@@ -199,6 +200,9 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
         case 'timeout_seconds':
           patch.timeoutSeconds = checkTimeout('target.timeout_seconds', t.timeoutSeconds);
           break;
+        case 'run_as':
+          patch.runAs = checkRunAs('target.run_as', t.runAs);
+          break;
         default:
           throw new InvalidArgumentError(`update_mask path "${path}" cannot be updated; use ${UPDATABLE.join(', ')}`);
       }
@@ -227,7 +231,8 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
 
   async function setSecret(req: SetSecretRequest, { user }: HandlerContext): Promise<SetSecretResponse> {
     const target = await mustGet(req.target);
-    if (!ENV_NAME.test(req.key)) throw new InvalidArgumentError(`secret key "${req.key}" is invalid: use letters, digits and '_'`);
+    const problem = secretNameProblem(req.key);
+    if (problem) throw new InvalidArgumentError(`secret key ${problem}`);
     checkSize('value', req.value, 64 * 1024);
     if (!secretBox) throw new FailedPreconditionError('this server has no secrets key; start it with --secrets-key-file to store secrets');
     await store.putSecret(target.name, req.key, secretBox.seal(target.name, req.key, req.value), new Date());

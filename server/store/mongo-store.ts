@@ -8,10 +8,11 @@
  * document, so two concurrent conditional updates of one document can both
  * "win", and one can silently undo the other (measured: 29 of 30 rounds of 8
  * racing updateOne calls had several winners). Real MongoDB is atomic per
- * document, but Taskgate must be right on both, so every write to a task goes
- * through a per-task lock: a document in `locks` whose unique _id only one
- * writer can insert. Locks expire (in code, no TTL index) after
- * LOCK_LEASE_MS, so a server that dies holding one does not wedge the task.
+ * document, but Taskgate must be right on both, so every write to a task
+ * (and to an agent) goes through a per-document lock: a document in `locks`
+ * whose unique _id only one writer can insert. Locks expire (in code, no TTL
+ * index) after LOCK_LEASE_MS, so a server that dies holding one does not
+ * wedge the task.
  */
 import { Binary, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +24,7 @@ import {
   claimRequest,
   hasUnpublished,
   upgrade,
+  type AgentPresence,
   type AgentRecord,
   type AuditEventRecord,
   type AuditQuery,
@@ -30,6 +32,7 @@ import {
   type ChunkRecord,
   type DeliveryPatch,
   type DeliveryRecord,
+  type NewTargetRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -101,7 +104,7 @@ function toDelivery({ _id, ...rest }: DeliveryDoc): DeliveryRecord {
 }
 
 function toAgent({ _id, ...rest }: AgentDoc): AgentRecord {
-  return { name: _id, ...rest };
+  return upgrade.agent({ name: _id, ...rest });
 }
 
 function toChunk(doc: ChunkDoc): ChunkRecord {
@@ -151,19 +154,19 @@ export class MongoStore implements Store {
     this.#secrets = this.#db.collection('secrets');
   }
 
-  /** Runs `fn` holding the task's lock (see the file comment). */
-  async #locked<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` holding the lock `key`: a task id, or `agent:NAME` (see the file comment). */
+  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const owner = randomId();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#locks.insertOne({ _id: taskId, owner, until: new Date(Date.now() + LOCK_LEASE_MS) });
+        await this.#locks.insertOne({ _id: key, owner, until: new Date(Date.now() + LOCK_LEASE_MS) });
         break;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
-      const held = await this.#locks.findOne({ _id: taskId });
+      const held = await this.#locks.findOne({ _id: key });
       if (held && held.until.getTime() < Date.now()) {
-        await this.#locks.deleteOne({ _id: taskId, owner: held.owner });
+        await this.#locks.deleteOne({ _id: key, owner: held.owner });
         continue;
       }
       await sleep(Math.min(1 + attempt, 20));
@@ -171,7 +174,7 @@ export class MongoStore implements Store {
     try {
       return await fn();
     } finally {
-      await this.#locks.deleteOne({ _id: taskId, owner });
+      await this.#locks.deleteOne({ _id: key, owner });
     }
   }
 
@@ -291,6 +294,17 @@ export class MongoStore implements Store {
     }
   }
 
+  async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
+    // Not atomic with a status change made meanwhile by another replica (no
+    // transactions here); the session that stores a task's output is also
+    // the one that finishes it, one message at a time, so only another
+    // replica giving the task up can fall between the check and the insert.
+    const task = await this.#tasks.findOne({ _id: chunk.taskId }, { projection: { status: 1 } });
+    if (task?.status !== 'running') return false;
+    await this.putChunk(chunk);
+    return true;
+  }
+
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
     const filter: Filter<ChunkDoc> =
       'afterSeq' in cursor ? { taskId, seq: { $gt: cursor.afterSeq } } : { taskId, end: { $gt: cursor.fromOffset } };
@@ -314,7 +328,8 @@ export class MongoStore implements Store {
     return { chunks, bytes: last?.end ?? 0 };
   }
 
-  async insertTarget(target: TargetRecord): Promise<void> {
+  async insertTarget(record: NewTargetRecord): Promise<void> {
+    const target = upgrade.target({ ...record });
     const { name, ...rest } = target;
     try {
       await this.#targets.insertOne({ _id: name, ...rest });
@@ -348,9 +363,21 @@ export class MongoStore implements Store {
     return result.deletedCount > 0;
   }
 
+  // Agent writes hold the agent's lock too: on FerretDB a presence update
+  // racing a new session's identity could otherwise write back the old one
+  // (see the file comment), and the agent could then not resume.
   async putAgent(agent: AgentRecord): Promise<void> {
     const { name, ...rest } = agent;
-    await this.#agents.replaceOne({ _id: name }, rest, { upsert: true });
+    await this.#locked(`agent:${name}`, async () => {
+      await this.#agents.replaceOne({ _id: name }, rest, { upsert: true });
+    });
+  }
+
+  async updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean> {
+    return this.#locked(`agent:${name}`, async () => {
+      const result = await this.#agents.updateOne({ _id: name }, { $set: presence });
+      return result.matchedCount > 0;
+    });
   }
 
   async getAgent(name: string): Promise<AgentRecord | null> {

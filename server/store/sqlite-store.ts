@@ -13,6 +13,7 @@ import {
   claimRequest,
   hasUnpublished,
   upgrade,
+  type AgentPresence,
   type AgentRecord,
   type AuditEventRecord,
   type AuditQuery,
@@ -20,6 +21,7 @@ import {
   type ChunkRecord,
   type DeliveryPatch,
   type DeliveryRecord,
+  type NewTargetRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -245,6 +247,18 @@ export class SqliteStore implements Store {
       .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
   }
 
+  async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
+    // One synchronous transaction: no status change can come between the check and the insert.
+    const run = this.#db.transaction((): boolean => {
+      const row = this.#statement('SELECT status FROM tasks WHERE id = ?').get(chunk.taskId) as { status: string } | undefined;
+      if (row?.status !== 'running') return false;
+      this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
+        .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
+      return true;
+    });
+    return run.immediate();
+  }
+
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
     const rows = (
       'afterSeq' in cursor
@@ -267,7 +281,8 @@ export class SqliteStore implements Store {
     return { chunks: row.chunks, bytes: row.bytes };
   }
 
-  async insertTarget(target: TargetRecord): Promise<void> {
+  async insertTarget(record: NewTargetRecord): Promise<void> {
+    const target = upgrade.target({ ...record });
     const result = this.#statement('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
       .run(target.name, JSON.stringify(target));
     if (result.changes === 0) throw new AlreadyExistsError(`target "${target.name}" already exists`);
@@ -304,14 +319,28 @@ export class SqliteStore implements Store {
       .run(agent.name, JSON.stringify(agent));
   }
 
+  async updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean> {
+    const run = this.#db.transaction((): boolean => {
+      const current = this.#getAgent(name);
+      if (!current) return false;
+      this.#statement('UPDATE agents SET doc = ? WHERE name = ?').run(JSON.stringify({ ...current, ...presence }), name);
+      return true;
+    });
+    return run.immediate();
+  }
+
   async getAgent(name: string): Promise<AgentRecord | null> {
+    return this.#getAgent(name);
+  }
+
+  #getAgent(name: string): AgentRecord | null {
     const row = this.#statement('SELECT doc FROM agents WHERE name = ?').get(name) as DocRow | undefined;
-    return row ? parseDoc<AgentRecord>(row.doc) : null;
+    return row ? upgrade.agent(parseDoc<AgentRecord>(row.doc)) : null;
   }
 
   async listAgents(): Promise<AgentRecord[]> {
     const rows = this.#statement('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
-    return rows.map((r) => parseDoc<AgentRecord>(r.doc));
+    return rows.map((r) => upgrade.agent(parseDoc<AgentRecord>(r.doc)));
   }
 
   async putSecret(target: string, key: string, sealed: string, time: Date): Promise<void> {

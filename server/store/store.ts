@@ -147,9 +147,17 @@ export interface TargetRecord {
   secretPath: string;
   /** Task variable -> key in the secret object. */
   secretMapping: Record<string, string>;
+  /** User of the agent host its tasks run as; "" = a uid of their own. */
+  runAs: string;
   created: Date;
   updated: Date;
 }
+
+/**
+ * A target to insert: fields added after the first release may be left out
+ * and take their defaults (see {@link upgrade}).
+ */
+export type NewTargetRecord = Omit<TargetRecord, 'runAs'> & Partial<Pick<TargetRecord, 'runAs'>>;
 
 /** Target fields that UpdateTarget may change. */
 export type TargetPatch = Partial<
@@ -169,6 +177,7 @@ export type TargetPatch = Partial<
     | 'secretProvider'
     | 'secretPath'
     | 'secretMapping'
+    | 'runAs'
   >
 >;
 
@@ -185,14 +194,30 @@ export interface UserRecord {
 /** User fields that UpdateUser may change. */
 export type UserPatch = Partial<Pick<UserRecord, 'name' | 'groups' | 'active'>>;
 
-/** What the store remembers of an agent. */
+/**
+ * What the store remembers of an agent. The boot id, token id and secret
+ * hashes identify its current session (docs/agent-protocol.md "Session
+ * secrets"); they never leave the server.
+ */
 export interface AgentRecord {
   name: string;
   version: string;
+  /** Boot id of the process of its last welcomed session; "" before any. */
   bootId: string;
   lastSeen: Date | null;
   connected: boolean;
+  /** Id of the agent token that session was opened with; "" before any. */
+  tokenId: string;
+  /**
+   * Hex SHA-256 of the session secrets that may resume `bootId`: the one
+   * sent in the last Welcome, then the one before it (that Welcome may have
+   * been lost in flight). Empty before any session.
+   */
+  secretHashes: string[];
 }
+
+/** Agent fields a live session refreshes; the session's identity is not among them. */
+export type AgentPresence = Pick<AgentRecord, 'lastSeen' | 'connected'>;
 
 /** Kinds of bearer token. */
 export type TokenKind = 'user' | 'agent';
@@ -312,13 +337,19 @@ export interface Store {
 
   /** Stores a chunk; storing the same (taskId, seq) again is a no-op. */
   putChunk(chunk: ChunkRecord): Promise<void>;
+  /**
+   * Like {@link putChunk}, but only while the chunk's task is running;
+   * returns false, storing nothing, when it is not (output of a finished
+   * task is never stored).
+   */
+  putChunkIfRunning(chunk: ChunkRecord): Promise<boolean>;
   /** Chunks in seq order, from a cursor; at most `limit`. */
   readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]>;
   /** How many chunks and bytes a task has stored. */
   chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
 
   /** Throws AlreadyExistsError when the name is taken. */
-  insertTarget(target: TargetRecord): Promise<void>;
+  insertTarget(target: NewTargetRecord): Promise<void>;
   getTarget(name: string): Promise<TargetRecord | null>;
   /** Targets by name, after `afterName`. */
   listTargets(afterName: string, limit: number): Promise<TargetRecord[]>;
@@ -328,6 +359,11 @@ export interface Store {
 
   /** Creates or replaces what is known of an agent. */
   putAgent(agent: AgentRecord): Promise<void>;
+  /**
+   * Sets an agent's presence fields, leaving every other field as it is;
+   * returns false (and writes nothing) when the agent is unknown.
+   */
+  updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean>;
   getAgent(name: string): Promise<AgentRecord | null>;
   listAgents(): Promise<AgentRecord[]>;
 
@@ -419,7 +455,7 @@ export const upgrade = {
     for (const e of task.events) e.action ??= `task.${e.to}`;
     return task;
   },
-  target(target: TargetRecord): TargetRecord {
+  target(target: NewTargetRecord): TargetRecord {
     target.review ??= 'none';
     target.reviewers ??= [];
     target.groups ??= [];
@@ -431,6 +467,12 @@ export const upgrade = {
     target.secretProvider ??= '';
     target.secretPath ??= '';
     target.secretMapping ??= {};
-    return target;
+    target.runAs ??= '';
+    return target as TargetRecord;
+  },
+  agent(agent: AgentRecord): AgentRecord {
+    agent.tokenId ??= '';
+    agent.secretHashes ??= [];
+    return agent;
   },
 };

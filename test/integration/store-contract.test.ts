@@ -7,7 +7,7 @@ import { AlreadyExistsError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore } from '../../server/store/open-store.js';
-import type { Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
+import type { AgentRecord, Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
@@ -59,10 +59,15 @@ function target(name: string, overrides: Partial<TargetRecord> = {}): TargetReco
     secretProvider: '',
     secretPath: '',
     secretMapping: {},
+    runAs: '',
     created: now,
     updated: now,
     ...overrides,
   };
+}
+
+function agent(overrides: Partial<AgentRecord> = {}): AgentRecord {
+  return { name: 'a1', version: '1', bootId: 'b', lastSeen: null, connected: false, tokenId: '', secretHashes: [], ...overrides };
 }
 
 function move(id: string, from: TaskStatus[], to: TaskStatus, patch = {}) {
@@ -181,6 +186,22 @@ for (const kind of STORE_KINDS) {
       expect(await store.chunkStats('none')).to.deep.equal({ chunks: 0, bytes: 0 });
     });
 
+    it('stores a chunk only while its task is running', async () => {
+      const running = task({ status: 'running' });
+      const done = task({ status: 'success' });
+      await store.insertTask(running);
+      await store.insertTask(done);
+      expect(await store.putChunkIfRunning({ taskId: running.id, seq: 0, offset: 0, data: Buffer.from('yes') })).to.equal(true);
+      // A resend of a stored chunk is accepted and changes nothing.
+      expect(await store.putChunkIfRunning({ taskId: running.id, seq: 0, offset: 0, data: Buffer.from('XXX') })).to.equal(true);
+      expect(await store.putChunkIfRunning({ taskId: done.id, seq: 0, offset: 0, data: Buffer.from('no') })).to.equal(false);
+      expect(await store.putChunkIfRunning({ taskId: 'missing', seq: 0, offset: 0, data: Buffer.from('no') })).to.equal(false);
+      await store.transition(move(running.id, ['running'], 'failure'));
+      expect(await store.putChunkIfRunning({ taskId: running.id, seq: 1, offset: 3, data: Buffer.from('late') })).to.equal(false);
+      expect(await store.chunkStats(running.id)).to.deep.equal({ chunks: 1, bytes: 3 });
+      expect(await store.chunkStats(done.id)).to.deep.equal({ chunks: 0, bytes: 0 });
+    });
+
     it('keeps binary output byte for byte', async () => {
       const id = newTaskId();
       const data = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -201,9 +222,14 @@ for (const kind of STORE_KINDS) {
       expect((await store.listTargets('', 2)).map((t) => t.name)).to.deep.equal(['a', 'b']);
       expect((await store.listTargets('b', 2)).map((t) => t.name)).to.deep.equal(['c']);
       const later = new Date(now.getTime() + 1000);
-      const updated = await store.updateTarget('a', { agent: 'z', review: 'team', reviewers: ['DBA', 'SRE'] }, later);
+      const updated = await store.updateTarget('a', { agent: 'z', review: 'team', reviewers: ['DBA', 'SRE'], runAs: 'postgres' }, later);
       expect([updated?.agent, updated?.type, updated?.updated.getTime()]).to.deep.equal(['z', 'bash', later.getTime()]);
-      expect(await store.getTarget('a')).to.deep.include({ review: 'team', reviewers: ['DBA', 'SRE'], groups: [], active: true });
+      expect(await store.getTarget('a')).to.deep.include({ review: 'team', reviewers: ['DBA', 'SRE'], groups: [], active: true, runAs: 'postgres' });
+      // A target written before run_as existed reads as "" (a uid of its own).
+      const old: Partial<TargetRecord> = target('old');
+      delete old.runAs;
+      await store.insertTarget(old as Omit<TargetRecord, 'runAs'>);
+      expect((await store.getTarget('old'))?.runAs).to.equal('');
       expect(await store.updateTarget('nope', { agent: 'z' }, later)).to.equal(null);
       expect(await store.deleteTarget('a')).to.equal(true);
       expect(await store.deleteTarget('a')).to.equal(false);
@@ -211,9 +237,18 @@ for (const kind of STORE_KINDS) {
     });
 
     it('remembers agents and finds tokens by hash', async () => {
-      await store.putAgent({ name: 'a1', version: '1', bootId: 'b', lastSeen: null, connected: false });
-      await store.putAgent({ name: 'a1', version: '2', bootId: 'c', lastSeen: new Date(5), connected: true });
-      expect(await store.listAgents()).to.deep.equal([{ name: 'a1', version: '2', bootId: 'c', lastSeen: new Date(5), connected: true }]);
+      await store.putAgent(agent());
+      const session = agent({ version: '2', bootId: 'c', lastSeen: new Date(5), connected: true, tokenId: 't1', secretHashes: ['h2', 'h1'] });
+      await store.putAgent(session);
+      expect(await store.listAgents()).to.deep.equal([session]);
+      // Presence updates leave the session as it is.
+      expect(await store.updateAgentPresence('a1', { lastSeen: new Date(6), connected: false })).to.equal(true);
+      expect(await store.getAgent('a1')).to.deep.equal({ ...session, lastSeen: new Date(6), connected: false });
+      expect(await store.updateAgentPresence('nope', { lastSeen: new Date(6), connected: true })).to.equal(false);
+      expect(await store.getAgent('nope')).to.equal(null);
+      // A record written before session secrets existed has no session to resume.
+      await store.putAgent({ name: 'old', version: '1', bootId: 'b', lastSeen: null, connected: false } as AgentRecord);
+      expect(await store.getAgent('old')).to.deep.include({ bootId: 'b', tokenId: '', secretHashes: [] });
       const token = { id: 'id1', hash: 'h1', kind: 'agent' as const, subject: 'a1', name: '', created: new Date(7), createdBy: 'system', revoked: null };
       await store.insertToken(token);
       await store.insertToken({ ...token, id: 'id2', hash: 'h2', kind: 'user', subject: 'u@x', created: new Date(8) });
