@@ -26,7 +26,7 @@ import { redacts, Redactor } from './redactor.js';
 import { resolveSecrets, SecretError } from './secrets.js';
 import { buildTaskEnv, checkPassedNames, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
-import { DEFAULT_TASK_IDS, IdentityError, mayExecute, runAsCommand, TaskUsers, type IdRange, type TaskIdentity } from './task-users.js';
+import { DEFAULT_TASK_IDS, findTools, IdentityError, mayExecute, removeAs, runAsCommand, TaskUsers, type IdRange, type TaskIdentity, type Tools } from './task-users.js';
 import { Workspaces } from './workspace.js';
 
 /** Options of {@link TaskgateAgent}. */
@@ -145,7 +145,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
   #settle: { resolve: () => void; reject: (err: AgentError) => void } | null = null;
   #users: TaskUsers | null = null;
   #workspaces: Workspaces | null = null;
-  #setpriv = '';
+  #tools: Tools | null = null;
 
   constructor(options: AgentOptions) {
     super();
@@ -277,10 +277,14 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
     const { isolate, workDir, taskIds, taskIdLockDir, name } = this.#options;
     if (isolate) {
       if (process.getuid?.() !== 0) throw new AgentError('isolating tasks needs the agent to run as root (or run it without isolation)');
-      const setpriv = resolveProgram('setpriv', this.#options.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
-      if (!setpriv) throw new AgentError("running tasks as users of their own needs util-linux's setpriv on the PATH");
-      this.#setpriv = setpriv;
-      this.#users = await TaskUsers.open({ range: taskIds, lockDir: taskIdLockDir, owner: `${name}-${this.bootId}`, logger: this.#logger });
+      let tools: Tools;
+      try {
+        tools = findTools(`${this.#options.env.PATH ?? ''}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, resolveProgram);
+      } catch (err) {
+        throw new AgentError((err as Error).message);
+      }
+      this.#tools = tools;
+      this.#users = await TaskUsers.open({ range: taskIds, lockDir: taskIdLockDir, owner: `${name}-${this.bootId}`, tools, logger: this.#logger });
     }
     try {
       this.#workspaces = await Workspaces.open(workDir, isolate, this.#logger);
@@ -518,7 +522,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
           message: task.message,
         },
       });
-      command = identity ? runAsCommand(this.#setpriv, identity, built.file, built.args) : built;
+      command = identity && this.#tools ? runAsCommand(this.#tools.setpriv, identity, built.file, built.args) : built;
     } catch (err) {
       if (!(err instanceof CommandError || err instanceof TaskEnvError)) throw err;
       return notStarted(err.message);
@@ -568,12 +572,20 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
   async #reap(held: HeldTask): Promise<void> {
     const identity = held.identity;
     held.identity = null;
-    if (identity && this.#users) await this.#users.release(identity);
-    if (held.workspace) {
-      const dir = held.workspace;
-      held.workspace = null;
-      await this.#workspaces?.remove(held.id).catch((err: unknown) => this.#logger.warn({ err, dir }, 'could not remove a task directory'));
+    const dir = held.workspace;
+    held.workspace = null;
+    if (!identity) {
+      if (dir) await this.#workspaces?.remove(held.id).catch((err: unknown) => this.#logger.warn({ err, dir }, 'could not remove a task directory'));
+      return;
     }
+    const users = this.#users;
+    const tools = this.#tools;
+    if (!users || !tools) return;
+    // Kill first: while a process of the task lives, nothing of it is removed or reused.
+    const killed = await users.killProcesses(identity);
+    const removed = killed && dir ? await this.#workspaces?.remove(held.id, (argv) => removeAs(identity, tools, argv, this.#logger)) : killed;
+    if (!removed) this.#logger.error({ task: held.id, dir }, 'a task directory could not be removed; its id stays locked');
+    await users.release(identity, killed && removed !== false);
   }
 
   /** The task's main process ended (or never started): reap, then report the exit. */

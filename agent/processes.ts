@@ -1,14 +1,26 @@
 /**
- * The processes of a task identity, found and killed through /proc.
+ * The processes of a task identity, found through /proc and killed.
  *
  * A task's processes are recognised by its group id: every task runs with a
  * gid of its own (docs/isolation.md), and with no capabilities and
  * no_new_privs a process can neither drop nor change it — `setsid`, double
  * forks, `nohup` and `trap '' TERM` keep it. Linux only.
+ *
+ * A scan alone cannot prove a task is gone: a chain of processes that fork
+ * and exit in turn can stay ahead of it. So a task with a uid of its own is
+ * killed with kill(-1, SIGKILL) sent *as that uid*, which the kernel applies
+ * to every process of the uid at once (a fork cannot slip past it), and the
+ * scan only confirms. A run-as task shares its uid with the user's other
+ * processes, so it is stopped (SIGSTOP: a stopped process cannot fork) and
+ * killed by scan, over several rounds that must all come up empty.
  */
+import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 
-/** A live process carrying a gid. */
+const run = promisify(execFile);
+
+/** A live process carrying an id. */
 export interface ProcessEntry {
   pid: number;
   /** Real, effective, saved and filesystem uids. */
@@ -29,7 +41,18 @@ function ids(status: string, field: 'Uid' | 'Gid'): number[] {
     .map(Number);
 }
 
-/** Every live (not zombie) process on the host whose uids or gids include one of `wanted`. */
+/**
+ * Whether a process is dead. A zombie is, unless it has threads left: a
+ * main thread that called pthread_exit leaves the process "Z" while its other
+ * threads run on.
+ */
+function dead(status: string): boolean {
+  if (!/\nState:\s+[ZX]/.test(status)) return false;
+  const threads = /\nThreads:\s+(\d+)/.exec(status);
+  return !threads || Number(threads[1]) <= 1;
+}
+
+/** Every live process on the host whose uids or gids include one of `wanted`. */
 export async function processesWithIds(wanted: ReadonlySet<number>): Promise<ProcessEntry[]> {
   const names = await readdir('/proc');
   const out: ProcessEntry[] = [];
@@ -43,8 +66,7 @@ export async function processesWithIds(wanted: ReadonlySet<number>): Promise<Pro
       } catch {
         return; // exited meanwhile
       }
-      // Zombies are dead already; their parent reaps them.
-      if (/\nState:\s+[ZX]/.test(status)) return;
+      if (dead(status)) return;
       const uids = ids(status, 'Uid');
       const gids = ids(status, 'Gid');
       if (uids.some((id) => wanted.has(id)) || gids.some((id) => wanted.has(id))) out.push({ pid: Number(name), uids, gids });
@@ -55,24 +77,55 @@ export async function processesWithIds(wanted: ReadonlySet<number>): Promise<Pro
 
 /** How long {@link killAll} keeps trying, in ms. */
 const KILL_DEADLINE_MS = 5000;
+/** Scans in a row that must find nothing before a run-as task counts as gone. */
+const EMPTY_SCANS = 3;
+
+/** What {@link killAll} needs to know about the identity. */
+export interface KillTarget {
+  /** The task's own id: its gid, and its uid unless it runs as a run-as user. */
+  id: number;
+  /** Whether the uid is the task's own (then kill(-1) as that uid reaches all of it). */
+  ownUid: boolean;
+  /** util-linux setpriv, to send kill(-1) as the task's uid. */
+  setpriv: string;
+  /** procps kill. */
+  kill: string;
+}
+
+/** kill(-1, SIGKILL) as the task's own uid: every process of that uid, atomically (kill(2)). */
+async function killAsUid(target: KillTarget): Promise<void> {
+  const id = String(target.id);
+  await run(target.setpriv, ['--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--', target.kill, '-s', 'KILL', '--', '-1']).catch(() => undefined);
+}
 
 /**
- * SIGKILLs every process whose uids or gids include `id` until a scan finds
- * none. Returns false when some still lived after {@link KILL_DEADLINE_MS}
+ * Kills every process whose uids or gids include the task's id until none
+ * is left. Returns false when some still lived after {@link KILL_DEADLINE_MS}
  * (e.g. stuck in uninterruptible sleep): the id must not be reused then.
  */
-export async function killAll(id: number): Promise<boolean> {
-  const wanted = new Set([id]);
+export async function killAll(target: KillTarget): Promise<boolean> {
+  const wanted = new Set([target.id]);
   const deadline = Date.now() + KILL_DEADLINE_MS;
+  let empty = 0;
   for (let round = 0; ; round++) {
+    if (target.ownUid) await killAsUid(target);
     const found = await processesWithIds(wanted);
-    if (found.length === 0) return true;
+    if (found.length === 0) {
+      empty += 1;
+      // With kill(-1) as the uid one empty scan is proof; by scan alone it takes several.
+      if (target.ownUid || empty >= EMPTY_SCANS) return true;
+      continue;
+    }
+    empty = 0;
     if (Date.now() > deadline) return false;
-    for (const { pid } of found) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
+    // Stop them all first (a stopped process cannot fork), then kill them.
+    for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
+      for (const { pid } of found) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already
+        }
       }
     }
     // Give the kernel a moment to tear them down before looking again.

@@ -17,7 +17,8 @@
  *      program wrote before exiting has been read. Bytes after the marker come
  *      from background children that outlived the script and are not part of
  *      the task's output;
- *   4. closes the slave, which ends node-pty's reader.
+ *   4. closes the slave and the master socket (a survivor still holding the
+ *      slave would otherwise keep the master open until it is killed).
  * Step 2 sets a private field of node-pty's UnixTerminal; node-pty is pinned
  * to 1.1.0 and test/integration/pty-runner.test.ts (200 runs of a 20 KB
  * write-and-exit) fails if an upgrade changes it.
@@ -73,6 +74,8 @@ const SIGNAL_NAMES = new Map<number, string>(
 /** The fields of node-pty's UnixTerminal this runner relies on (see the file comment). */
 interface UnixTerminalInternals {
   _emittedClose: boolean;
+  /** The master side's read socket. */
+  _socket: { destroy(): void };
 }
 
 /** A running script. */
@@ -141,7 +144,9 @@ export class PtyRun {
       if (umask !== undefined) process.umask(umask);
     }
     this.#term = term;
-    const slave = openSync((term as unknown as { ptsName: string }).ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+    // Non-blocking: a task that suspends terminal output (TCOOFF) must not
+    // block a thread of the agent's pool on the marker write below.
+    const slave = openSync((term as unknown as { ptsName: string }).ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
     (term as unknown as UnixTerminalInternals)._emittedClose = true;
     term.write(EOF);
     handlers.onStart(term.pid);
@@ -160,6 +165,10 @@ export class PtyRun {
         clearTimeout(drainTimer);
         dataListener.dispose();
         closeSync(slave);
+        // Every byte of the task is read: close the master as well. Left to
+        // itself it waits for every holder of the slave side, and a task's
+        // survivor, killed later, can leave it open for good.
+        (term as unknown as UnixTerminalInternals)._socket.destroy();
         resolve(result);
       };
 
@@ -188,11 +197,22 @@ export class PtyRun {
           ? { exitCode: null, signal: SIGNAL_NAMES.get(signal) ?? `signal ${signal}`, error: '' }
           : { exitCode, signal: '', error: '' };
         this.resume();
-        write(slave, marker, (err) => {
-          if (err) finish();
-        });
+        // A full pty buffer (or suspended output) answers EAGAIN: try again
+        // until the drain timeout; any other error means the pty is gone.
+        let sent = 0;
+        const writeMarker = (): void => {
+          if (finished) return;
+          write(slave, marker, sent, marker.length - sent, null, (err, written) => {
+            if (err && (err as NodeJS.ErrnoException).code !== 'EAGAIN') return finish();
+            sent += err ? 0 : written;
+            if (sent < marker.length) setTimeout(writeMarker, err ? 10 : 0);
+          });
+        };
+        writeMarker();
         drainTimer = setTimeout(() => {
-          // Never seen in practice; better an honest end than a hang.
+          // The marker never came out: the task suspended the terminal's
+          // output (TCOOFF) before it exited, or something keeps the pty
+          // busy. Better an honest end than a hang.
           if (tail.length) handlers.onData(tail);
           finish();
         }, DRAIN_TIMEOUT_MS);

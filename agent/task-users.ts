@@ -16,7 +16,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, unlink, writeFile, lstat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, writeFile, lstat } from 'node:fs/promises';
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -79,7 +79,30 @@ export interface TaskUsersOptions {
   lockDir: string;
   /** Tells this agent's locks apart from other agents in the same process. */
   owner: string;
+  /** util-linux setpriv and procps kill (see {@link findTools}). */
+  tools: Tools;
   logger: Logger;
+}
+
+/** The host programs isolation uses. */
+export interface Tools {
+  setpriv: string;
+  kill: string;
+  rm: string;
+  find: string;
+  chmod: string;
+}
+
+/** Finds the programs isolation needs on `path`; throws a message naming the missing one. */
+export function findTools(path: string, resolve: (program: string, path: string) => string | null): Tools {
+  const tools = {} as Record<keyof Tools, string>;
+  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', kill: 'procps', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
+  for (const name of Object.keys(where) as Array<keyof Tools>) {
+    const found = resolve(name, path);
+    if (!found) throw new IdentityError(`running tasks as users of their own needs ${name} (${where[name]}) on the agent's PATH`);
+    tools[name] = found;
+  }
+  return tools;
 }
 
 /** Hands out task identities from a range; see the file comment. */
@@ -145,11 +168,13 @@ export class TaskUsers {
 
   /** Kills the processes of a stale id and moves its lock to this agent; false if they would not die. */
   async #takeOver(id: number): Promise<boolean> {
-    if (!(await killAll(id))) {
-      this.#options.logger.error({ id }, 'processes of a task id left by a dead agent do not die; the id stays locked');
+    const { tools, logger } = this.#options;
+    // Its holder may have been a run-as task: the gid is the id, the uid unknown.
+    if (!(await killAll({ id, ownUid: false, ...tools }))) {
+      logger.error({ id }, 'processes of a task id left by a dead agent do not die; the id stays locked');
       return false;
     }
-    await cleanSharedTemp(id, this.#options.logger);
+    if (!(await cleanSharedTemp({ id, uid: id, gid: id, groups: [], user: '' }, tools, logger))) return false;
     await writeFile(this.#lockPath(id), `${process.pid} ${this.#options.owner}\n`, { mode: 0o600 });
     this.#options.logger.warn({ id }, 'took over a task id left by an agent that died; killed its processes');
     return true;
@@ -201,19 +226,29 @@ export class TaskUsers {
   }
 
   /**
-   * Kills every process still running under the task's id, removes what it
-   * left in the shared temporary directories, and frees the id. Resolves
-   * whether the id could be freed.
+   * Kills every process still running under the task's id. Resolves false
+   * when some would not die: then nothing of the task may be removed or its
+   * id reused.
    */
-  async release(identity: TaskIdentity): Promise<boolean> {
-    const dead = await killAll(identity.id);
-    if (!dead) {
-      this.#options.logger.error({ id: identity.id }, 'processes of a finished task do not die; its id stays locked');
-      this.#inUse.delete(identity.id);
+  async killProcesses(identity: TaskIdentity): Promise<boolean> {
+    const dead = await killAll({ id: identity.id, ownUid: identity.user === '', ...this.#options.tools });
+    if (!dead) this.#options.logger.error({ id: identity.id }, 'processes of a finished task do not die; its id stays locked');
+    return dead;
+  }
+
+  /**
+   * After {@link killProcesses}: removes what the task left in the shared
+   * temp dirs and frees its id, unless `clean` is false or that removal
+   * fails — then the id stays locked and is never handed out again.
+   */
+  async release(identity: TaskIdentity, clean: boolean): Promise<boolean> {
+    const { tools, logger } = this.#options;
+    this.#inUse.delete(identity.id);
+    if (!clean) return false;
+    if (!(await cleanSharedTemp(identity, tools, logger))) {
+      logger.error({ id: identity.id }, 'what a finished task left in a shared temp dir could not be removed; its id stays locked');
       return false;
     }
-    await cleanSharedTemp(identity.id, this.#options.logger);
-    this.#inUse.delete(identity.id);
     this.#free.push(identity.id);
     return true;
   }
@@ -244,11 +279,14 @@ export class TaskUsers {
 const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
 
 /**
- * Removes the entries of the shared temporary directories whose group is the
- * task's id (what the task created there). Runs after all its processes are
- * dead, so nothing of the task can race the removal.
+ * Removes, as the task's own identity, the entries at the top of the shared
+ * temporary directories that the task created (group = its id). Doing it as
+ * the task and not as root means no race (a directory swapped for a symbolic
+ * link) can make it remove anything the task could not remove itself.
+ * Resolves false when something could not be removed.
  */
-export async function cleanSharedTemp(id: number, logger: Logger): Promise<void> {
+export async function cleanSharedTemp(identity: TaskIdentity, tools: Tools, logger: Logger): Promise<boolean> {
+  const found: string[] = [];
   await Promise.all(
     SHARED_TEMP.map(async (dir) => {
       let names: string[];
@@ -257,18 +295,31 @@ export async function cleanSharedTemp(id: number, logger: Logger): Promise<void>
       } catch {
         return;
       }
-      for (const name of names) {
-        const path = join(dir, name);
-        try {
-          const stat = await lstat(path);
-          if (stat.gid !== id && stat.uid !== id) continue;
-          await rm(path, { recursive: true, force: true });
-        } catch (err) {
-          logger.warn({ err, path }, 'could not remove what a task left in a shared directory');
-        }
-      }
+      await Promise.all(
+        names.map(async (name) => {
+          const path = join(dir, name);
+          const stat = await lstat(path).catch(() => null);
+          if (stat && (stat.gid === identity.id || stat.uid === identity.id)) found.push(path);
+        }),
+      );
     }),
   );
+  if (found.length === 0) return true;
+  return removeAs(identity, tools, ['rm', '-rf', '--one-file-system', '--', ...found], logger);
+}
+
+/** Runs a removal (`rm` or `find -delete`) as the task's identity; resolves whether it succeeded. */
+export async function removeAs(identity: TaskIdentity, tools: Tools, argv: string[], logger: Logger): Promise<boolean> {
+  const [program, ...args] = argv;
+  const file = tools[program as keyof Tools] ?? program!;
+  const { file: setpriv, args: wrapped } = runAsCommand(tools.setpriv, identity, file, args);
+  try {
+    await run(setpriv, wrapped, { timeout: 60_000 });
+    return true;
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, id: identity.id }, 'could not remove what a task left');
+    return false;
+  }
 }
 
 /**

@@ -10,7 +10,7 @@
  * the next agent starts on the same work dir.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import type { TaskIdentity } from './task-users.js';
@@ -113,8 +113,17 @@ export class Workspaces {
   /** Writes a private file (a secret option file) into the task's directory. */
   async writePrivate(paths: TaskPaths, name: string, content: string, identity: TaskIdentity | null): Promise<string> {
     const file = join(paths.dir, name);
-    await writeFile(file, content, { mode: 0o600 });
-    if (identity) await this.#own(file, identity, false);
+    // O_EXCL: never through a link the task put there; owned through the open file.
+    const handle = await open(file, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+      if (identity) {
+        await handle.chown(identity.user === '' ? identity.uid : 0, identity.gid);
+        if (identity.user !== '') await handle.chmod(0o660);
+      }
+    } finally {
+      await handle.close();
+    }
     return file;
   }
 
@@ -128,9 +137,23 @@ export class Workspaces {
     await chmod(path, isDir ? 0o770 : 0o660);
   }
 
-  /** Removes a task's directory (after its processes are gone). */
-  async remove(taskId: string): Promise<void> {
-    await rm(join(this.#root, taskId), { recursive: true, force: true });
+  /**
+   * Removes a task's directory after its processes are gone. With `asTask`
+   * its contents are removed as the task's own identity first (so no
+   * symbolic-link race can turn a root removal elsewhere), then the emptied
+   * directory by the agent. Resolves whether it is gone.
+   */
+  async remove(taskId: string, asTask?: (argv: string[]) => Promise<boolean>): Promise<boolean> {
+    const dir = join(this.#root, taskId);
+    if (!asTask) {
+      await rm(dir, { recursive: true, force: true });
+      return true;
+    }
+    // The task may have made its own files unwritable; it owns them, so it may undo that.
+    await asTask(['chmod', '-R', 'u+rwX', '--', dir]);
+    if (!(await asTask(['find', dir, '-mindepth', '1', '-delete']))) return false;
+    await rmdir(dir).catch(() => undefined);
+    return true;
   }
 
   /** Whether tasks get directories of their own identity. */

@@ -36,6 +36,8 @@ function changed(delta: number): void {
 class SimAgent {
   readonly #client: Client;
   #up = false;
+  /** The last Welcome's session secret (empty before the first). */
+  #secret = '';
 
   constructor(readonly index: number) {
     this.#client =
@@ -76,6 +78,9 @@ class SimAgent {
       const call = (this.#client as AgentServiceClient).connect(md) as ClientDuplexStream<ConnectRequest, ConnectResponse>;
       call.on('data', (res: ConnectResponse) => {
         if (res.message?.$case !== 'welcome') return;
+        // Resuming this boot later needs the session secret, as a real agent keeps it.
+        this.#secret = res.message.value.sessionSecret;
+        call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } }));
         const interval = Math.max(res.message.value.heartbeatIntervalMs, 100);
         heartbeat = setInterval(() => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } })), interval);
         ready();
@@ -89,7 +94,7 @@ class SimAgent {
         end();
       });
       call.on('end', end);
-      call.write(ConnectRequest.fromPartial({ message: { $case: 'hello', value: { name: `sim-${this.index}`, version: 'bench', bootId: `boot-${this.index}` } } }));
+      call.write(ConnectRequest.fromPartial({ message: { $case: 'hello', value: { name: `sim-${this.index}`, version: 'bench', bootId: `boot-${this.index}`, resumeSecret: this.#secret } } }));
     });
   }
 }

@@ -39,7 +39,7 @@ export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       }
       process.stdout.write(`${res.token}\n`);
       process.stderr.write(`token for agent "${res.name}"; it is shown only now. Start the agent with:\n` +
-        `  taskgate agent --server ${client.server} --name ${res.name} --token <token>\n`);
+        `  taskgate agent --server ${client.server} --name ${res.name} --token-file FILE   (FILE holds the token, mode 0600)\n`);
     });
 
   return agents;

@@ -11,7 +11,7 @@ import { credentials, Metadata, status, type ClientDuplexStream, type ServiceErr
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentServiceClient, ConnectRequest, type ConnectResponse, type Hello, type Welcome } from '../../gen/taskgate/v1/agent.js';
@@ -119,6 +119,7 @@ for (const kind of STORE_KINDS) {
       if (!location) this.skip();
       h = await Harness.start(location, { secretsKey: randomBytes(32) });
       dir = mkdtempSync(join(tmpdir(), 'taskgate-identity-'));
+      chmodSync(dir, 0o711); // tasks (users of their own) look for their gate files here
       client = new AgentServiceClient(h.address, credentials.createInsecure());
     });
 
@@ -280,7 +281,7 @@ for (const kind of STORE_KINDS) {
         time: new Date(),
       });
       expect(failed?.status).to.equal('failure');
-      const idle = new Promise((resolve) => agent.once('idle', resolve));
+      const idle = new Promise<void>((resolve) => agent.once('idle', resolve));
       gate.release();
       // The server tells the agent to forget the task; its late output is not kept.
       await idle;

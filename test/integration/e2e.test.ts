@@ -4,6 +4,9 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TaskStatus } from '../../gen/taskgate/v1/task.js';
 import { MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { AgentError } from '../../agent/agent.js';
@@ -22,15 +25,20 @@ async function rejection(p: Promise<unknown>): Promise<ServiceError> {
 for (const kind of STORE_KINDS) {
   describe(`end to end: ${kind.name}`, function () {
     let h: Harness;
+    /** Where tests and tasks hand each other marker files: tasks run as users of their own. */
+    let markers: string;
 
     beforeEach(async function () {
       const location = await kind.location();
       if (!location) this.skip();
       h = await Harness.start(location);
+      markers = mkdtempSync(join(tmpdir(), 'taskgate-e2e-'));
+      chmodSync(markers, 0o777);
     });
 
     afterEach(async () => {
       await h?.close();
+      if (markers) rmSync(markers, { recursive: true, force: true });
     });
 
     it('runs a task on its agent and returns its output and exit status', async () => {
@@ -86,7 +94,7 @@ for (const kind of STORE_KINDS) {
     it('lets a follower attached mid-run see every byte once, in order, then replay from any offset', async () => {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
-      const marker = `/tmp/taskgate-test-${process.pid}-${Date.now()}-mid`;
+      const marker = join(markers, 'mid');
       const t = await h.createTask(
         't1',
         `echo first; while [ ! -e ${marker} ]; do sleep 0.02; done; rm -f ${marker}; for i in $(seq 1 50); do echo "line $i"; done`,
@@ -120,7 +128,7 @@ for (const kind of STORE_KINDS) {
     it('streams output while the task runs, before it ends', async () => {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
-      const marker = `/tmp/taskgate-test-${process.pid}-${Date.now()}`;
+      const marker = join(markers, 'released');
       // The script prints, then waits until the test has seen that output.
       const t = await h.createTask('t1', `echo waiting; while [ ! -e ${marker} ]; do sleep 0.05; done; echo released; rm -f ${marker}`);
       const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true }, h.api.metadata);
@@ -154,7 +162,7 @@ for (const kind of STORE_KINDS) {
     it('finishes a task with complete output when the server restarts while it runs', async () => {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
-      const marker = `/tmp/taskgate-test-${process.pid}-${Date.now()}-restart`;
+      const marker = join(markers, 'restart');
       const t = await h.createTask('t1', `echo before; while [ ! -e ${marker} ]; do sleep 0.02; done; rm -f ${marker}; echo after`);
       const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true }, h.api.metadata);
       for await (const message of call) {

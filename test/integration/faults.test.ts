@@ -6,7 +6,7 @@
  * when it succeeds, hold exactly the output its script printed.
  */
 import { expect } from 'chai';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../../gen/taskgate/v1/target.js';
@@ -53,19 +53,25 @@ for (const kind of STORE_KINDS) {
       await h.createTarget('t1', 'a1');
       const token = await h.agentToken('a1');
       const agentArgs = ['agent', '--server', h.address, '--token', token, '--name', 'a1', '--work-dir', join(dir, 'agent'), '--log-level', 'info'];
-      const marker = join(dir, 'runs');
+      // The task runs as a user of its own: it writes its marker where it may.
+      const markers = join(dir, 'markers');
+      mkdirSync(markers, { mode: 0o777 });
+      chmodSync(markers, 0o777);
+
       const first = new CliProcess(agentArgs);
       closers.push(() => first.crash());
-      const task = await h.createTask('t1', `echo run >> ${marker}; echo begin; sleep 60`);
+      // One file per start (each task has a uid of its own, so they cannot share one).
+      const task = await h.createTask('t1', `echo run > ${markers}/run-$TASKGATE_TASK_ID-$$; echo begin; sleep 60`);
       await untilOutput(h.api, task.id, 'begin');
       await first.crash();
       const second = new CliProcess(agentArgs);
       closers.push(() => second.crash());
       const done = await watchUntil(h.api, task.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING);
       expect([done.status, done.failureReason]).to.deep.equal([TaskStatus.TASK_STATUS_FAILURE, 'agent restarted while the task was running']);
-      const next = await h.createTask('t1', `echo next >> ${marker}`);
+      const next = await h.createTask('t1', `echo next > ${markers}/next-$TASKGATE_TASK_ID-$$`);
       expect((await h.finished(next.id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
-      expect(readFileSync(marker, 'utf8')).to.equal('run\nnext\n');
+      const starts = readdirSync(markers).map((f) => f.split('-').slice(0, 2).join('-'));
+      expect(starts.sort()).to.deep.equal([`next-${next.id}`, `run-${task.id}`].sort());
     });
 
     it('2. a network cut shorter than the lease: the task succeeds with every byte once, in order', async () => {

@@ -9,11 +9,13 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskStatus, type Task } from '../../gen/taskgate/v1/task.js';
 import type { Api } from '../../cli/client.js';
+import { TaskgateAgent } from '../../agent/agent.js';
 import { processesWithIds } from '../../agent/processes.js';
 import { untilOutput } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
@@ -209,5 +211,134 @@ describe('task isolation: no survivors across agent crashes (sqlite)', function 
     const failed = await h.finished(task.id);
     expect(failed.task.failureReason).to.equal('agent restarted while the task was running');
     await second.terminate();
+  });
+});
+
+describe('task isolation: run-as users, kills and work dirs (sqlite)', function () {
+  this.timeout(120_000);
+  let h: Harness;
+  let base: string;
+
+  before(async function () {
+    requireRoot(this, 'run-as users');
+    const location = (await STORE_KINDS[0]!.location())!;
+    h = await Harness.start(location, { killGraceMs: 300 });
+    base = mkdtempSync(join(tmpdir(), 'taskgate-runas-'));
+    chmodSync(base, 0o711);
+    await h.startAgent('a1', { workDir: join(base, 'work'), env: { PATH: process.env.PATH ?? '' } });
+  });
+
+  after(async () => {
+    await h?.close();
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  it("runs a run-as target's task as that user, with a gid of its own, and kills only its processes", async () => {
+    const nobody = Number(execFileSync('id', ['-u', 'nobody']).toString().trim());
+    await h.createTarget('as-nobody', 'a1', 'bash', { runAs: 'nobody' });
+    // A process of the run-as user that is not the task's: it must survive the task.
+    const bystander = spawn('setpriv', ['--reuid', String(nobody), '--regid', String(nobody), '--clear-groups', '--', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const task = await h.createTask('as-nobody', 'echo "user=$(id -un) uid=$(id -u) gid=$(id -g) home=$HOME"; stat -c "%U %g %a" "$HOME"; setsid -f sleep 300');
+      const { task: done, output } = await h.finished(task.id);
+      const text = output.toString();
+      expect(done.status, text).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      const m = /user=(\S+) uid=(\d+) gid=(\d+) home=(\S+)\r\nroot (\d+) 770/.exec(text);
+      expect(m, text).to.not.equal(null);
+      expect(m![1]).to.equal('nobody');
+      expect(Number(m![2])).to.equal(nobody);
+      const gid = Number(m![3]);
+      expect(gid).to.be.within(61000, 61999);
+      expect(m![5]).to.equal(String(gid));
+      expect(await processesWithIds(new Set([gid])), 'the task left its sleep behind').to.deep.equal([]);
+      expect(bystander.exitCode, "the run-as user's other process").to.equal(null);
+    } finally {
+      bystander.kill('SIGKILL');
+    }
+  });
+
+  it('fails a task whose run-as user does not exist or is root, naming it, and runs nothing', async () => {
+    await h.createTarget('as-ghost', 'a1', 'bash', { runAs: 'no-such-user-x' });
+    await h.createTarget('as-root', 'a1', 'bash', { runAs: 'root' });
+    const ghost = await h.finished((await h.createTask('as-ghost', 'echo ran')).id);
+    expect(ghost.task.failureReason).to.equal('could not start: run-as user "no-such-user-x" does not exist on this agent\'s host');
+    const root = await h.finished((await h.createTask('as-root', 'echo ran')).id);
+    expect(root.task.failureReason).to.equal('could not start: run-as user "root" is root; tasks never run as root');
+    expect(ghost.output.length + root.output.length).to.equal(0);
+  });
+
+  it('leaves nothing of a killed or timed-out task running, even what it started in a session of its own', async () => {
+    await h.createTarget('plain', 'a1');
+    const script = `setsid -f bash -c "trap '' HUP TERM; sleep 300; true"; echo "gid=$(id -g)"; sleep 300`;
+    const killed = await h.createTask('plain', script);
+    await untilOutput(h.api, killed.id, 'gid=');
+    await h.api.call(h.api.tasks, h.api.tasks.killTask, { id: killed.id, reason: 'test' });
+    const timedOut = await h.createTask('plain', script, '', 1);
+    const ends = [await h.finished(killed.id), await h.finished(timedOut.id)];
+    expect(ends.map((e) => TaskStatus[e.task.status])).to.deep.equal(['TASK_STATUS_KILLED', 'TASK_STATUS_FAILURE']);
+    for (const { output } of ends) {
+      const gid = Number(/gid=(\d+)/.exec(output.toString())?.[1]);
+      expect(gid).to.be.within(61000, 61999);
+      expect(await processesWithIds(new Set([gid]))).to.deep.equal([]);
+    }
+  });
+
+  it('kills survivors that hide from a /proc scan: a zombie main thread with live threads, a chain that forks and exits', async () => {
+    await h.createTarget('hiders', 'a1');
+    const script = [
+      'echo "gid=$(id -g)"',
+      "/usr/bin/python3 - <<'EOF'",
+      'import ctypes, os, threading, time',
+      'if os.fork() == 0:',
+      '    os.setsid()',
+      '    threading.Thread(target=lambda: time.sleep(300)).start()',
+      '    ctypes.CDLL(None).pthread_exit(None)',
+      'if os.fork() == 0:',
+      '    os.setsid()',
+      '    while True:',
+      '        if os.fork():',
+      '            os._exit(0)',
+      '        time.sleep(0.002)',
+      'EOF',
+      'sleep 0.3',
+    ].join('\n');
+    const { task, output } = await h.finished((await h.createTask('hiders', script)).id);
+    expect(task.status, output.toString()).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+    const gid = Number(/gid=(\d+)/.exec(output.toString())?.[1]);
+    expect(gid).to.be.within(61000, 61999);
+    // Several scans, as one could miss a process that forks and exits between readdir and read.
+    for (let i = 0; i < 20; i++) expect(await processesWithIds(new Set([gid])), `scan ${i}`).to.deep.equal([]);
+  });
+
+  it('keeps working when tasks suspend their terminal output and exit (no thread of the agent blocks)', async function () {
+    this.timeout(90_000);
+    await h.createTarget('stoppers', 'a1');
+    const stop = "/usr/bin/python3 -c 'import sys, termios; print(\"stopping\", flush=True); termios.tcflow(sys.stdout.fileno(), termios.TCOOFF)'";
+    const stoppers = await Promise.all(Array.from({ length: 5 }, () => h.createTask('stoppers', stop)));
+    const ends = await Promise.all(stoppers.map((t) => h.finished(t.id)));
+    for (const end of ends) expect(TaskStatus[end.task.status]).to.equal('TASK_STATUS_SUCCESS');
+    // The agent still prepares, runs and reaps tasks (secrets, /proc scans and cleanup use its thread pool).
+    const after = await h.finished((await h.createTask('stoppers', 'echo still-here')).id);
+    expect(after.output.toString()).to.equal('still-here\r\n');
+  });
+
+  it("refuses to start on a work dir others can write or whose parent task users cannot search, in one line", async () => {
+    const open = join(base, 'open');
+    mkdirSync(open, { mode: 0o777 });
+    chmodSync(open, 0o777);
+    const closed = mkdtempSync(join(tmpdir(), 'taskgate-closed-'));
+    try {
+      for (const [workDir, message] of [
+        [open, /^work dir .*open is writable by others \(mode 777\); chmod 0700 it or use another$/],
+        [join(closed, 'work'), /^work dir .*: .*taskgate-closed-\w+ is not searchable by task users \(mode 700\); use a work dir such as \/var\/lib\/taskgate-agent$/],
+      ] as const) {
+        const agent = new TaskgateAgent({ server: h.address, token: await h.agentToken('a9'), name: 'a9', workDir });
+        const err = (await agent.run().then(() => null, (e: unknown) => e)) as Error;
+        expect(err?.message).to.match(message);
+        expect(agent.lifecycle).to.equal('failed');
+      }
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
   });
 });
