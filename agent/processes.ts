@@ -88,14 +88,14 @@ export interface KillTarget {
   ownUid: boolean;
   /** util-linux setpriv, to send kill(-1) as the task's uid. */
   setpriv: string;
-  /** procps kill. */
-  kill: string;
+  /** A POSIX shell, whose builtin `kill -9 -1` is kill(-1, SIGKILL) (procps kill reads "-1" as a signal). */
+  sh: string;
 }
 
 /** kill(-1, SIGKILL) as the task's own uid: every process of that uid, atomically (kill(2)). */
 async function killAsUid(target: KillTarget): Promise<void> {
   const id = String(target.id);
-  await run(target.setpriv, ['--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--', target.kill, '-s', 'KILL', '--', '-1']).catch(() => undefined);
+  await run(target.setpriv, ['--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--', target.sh, '-c', 'kill -9 -1']);
 }
 
 /**
@@ -108,7 +108,13 @@ export async function killAll(target: KillTarget): Promise<boolean> {
   const deadline = Date.now() + KILL_DEADLINE_MS;
   let empty = 0;
   for (let round = 0; ; round++) {
-    if (target.ownUid) await killAsUid(target);
+    if (target.ownUid) {
+      try {
+        await killAsUid(target);
+      } catch {
+        return false; // it could not even be asked: never reuse the id on a scan alone
+      }
+    }
     const found = await processesWithIds(wanted);
     if (found.length === 0) {
       empty += 1;

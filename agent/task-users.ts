@@ -87,7 +87,7 @@ export interface TaskUsersOptions {
 /** The host programs isolation uses. */
 export interface Tools {
   setpriv: string;
-  kill: string;
+  sh: string;
   rm: string;
   find: string;
   chmod: string;
@@ -96,7 +96,7 @@ export interface Tools {
 /** Finds the programs isolation needs on `path`; throws a message naming the missing one. */
 export function findTools(path: string, resolve: (program: string, path: string) => string | null): Tools {
   const tools = {} as Record<keyof Tools, string>;
-  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', kill: 'procps', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
+  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
   for (const name of Object.keys(where) as Array<keyof Tools>) {
     const found = resolve(name, path);
     if (!found) throw new IdentityError(`running tasks as users of their own needs ${name} (${where[name]}) on the agent's PATH`);

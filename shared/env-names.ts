@@ -52,10 +52,26 @@ export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
   'MALLOC_CHECK_',
   'TERMINFO',
   'TERMINFO_DIRS',
+  'PYTHONWARNINGS',
+  'OPENSSL_CONF',
+  'OPENSSL_MODULES',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'CURL_CA_BUNDLE',
+  'REQUESTS_CA_BUNDLE',
+  'NODE_TLS_REJECT_UNAUTHORIZED',
+  'PGOPTIONS',
+  'PGSERVICE',
+  'MYSQL_UNIX_PORT',
+  'MYSQL_TEST_LOGIN_FILE',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'ALL_PROXY',
+  'NO_PROXY',
 ]);
 
-/** Prefixes of names with the same effect (the dynamic linker's LD_*, bash's exported functions). */
-const RESERVED_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'TASKGATE_'] as const;
+/** Prefixes of names with the same effect (the dynamic linker's LD_*, bash's exported functions, git's settings). */
+const RESERVED_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'TASKGATE_', 'GIT_'] as const;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 

@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskStatus, type Task } from '../../gen/taskgate/v1/task.js';
@@ -285,20 +285,27 @@ describe('task isolation: run-as users, kills and work dirs (sqlite)', function 
 
   it('kills survivors that hide from a /proc scan: a zombie main thread with live threads, a chain that forks and exits', async () => {
     await h.createTarget('hiders', 'a1');
+    // Each survivor appends to a file of its own here as long as it lives: a scan can miss a
+    // chain of processes that each live 2 ms, its heartbeat cannot.
+    const beats = join(base, 'beats');
+    mkdirSync(beats, { mode: 0o777 });
+    chmodSync(beats, 0o777);
     const script = [
       'echo "gid=$(id -g)"',
       "/usr/bin/python3 - <<'EOF'",
       'import ctypes, os, threading, time',
+      `def beat(name):\n    with open("${beats}/" + name, "a") as f: f.write(".")`,
       'if os.fork() == 0:',
       '    os.setsid()',
-      '    threading.Thread(target=lambda: time.sleep(300)).start()',
+      '    def loop():\n        while True:\n            beat("thread"); time.sleep(0.005)',
+      '    threading.Thread(target=loop).start()',
       '    ctypes.CDLL(None).pthread_exit(None)',
       'if os.fork() == 0:',
       '    os.setsid()',
       '    while True:',
       '        if os.fork():',
       '            os._exit(0)',
-      '        time.sleep(0.002)',
+      '        beat("chain"); time.sleep(0.002)',
       'EOF',
       'sleep 0.3',
     ].join('\n');
@@ -306,8 +313,12 @@ describe('task isolation: run-as users, kills and work dirs (sqlite)', function 
     expect(task.status, output.toString()).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
     const gid = Number(/gid=(\d+)/.exec(output.toString())?.[1]);
     expect(gid).to.be.within(61000, 61999);
-    // Several scans, as one could miss a process that forks and exits between readdir and read.
-    for (let i = 0; i < 20; i++) expect(await processesWithIds(new Set([gid])), `scan ${i}`).to.deep.equal([]);
+    const sizes = (): number[] => ['thread', 'chain'].map((f) => statSync(join(beats, f)).size);
+    const before = sizes();
+    expect(before.every((n) => n > 0), 'both survivors ran').to.equal(true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(sizes(), 'heartbeats after the task ended').to.deep.equal(before);
+    expect(await processesWithIds(new Set([gid]))).to.deep.equal([]);
   });
 
   it('keeps working when tasks suspend their terminal output and exit (no thread of the agent blocks)', async function () {
