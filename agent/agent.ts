@@ -593,9 +593,12 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
     if (held.phase === 'reaping' || held.phase === 'reporting') return;
     held.run = null;
     if (held.live) held.transition('reaping');
+    // All of its output is in: send it now rather than after the reaping,
+    // whose child processes can hold up the flush timer.
+    if (held.redactor) held.output.push(held.redactor.flush());
+    held.output.flush();
     await this.#reap(held);
     if ((held.phase as TaskPhase) !== 'reaping') return; // the agent stopped meanwhile
-    if (held.redactor) held.output.push(held.redactor.flush());
     const findings = held.redactor ? Object.fromEntries(held.redactor.findings) : {};
     held.transition('reporting');
     held.output.finish({ ...held.outcome(result), findings });
