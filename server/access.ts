@@ -13,14 +13,18 @@
  *   their own task, whatever their groups.
  */
 import { PermissionDeniedError } from '../shared/errors.js';
-import type { Principal, UserPrincipal } from './auth.js';
+import type { AgentPrincipal, Principal, UserPrincipal } from './auth.js';
 import type { ReviewRecord, TargetRecord, TaskRecord } from './store/store.js';
 
 /** Members of this group administer Taskgate. */
 export const ADMIN_GROUP = 'admin';
 
-/** What an RPC requires of its caller before it looks at any object. */
-export type Requirement = 'user' | 'admin';
+/**
+ * What an RPC requires of its caller before it looks at any object: a user
+ * token, one of an admin, or an agent token (the agent stream only). Every
+ * method's row is in its service (server/services/*.ts, `access`).
+ */
+export type Requirement = 'user' | 'admin' | 'agent';
 
 /** Whether the user is in the admin group. */
 export function isAdmin(user: UserPrincipal): boolean {
@@ -28,7 +32,7 @@ export function isAdmin(user: UserPrincipal): boolean {
 }
 
 /** Throws PermissionDeniedError unless the principal meets the requirement; returns the user. */
-export function authorize(principal: Principal, requirement: Requirement): UserPrincipal {
+export function authorize(principal: Principal, requirement: 'user' | 'admin'): UserPrincipal {
   if (principal.kind !== 'user') {
     throw new PermissionDeniedError('agent tokens may only open an agent stream; use a user token');
   }
@@ -38,9 +42,10 @@ export function authorize(principal: Principal, requirement: Requirement): UserP
   return principal;
 }
 
-/** Throws PermissionDeniedError unless the principal is an agent. */
-export function authorizeAgent(principal: Principal): void {
+/** Throws PermissionDeniedError unless the principal is an agent; returns it. */
+export function authorizeAgent(principal: Principal): AgentPrincipal {
   if (principal.kind !== 'agent') throw new PermissionDeniedError('this call needs an agent token');
+  return principal;
 }
 
 /** Whether the user may create tasks on the target. */

@@ -35,7 +35,7 @@ import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
-import { toServiceError } from './grpc-status.js';
+import { grpcStatus } from './rpc/grpc.js';
 import type { AgentRecord, Store, TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { TaskMachine } from './task-machine.js';
@@ -534,7 +534,7 @@ export class AgentSession {
   }
 
   #fail(err: unknown): void {
-    const status = toServiceError(err, this.#logger, 'AgentService/Connect');
+    const status = grpcStatus(err, this.#logger, 'AgentService/Connect');
     if (err instanceof TaskgateError) this.#logger.warn({ err: err.message }, 'closing agent stream');
     this.#end(status);
   }

@@ -9,7 +9,6 @@
  * changing a user clears this server's cache at once, and other replicas
  * notice within `cacheMs` (docs/access.md).
  */
-import type { Metadata } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import { UnauthenticatedError } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
@@ -60,10 +59,9 @@ export class Authenticator {
     this.#cacheMs = options.cacheMs ?? 5000;
   }
 
-  /** The caller named by the request's `authorization: Bearer ...` metadata. */
-  async authenticate(metadata: Metadata): Promise<Principal> {
-    const header = metadata.get('authorization')[0];
-    if (typeof header !== 'string' || header === '') {
+  /** The caller named by a request's `authorization` header (`Bearer ...`). */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (header === undefined || header === '') {
       throw new UnauthenticatedError('missing token: send metadata "authorization: Bearer <token>"');
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);

@@ -15,6 +15,8 @@ export class Metrics {
   readonly #outputBytes: Counter;
   readonly #agentStreams: Counter<'kind'>;
   readonly #storeSeconds: Histogram<'op' | 'outcome'>;
+  readonly #rpcHandled: Counter<'method' | 'code'>;
+  readonly #rpcSeconds: Histogram<'method'>;
   readonly #seenAgents = new Set<string>();
 
   constructor(sources: { store: () => Store; connectedAgents: () => number }) {
@@ -47,6 +49,19 @@ export class Metrics {
       help: 'Latency of store operations, by operation and outcome.',
       labelNames: ['op', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [this.registry],
+    });
+    this.#rpcHandled = new Counter({
+      name: 'taskgate_rpc_handled_total',
+      help: 'Calls finished, by method ("TaskService/GetTask") and status code name ("OK", "NOT_FOUND", "CANCELLED", ...).',
+      labelNames: ['method', 'code'],
+      registers: [this.registry],
+    });
+    this.#rpcSeconds = new Histogram({
+      name: 'taskgate_rpc_handling_seconds',
+      help: 'From a call arriving to its status, by method (streams: their whole life).',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
       registers: [this.registry],
     });
     new Gauge({
@@ -89,6 +104,21 @@ export class Metrics {
   agentStream(name: string): void {
     this.#agentStreams.inc({ kind: this.#seenAgents.has(name) ? 'reconnect' : 'first' });
     this.#seenAgents.add(name);
+  }
+
+  /**
+   * A recorder of one method's calls: `handled(code, seconds)` per call.
+   * Label children are looked up once per method and code, not per call.
+   */
+  rpc(method: string): (code: string, seconds: number) => void {
+    const seconds = this.#rpcSeconds.labels({ method });
+    const counters = new Map<string, { inc: () => void }>();
+    return (code, elapsed) => {
+      let counter = counters.get(code);
+      if (!counter) counters.set(code, (counter = this.#rpcHandled.labels({ method, code })));
+      counter.inc();
+      seconds.observe(elapsed);
+    };
   }
 
   /** `store` with the latency of every operation recorded. */

@@ -3,11 +3,6 @@
  * TargetService and AgentService over one store.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { AgentServiceService } from '../gen/taskgate/v1/agent.js';
-import { EventServiceService } from '../gen/taskgate/v1/event.js';
-import { TargetServiceService } from '../gen/taskgate/v1/target.js';
-import { TaskServiceService } from '../gen/taskgate/v1/task.js';
-import { UserServiceService } from '../gen/taskgate/v1/user.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { ADMIN_GROUP } from './access.js';
@@ -16,11 +11,12 @@ import { Metrics } from './metrics.js';
 import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
-import { HandlerFactory } from './services/handler.js';
+import { GrpcTransport } from './rpc/grpc.js';
+import { authenticate, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
 import { agentService } from './services/agent-service.js';
 import { eventService } from './services/event-service.js';
 import { targetService } from './services/target-service.js';
-import { routeCreatedTask, taskService } from './services/task-service.js';
+import { taskService } from './services/task-service.js';
 import { userService } from './services/user-service.js';
 import { openStore, type StoreOptions } from './store/open-store.js';
 import type { Store } from './store/store.js';
@@ -161,7 +157,6 @@ export class TaskgateServer {
     });
     const auth = new Authenticator(store);
     const shutdown = new AbortController();
-    const h = new HandlerFactory(auth, logger, shutdown.signal);
     const grpc = new Server({
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -194,14 +189,17 @@ export class TaskgateServer {
       requireAgentCertificate: options.agentTls !== undefined,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs ?? 1000, leaseMs });
-    grpc.addService(
-      TaskServiceService,
-      taskService(store, machine, hub, h, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
-    );
-    grpc.addService(TargetServiceService, targetService(store, publisher, h, secretBox));
-    grpc.addService(AgentServiceService, agentService(auth, sessionDeps, publisher, h, logger));
-    grpc.addService(UserServiceService, userService(store, auth, publisher, h));
-    grpc.addService(EventServiceService, eventService(store, publisher, h));
+    // Every method, on every transport, runs through the same middleware (docs/design.md "The RPC layer").
+    const rpc = new GrpcTransport(grpc, {
+      middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess()],
+      shutdown: shutdown.signal,
+      logger,
+    });
+    rpc.add(taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)));
+    rpc.add(targetService(store, publisher, secretBox));
+    rpc.add(agentService(auth, sessionDeps, publisher));
+    rpc.add(userService(store, auth, publisher));
+    rpc.add(eventService(store, publisher));
     const health = new Health(grpc, rawStore, logger);
     addReflection(grpc);
 
@@ -267,7 +265,7 @@ export class TaskgateServer {
   async #recover(machine: TaskMachine): Promise<void> {
     for (;;) {
       const created = await this.store.listTasks({ statuses: ['created'], limit: 500 });
-      for (const task of created) await routeCreatedTask(machine, this.store, task);
+      for (const task of created) await machine.route(task);
       if (created.length < 500) return;
     }
   }

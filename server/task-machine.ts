@@ -63,6 +63,36 @@ export class TaskMachine {
     return task;
   }
 
+  /**
+   * Routes a new task: to review when it needs any, else straight to ready
+   * for its target's agent (or failure when the target is gone). Returns
+   * null when the task was no longer created (routed already).
+   */
+  async route(task: TaskRecord): Promise<TaskRecord | null> {
+    if (task.review.length > 0) {
+      return this.tryMove(task.id, 'pending-review', {
+        actor: 'system',
+        reason: `waiting for review by ${task.review.map((r) => r.group || 'anyone').join(', ')}`,
+        from: ['created'],
+      });
+    }
+    const target = await this.#store.getTarget(task.target);
+    if (!target) {
+      return this.tryMove(task.id, 'failure', {
+        actor: 'system',
+        reason: 'target was deleted before the task was routed',
+        from: ['created'],
+        patch: { failureReason: `target "${task.target}" no longer exists`, finished: new Date() },
+      });
+    }
+    return this.tryMove(task.id, 'ready', {
+      actor: 'system',
+      reason: 'no review required',
+      from: ['created'],
+      patch: { agent: target.agent },
+    });
+  }
+
   /** Tells followers and the listener about a change (made here or directly in the store). */
   announce(task: TaskRecord): void {
     const last = task.events[task.events.length - 1];

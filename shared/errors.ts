@@ -1,14 +1,27 @@
 /**
  * Taskgate's domain errors. Storage, the state machine and validation throw
- * these; the gRPC boundary (server/grpc-status.ts) maps each class to one
- * status code. Nothing below the boundary knows about gRPC.
+ * these; the RPC layer (server/rpc/status.ts) maps each class to one status
+ * code, which every transport (gRPC, Connect) sends as its own. Nothing below
+ * the boundary knows about a transport.
  */
+
+/** What a domain error may carry besides its message. */
+export interface ErrorOptions {
+  /** The underlying error. */
+  cause?: unknown;
+  /** When the caller may try again, in ms (gRPC sends it as grpc-retry-pushback-ms). */
+  retryDelayMs?: number;
+}
 
 /** Base of every domain error; `cause` keeps the underlying error. */
 export class TaskgateError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** When the caller may try again, in ms; undefined when it says nothing. */
+  readonly retryDelayMs: number | undefined;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
+    this.retryDelayMs = options?.retryDelayMs;
   }
 }
 
@@ -38,3 +51,9 @@ export class ResourceExhaustedError extends TaskgateError {}
 
 /** Thrown when the store cannot be reached; the caller may retry. */
 export class UnavailableError extends TaskgateError {}
+
+/** Thrown when the caller gave up on the call (cancelled it, or went away). */
+export class CancelledError extends TaskgateError {}
+
+/** Thrown when the call's deadline passed before it finished. */
+export class DeadlineExceededError extends TaskgateError {}

@@ -1,25 +1,21 @@
 /** AgentService: the agents' stream, and agent administration. */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type {
-  AgentServiceServer,
-  ConnectRequest,
-  ConnectResponse,
-  CreateAgentTokenRequest,
-  CreateAgentTokenResponse,
-  ListAgentsResponse,
+import {
+  AgentServiceService,
+  type ConnectRequest,
+  type ConnectResponse,
+  type CreateAgentTokenRequest,
+  type CreateAgentTokenResponse,
+  type ListAgentsResponse,
 } from '../../gen/taskgate/v1/agent.js';
 import { PermissionDeniedError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/logger.js';
-import { authorizeAgent } from '../access.js';
 import type { EventPublisher } from '../audit.js';
 import { actorOf, type Authenticator } from '../auth.js';
 import { AgentSession, type SessionDeps } from '../agent-session.js';
 import { agentToWire } from '../convert.js';
-import { toServiceError } from '../grpc-status.js';
 import { checkName } from '../validate.js';
-import type { HandlerContext, HandlerFactory } from './handler.js';
+import type { AgentContext, ServiceSpec, UserContext } from '../rpc/core.js';
 
-/** The AgentService implementation. */
 /**
  * With mutual TLS for agents, the stream must come with a client certificate
  * (only the agent address asks for one, and it is verified against the CA
@@ -38,23 +34,12 @@ function checkAgentCertificate(call: ServerDuplexStream<ConnectRequest, ConnectR
   }
 }
 
-export function agentService(
-  auth: Authenticator,
-  deps: SessionDeps,
-  audit: EventPublisher,
-  h: HandlerFactory,
-  logger: Logger,
-): AgentServiceServer {
-  function connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
-    auth
-      .authenticate(call.metadata)
-      .then((principal) => {
-        authorizeAgent(principal);
-        if (principal.kind !== 'agent') return;
-        if (deps.requireAgentCertificate) checkAgentCertificate(call, principal.name);
-        new AgentSession(call, principal, deps);
-      })
-      .catch((err: unknown) => call.emit('error', toServiceError(err, logger, 'AgentService/Connect')));
+/** The AgentService implementation. */
+export function agentService(auth: Authenticator, deps: SessionDeps, audit: EventPublisher): ServiceSpec<typeof AgentServiceService> {
+  /** The agent stream: the session owns the call once the caller is known to be this agent. */
+  async function connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, { agent }: AgentContext): Promise<void> {
+    if (deps.requireAgentCertificate) checkAgentCertificate(call, agent.name);
+    new AgentSession(call, agent, deps);
   }
 
   async function listAgents(): Promise<ListAgentsResponse> {
@@ -70,7 +55,7 @@ export function agentService(
     };
   }
 
-  async function createAgentToken(req: CreateAgentTokenRequest, { user }: HandlerContext): Promise<CreateAgentTokenResponse> {
+  async function createAgentToken(req: CreateAgentTokenRequest, { user }: UserContext): Promise<CreateAgentTokenResponse> {
     const name = checkName('name', req.name);
     const { secret, record } = await auth.issue('agent', name, { createdBy: actorOf(user) });
     await audit.record({ actor: actorOf(user), action: 'token.created', resource: `tokens/${record.id}`, detail: `agent token for ${name}` });
@@ -81,8 +66,8 @@ export function agentService(
   }
 
   return {
-    connect,
-    listAgents: h.unary('AgentService/ListAgents', 'user', listAgents),
-    createAgentToken: h.unary('AgentService/CreateAgentToken', 'admin', createAgentToken),
+    definition: AgentServiceService,
+    access: { connect: 'agent', listAgents: 'user', createAgentToken: 'admin' },
+    methods: { connect, listAgents, createAgentToken },
   };
 }

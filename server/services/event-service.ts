@@ -1,14 +1,14 @@
 /** EventService: the audit trail, for the admin group. */
-import type { EventServiceServer, ListEventsRequest, ListEventsResponse } from '../../gen/taskgate/v1/event.js';
+import { EventServiceService, type ListEventsRequest, type ListEventsResponse } from '../../gen/taskgate/v1/event.js';
 import { InvalidArgumentError } from '../../shared/errors.js';
 import type { EventPublisher } from '../audit.js';
 import { eventToWire } from '../convert.js';
 import type { Store } from '../store/store.js';
 import { pageSize, pageToken } from '../validate.js';
-import type { HandlerFactory } from './handler.js';
+import type { ServiceSpec } from '../rpc/core.js';
 
 /** The EventService implementation. */
-export function eventService(store: Store, publisher: EventPublisher, h: HandlerFactory): EventServiceServer {
+export function eventService(store: Store, publisher: EventPublisher): ServiceSpec<typeof EventServiceService> {
   async function listEvents(req: ListEventsRequest): Promise<ListEventsResponse> {
     if (req.since && req.until && req.since >= req.until) throw new InvalidArgumentError('since must be before until');
     const limit = pageSize(req.pageSize, 100);
@@ -28,5 +28,5 @@ export function eventService(store: Store, publisher: EventPublisher, h: Handler
     return { events: page.map(eventToWire), nextPageToken: events.length > limit && last ? pageToken.encode(last.id) : '' };
   }
 
-  return { listEvents: h.unary('EventService/ListEvents', 'admin', listEvents) };
+  return { definition: EventServiceService, access: { listEvents: 'admin' }, methods: { listEvents } };
 }

@@ -1,23 +1,23 @@
 /** TargetService: every user reads targets; the admin group changes them. */
-import type {
-  CreateTargetRequest,
-  CreateTargetResponse,
-  DeleteTargetRequest,
-  DeleteTargetResponse,
-  DeleteSecretRequest,
-  DeleteSecretResponse,
-  ListSecretsRequest,
-  ListSecretsResponse,
-  SetSecretRequest,
-  SetSecretResponse,
-  GetTargetRequest,
-  GetTargetResponse,
-  ListTargetsRequest,
-  ListTargetsResponse,
-  Target,
-  TargetServiceServer,
-  UpdateTargetRequest,
-  UpdateTargetResponse,
+import {
+  type CreateTargetRequest,
+  type CreateTargetResponse,
+  type DeleteTargetRequest,
+  type DeleteTargetResponse,
+  type DeleteSecretRequest,
+  type DeleteSecretResponse,
+  type ListSecretsRequest,
+  type ListSecretsResponse,
+  type SetSecretRequest,
+  type SetSecretResponse,
+  type GetTargetRequest,
+  type GetTargetResponse,
+  type ListTargetsRequest,
+  type ListTargetsResponse,
+  type Target,
+  TargetServiceService,
+  type UpdateTargetRequest,
+  type UpdateTargetResponse,
 } from '../../gen/taskgate/v1/target.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../shared/errors.js';
 import { INFO_TYPES } from '../../shared/detectors.js';
@@ -29,7 +29,7 @@ import { actorOf } from '../auth.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
 import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
 import { checkGroups, checkName, checkRunAs, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
-import type { HandlerContext, HandlerFactory } from './handler.js';
+import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
 const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping', 'run_as'] as const;
@@ -113,7 +113,7 @@ function describeChange(before: TargetRecord, after: TargetRecord, keys: readonl
 }
 
 /** The TargetService implementation. */
-export function targetService(store: Store, audit: EventPublisher, h: HandlerFactory, secretBox: SecretBox | null): TargetServiceServer {
+export function targetService(store: Store, audit: EventPublisher, secretBox: SecretBox | null): ServiceSpec<typeof TargetServiceService> {
   async function mustGet(name: string): Promise<TargetRecord> {
     if (name === '') throw new InvalidArgumentError('name is required');
     const target = await store.getTarget(name);
@@ -121,7 +121,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return target;
   }
 
-  async function createTarget(req: CreateTargetRequest, { user }: HandlerContext): Promise<CreateTargetResponse> {
+  async function createTarget(req: CreateTargetRequest, { user }: UserContext): Promise<CreateTargetResponse> {
     const t = req.target;
     if (!t) throw new InvalidArgumentError('target is required');
     const now = new Date();
@@ -154,7 +154,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return { target: targetToWire(target) };
   }
 
-  async function updateTarget(req: UpdateTargetRequest, { user }: HandlerContext): Promise<UpdateTargetResponse> {
+  async function updateTarget(req: UpdateTargetRequest, { user }: UserContext): Promise<UpdateTargetResponse> {
     const t = req.target;
     if (!t) throw new InvalidArgumentError('target is required');
     const before = await mustGet(t.name);
@@ -219,7 +219,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return { target: targetToWire(updated) };
   }
 
-  async function deleteTarget(req: DeleteTargetRequest, { user }: HandlerContext): Promise<DeleteTargetResponse> {
+  async function deleteTarget(req: DeleteTargetRequest, { user }: UserContext): Promise<DeleteTargetResponse> {
     await mustGet(req.name);
     if (await store.hasUnfinishedTasks(req.name)) {
       throw new FailedPreconditionError(`target "${req.name}" has unfinished tasks; wait for them or kill them first`);
@@ -229,7 +229,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return {};
   }
 
-  async function setSecret(req: SetSecretRequest, { user }: HandlerContext): Promise<SetSecretResponse> {
+  async function setSecret(req: SetSecretRequest, { user }: UserContext): Promise<SetSecretResponse> {
     const target = await mustGet(req.target);
     const problem = secretNameProblem(req.key);
     if (problem) throw new InvalidArgumentError(`secret key ${problem}`);
@@ -245,7 +245,7 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
     return { keys: (await store.listSecrets(target.name)).map((s) => s.key) };
   }
 
-  async function deleteSecret(req: DeleteSecretRequest, { user }: HandlerContext): Promise<DeleteSecretResponse> {
+  async function deleteSecret(req: DeleteSecretRequest, { user }: UserContext): Promise<DeleteSecretResponse> {
     const target = await mustGet(req.target);
     if (!(await store.deleteSecret(target.name, req.key))) throw new NotFoundError(`target "${target.name}" has no secret ${req.key}`);
     await audit.record({ actor: actorOf(user), action: 'secret.deleted', resource: `targets/${target.name}`, detail: `key ${req.key}` });
@@ -264,15 +264,26 @@ export function targetService(store: Store, audit: EventPublisher, h: HandlerFac
   }
 
   return {
-    createTarget: h.unary('TargetService/CreateTarget', 'admin', createTarget),
-    getTarget: h.unary('TargetService/GetTarget', 'user', async (req: GetTargetRequest): Promise<GetTargetResponse> => ({
-      target: targetToWire(await mustGet(req.name)),
-    })),
-    listTargets: h.unary('TargetService/ListTargets', 'user', listTargets),
-    updateTarget: h.unary('TargetService/UpdateTarget', 'admin', updateTarget),
-    deleteTarget: h.unary('TargetService/DeleteTarget', 'admin', deleteTarget),
-    setSecret: h.unary('TargetService/SetSecret', 'admin', setSecret),
-    listSecrets: h.unary('TargetService/ListSecrets', 'admin', listSecrets),
-    deleteSecret: h.unary('TargetService/DeleteSecret', 'admin', deleteSecret),
+    definition: TargetServiceService,
+    access: {
+      createTarget: 'admin',
+      getTarget: 'user',
+      listTargets: 'user',
+      updateTarget: 'admin',
+      deleteTarget: 'admin',
+      setSecret: 'admin',
+      listSecrets: 'admin',
+      deleteSecret: 'admin',
+    },
+    methods: {
+      createTarget,
+      getTarget: async (req: GetTargetRequest): Promise<GetTargetResponse> => ({ target: targetToWire(await mustGet(req.name)) }),
+      listTargets,
+      updateTarget,
+      deleteTarget,
+      setSecret,
+      listSecrets,
+      deleteSecret,
+    },
   };
 }

@@ -1,5 +1,4 @@
 /** TaskService: create, review, run and watch tasks; read and follow their output. */
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import {
   ReviewDecision,
   type CreateTaskRequest,
@@ -16,7 +15,7 @@ import {
   type ReviewTaskResponse,
   type RunTaskRequest,
   type RunTaskResponse,
-  type TaskServiceServer,
+  TaskServiceService,
   type WatchTaskRequest,
   type WatchTaskResponse,
 } from '../../gen/taskgate/v1/task.js';
@@ -32,7 +31,7 @@ import type { Store, TargetRecord, TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import { checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
-import { drained, type HandlerContext, type HandlerFactory } from './handler.js';
+import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Chunks read from the store per round trip when sending logs. */
 const LOG_BATCH = 256;
@@ -40,32 +39,6 @@ const LOG_BATCH = 256;
 const FOLLOW_POLL_MS = 1000;
 /** Tasks ListTasks examines per call at most, hidden ones included, before it returns a short page. */
 const LIST_SCAN_LIMIT = 5000;
-
-/** Routes a new task: to review when it needs any, else straight to ready. */
-export async function routeCreatedTask(machine: TaskMachine, store: Store, task: TaskRecord): Promise<TaskRecord | null> {
-  if (task.review.length > 0) {
-    return machine.tryMove(task.id, 'pending-review', {
-      actor: 'system',
-      reason: `waiting for review by ${task.review.map((r) => r.group || 'anyone').join(', ')}`,
-      from: ['created'],
-    });
-  }
-  const target = await store.getTarget(task.target);
-  if (!target) {
-    return machine.tryMove(task.id, 'failure', {
-      actor: 'system',
-      reason: 'target was deleted before the task was routed',
-      from: ['created'],
-      patch: { failureReason: `target "${task.target}" no longer exists`, finished: new Date() },
-    });
-  }
-  return machine.tryMove(task.id, 'ready', {
-    actor: 'system',
-    reason: 'no review required',
-    from: ['created'],
-    patch: { agent: target.agent },
-  });
-}
 
 /** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
 function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
@@ -98,7 +71,6 @@ function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: 
   };
 }
 
-/** The TaskService implementation. */
 /** Statuses a kill moves straight to killed: nothing runs yet. */
 const NOT_STARTED: readonly TaskStatus[] = ['created', 'pending-review', 'approved', 'ready'];
 
@@ -110,10 +82,9 @@ export function taskService(
   store: Store,
   machine: TaskMachine,
   hub: TaskHub,
-  h: HandlerFactory,
   onKillRequested: (task: TaskRecord) => void,
-): TaskServiceServer {
-  async function createTask(req: CreateTaskRequest, { user }: HandlerContext): Promise<CreateTaskResponse> {
+): ServiceSpec<typeof TaskServiceService> {
+  async function createTask(req: CreateTaskRequest, { user }: UserContext): Promise<CreateTaskResponse> {
     if (req.target === '') throw new InvalidArgumentError('target is required');
     if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
     checkSize('script', req.script, MAX_SCRIPT_BYTES);
@@ -157,7 +128,7 @@ export function taskService(
     };
     await store.insertTask(task);
     machine.announce(task);
-    const routed = await routeCreatedTask(machine, store, task);
+    const routed = await machine.route(task);
     return { task: taskToWire(routed ?? (await store.getTask(task.id)) ?? task) };
   }
 
@@ -169,11 +140,11 @@ export function taskService(
     return task;
   }
 
-  async function getTask(req: GetTaskRequest, { user }: HandlerContext): Promise<GetTaskResponse> {
+  async function getTask(req: GetTaskRequest, { user }: UserContext): Promise<GetTaskResponse> {
     return { task: taskToWire(await visibleTask(user, req.id)) };
   }
 
-  async function listTasks(req: ListTasksRequest, { user }: HandlerContext): Promise<ListTasksResponse> {
+  async function listTasks(req: ListTasksRequest, { user }: UserContext): Promise<ListTasksResponse> {
     let statuses: TaskStatus[] = req.statuses.map((s) => {
       const status = statusFromWire(s);
       if (!status) throw new InvalidArgumentError(`unknown status value ${s}`);
@@ -211,7 +182,7 @@ export function taskService(
     return { tasks: page.map(taskToWire), nextPageToken: !exhausted && cursor ? pageToken.encode(cursor) : '' };
   }
 
-  async function reviewTask(req: ReviewTaskRequest, { user }: HandlerContext): Promise<ReviewTaskResponse> {
+  async function reviewTask(req: ReviewTaskRequest, { user }: UserContext): Promise<ReviewTaskResponse> {
     const decision =
       req.decision === ReviewDecision.REVIEW_DECISION_APPROVE ? 'approve' : req.decision === ReviewDecision.REVIEW_DECISION_REJECT ? 'reject' : undefined;
     if (!decision) throw new InvalidArgumentError('decision must be APPROVE or REJECT');
@@ -226,7 +197,7 @@ export function taskService(
     return { task: taskToWire(await visibleTask(user, req.id)) };
   }
 
-  async function runTask(req: RunTaskRequest, { user }: HandlerContext): Promise<RunTaskResponse> {
+  async function runTask(req: RunTaskRequest, { user }: UserContext): Promise<RunTaskResponse> {
     const task = await visibleTask(user, req.id);
     requireRun(user, task);
     if (task.status !== 'approved') {
@@ -248,7 +219,7 @@ export function taskService(
     return { task: taskToWire(moved) };
   }
 
-  async function killTask(req: KillTaskRequest, { user }: HandlerContext): Promise<KillTaskResponse> {
+  async function killTask(req: KillTaskRequest, { user }: UserContext): Promise<KillTaskResponse> {
     checkSize('reason', req.reason, MAX_MESSAGE_BYTES);
     const task = await visibleTask(user, req.id);
     requireKill(user, task);
@@ -285,23 +256,20 @@ export function taskService(
     throw new FailedPreconditionError(`task ${current.id} is ${current.status}; there is nothing to kill`);
   }
 
-  async function watchTask(
-    req: WatchTaskRequest,
-    call: ServerWritableStream<WatchTaskRequest, WatchTaskResponse>,
-    { user, signal }: HandlerContext,
-  ): Promise<void> {
+  async function* watchTask(req: WatchTaskRequest, { user, signal }: UserContext): AsyncIterable<WatchTaskResponse> {
     await visibleTask(user, req.id);
     const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
     try {
       let sent = '';
-      while (!signal.aborted) {
+      for (;;) {
+        signal.throwIfAborted();
         changes.changed();
         const task = await store.getTask(req.id);
         if (!task) throw new NotFoundError(`task ${req.id} not found`);
         const fingerprint = `${task.status}/${task.events.length}/${task.started?.getTime() ?? ''}/${task.outputBytes}`;
         if (fingerprint !== sent) {
           sent = fingerprint;
-          if (!call.write({ task: taskToWire(task) })) await drained(call, signal);
+          yield { task: taskToWire(task) };
         }
         if (isTerminal(task.status)) return;
         await changes.wait();
@@ -311,11 +279,7 @@ export function taskService(
     }
   }
 
-  async function getTaskLogs(
-    req: GetTaskLogsRequest,
-    call: ServerWritableStream<GetTaskLogsRequest, GetTaskLogsResponse>,
-    { user, signal }: HandlerContext,
-  ): Promise<void> {
+  async function* getTaskLogs(req: GetTaskLogsRequest, { user, signal }: UserContext): AsyncIterable<GetTaskLogsResponse> {
     if (req.offset < 0) throw new InvalidArgumentError('offset must not be negative');
     await visibleTask(user, req.id);
     // Subscribe before the first read so no change between a read and the
@@ -324,7 +288,8 @@ export function taskService(
     try {
       let lastSeq = -1;
       let first = true;
-      while (!signal.aborted) {
+      for (;;) {
+        signal.throwIfAborted();
         changes.changed();
         // Status first: a task is finished only once every chunk is stored,
         // so after seeing a terminal status, one more read gets them all.
@@ -336,15 +301,12 @@ export function taskService(
           const skip = Math.max(0, req.offset - chunk.offset);
           lastSeq = chunk.seq;
           if (skip >= chunk.data.length) continue;
-          const ok = call.write({
-            event: { $case: 'chunk', value: { offset: chunk.offset + skip, data: chunk.data.subarray(skip) } },
-          });
-          if (!ok) await drained(call, signal);
+          yield { event: { $case: 'chunk', value: { offset: chunk.offset + skip, data: chunk.data.subarray(skip) } } };
         }
         if (chunks.length === LOG_BATCH) continue;
         if (isTerminal(task.status)) {
           if (chunks.length > 0) continue;
-          call.write({ event: { $case: 'finished', value: taskToWire(task) } });
+          yield { event: { $case: 'finished', value: taskToWire(task) } };
           return;
         }
         if (!req.follow) return;
@@ -357,13 +319,17 @@ export function taskService(
   }
 
   return {
-    createTask: h.unary('TaskService/CreateTask', 'user', createTask),
-    getTask: h.unary('TaskService/GetTask', 'user', getTask),
-    listTasks: h.unary('TaskService/ListTasks', 'user', listTasks),
-    reviewTask: h.unary('TaskService/ReviewTask', 'user', reviewTask),
-    runTask: h.unary('TaskService/RunTask', 'user', runTask),
-    killTask: h.unary('TaskService/KillTask', 'user', killTask),
-    watchTask: h.stream('TaskService/WatchTask', 'user', watchTask),
-    getTaskLogs: h.stream('TaskService/GetTaskLogs', 'user', getTaskLogs),
+    definition: TaskServiceService,
+    access: {
+      createTask: 'user',
+      getTask: 'user',
+      listTasks: 'user',
+      reviewTask: 'user',
+      runTask: 'user',
+      killTask: 'user',
+      watchTask: 'user',
+      getTaskLogs: 'user',
+    },
+    methods: { createTask, getTask, listTasks, reviewTask, runTask, killTask, watchTask, getTaskLogs },
   };
 }

@@ -1,21 +1,21 @@
 /** UserService: users (admin group) and API tokens (each user's own; admins: anyone's). */
-import type {
-  CreateTokenRequest,
-  CreateTokenResponse,
-  CreateUserRequest,
-  CreateUserResponse,
-  GetUserRequest,
-  GetUserResponse,
-  ListTokensRequest,
-  ListTokensResponse,
-  ListUsersRequest,
-  ListUsersResponse,
-  RevokeTokenRequest,
-  RevokeTokenResponse,
-  UpdateUserRequest,
-  UpdateUserResponse,
-  UserServiceServer,
-  WhoAmIResponse,
+import {
+  type CreateTokenRequest,
+  type CreateTokenResponse,
+  type CreateUserRequest,
+  type CreateUserResponse,
+  type GetUserRequest,
+  type GetUserResponse,
+  type ListTokensRequest,
+  type ListTokensResponse,
+  type ListUsersRequest,
+  type ListUsersResponse,
+  type RevokeTokenRequest,
+  type RevokeTokenResponse,
+  type UpdateUserRequest,
+  type UpdateUserResponse,
+  UserServiceService,
+  type WhoAmIResponse,
 } from '../../gen/taskgate/v1/user.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
 import { ADMIN_GROUP, isAdmin } from '../access.js';
@@ -24,14 +24,14 @@ import { actorOf, type Authenticator } from '../auth.js';
 import { tokenToWire, userToWire } from '../convert.js';
 import type { Store, UserPatch, UserRecord } from '../store/store.js';
 import { checkEmail, checkGroups, checkSize, pageSize, pageToken } from '../validate.js';
-import type { HandlerContext, HandlerFactory } from './handler.js';
+import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Fields UpdateUser may change, by their proto names. */
 const UPDATABLE = ['name', 'groups', 'active'] as const;
 const MAX_NAME_BYTES = 256;
 
 /** The UserService implementation. */
-export function userService(store: Store, auth: Authenticator, audit: EventPublisher, h: HandlerFactory): UserServiceServer {
+export function userService(store: Store, auth: Authenticator, audit: EventPublisher): ServiceSpec<typeof UserServiceService> {
   async function mustGet(email: string): Promise<UserRecord> {
     if (email === '') throw new InvalidArgumentError('email is required');
     const user = await store.getUser(email);
@@ -39,7 +39,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     return user;
   }
 
-  async function createUser(req: CreateUserRequest, { user: caller }: HandlerContext): Promise<CreateUserResponse> {
+  async function createUser(req: CreateUserRequest, { user: caller }: UserContext): Promise<CreateUserResponse> {
     const u = req.user;
     if (!u) throw new InvalidArgumentError('user is required');
     const now = new Date();
@@ -61,7 +61,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     return { user: userToWire(user) };
   }
 
-  async function getUser(req: GetUserRequest, { user: caller }: HandlerContext): Promise<GetUserResponse> {
+  async function getUser(req: GetUserRequest, { user: caller }: UserContext): Promise<GetUserResponse> {
     if (req.email !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError('only admins may read other users');
     return { user: userToWire(await mustGet(req.email)) };
   }
@@ -74,7 +74,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     return { users: page.map(userToWire), nextPageToken: users.length > limit && last ? pageToken.encode(last.email) : '' };
   }
 
-  async function updateUser(req: UpdateUserRequest, { user: caller }: HandlerContext): Promise<UpdateUserResponse> {
+  async function updateUser(req: UpdateUserRequest, { user: caller }: UserContext): Promise<UpdateUserResponse> {
     const u = req.user;
     if (!u) throw new InvalidArgumentError('user is required');
     const before = await mustGet(u.email);
@@ -108,12 +108,12 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     return { user: userToWire(updated) };
   }
 
-  async function whoAmI(_req: unknown, { user: caller }: HandlerContext): Promise<WhoAmIResponse> {
+  async function whoAmI(_req: unknown, { user: caller }: UserContext): Promise<WhoAmIResponse> {
     const [user, token] = await Promise.all([mustGet(caller.email), store.getToken(caller.tokenId)]);
     return { user: userToWire(user), agent: '', token: token ? tokenToWire(token) : undefined };
   }
 
-  async function createToken(req: CreateTokenRequest, { user: caller }: HandlerContext): Promise<CreateTokenResponse> {
+  async function createToken(req: CreateTokenRequest, { user: caller }: UserContext): Promise<CreateTokenResponse> {
     const email = req.user || caller.email;
     if (email !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError('only admins may create tokens for other users');
     const user = await mustGet(email);
@@ -126,14 +126,14 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     return { secret, token: tokenToWire(record) };
   }
 
-  async function listTokens(req: ListTokensRequest, { user: caller }: HandlerContext): Promise<ListTokensResponse> {
+  async function listTokens(req: ListTokensRequest, { user: caller }: UserContext): Promise<ListTokensResponse> {
     const subject = req.subject || caller.email;
     if (subject !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError("only admins may list other users' tokens");
     const tokens = await store.listTokens(subject === '*' ? undefined : subject);
     return { tokens: tokens.map(tokenToWire) };
   }
 
-  async function revokeToken(req: RevokeTokenRequest, { user: caller }: HandlerContext): Promise<RevokeTokenResponse> {
+  async function revokeToken(req: RevokeTokenRequest, { user: caller }: UserContext): Promise<RevokeTokenResponse> {
     if (req.id === '') throw new InvalidArgumentError('id is required');
     const token = await store.getToken(req.id);
     // Someone else's token is NOT_FOUND to a non-admin: ids do not leak.
@@ -150,13 +150,17 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
   }
 
   return {
-    createUser: h.unary('UserService/CreateUser', 'admin', createUser),
-    getUser: h.unary('UserService/GetUser', 'user', getUser),
-    listUsers: h.unary('UserService/ListUsers', 'admin', listUsers),
-    updateUser: h.unary('UserService/UpdateUser', 'admin', updateUser),
-    whoAmI: h.unary('UserService/WhoAmI', 'user', whoAmI),
-    createToken: h.unary('UserService/CreateToken', 'user', createToken),
-    listTokens: h.unary('UserService/ListTokens', 'user', listTokens),
-    revokeToken: h.unary('UserService/RevokeToken', 'user', revokeToken),
+    definition: UserServiceService,
+    access: {
+      createUser: 'admin',
+      getUser: 'user',
+      listUsers: 'admin',
+      updateUser: 'admin',
+      whoAmI: 'user',
+      createToken: 'user',
+      listTokens: 'user',
+      revokeToken: 'user',
+    },
+    methods: { createUser, getUser, listUsers, updateUser, whoAmI, createToken, listTokens, revokeToken },
   };
 }

@@ -1,0 +1,150 @@
+/**
+ * The grpc-js adapter of the RPC layer: serves service specs on a grpc-js
+ * Server. It builds each call's context (headers, an AbortSignal for
+ * cancel, deadline and shutdown), writes streamed responses honouring
+ * back-pressure, and sends the RpcError that comes out of the middleware
+ * as a gRPC status. Nothing else in the server writes to a grpc-js call,
+ * except the agent stream's session, which owns its bidi call.
+ */
+import { Metadata, type sendUnaryData, type Server, type ServerWritableStream, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { setMaxListeners } from 'node:events';
+import { CancelledError, DeadlineExceededError, UnavailableError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { compose, methodsOf, type AnyServiceSpec, type CallContext, type MethodInfo, type Middleware } from './core.js';
+import { toRpcError } from './status.js';
+
+/** The metadata key gRPC clients read a retry delay from (gRPC A6, retry pushback). */
+const RETRY_PUSHBACK = 'grpc-retry-pushback-ms';
+
+/** The gRPC status for an error; what is not an RpcError yet is mapped (and logged when a bug). */
+export function grpcStatus(err: unknown, logger: Logger, method: string): Partial<ServiceError> {
+  const status = toRpcError(err, (bug) => logger.error({ err: bug, method }, 'unexpected error in handler'));
+  const metadata = new Metadata();
+  if (status.retryDelayMs !== undefined) metadata.set(RETRY_PUSHBACK, String(Math.max(0, Math.round(status.retryDelayMs))));
+  // Code numbers are gRPC's (server/rpc/status.ts).
+  return { code: status.code, details: status.message, metadata };
+}
+
+/** The kind of call object grpc-js hands each handler. */
+interface GrpcCall {
+  metadata: Metadata;
+  cancelled: boolean;
+  getDeadline(): Date | number;
+  on(event: 'cancelled', listener: () => void): unknown;
+}
+
+/** Serves Taskgate's services on a grpc-js server through the middleware. */
+export class GrpcTransport {
+  readonly #server: Server;
+  readonly #middleware: readonly Middleware[];
+  readonly #shutdown: AbortSignal;
+  readonly #logger: Logger;
+
+  constructor(server: Server, options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger }) {
+    this.#server = server;
+    this.#middleware = options.middleware;
+    this.#shutdown = options.shutdown;
+    this.#logger = options.logger;
+    // Every open call listens for the stop; there may be thousands.
+    setMaxListeners(0, options.shutdown);
+  }
+
+  /** Adds a service: every method of its definition, through the middleware. */
+  add(spec: AnyServiceSpec): void {
+    const implementation: UntypedServiceImplementation = {};
+    for (const { key, info } of methodsOf(spec)) {
+      const handler = compose(info, spec.methods[key], this.#middleware);
+      implementation[key] =
+        info.kind === 'unary' ? this.#unary(info, handler) : info.kind === 'server-streaming' ? this.#serverStreaming(info, handler) : this.#bidi(info, handler);
+    }
+    this.#server.addService(spec.definition as never, implementation);
+  }
+
+  /** The context of one call, and what to run when it ends. */
+  #context(call: GrpcCall, method: MethodInfo): { ctx: CallContext; done: () => void } {
+    const controller = new AbortController();
+    const shutdown = this.#shutdown;
+    const onShutdown = (): void =>
+      controller.abort(new UnavailableError(method.kind === 'unary' ? 'server stopping; try again' : 'server stopping; follow again'));
+    if (shutdown.aborted) onShutdown();
+    else shutdown.addEventListener('abort', onShutdown, { once: true });
+    call.on('cancelled', () => {
+      const deadline = call.getDeadline();
+      const passed = (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
+      controller.abort(passed ? new DeadlineExceededError('the deadline passed before the call finished') : new CancelledError('cancelled by the client'));
+    });
+    const metadata = call.metadata;
+    const ctx: CallContext = {
+      method,
+      header: (name) => {
+        const value = metadata.get(name)[0];
+        return typeof value === 'string' ? value : undefined;
+      },
+      signal: controller.signal,
+      shutdown,
+    };
+    return { ctx, done: () => shutdown.removeEventListener('abort', onShutdown) };
+  }
+
+  #unary(method: MethodInfo, handler: ReturnType<typeof compose>) {
+    return (call: GrpcCall & { request: unknown }, callback: sendUnaryData<unknown>): void => {
+      const { ctx, done } = this.#context(call, method);
+      handler(call.request, ctx).then(
+        (response) => {
+          done();
+          callback(null, response);
+        },
+        (err: unknown) => {
+          done();
+          callback(grpcStatus(err, this.#logger, method.name));
+        },
+      );
+    };
+  }
+
+  #serverStreaming(method: MethodInfo, handler: ReturnType<typeof compose>) {
+    return (call: ServerWritableStream<unknown, unknown>): void => {
+      const { ctx, done } = this.#context(call, method);
+      handler(call.request, ctx)
+        .then((stream) => write(call, stream as AsyncIterable<unknown>, ctx.signal))
+        .then(
+          () => call.end(),
+          (err: unknown) => {
+            // A cancelled call has no one to tell; its status is already sent.
+            if (!call.cancelled) call.emit('error', grpcStatus(err, this.#logger, method.name));
+          },
+        )
+        .finally(done);
+    };
+  }
+
+  #bidi(method: MethodInfo, handler: ReturnType<typeof compose>) {
+    return (call: GrpcCall & { emit(event: 'error', status: Partial<ServiceError>): boolean }): void => {
+      const { ctx, done } = this.#context(call, method);
+      handler(call, ctx).then(done, (err: unknown) => {
+        done();
+        call.emit('error', grpcStatus(err, this.#logger, method.name));
+      });
+    };
+  }
+}
+
+/** Writes each message, waiting for `drain` whenever grpc-js's buffer is full. */
+async function write(call: ServerWritableStream<unknown, unknown>, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
+  for await (const message of stream) {
+    if (!call.write(message)) await drained(call, signal);
+  }
+}
+
+/** Resolves once the call can take more data, or the call is aborted. */
+function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * The middleware every Taskgate method runs through, outermost first
+ * (server/server.ts composes them): metrics, error mapping,
+ * authentication, the access requirement. Each is applied once per method
+ * when a service is added, so a call pays only for what it runs.
+ */
+import { CancelledError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { authorize, authorizeAgent } from '../access.js';
+import type { Authenticator } from '../auth.js';
+import type { Metrics } from '../metrics.js';
+import { watchStream, type Middleware } from './core.js';
+import { CODE_NAMES, Code, RpcError, toRpcError } from './status.js';
+
+/** Why a stream its transport stopped reading ended. */
+function stoppedReading(): CancelledError {
+  return new CancelledError('the client stopped reading');
+}
+
+/**
+ * Every error becomes an RpcError. A call the client cancelled, whose
+ * deadline passed or that the server is stopping ends with the signal's
+ * reason (CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE), whatever the
+ * implementation threw on the way out; only errors that are not domain
+ * errors of a live call are logged as bugs.
+ */
+export function mapErrors(logger: Logger): Middleware {
+  return (method, next) => {
+    const map = (err: unknown, signal: AbortSignal): RpcError => {
+      if (signal.aborted && !(err instanceof RpcError)) {
+        return toRpcError(signal.reason, (reason) => logger.error({ err: reason, method: method.name }, 'unexpected abort reason'));
+      }
+      return toRpcError(err, (bug) => logger.error({ err: bug, method: method.name }, 'unexpected error in handler'));
+    };
+    const streaming = method.kind === 'server-streaming';
+    return async (request, ctx) => {
+      let result: unknown;
+      try {
+        result = await next(request, ctx);
+      } catch (err) {
+        throw map(err, ctx.signal);
+      }
+      if (!streaming) return result;
+      return watchStream(result as AsyncIterable<unknown>, (err) => (err === undefined ? undefined : map(err, ctx.signal)), stoppedReading);
+    };
+  };
+}
+
+/** Counts each call by method and status and times it (taskgate_rpc_*). */
+export function recordMetrics(metrics: Metrics): Middleware {
+  return (method, next) => {
+    const handled = metrics.rpc(method.name);
+    const codeName = (err: unknown): string => CODE_NAMES[err instanceof RpcError ? err.code : Code.INTERNAL];
+    if (method.kind !== 'server-streaming') {
+      return (request, ctx) => {
+        const start = performance.now();
+        return next(request, ctx).then(
+          (response) => {
+            handled('OK', (performance.now() - start) / 1000);
+            return response;
+          },
+          (err: unknown) => {
+            handled(codeName(err), (performance.now() - start) / 1000);
+            throw err;
+          },
+        );
+      };
+    }
+    return (request, ctx) => {
+      const start = performance.now();
+      const done = (err: unknown): unknown => {
+        handled(err === undefined ? 'OK' : codeName(err), (performance.now() - start) / 1000);
+        return err;
+      };
+      return next(request, ctx).then(
+        (stream) => watchStream(stream as AsyncIterable<unknown>, done, stoppedReading),
+        (err: unknown) => Promise.reject(done(err)),
+      );
+    };
+  };
+}
+
+/** Who is calling, from the `authorization: Bearer ...` header. */
+export function authenticate(auth: Authenticator): Middleware {
+  return (_method, next) => async (request, ctx) => {
+    ctx.principal = await auth.authenticate(ctx.header('authorization'));
+    return next(request, ctx);
+  };
+}
+
+/**
+ * The method's access row: a user (or an admin) for the API, an agent for
+ * the agent stream. Puts `user` or `agent` on the context.
+ */
+export function requireAccess(): Middleware {
+  return (method, next) => {
+    const requirement = method.requirement;
+    if (requirement === 'agent') {
+      return async (request, ctx) => next(request, Object.assign(ctx, { agent: authorizeAgent(ctx.principal!) }));
+    }
+    return async (request, ctx) => next(request, Object.assign(ctx, { user: authorize(ctx.principal!, requirement) }));
+  };
+}
