@@ -448,21 +448,30 @@ export async function api(store: StoreChoice, clients: number, seconds: number, 
     const get = (c: (typeof conns)[number], id: string): Promise<void> =>
       new Promise((resolve, reject) => c.client.getTask({ id }, c.metadata, (err) => (err ? reject(err) : resolve())));
     await Promise.all(conns.map(create)); // warm-up
-    const creates = await closedLoop(conns, seconds * 1000, create);
+    /** Server CPU per call of what `run` did, in ms (the process's own user + system time). */
+    const cpuPerCall = async <T extends { perSecond: number; latencies: number[] }>(pid: number, run: () => Promise<T>): Promise<T & { cpuMs: number }> => {
+      const before = procStat(pid).cpuSeconds;
+      const result = await run();
+      return { ...result, cpuMs: ((procStat(pid).cpuSeconds - before) * 1000) / result.latencies.length };
+    };
+    const creates = await cpuPerCall(server.pid, () => closedLoop(conns, seconds * 1000, create));
     const known = [...ids];
     let k = 0;
-    const gets = await closedLoop(conns, seconds * 1000, (c) => get(c, known[k++ % known.length]!));
+    const gets = await cpuPerCall(server.pid, () => closedLoop(conns, seconds * 1000, (c) => get(c, known[k++ % known.length]!)));
     for (const c of conns) c.client.close();
-    const base = await unaryRate(echo, clients, seconds * 1000);
+    const base = await cpuPerCall(echo.pid, () => unaryRate(echo, clients, seconds * 1000));
     const baseP99 = percentiles(base.latencies).p99;
     const params = { clients, seconds, store: store.name };
     const rateBase = { name: `raw grpc-js unary echo, ${clients} clients`, value: base.perSecond };
     const p99Base = { name: `raw grpc-js unary echo p99, ${clients} clients`, value: baseP99 };
+    const cpuBase = { name: 'raw grpc-js unary echo, server CPU per call', value: base.cpuMs };
     return [
       figure('api', `CreateTask/s (${store.name})`, creates.perSecond, 'calls/s', 'higher', rateBase, params),
       figure('api', `CreateTask p99 (${store.name})`, percentiles(creates.latencies).p99, 'ms', 'lower', p99Base, params),
+      figure('api', `CreateTask server CPU per call (${store.name})`, creates.cpuMs, 'ms', 'lower', cpuBase, params),
       figure('api', `GetTask/s (${store.name})`, gets.perSecond, 'calls/s', 'higher', rateBase, params),
       figure('api', `GetTask p99 (${store.name})`, percentiles(gets.latencies).p99, 'ms', 'lower', p99Base, params),
+      figure('api', `GetTask server CPU per call (${store.name})`, gets.cpuMs, 'ms', 'lower', cpuBase, params),
     ];
   } finally {
     await server.stop();

@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { ReviewDecision, ReviewStatus, Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
-import { type Api, CliError, type ClientOptions } from '../client.js';
+import { status } from '@grpc/grpc-js';
+import { Backoff } from '../../shared/backoff.js';
+import { type Api, CliError, type ClientOptions, isServiceError } from '../client.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { printJson, statusFromName, statusName, table, time } from '../format.js';
 
@@ -19,20 +21,57 @@ export function exitCodeOf(task: Task): number {
   return 1;
 }
 
+/** How long a follower keeps trying to follow again while no server answers, in ms. */
+const REFOLLOW_FOR_MS = 120_000;
+
 /**
  * Streams a task's output to stdout from `offset`; with follow, until the task
  * ends. Returns the finished task, or null when not following and the task
- * has not ended.
+ * has not ended. A follower whose server stops (UNAVAILABLE: "server
+ * stopping; follow again", or unreachable while it restarts) follows again
+ * from the byte it had reached, for up to two minutes of no answer; no byte
+ * is printed twice or skipped.
  */
 export async function streamLogs(api: Api, id: string, follow: boolean, offset = 0): Promise<Task | null> {
+  const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+  let failingSince: number | null = null;
+  for (;;) {
+    const opened = Date.now();
+    try {
+      return await streamOnce(api, id, follow, offset, (bytes) => (offset += bytes));
+    } catch (err) {
+      const retry = follow && isServiceError(err) && err.code === status.UNAVAILABLE && !interrupted;
+      if (!retry) throw err;
+      if (Date.now() - opened > 5000) {
+        // It had been following fine: a new outage.
+        failingSince = null;
+        backoff.reset();
+      }
+      if (failingSince === null) process.stderr.write(`taskgate: ${err.details}; following task ${id} again from byte ${offset}\n`);
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > REFOLLOW_FOR_MS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+    }
+  }
+}
+
+/** Set once the user pressed Ctrl-C while following. */
+let interrupted = false;
+
+/** One GetTaskLogs stream; `advance` is told of each byte count written. */
+async function streamOnce(api: Api, id: string, follow: boolean, offset: number, advance: (bytes: number) => void): Promise<Task | null> {
   const call = api.tasks.getTaskLogs({ id, offset, follow }, api.metadata);
   let finished: Task | null = null;
-  const stop = (): void => call.cancel();
+  const stop = (): void => {
+    interrupted = true;
+    call.cancel();
+  };
   process.once('SIGINT', stop);
   try {
     for await (const message of call as AsyncIterable<GetTaskLogsResponse>) {
       const event = message.event;
       if (event?.$case === 'chunk') {
+        advance(event.value.data.length);
         if (!process.stdout.write(event.value.data)) {
           await new Promise((resolve) => process.stdout.once('drain', resolve));
         }

@@ -2,7 +2,7 @@
  * The `taskgate` command as a user types it: a real child process against a
  * real server and agent.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,5 +178,26 @@ describe('taskgate CLI', function () {
     const list = await taskgate('agents', 'list');
     expect(list.stdout).to.match(/edge-1\s+offline/);
     expect(list.stdout).to.match(/local\s+connected/);
+  });
+
+  it('follows logs again across a server restart, printing every byte once', async () => {
+    const created = await ok(h.adminToken, 'tasks', 'create', '-t', 'local', '-s', 'for i in $(seq 1 40); do echo line-$i; sleep 0.05; done', '--json');
+    const id = (JSON.parse(created) as { id: string }).id;
+    const child = spawn(process.execPath, [CLI, 'tasks', 'logs', '-f', id], { cwd, env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('line-5')) resolve();
+      }),
+    );
+    await h.restart();
+    expect(await exited, stderr).to.equal(0);
+    expect(stderr).to.match(new RegExp(`^taskgate: server stopping; follow again; following task ${id} again from byte \\d+\n$`));
+    const lines = Array.from({ length: 40 }, (_, i) => `line-${i + 1}`);
+    expect(stdout.split(/\r?\n/).filter((l) => l !== '')).to.deep.equal(lines);
   });
 });
