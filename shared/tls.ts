@@ -7,6 +7,7 @@
  * channel credentials (agentCredentials in agent/connection.ts, the CLI's
  * Api in cli/client.ts).
  */
+// eslint-disable-next-line no-restricted-imports -- only for channelCredentials, which cli/commands/run.ts still imports
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 
