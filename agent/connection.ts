@@ -22,6 +22,7 @@ import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { randomId } from '../shared/ids.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
+import { readClientTls, type ClientTls } from '../shared/tls.js';
 
 /** Where the connection stands. */
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
@@ -36,6 +37,15 @@ const LEGAL: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
 
 /** Status codes after which retrying cannot help: the token or name is wrong. */
 const FATAL = new Set<status>([status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT]);
+
+/**
+ * Channel credentials for an agent's TLS settings (plaintext when they ask
+ * for none); throws a one-line Error when a file cannot be read.
+ */
+export function agentCredentials(tls: ClientTls): ChannelCredentials {
+  const pem = readClientTls(tls);
+  return pem ? grpcCredentials.createSsl(pem.ca, pem.key, pem.cert) : grpcCredentials.createInsecure();
+}
 
 /** What the connection needs. */
 export interface ConnectionOptions {

@@ -4,6 +4,7 @@
  * into one line a person can act on.
  */
 import {
+  credentials,
   Metadata,
   status,
   type CallOptions,
@@ -20,7 +21,7 @@ import { TargetServiceClient } from '../gen/taskgate/v1/target.js';
 import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
 import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
-import { channelCredentials } from '../shared/tls.js';
+import { readClientTls } from '../shared/tls.js';
 
 /** Options every client command takes. */
 export interface ClientOptions {
@@ -76,7 +77,8 @@ export class Api {
     this.metadata.set('authorization', `Bearer ${resolveToken(options)}`);
     let creds: ChannelCredentials;
     try {
-      creds = channelCredentials({ tls: options.tls, tlsCa: options.tlsCa });
+      const pem = readClientTls({ tls: options.tls, tlsCa: options.tlsCa });
+      creds = pem ? credentials.createSsl(pem.ca) : credentials.createInsecure();
     } catch (err) {
       throw new CliError((err as Error).message, 2);
     }

@@ -32,7 +32,6 @@ import {
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { hashToken, type AgentPrincipal } from './auth.js';
-import type { Dispatcher } from './dispatcher.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { grpcStatus } from './rpc/grpc.js';
@@ -65,12 +64,29 @@ export interface SessionOptions {
   lastSeenEveryMs: number;
 }
 
+/**
+ * What a session needs of this replica's registry of live agent streams.
+ * The Dispatcher (dispatcher.ts) is the one implementation; declaring the
+ * need here keeps the dependency one way (the dispatcher knows sessions, a
+ * session knows only this).
+ */
+export interface SessionRegistry {
+  /** Runs `fn` after every earlier call for the same agent name has settled. */
+  serialize<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /** Makes `session` the live stream of its agent; AlreadyExistsError when another process holds the name. */
+  register(session: AgentSession, resume: boolean): void;
+  /** Forgets `session` if it is still the live one of its agent. */
+  unregister(session: AgentSession): void;
+  /** The live session of an agent on this replica. */
+  get(name: string): AgentSession | undefined;
+}
+
 /** What a session needs from the server. */
 export interface SessionDeps {
   store: Store;
   machine: TaskMachine;
   hub: TaskHub;
-  dispatcher: Dispatcher;
+  dispatcher: SessionRegistry;
   logger: Logger;
   options: SessionOptions;
   /** Opens stored secrets; null when the server has no secrets key. */

@@ -5,10 +5,10 @@
  */
 import { AlreadyExistsError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { AgentSession } from './agent-session.js';
+import type { AgentSession, SessionRegistry } from './agent-session.js';
 
-/** The live agent streams of this server. */
-export class Dispatcher {
+/** The live agent streams of this server; what sessions see of it is SessionRegistry. */
+export class Dispatcher implements SessionRegistry {
   readonly #sessions = new Map<string, AgentSession>();
   /** The last handshake queued per agent name (see serialize). */
   readonly #handshakes = new Map<string, Promise<void>>();

@@ -1,8 +1,13 @@
 /**
- * Client-side TLS for the CLI and the agent: verify the server against a CA
- * file (or the system roots), and present a client certificate for mutual
- * TLS. Plaintext when none is asked for (docs/operations.md).
+ * Client-side TLS settings of the CLI and the agent, and the PEM files they
+ * name: verify the server against a CA file (or the system roots), and
+ * present a client certificate for mutual TLS. Plaintext when none is asked
+ * for (docs/operations.md). Apart from the transitional channelCredentials
+ * at the end, nothing here knows gRPC: each program turns the PEM into its
+ * channel credentials (agentCredentials in agent/connection.ts, the CLI's
+ * Api in cli/client.ts).
  */
+// eslint-disable-next-line no-restricted-imports -- only for channelCredentials, which cli/commands/run.ts still imports
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 
@@ -15,6 +20,15 @@ export interface ClientTls {
   /** PEM client certificate and key, for mutual TLS (implies TLS). */
   tlsCert?: string;
   tlsKey?: string;
+}
+
+/** The PEM contents the settings name; null where a file is not given. */
+export interface ClientTlsPem {
+  /** CA certificates to verify the server with; null: the system roots. */
+  ca: Buffer | null;
+  /** Client key and certificate; both or neither. */
+  key: Buffer | null;
+  cert: Buffer | null;
 }
 
 function read(file: string, what: string): Buffer {
@@ -30,13 +44,28 @@ export function usesTls(o: ClientTls): boolean {
   return Boolean(o.tls || o.tlsCa || o.tlsCert || o.tlsKey);
 }
 
-/** Channel credentials for the settings. */
-export function channelCredentials(o: ClientTls): ChannelCredentials {
-  if (!usesTls(o)) return credentials.createInsecure();
+/**
+ * Reads the files the settings name; null when they ask for no TLS (a
+ * plaintext channel). Throws an Error with a one-line message a person can
+ * act on when a file cannot be read or a certificate comes without its key.
+ */
+export function readClientTls(o: ClientTls): ClientTlsPem | null {
+  if (!usesTls(o)) return null;
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('a client certificate needs both --tls-cert and --tls-key');
-  return credentials.createSsl(
-    o.tlsCa ? read(o.tlsCa, 'CA file') : null,
-    o.tlsKey ? read(o.tlsKey, 'client key') : null,
-    o.tlsCert ? read(o.tlsCert, 'client certificate') : null,
-  );
+  return {
+    ca: o.tlsCa ? read(o.tlsCa, 'CA file') : null,
+    key: o.tlsKey ? read(o.tlsKey, 'client key') : null,
+    cert: o.tlsCert ? read(o.tlsCert, 'client certificate') : null,
+  };
+}
+
+/**
+ * Channel credentials for the settings.
+ * @deprecated Transitional: once cli/commands/run.ts imports
+ * agentCredentials (agent/connection.ts) instead, this and the gRPC import
+ * above go, and shared/ knows no gRPC.
+ */
+export function channelCredentials(o: ClientTls): ChannelCredentials {
+  const pem = readClientTls(o);
+  return pem ? credentials.createSsl(pem.ca, pem.key, pem.cert) : credentials.createInsecure();
 }

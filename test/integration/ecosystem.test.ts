@@ -9,11 +9,12 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { Target } from '../../gen/taskgate/v1/target.js';
 import { TaskStatus } from '../../gen/taskgate/v1/task.js';
 import { TaskgateAgent } from '../../agent/agent.js';
+import { agentCredentials } from '../../agent/connection.js';
 import { Api } from '../../cli/client.js';
 import { TaskgateServer } from '../../server/server.js';
 import { Pki, type Pem } from '../helpers/certs.js';
@@ -156,7 +157,7 @@ describe('TLS, and mutual TLS for agents', function () {
       token,
       name: 'a1',
       workDir: join(dir, `agent-${agents.length}`),
-      credentials: credentials.createSsl(pki.read(caFile), pem ? pki.read(pem.key) : null, pem ? pki.read(pem.cert) : null),
+      credentials: agentCredentials({ tlsCa: caFile, tlsCert: pem?.cert, tlsKey: pem?.key }),
       backoff: { initialMs: 50, maxMs: 200 },
     });
     agents.push(agent);
