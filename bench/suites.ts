@@ -16,6 +16,7 @@ import type { TaskgateAgent } from '../agent/agent.js';
 import { Redactor } from '../agent/redactor.js';
 import { INFO_TYPES } from '../shared/detectors.js';
 import { bidiRoundTrips, EchoServer, ptyRate, ptyRun, type ScriptDir, unaryRate } from './baselines.js';
+import { rpcLayerCost } from './rpc-layer.js';
 import { closedLoop, epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
 
 /** Where a server keeps its tasks. */
@@ -428,6 +429,19 @@ export async function connections(count: number, idleSeconds: number): Promise<F
   }
 }
 
+/**
+ * The RPC layer's own CPU per unary call (call context and middleware,
+ * beyond calling the method bare), beside a whole GetTask's server CPU in
+ * the same run: the layer's share of a call (issue 14: at most 5 %).
+ */
+async function layerFigures(getTaskCpuMs: number, calls: number): Promise<Figure[]> {
+  const { layerUs, bareUs } = await rpcLayerCost(calls);
+  const params = { calls };
+  return [
+    figure('api', 'RPC layer CPU per unary call (context + middleware, beyond a bare call)', (layerUs - bareUs) / 1000, 'ms', 'lower', { name: 'GetTask server CPU per call (sqlite)', value: getTaskCpuMs }, params),
+  ];
+}
+
 /** 5. API: CreateTask and GetTask per second and p99 with `clients` concurrent clients, each on its own connection. */
 export async function api(store: StoreChoice, clients: number, seconds: number, echo: EchoServer): Promise<Figure[]> {
   const server = await ServerProcess.start(await store.uri());
@@ -472,6 +486,7 @@ export async function api(store: StoreChoice, clients: number, seconds: number, 
       figure('api', `GetTask/s (${store.name})`, gets.perSecond, 'calls/s', 'higher', rateBase, params),
       figure('api', `GetTask p99 (${store.name})`, percentiles(gets.latencies).p99, 'ms', 'lower', p99Base, params),
       figure('api', `GetTask server CPU per call (${store.name})`, gets.cpuMs, 'ms', 'lower', cpuBase, params),
+      ...(store.name === 'sqlite' ? await layerFigures(gets.cpuMs, seconds * 50_000) : []),
     ];
   } finally {
     await server.stop();

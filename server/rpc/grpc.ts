@@ -7,7 +7,6 @@
  * except the agent stream's session, which owns its bidi call.
  */
 import { Metadata, type sendUnaryData, type Server, type ServerWritableStream, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { setMaxListeners } from 'node:events';
 import { CancelledError, DeadlineExceededError, UnavailableError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { compose, methodsOf, type AnyServiceSpec, type CallContext, type MethodInfo, type Middleware } from './core.js';
@@ -25,6 +24,10 @@ export function grpcStatus(err: unknown, logger: Logger, method: string): Partia
   return { code: status.code, details: status.message, metadata };
 }
 
+/** Why calls end when the server stops: clients should call, or follow, again. */
+const STOPPING_UNARY = new UnavailableError('server stopping; try again');
+const STOPPING_STREAM = new UnavailableError('server stopping; follow again');
+
 /** The kind of call object grpc-js hands each handler. */
 interface GrpcCall {
   metadata: Metadata;
@@ -39,14 +42,23 @@ export class GrpcTransport {
   readonly #middleware: readonly Middleware[];
   readonly #shutdown: AbortSignal;
   readonly #logger: Logger;
+  /** Open calls: their controllers, with the reason each gets when the server stops. */
+  readonly #live = new Map<AbortController, UnavailableError>();
 
   constructor(server: Server, options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger }) {
     this.#server = server;
     this.#middleware = options.middleware;
     this.#shutdown = options.shutdown;
     this.#logger = options.logger;
-    // Every open call listens for the stop; there may be thousands.
-    setMaxListeners(0, options.shutdown);
+    // One listener for every open call (a listener per call costs more than the call's own work).
+    options.shutdown.addEventListener(
+      'abort',
+      () => {
+        for (const [controller, reason] of this.#live) controller.abort(reason);
+        this.#live.clear();
+      },
+      { once: true },
+    );
   }
 
   /** Adds a service: every method of its definition, through the middleware. */
@@ -64,10 +76,9 @@ export class GrpcTransport {
   #context(call: GrpcCall, method: MethodInfo): { ctx: CallContext; done: () => void } {
     const controller = new AbortController();
     const shutdown = this.#shutdown;
-    const onShutdown = (): void =>
-      controller.abort(new UnavailableError(method.kind === 'unary' ? 'server stopping; try again' : 'server stopping; follow again'));
-    if (shutdown.aborted) onShutdown();
-    else shutdown.addEventListener('abort', onShutdown, { once: true });
+    const stopping = method.kind === 'unary' ? STOPPING_UNARY : STOPPING_STREAM;
+    if (shutdown.aborted) controller.abort(stopping);
+    else this.#live.set(controller, stopping);
     call.on('cancelled', () => {
       const deadline = call.getDeadline();
       const passed = (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
@@ -83,7 +94,7 @@ export class GrpcTransport {
       signal: controller.signal,
       shutdown,
     };
-    return { ctx, done: () => shutdown.removeEventListener('abort', onShutdown) };
+    return { ctx, done: () => this.#live.delete(controller) };
   }
 
   #unary(method: MethodInfo, handler: ReturnType<typeof compose>) {
