@@ -53,7 +53,7 @@ export class Metrics {
     });
     this.#rpcHandled = new Counter({
       name: 'taskgate_rpc_handled_total',
-      help: 'Calls finished, by method ("TaskService/GetTask") and status code name ("OK", "NOT_FOUND", "CANCELLED", ...).',
+      help: 'Calls finished, by method ("TaskService/GetTask") and status code name ("OK", "NOT_FOUND", "CANCELLED", ...); the agent stream counts when it is accepted or refused.',
       labelNames: ['method', 'code'],
       registers: [this.registry],
     });

@@ -2826,7 +2826,9 @@ export const TaskServiceService = {
   },
   /**
    * WatchTask sends the task now and again after every change (status,
-   * review), and closes once it has reached a terminal status.
+   * review), and closes once it has reached a terminal status. When the
+   * server stops it ends with UNAVAILABLE ("server stopping; follow
+   * again"): watch again (another replica, or the restarted server).
    */
   watchTask: {
     path: "/taskgate.v1.TaskService/WatchTask" as const,
@@ -2840,7 +2842,9 @@ export const TaskServiceService = {
   /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final
-   * task and closes.
+   * task and closes (OK). When the server stops it ends with UNAVAILABLE
+   * ("server stopping; follow again"): follow again from the offset reached
+   * (the last chunk's offset plus its length); no byte is lost or repeated.
    */
   getTaskLogs: {
     path: "/taskgate.v1.TaskService/GetTaskLogs" as const,
@@ -2879,13 +2883,17 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   killTask: handleUnaryCall<KillTaskRequest, KillTaskResponse>;
   /**
    * WatchTask sends the task now and again after every change (status,
-   * review), and closes once it has reached a terminal status.
+   * review), and closes once it has reached a terminal status. When the
+   * server stops it ends with UNAVAILABLE ("server stopping; follow
+   * again"): watch again (another replica, or the restarted server).
    */
   watchTask: handleServerStreamingCall<WatchTaskRequest, WatchTaskResponse>;
   /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final
-   * task and closes.
+   * task and closes (OK). When the server stops it ends with UNAVAILABLE
+   * ("server stopping; follow again"): follow again from the offset reached
+   * (the last chunk's offset plus its length); no byte is lost or repeated.
    */
   getTaskLogs: handleServerStreamingCall<GetTaskLogsRequest, GetTaskLogsResponse>;
 }
@@ -3000,7 +3008,9 @@ export interface TaskServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * WatchTask sends the task now and again after every change (status,
-   * review), and closes once it has reached a terminal status.
+   * review), and closes once it has reached a terminal status. When the
+   * server stops it ends with UNAVAILABLE ("server stopping; follow
+   * again"): watch again (another replica, or the restarted server).
    */
   watchTask(request: WatchTaskRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchTaskResponse>;
   watchTask(
@@ -3011,7 +3021,9 @@ export interface TaskServiceClient extends Client {
   /**
    * GetTaskLogs streams a task's output from a byte offset. With follow it
    * keeps streaming live output until the task ends, then sends the final
-   * task and closes.
+   * task and closes (OK). When the server stops it ends with UNAVAILABLE
+   * ("server stopping; follow again"): follow again from the offset reached
+   * (the last chunk's offset plus its length); no byte is lost or repeated.
    */
   getTaskLogs(request: GetTaskLogsRequest, options?: Partial<CallOptions>): ClientReadableStream<GetTaskLogsResponse>;
   getTaskLogs(

@@ -130,7 +130,9 @@ class TaskServiceServicer:
 
     def WatchTask(self, request, context):
         """WatchTask sends the task now and again after every change (status,
-        review), and closes once it has reached a terminal status.
+        review), and closes once it has reached a terminal status. When the
+        server stops it ends with UNAVAILABLE ("server stopping; follow
+        again"): watch again (another replica, or the restarted server).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,7 +141,9 @@ class TaskServiceServicer:
     def GetTaskLogs(self, request, context):
         """GetTaskLogs streams a task's output from a byte offset. With follow it
         keeps streaming live output until the task ends, then sends the final
-        task and closes.
+        task and closes (OK). When the server stops it ends with UNAVAILABLE
+        ("server stopping; follow again"): follow again from the offset reached
+        (the last chunk's offset plus its length); no byte is lost or repeated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -53,11 +53,15 @@ type TaskServiceClient interface {
 	// killed once its agent confirms.
 	KillTask(ctx context.Context, in *KillTaskRequest, opts ...grpc.CallOption) (*KillTaskResponse, error)
 	// WatchTask sends the task now and again after every change (status,
-	// review), and closes once it has reached a terminal status.
+	// review), and closes once it has reached a terminal status. When the
+	// server stops it ends with UNAVAILABLE ("server stopping; follow
+	// again"): watch again (another replica, or the restarted server).
 	WatchTask(ctx context.Context, in *WatchTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTaskResponse], error)
 	// GetTaskLogs streams a task's output from a byte offset. With follow it
 	// keeps streaming live output until the task ends, then sends the final
-	// task and closes.
+	// task and closes (OK). When the server stops it ends with UNAVAILABLE
+	// ("server stopping; follow again"): follow again from the offset reached
+	// (the last chunk's offset plus its length); no byte is lost or repeated.
 	GetTaskLogs(ctx context.Context, in *GetTaskLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetTaskLogsResponse], error)
 }
 
@@ -191,11 +195,15 @@ type TaskServiceServer interface {
 	// killed once its agent confirms.
 	KillTask(context.Context, *KillTaskRequest) (*KillTaskResponse, error)
 	// WatchTask sends the task now and again after every change (status,
-	// review), and closes once it has reached a terminal status.
+	// review), and closes once it has reached a terminal status. When the
+	// server stops it ends with UNAVAILABLE ("server stopping; follow
+	// again"): watch again (another replica, or the restarted server).
 	WatchTask(*WatchTaskRequest, grpc.ServerStreamingServer[WatchTaskResponse]) error
 	// GetTaskLogs streams a task's output from a byte offset. With follow it
 	// keeps streaming live output until the task ends, then sends the final
-	// task and closes.
+	// task and closes (OK). When the server stops it ends with UNAVAILABLE
+	// ("server stopping; follow again"): follow again from the offset reached
+	// (the last chunk's offset plus its length); no byte is lost or repeated.
 	GetTaskLogs(*GetTaskLogsRequest, grpc.ServerStreamingServer[GetTaskLogsResponse]) error
 	mustEmbedUnimplementedTaskServiceServer()
 }
