@@ -9,14 +9,11 @@
  * `connected()` resolves at the first welcome and rejects if the agent fails
  * or stops first.
  */
-import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { ConnectResponse, RunTask, Welcome } from '../gen/taskgate/v1/agent.js';
-import type { BackoffOptions } from '../shared/backoff.js';
 import { isScriptType } from '../shared/limits.js';
-import { silentLogger, type Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
 import { HeldTask, type StopReason, type TaskPhase } from './held-task.js';
@@ -24,67 +21,13 @@ import { CommandError, commandFor, maskedSecrets, resolveProgram } from './inter
 import { PtyRun, type RunResult } from './pty-runner.js';
 import { redacts, Redactor } from './redactor.js';
 import { resolveSecrets, SecretError } from './secrets.js';
-import { buildTaskEnv, checkPassedNames, TaskEnvError } from './task-env.js';
+import { compileAgentOptions, type AgentOptions, type CompiledAgentOptions } from './options.js';
+import { buildTaskEnv, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
-import { DEFAULT_TASK_IDS, findTools, IdentityError, mayExecute, removeAs, runAsCommand, TaskUsers, type IdRange, type TaskIdentity, type Tools } from './task-users.js';
+import { findTools, IdentityError, mayExecute, removeAs, runAsCommand, TaskUsers, type TaskIdentity, type Tools } from './task-users.js';
 import { Workspaces } from './workspace.js';
 
-/** Options of {@link TaskgateAgent}. */
-export interface AgentOptions {
-  /** host:port of the server. */
-  server: string;
-  /** Agent token (from `taskgate agents token`). */
-  token: string;
-  /** This agent's name; targets name it. */
-  name: string;
-  /** Where task directories live (docs/isolation.md). Default: $TMPDIR/taskgate-agent-NAME. */
-  workDir?: string;
-  /**
-   * The agent's own environment. The env secret provider reads it; of the
-   * rest only PATH, LANG, LANGUAGE, LC_*, TZ and the names in `passEnv`
-   * reach tasks (agent/task-env.ts). Default: none (tasks get a default PATH).
-   */
-  env?: Record<string, string | undefined>;
-  /** More variable names (or PREFIX*) passed from `env` to every task. Default none. */
-  passEnv?: string[];
-  /**
-   * Run each task as a uid/gid of its own from `taskIds`. Default: when the
-   * agent runs as root. Off, tasks run as the agent's own user.
-   */
-  isolate?: boolean;
-  /** Ids handed to tasks when isolating. Default 61000-61999. */
-  taskIds?: IdRange;
-  /** Host-wide directory of task id locks (shared by every agent on the host). Default /run/taskgate/task-ids. */
-  taskIdLockDir?: string;
-  credentials?: ChannelCredentials;
-  backoff?: BackoffOptions;
-  /** Largest output chunk, in bytes. Default 65536. */
-  maxChunkBytes?: number;
-  /** Longest an output byte waits before being sent, in ms. Default 20. */
-  flushIntervalMs?: number;
-  /** Unacknowledged output per task above which the task's pty is paused, in bytes. Default 8 MiB. */
-  maxUnackedBytes?: number;
-  logger?: Logger;
-}
-
-/** The agent's options with every default applied. */
-type CompiledAgentOptions = Required<Omit<AgentOptions, 'credentials' | 'backoff' | 'logger'>> & Pick<AgentOptions, 'credentials' | 'backoff'>;
-
-function compile(options: AgentOptions): CompiledAgentOptions {
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as AgentOptions;
-  return {
-    workDir: join(tmpdir(), `taskgate-agent-${options.name}`),
-    env: {},
-    passEnv: [],
-    isolate: process.getuid?.() === 0,
-    taskIds: DEFAULT_TASK_IDS,
-    taskIdLockDir: '/run/taskgate/task-ids',
-    maxChunkBytes: 64 * 1024,
-    flushIntervalMs: 20,
-    maxUnackedBytes: 8 * 1024 * 1024,
-    ...given,
-  };
-}
+export type { AgentOptions } from './options.js';
 
 /** Where the agent stands (see the file comment). */
 export type AgentState = 'new' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
@@ -149,16 +92,15 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
 
   constructor(options: AgentOptions) {
     super();
-    this.#options = compile(options);
-    checkPassedNames(this.#options.passEnv);
-    this.#logger = (options.logger ?? silentLogger()).child({ agent: options.name });
+    this.#options = compileAgentOptions(options);
+    this.#logger = this.#options.logger.child({ agent: options.name });
     this.#connection = new AgentConnection({
       server: options.server,
       token: options.token,
       name: options.name,
       version: VERSION,
-      credentials: options.credentials,
-      backoff: options.backoff,
+      credentials: this.#options.credentials,
+      backoff: this.#options.backoff,
       logger: this.#logger,
       heldTasks: () => [...this.#tasks.keys()],
       onMessage: (message) => this.#onMessage(message),
@@ -349,8 +291,9 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
    * flowing, then kills what still runs (SIGTERM, then SIGKILL after
    * `graceMs`) and reports how each ended, and only then disconnects. A task
    * killed this way ends failure, "killed by signal SIGTERM" (docs/agent-protocol.md).
+   * Both default to the options' `drainMs` and `drainGraceMs`.
    */
-  async drain(timeoutMs: number, graceMs = 5000): Promise<void> {
+  async drain(timeoutMs = this.#options.drainMs, graceMs = this.#options.drainGraceMs): Promise<void> {
     if (this.#state !== 'running') return this.stop();
     this.#transition('draining');
     this.#connection.send({ message: { $case: 'draining', value: {} } });

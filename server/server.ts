@@ -4,7 +4,7 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
-import { silentLogger, type Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
 import { ADMIN_GROUP } from './access.js';
 import { EventPublisher } from './audit.js';
 import { Metrics } from './metrics.js';
@@ -18,56 +18,19 @@ import { eventService } from './services/event-service.js';
 import { targetService } from './services/target-service.js';
 import { taskService } from './services/task-service.js';
 import { userService } from './services/user-service.js';
-import { openStore, type StoreOptions } from './store/open-store.js';
+import { compileServerOptions, type ServerOptions } from './options.js';
+import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
 import { SecretBox } from './secret-box.js';
 import { Sweeper } from './sweeper.js';
 import { TaskMachine } from './task-machine.js';
-import { WebhookSender, type WebhookOptions } from './webhooks.js';
+import { WebhookSender } from './webhooks.js';
 
-/** Options of {@link TaskgateServer}. */
-export interface ServerOptions extends StoreOptions {
-  /** host:port to listen on; port 0 picks a free one. Default "127.0.0.1:7070". */
-  listen?: string;
-  /** Heartbeat interval asked of agents, in ms. Default 10000. */
-  heartbeatIntervalMs?: number;
-  /** Tasks one agent runs at once. Default 30 (as Runops agents). */
-  maxTasksPerAgent?: number;
-  /** How long an agent has to send Hello, in ms. Default 10000. */
-  helloTimeoutMs?: number;
-  /** How long an agent may be away before its running tasks fail ("agent lost"), in ms. Default 60000. */
-  leaseMs?: number;
-  /** Between SIGTERM and SIGKILL when a task is killed or times out, in ms. Default 10000. */
-  killGraceMs?: number;
-  /** Output kept per task; the agent drops the rest with a marker, in bytes. Default 1 GiB. */
-  maxOutputBytes?: number;
-  /** How often to look for ready tasks and kills made through other replicas, in ms. Default 1000. */
-  pollMs?: number;
-  /** How long a graceful stop may take before it forces, in ms. Default 10000. */
-  shutdownTimeoutMs?: number;
-  /** 32-byte key that encrypts stored secrets at rest; without it they are refused. */
-  secretsKey?: Buffer;
-  /** Outgoing webhooks for task events; none by default. */
-  webhooks?: WebhookOptions;
-  /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
-  eventSweepMs?: number;
-  /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
-  tls?: { cert: Buffer; key: Buffer };
-  /**
-   * Mutual TLS for agents: a second address that requires a client
-   * certificate signed by `clientCa` whose subject CN or a DNS name equals
-   * the agent's name. With it, agents may connect only there.
-   */
-  agentTls?: { listen: string; clientCa: Buffer };
-  /** host:port for Prometheus metrics over HTTP (/metrics); none by default. */
-  metricsListen?: string;
-  /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
-  drainMs?: number;
-  /** A store to use instead of opening one from the options (tests). */
-  store?: Store;
-  logger?: Logger;
-}
+export type { ServerOptions } from './options.js';
+
+/** Whom a saved token must stand for: an active user of the admin group, or an agent. */
+export type TokenHolder = { admin: string } | { agent: string };
 
 /** A running control plane. */
 export class TaskgateServer {
@@ -78,8 +41,8 @@ export class TaskgateServer {
   /** The metrics port, when configured. */
   readonly metricsPort: number | null;
   readonly metrics: Metrics;
-  readonly store: Store;
-  readonly auth: Authenticator;
+  readonly #store: Store;
+  readonly #auth: Authenticator;
   readonly #grpc: Server;
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
@@ -121,8 +84,8 @@ export class TaskgateServer {
     this.#health = init.health;
     this.#closeMetrics = init.closeMetrics;
     this.#drainMs = init.drainMs;
-    this.store = init.store;
-    this.auth = init.auth;
+    this.#store = init.store;
+    this.#auth = init.auth;
     this.#grpc = init.grpc;
     this.#dispatcher = init.dispatcher;
     this.#publisher = init.publisher;
@@ -134,9 +97,10 @@ export class TaskgateServer {
     this.#ownsStore = init.ownsStore;
   }
 
-  /** Opens the store, binds the port and starts serving. */
-  static async start(options: ServerOptions = {}): Promise<TaskgateServer> {
-    const logger = options.logger ?? silentLogger();
+  /** Opens the store (unless one is given), binds the port and starts serving; defaults in server/options.ts. */
+  static async start(given: ServerOptions = {}): Promise<TaskgateServer> {
+    const options = compileServerOptions(given);
+    const { logger } = options;
     const rawStore = options.store ?? (await openStore(options));
     const dispatcher = new Dispatcher(logger);
     const metrics = new Metrics({ store: () => rawStore, connectedAgents: () => dispatcher.sessions().length });
@@ -144,7 +108,7 @@ export class TaskgateServer {
     const hub = new TaskHub();
     let webhooks: WebhookSender;
     try {
-      webhooks = new WebhookSender(store, logger, options.webhooks ?? { hooks: [], secret: '' });
+      webhooks = new WebhookSender(store, logger, options.webhooks);
     } catch (err) {
       if (!options.store) await store.close();
       throw err;
@@ -166,10 +130,7 @@ export class TaskgateServer {
       'grpc.keepalive_permit_without_calls': 1,
     });
     const secretBox = options.secretsKey ? new SecretBox(options.secretsKey) : null;
-    const leaseMs = options.leaseMs ?? 60_000;
-    // lastSeen must be refreshed well within the lease, and heartbeats (which
-    // trigger the refresh) at least as often.
-    const lastSeenEveryMs = Math.min(30_000, Math.floor(leaseMs / 3));
+    const { leaseMs } = options;
     const sessionDeps = {
       store,
       machine,
@@ -177,18 +138,18 @@ export class TaskgateServer {
       dispatcher,
       logger,
       options: {
-        heartbeatIntervalMs: Math.min(options.heartbeatIntervalMs ?? 10_000, Math.max(50, Math.floor(lastSeenEveryMs / 2))),
-        maxTasksPerAgent: options.maxTasksPerAgent ?? 30,
-        helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
-        killGraceMs: options.killGraceMs ?? 10_000,
-        maxOutputBytes: options.maxOutputBytes ?? 1024 ** 3,
-        lastSeenEveryMs,
+        heartbeatIntervalMs: options.heartbeatIntervalMs,
+        maxTasksPerAgent: options.maxTasksPerAgent,
+        helloTimeoutMs: options.helloTimeoutMs,
+        killGraceMs: options.killGraceMs,
+        maxOutputBytes: options.maxOutputBytes,
+        lastSeenEveryMs: options.lastSeenEveryMs,
       },
       secretBox,
       metrics,
       requireAgentCertificate: options.agentTls !== undefined,
     };
-    const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs ?? 1000, leaseMs });
+    const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
     // Every method, on every transport, runs through the same middleware (docs/design.md "The RPC layer").
     const rpc = new GrpcTransport(grpc, {
       middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess()],
@@ -203,7 +164,7 @@ export class TaskgateServer {
     const health = new Health(grpc, rawStore, logger);
     addReflection(grpc);
 
-    const listen = options.listen ?? '127.0.0.1:7070';
+    const { listen } = options;
     let port: number;
     let agentPort: number | null = null;
     let served: { port: number; close: () => Promise<void> } | null = null;
@@ -211,8 +172,7 @@ export class TaskgateServer {
       const credentials = options.tls ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false) : ServerCredentials.createInsecure();
       port = await bind(grpc, listen, credentials);
       if (options.agentTls) {
-        if (!options.tls) throw new Error('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
-        const mutual = ServerCredentials.createSsl(options.agentTls.clientCa, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], true);
+        const mutual = ServerCredentials.createSsl(options.agentTls.clientCa, [{ cert_chain: options.agentTls.cert, private_key: options.agentTls.key }], true);
         agentPort = await bind(grpc, options.agentTls.listen, mutual);
       }
       if (options.metricsListen) served = await metrics.serve(options.metricsListen);
@@ -228,7 +188,7 @@ export class TaskgateServer {
       metrics,
       health,
       closeMetrics: served?.close ?? (async () => undefined),
-      drainMs: options.drainMs ?? 0,
+      drainMs: options.drainMs,
       store,
       auth,
       grpc,
@@ -238,7 +198,7 @@ export class TaskgateServer {
       sweeper,
       shutdown,
       logger,
-      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
       ownsStore: !options.store,
     });
     await server.#recover(machine);
@@ -264,7 +224,7 @@ export class TaskgateServer {
   /** Routes tasks a previous process stored but did not route before it stopped. */
   async #recover(machine: TaskMachine): Promise<void> {
     for (;;) {
-      const created = await this.store.listTasks({ statuses: ['created'], limit: 500 });
+      const created = await this.#store.listTasks({ statuses: ['created'], limit: 500 });
       for (const task of created) await machine.route(task);
       if (created.length < 500) return;
     }
@@ -272,21 +232,33 @@ export class TaskgateServer {
 
   /**
    * Makes sure an admin user with this email exists (creating it in the
-   * admin group when missing) and returns it; used by `taskgate dev` and a
-   * first `taskgate server` start. An existing user is left as it is.
+   * admin group when missing); used by `taskgate dev` and a first
+   * `taskgate server` start. An existing user is left as it is.
    */
   async ensureAdmin(email: string): Promise<void> {
-    if (await this.store.getUser(email)) return;
+    if (await this.#store.getUser(email)) return;
     const now = new Date();
-    await this.store.insertUser({ email, name: 'Administrator', groups: [ADMIN_GROUP], active: true, created: now, updated: now });
+    await this.#store.insertUser({ email, name: 'Administrator', groups: [ADMIN_GROUP], active: true, created: now, updated: now });
     await this.#publisher.record({ actor: 'system', action: 'user.created', resource: `users/${email}`, detail: `groups ${ADMIN_GROUP} (bootstrap)` });
   }
 
   /** Issues a user token and records it in the audit trail. */
   async issueUserToken(email: string, name: string): Promise<string> {
-    const { secret, record } = await this.auth.issue('user', email, { name, createdBy: 'system' });
+    const { secret, record } = await this.#auth.issue('user', email, { name, createdBy: 'system' });
     await this.#publisher.record({ actor: 'system', action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email} (${name})` });
     return secret;
+  }
+
+  /**
+   * Whether `token` is a live token of `holder` (a saved token file is still
+   * good); false for an unknown, revoked or other principal's token.
+   */
+  async verifiesAs(token: string, holder: TokenHolder): Promise<boolean> {
+    const principal = await this.#auth.verify(token).catch(() => undefined);
+    if ('admin' in holder) {
+      return principal?.kind === 'user' && principal.email === holder.admin && principal.groups.includes(ADMIN_GROUP);
+    }
+    return principal?.kind === 'agent' && principal.name === holder.agent;
   }
 
   /** Agents with a live stream on this server. */
@@ -322,7 +294,7 @@ export class TaskgateServer {
     });
     await this.#publisher.stop();
     await this.#closeMetrics();
-    if (this.#ownsStore) await this.store.close();
+    if (this.#ownsStore) await this.#store.close();
   }
 }
 

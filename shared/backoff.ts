@@ -17,6 +17,9 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+/** The defaults of {@link BackoffOptions} (grpc-js `backoff-timeout.ts`). */
+export const BACKOFF_DEFAULTS = { initialMs: 1000, multiplier: 1.6, maxMs: 120_000, jitter: 0.2 } as const;
+
 /** A sequence of reconnect delays. */
 export class Backoff {
   readonly #initialMs: number;
@@ -27,10 +30,10 @@ export class Backoff {
   #nextMs: number;
 
   constructor(options: BackoffOptions = {}) {
-    this.#initialMs = options.initialMs ?? 1000;
-    this.#multiplier = options.multiplier ?? 1.6;
-    this.#maxMs = options.maxMs ?? 120_000;
-    this.#jitter = options.jitter ?? 0.2;
+    this.#initialMs = options.initialMs ?? BACKOFF_DEFAULTS.initialMs;
+    this.#multiplier = options.multiplier ?? BACKOFF_DEFAULTS.multiplier;
+    this.#maxMs = options.maxMs ?? BACKOFF_DEFAULTS.maxMs;
+    this.#jitter = options.jitter ?? BACKOFF_DEFAULTS.jitter;
     this.#random = options.random ?? Math.random;
     this.#nextMs = this.#initialMs;
   }

@@ -2,13 +2,10 @@
  * Client-side TLS settings of the CLI and the agent, and the PEM files they
  * name: verify the server against a CA file (or the system roots), and
  * present a client certificate for mutual TLS. Plaintext when none is asked
- * for (docs/operations.md). Apart from the transitional channelCredentials
- * at the end, nothing here knows gRPC: each program turns the PEM into its
- * channel credentials (agentCredentials in agent/connection.ts, the CLI's
- * Api in cli/client.ts).
+ * for (docs/operations.md). Nothing here knows gRPC: each program turns the
+ * PEM into its channel credentials (agentCredentials in agent/connection.ts,
+ * the CLI's Api in cli/client.ts).
  */
-// eslint-disable-next-line no-restricted-imports -- only for channelCredentials, which cli/commands/run.ts still imports
-import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 
 /** TLS settings of a client. */
@@ -57,15 +54,4 @@ export function readClientTls(o: ClientTls): ClientTlsPem | null {
     key: o.tlsKey ? read(o.tlsKey, 'client key') : null,
     cert: o.tlsCert ? read(o.tlsCert, 'client certificate') : null,
   };
-}
-
-/**
- * Channel credentials for the settings.
- * @deprecated Transitional: once cli/commands/run.ts imports
- * agentCredentials (agent/connection.ts) instead, this and the gRPC import
- * above go, and shared/ knows no gRPC.
- */
-export function channelCredentials(o: ClientTls): ChannelCredentials {
-  const pem = readClientTls(o);
-  return pem ? credentials.createSsl(pem.ca, pem.key, pem.cert) : credentials.createInsecure();
 }

@@ -1,6 +1,7 @@
 /**
  * A real control plane for integration tests: a TaskgateServer on
- * 127.0.0.1:0 over a real store, real agents, and the CLI's API client.
+ * 127.0.0.1:0 over a real store that the harness opens (and tests may read
+ * directly as `h.store`), real agents, and the CLI's API client.
  * Waiting is done on events (log streams that end when a task ends, agent
  * state changes), never on sleeps.
  */
@@ -10,6 +11,8 @@ import { User } from '../../gen/taskgate/v1/user.js';
 import { TaskgateAgent, type AgentOptions } from '../../agent/agent.js';
 import { Api } from '../../cli/client.js';
 import { TaskgateServer, type ServerOptions } from '../../server/server.js';
+import { openStore } from '../../server/store/open-store.js';
+import type { Store } from '../../server/store/store.js';
 import type { StoreLocation } from './stores.js';
 
 /** A finished task and every byte of its output. */
@@ -24,6 +27,8 @@ export const ADMIN_EMAIL = 'admin@test';
 /** Server, admin client and agents of one test. */
 export class Harness {
   server!: TaskgateServer;
+  /** The server's store, opened by the harness: what a test reads behind the API's back. */
+  store!: Store;
   api!: Api;
   adminToken = '';
   readonly agents: TaskgateAgent[] = [];
@@ -48,7 +53,13 @@ export class Harness {
   }
 
   async #startServer(listen: string): Promise<void> {
-    this.server = await TaskgateServer.start({ ...this.#location.options, ...this.#serverOptions, listen });
+    this.store = await openStore({ ...this.#location.options, ...this.#serverOptions });
+    try {
+      this.server = await TaskgateServer.start({ ...this.#location.options, ...this.#serverOptions, listen, store: this.store });
+    } catch (err) {
+      await this.store.close();
+      throw err;
+    }
     this.#port = this.server.port;
   }
 
@@ -57,9 +68,10 @@ export class Harness {
     return `127.0.0.1:${this.#port}`;
   }
 
-  /** Stops the server and starts a new one on the same port and store. */
+  /** Stops the server, closes its store, and starts a new one on the same port over the same data. */
   async restart(): Promise<void> {
     await this.server.stop();
+    await this.store.close();
     await this.#startServer(this.address);
   }
 
@@ -77,9 +89,9 @@ export class Harness {
     return Object.assign(this.client(secret), { token: secret });
   }
 
-  /** Issues an agent token. */
+  /** Issues an agent token through the admin API (AgentService.CreateAgentToken). */
   async agentToken(name: string): Promise<string> {
-    return (await this.server.auth.issue('agent', name)).secret;
+    return (await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name })).token;
   }
 
   /** Starts an agent and waits until the server welcomed it. */
@@ -142,6 +154,7 @@ export class Harness {
     this.api?.close();
     for (const client of this.#clients) client.close();
     await this.server?.stop();
+    await this.store?.close();
     this.#location.cleanup();
   }
 }

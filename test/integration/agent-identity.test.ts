@@ -183,10 +183,10 @@ for (const kind of STORE_KINDS) {
       const seen = await h.getTask(task.id);
       expect([seen.agent, seen.status]).to.deep.equal(['a1', TaskStatus.TASK_STATUS_RUNNING]);
       // What the rogue could only have from the database: the real boot id and the hashes.
-      const record = (await h.server.store.getAgent('a1'))!;
+      const record = (await h.store.getAgent('a1'))!;
       expect(record.bootId).to.not.equal('');
       expect(record.secretHashes).to.have.length(1);
-      const chunks = (await h.server.store.chunkStats(task.id)).chunks;
+      const chunks = (await h.store.chunkStats(task.id)).chunks;
 
       const attempts: Array<{ what: string; hello: Partial<Hello>; code: string }> = [
         { what: 'a new boot id', hello: { bootId: randomId() }, code: 'ALREADY_EXISTS' },
@@ -212,7 +212,7 @@ for (const kind of STORE_KINDS) {
       // The real stream was never touched, and its session is unchanged.
       expect(states).to.deep.equal([]);
       expect(h.server.connectedAgents()).to.deep.equal(['a1']);
-      expect((await h.server.store.getAgent('a1'))?.secretHashes).to.deep.equal(record.secretHashes);
+      expect((await h.store.getAgent('a1'))?.secretHashes).to.deep.equal(record.secretHashes);
       gate.release();
       const { task: done, output } = await h.finished(task.id);
       expect([done.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'begin\r\nreal-end\r\n']);
@@ -237,7 +237,7 @@ for (const kind of STORE_KINDS) {
       expect(welcome.sessionSecret).to.match(/^[A-Za-z0-9_-]{43}$/);
       rogue.send({ $case: 'heartbeat', value: {} });
       const victims = [finished.task.id, running.id, randomId()];
-      const before = await Promise.all(victims.map((id) => h.server.store.chunkStats(id)));
+      const before = await Promise.all(victims.map((id) => h.store.chunkStats(id)));
       for (const [i, id] of victims.entries()) {
         const { chunks, bytes } = before[i]!;
         rogue.send({ $case: 'started', value: { taskId: id, time: new Date(), pid: 1 } });
@@ -249,7 +249,7 @@ for (const kind of STORE_KINDS) {
           expect(ack.message?.$case === 'ack' && ack.message.value.done, `ack ${n} for ${id}`).to.equal(true);
         }
       }
-      expect(await Promise.all(victims.map((id) => h.server.store.chunkStats(id)))).to.deep.equal(before);
+      expect(await Promise.all(victims.map((id) => h.store.chunkStats(id)))).to.deep.equal(before);
       const after = await h.getTask(finished.task.id);
       expect([after.status, after.outputBytes, after.events.length]).to.deep.equal([
         finished.task.status,
@@ -271,7 +271,7 @@ for (const kind of STORE_KINDS) {
       const task = await h.createTask('t1', gate.script);
       await untilOutput(h.api, task.id, 'begin');
       // As another replica does when it gives the task up ("agent lost").
-      const failed = await h.server.store.transition({
+      const failed = await h.store.transition({
         id: task.id,
         from: ['running'],
         to: 'failure',
@@ -285,7 +285,7 @@ for (const kind of STORE_KINDS) {
       gate.release();
       // The server tells the agent to forget the task; its late output is not kept.
       await idle;
-      const chunks = await h.server.store.readChunks(task.id, { afterSeq: -1 }, 100);
+      const chunks = await h.store.readChunks(task.id, { afterSeq: -1 }, 100);
       expect(Buffer.concat(chunks.map((c) => c.data)).toString()).to.equal('begin\r\n');
       expect((await h.getTask(task.id)).failureReason).to.equal('given up elsewhere');
     });
@@ -335,7 +335,7 @@ for (const kind of STORE_KINDS) {
       const gate = gated('release');
       const task = await h.createTask('t1', gate.script);
       await untilOutput(h.api, task.id, 'begin');
-      const before = (await h.server.store.getAgent('a1'))!;
+      const before = (await h.store.getAgent('a1'))!;
       const lost = new Promise((resolve) => agent.once('state', resolve));
       proxy.cut();
       expect(await lost).to.equal('backoff');
@@ -349,7 +349,7 @@ for (const kind of STORE_KINDS) {
       });
       proxy.restore();
       await back;
-      const after = (await h.server.store.getAgent('a1'))!;
+      const after = (await h.store.getAgent('a1'))!;
       // Same boot, same token; a new secret, and the one it resumed with kept as the previous.
       expect([after.bootId, after.tokenId]).to.deep.equal([before.bootId, before.tokenId]);
       expect(after.secretHashes).to.have.length(2);
@@ -443,7 +443,7 @@ for (const kind of STORE_KINDS) {
     it('shows no boot id anywhere a user looks, and takes --run-as on the command line', async function () {
       if (kind.name !== 'sqlite') this.skip();
       await h.startAgent('a1');
-      const bootId = (await h.server.store.getAgent('a1'))!.bootId;
+      const bootId = (await h.store.getAgent('a1'))!.bootId;
       const cli = (...args: string[]) =>
         new Promise<string>((resolve, reject) => {
           execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } }, (err, stdout, stderr) =>

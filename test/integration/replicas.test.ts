@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { Target } from '../../gen/taskgate/v1/target.js';
 import { TaskStatus, type GetTaskLogsResponse } from '../../gen/taskgate/v1/task.js';
 import { TaskgateAgent } from '../../agent/agent.js';
+import { Api } from '../../cli/client.js';
 import { TaskgateServer } from '../../server/server.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -57,6 +58,11 @@ describe('server replicas on one MongoDB', function () {
 
   it('lets replica B read what replica A wrote, with one view of targets', async () => {
     await h.api.call(h.api.targets, h.api.targets.updateTarget, { target: Target.fromPartial({ name: 't1', message: 'changed on A' }), updateMask: ['message'] });
-    expect((await b!.store.getTarget('t1'))?.message).to.equal('changed on A');
+    const onB = new Api({ server: `127.0.0.1:${b!.port}`, token: h.adminToken });
+    try {
+      expect((await onB.call(onB.targets, onB.targets.getTarget, { name: 't1' })).target?.message).to.equal('changed on A');
+    } finally {
+      onB.close();
+    }
   });
 });

@@ -1,0 +1,151 @@
+/**
+ * The server's options, its defaults table, and the one step that turns
+ * given options into compiled ones (as Temporal's WorkerOptions ->
+ * CompiledWorkerOptions): every field present, derived values computed once,
+ * combinations that cannot work refused with one line. The CLI's flag
+ * defaults are read from {@link SERVER_DEFAULTS}, so each default lives here
+ * and nowhere else.
+ */
+import { ConfigError } from '../shared/config-error.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { DEFAULT_DATA_DIR, type StoreOptions } from './store/open-store.js';
+import type { Store } from './store/store.js';
+import type { WebhookOptions } from './webhooks.js';
+
+/** Options of {@link TaskgateServer}; defaults in {@link SERVER_DEFAULTS}. */
+export interface ServerOptions extends StoreOptions {
+  /** host:port to listen on; port 0 picks a free one. Default "127.0.0.1:7070". */
+  listen?: string;
+  /** Heartbeat interval asked of agents, in ms. Default 10000; at most half the lastSeen refresh (see {@link CompiledServerOptions}). */
+  heartbeatIntervalMs?: number;
+  /** Tasks one agent runs at once. Default 30 (as Runops agents). */
+  maxTasksPerAgent?: number;
+  /** How long an agent has to send Hello, in ms. Default 10000. */
+  helloTimeoutMs?: number;
+  /** How long an agent may be away before its running tasks fail ("agent lost"), in ms. Default 60000. */
+  leaseMs?: number;
+  /** Between SIGTERM and SIGKILL when a task is killed or times out, in ms. Default 10000. */
+  killGraceMs?: number;
+  /** Output kept per task; the agent drops the rest with a marker, in bytes. Default 1 GiB. */
+  maxOutputBytes?: number;
+  /** How often to look for ready tasks and kills made through other replicas, in ms. Default 1000. */
+  pollMs?: number;
+  /** How long a graceful stop may take before it forces, in ms. Default 10000. */
+  shutdownTimeoutMs?: number;
+  /** 32-byte key that encrypts stored secrets at rest; without it they are refused. */
+  secretsKey?: Buffer;
+  /** Outgoing webhooks for task events; none by default. */
+  webhooks?: WebhookOptions;
+  /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
+  eventSweepMs?: number;
+  /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
+  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * Mutual TLS for agents: a second address that requires a client
+   * certificate signed by `clientCa` whose subject CN or a DNS name equals
+   * the agent's name. With it, agents may connect only there. Needs `tls`.
+   */
+  agentTls?: { listen: string; clientCa: Buffer };
+  /** host:port for Prometheus metrics over HTTP (/metrics); none by default. */
+  metricsListen?: string;
+  /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
+  drainMs?: number;
+  /** A store to use instead of opening one from the options; the server then leaves it open when it stops. */
+  store?: Store;
+  /** Default: a logger that drops everything. */
+  logger?: Logger;
+}
+
+/** The default of every server option that has one (units as in {@link ServerOptions}). */
+export const SERVER_DEFAULTS = {
+  listen: '127.0.0.1:7070',
+  dataDir: DEFAULT_DATA_DIR,
+  heartbeatIntervalMs: 10_000,
+  maxTasksPerAgent: 30,
+  helloTimeoutMs: 10_000,
+  leaseMs: 60_000,
+  killGraceMs: 10_000,
+  maxOutputBytes: 1024 ** 3,
+  pollMs: 1000,
+  shutdownTimeoutMs: 10_000,
+  eventSweepMs: 2000,
+  drainMs: 0,
+} as const satisfies Partial<Record<keyof ServerOptions, unknown>>;
+
+/** Longest interval between refreshes of an agent's lastSeen, in ms (however long the lease). */
+const MAX_LAST_SEEN_EVERY_MS = 30_000;
+/** Shortest heartbeat interval asked of agents, in ms (however short the lease). */
+const MIN_HEARTBEAT_MS = 50;
+
+/** {@link ServerOptions} with every default applied and derived values computed. */
+export interface CompiledServerOptions {
+  listen: string;
+  /** Empty: the embedded store in `dataDir`. */
+  mongodbUri: string | undefined;
+  dataDir: string;
+  /** The given interval, clamped to half of `lastSeenEveryMs` so heartbeats refresh lastSeen in time. */
+  heartbeatIntervalMs: number;
+  maxTasksPerAgent: number;
+  helloTimeoutMs: number;
+  leaseMs: number;
+  /** How often a live agent's lastSeen is written: a third of the lease, at most 30 s, in ms. */
+  lastSeenEveryMs: number;
+  killGraceMs: number;
+  maxOutputBytes: number;
+  pollMs: number;
+  shutdownTimeoutMs: number;
+  secretsKey: Buffer | undefined;
+  webhooks: WebhookOptions;
+  eventSweepMs: number;
+  tls: { cert: Buffer; key: Buffer } | undefined;
+  /** With the server's certificate and key, which the agent address presents too. */
+  agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
+  metricsListen: string | undefined;
+  drainMs: number;
+  store: Store | undefined;
+  logger: Logger;
+}
+
+/** Applies {@link SERVER_DEFAULTS}, derives the lastSeen and heartbeat intervals, and refuses what cannot work. */
+export function compileServerOptions(options: ServerOptions): CompiledServerOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
+  const o = { ...SERVER_DEFAULTS, ...given };
+  positive('maxTasksPerAgent', o.maxTasksPerAgent, { integer: true });
+  for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs'] as const) {
+    positive(name, o[name]);
+  }
+  if (!Number.isFinite(o.drainMs) || o.drainMs < 0) throw new ConfigError(`drainMs must be 0 or more, not ${o.drainMs}`);
+  if (o.agentTls && !o.tls) throw new ConfigError('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
+  // lastSeen must be refreshed well within the lease, and heartbeats (which
+  // trigger the refresh) at least as often.
+  const lastSeenEveryMs = Math.min(MAX_LAST_SEEN_EVERY_MS, Math.floor(o.leaseMs / 3));
+  return {
+    listen: o.listen,
+    mongodbUri: o.mongodbUri,
+    dataDir: o.dataDir,
+    heartbeatIntervalMs: Math.min(o.heartbeatIntervalMs, Math.max(MIN_HEARTBEAT_MS, Math.floor(lastSeenEveryMs / 2))),
+    maxTasksPerAgent: o.maxTasksPerAgent,
+    helloTimeoutMs: o.helloTimeoutMs,
+    leaseMs: o.leaseMs,
+    lastSeenEveryMs,
+    killGraceMs: o.killGraceMs,
+    maxOutputBytes: o.maxOutputBytes,
+    pollMs: o.pollMs,
+    shutdownTimeoutMs: o.shutdownTimeoutMs,
+    secretsKey: o.secretsKey,
+    webhooks: o.webhooks ?? { hooks: [], secret: '' },
+    eventSweepMs: o.eventSweepMs,
+    tls: o.tls,
+    agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
+    metricsListen: o.metricsListen,
+    drainMs: o.drainMs,
+    store: o.store,
+    logger: o.logger ?? silentLogger(),
+  };
+}
+
+function positive(name: string, value: number, { integer = false } = {}): void {
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new ConfigError(`${name} must be a positive ${integer ? 'integer' : 'number'}, not ${value}`);
+  }
+}
