@@ -125,7 +125,7 @@ export class ServerProcess {
 
   /** An agent in this process, connected. */
   async agent(name: string, options: Partial<AgentOptions> = {}): Promise<TaskgateAgent> {
-    const { token } = await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name });
+    const { token } = await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name, ttl: undefined });
     const agent = new TaskgateAgent({ server: this.address, token, name, workDir: join(this.dir, `agent-${name}`), ...options });
     agent.start();
     await agent.connected();

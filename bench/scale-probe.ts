@@ -44,7 +44,7 @@ async function idleStreams(n: number): Promise<void> {
   const clients: AgentServiceClient[] = [];
   const t0 = Date.now();
   for (let i = 0; i < n; i++) {
-    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: `sim-${i}` });
+    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: `sim-${i}`, ttl: undefined });
     // One TCP connection per simulated agent, as real agents have.
     const client = new AgentServiceClient(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
     clients.push(client);
@@ -87,7 +87,7 @@ async function throughput(storeName: string, extra: string[], tasks: number, age
   const agents: TaskgateAgent[] = [];
   for (let i = 0; i < agentCount; i++) {
     await api.call(api.targets, api.targets.createTarget, { target: Target.fromPartial({ name: `t${i}`, agent: `a${i}` }) });
-    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: `a${i}` });
+    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: `a${i}`, ttl: undefined });
     const agent = new TaskgateAgent({ server: address, token, name: `a${i}`, workDir: join(dir, `agent-${i}`) });
     await new Promise<void>((resolve) => {
       agent.on('state', (s) => s === 'connected' && resolve());
@@ -143,7 +143,7 @@ async function storeOpsPerTask(tasks: number): Promise<void> {
   await server.ensureAdmin('probe@localhost');
   const api = new Api({ server: `127.0.0.1:${server.port}`, token: await server.issueUserToken('probe@localhost', 'probe') });
   await api.call(api.targets, api.targets.createTarget, { target: Target.fromPartial({ name: 't', agent: 'a' }) });
-  const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a' });
+  const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a', ttl: undefined });
   const agent = new TaskgateAgent({ server: `127.0.0.1:${server.port}`, token, name: 'a', workDir: join(dir, 'agent') });
   await new Promise<void>((resolve) => {
     agent.on('state', (st) => st === 'connected' && resolve());

@@ -401,7 +401,7 @@ export async function connections(count: number, idleSeconds: number): Promise<F
   try {
     const tokens: string[] = [];
     await workers(count, 32, async (i) => {
-      const { token } = await server.api.call(server.api.agents, server.api.agents.createAgentToken, { name: `sim-${i}` });
+      const { token } = await server.api.call(server.api.agents, server.api.agents.createAgentToken, { name: `sim-${i}`, ttl: undefined });
       tokens[i] = token;
     });
     const tokensFile = join(server.dir, 'tokens.json');

@@ -70,7 +70,7 @@ export async function runDev(config: DevConfig): Promise<DevProgram> {
       ({ token: agentToken } = await keepToken(
         join(serverConfig.dataDir, `agent-${LOCAL}.token`),
         (token) => server.verifiesAs(token, { agent: LOCAL }),
-        async () => (await api.call(api.agents, api.agents.createAgentToken, { name: LOCAL })).token,
+        async () => (await api.call(api.agents, api.agents.createAgentToken, { name: LOCAL, ttl: undefined })).token,
       ));
       await createLocalTarget(api);
     } finally {

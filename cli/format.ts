@@ -1,5 +1,6 @@
 /** Human-readable output: aligned tables, times, statuses. */
 import { TaskStatus } from '../gen/taskgate/v1/task.js';
+import { CliError } from './client.js';
 
 /** Prints rows as an aligned table with a header. */
 export function table(header: string[], rows: string[][]): string {
@@ -54,4 +55,12 @@ export function parseTime(value: string, now = Date.now()): Date | undefined {
   if (ago !== undefined) return new Date(now - ago);
   const date = new Date(value);
   return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/** A `--expires` value ("30d", "12h") as a proto Duration; undefined when not given. */
+export function ttlOption(value: string | undefined): { seconds: number; nanos: number } | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new CliError(`--expires must be a duration such as 90m, 12h or 30d, not "${value}"`, 2);
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }

@@ -31,6 +31,7 @@ import {
 } from '../shared/errors.js';
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
+import type { LiveStreams } from './live-streams.js';
 import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
@@ -94,6 +95,8 @@ export interface SessionDeps {
   metrics: Metrics;
   /** Agents must present a client certificate naming them (mutual TLS). */
   requireAgentCertificate: boolean;
+  /** The open-stream check: a revoked or expired agent token ends the stream UNAUTHENTICATED. */
+  live: LiveStreams;
 }
 
 /** Messages waiting to be processed before reading from the stream pauses. */
@@ -152,6 +155,7 @@ export class AgentSession {
   /** Next expected output seq per task (lazily loaded from the store). */
   readonly #nextSeq = new Map<string, number>();
   readonly #helloTimer: NodeJS.Timeout;
+  readonly #unwatch: () => void;
 
   constructor(call: ServerDuplexStream<ConnectRequest, ConnectResponse>, principal: AgentPrincipal, deps: SessionDeps) {
     this.#call = call;
@@ -161,6 +165,7 @@ export class AgentSession {
     this.#helloTimer = setTimeout(() => {
       this.#fail(new InvalidArgumentError('no Hello within the handshake timeout'));
     }, deps.options.helloTimeoutMs);
+    this.#unwatch = deps.live.watch({ principal, end: (err) => this.#fail(err) });
     call.on('data', (message: ConnectRequest) => this.#enqueue(message));
     call.on('end', () => this.#close('agent ended the stream'));
     call.on('cancelled', () => this.#close('stream cancelled'));
@@ -564,6 +569,7 @@ export class AgentSession {
   #close(why: string): void {
     if (this.#state === 'closed') return;
     clearTimeout(this.#helloTimer);
+    this.#unwatch();
     const wasActive = this.#state === 'active';
     this.#transition('closed');
     if (!wasActive) return;

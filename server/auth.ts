@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { UnauthenticatedError } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
-import type { Store, TokenKind, TokenRecord } from './store/store.js';
+import type { Store, TokenKind, TokenRecord, UserRecord } from './store/store.js';
 
 /** A user calling with a user token. */
 export interface UserPrincipal {
@@ -46,17 +46,27 @@ export function hashToken(secret: string): string {
 export interface AuthenticatorOptions {
   /** How long a verified caller stays cached, in ms. Default 5000. */
   cacheMs?: number;
+  /** A token's lastUsed is written at most this often per server, in ms. Default 60000. */
+  touchEveryMs?: number;
 }
+
+/** What a token stands for now: its principal, or why it stands for no one. */
+export type Verdict = { principal: Principal } | { error: UnauthenticatedError };
 
 /** Verifies bearer tokens and issues new ones. */
 export class Authenticator {
   readonly #store: Store;
   readonly #cacheMs: number;
+  readonly #touchEveryMs: number;
   readonly #cache = new Map<string, { principal: Principal; until: number }>();
+  /** When this server last wrote each token's lastUsed. */
+  readonly #touched = new Map<string, number>();
+  readonly #listeners: Array<() => void> = [];
 
   constructor(store: Store, options: AuthenticatorOptions = {}) {
     this.#store = store;
     this.#cacheMs = options.cacheMs ?? 5000;
+    this.#touchEveryMs = options.touchEveryMs ?? 60_000;
   }
 
   /** The caller named by a request's `authorization` header (`Bearer ...`). */
@@ -74,34 +84,64 @@ export class Authenticator {
     const hash = hashToken(secret);
     const now = Date.now();
     const cached = this.#cache.get(hash);
-    if (cached && cached.until > now) return cached.principal;
-    const principal = await this.#resolve(await this.#store.findTokenByHash(hash));
+    if (cached && cached.until > now) {
+      this.#touch(cached.principal.tokenId, now);
+      return cached.principal;
+    }
+    const record = await this.#store.findTokenByHash(hash);
+    const user = record?.kind === 'user' ? await this.#store.getUser(record.subject) : null;
+    const verdict = judge(record, user, now);
+    if ('error' in verdict) throw verdict.error;
     if (this.#cache.size > 10_000) this.#cache.clear();
-    this.#cache.set(hash, { principal, until: now + this.#cacheMs });
-    return principal;
+    // Never cached past its expiry.
+    const until = Math.min(now + this.#cacheMs, record?.expires?.getTime() ?? Infinity);
+    this.#cache.set(hash, { principal: verdict.principal, until });
+    this.#touch(verdict.principal.tokenId, now);
+    return verdict.principal;
   }
 
-  async #resolve(record: TokenRecord | null): Promise<Principal> {
-    if (!record) throw new UnauthenticatedError('unknown token');
-    if (record.revoked) throw new UnauthenticatedError(`token ${record.id} was revoked`);
-    if (record.kind === 'agent') return { kind: 'agent', name: record.subject, tokenId: record.id };
-    if (record.kind !== 'user') throw new UnauthenticatedError('token of an unknown kind; create a new one');
-    const user = await this.#store.getUser(record.subject);
-    if (!user) throw new UnauthenticatedError(`user ${record.subject} no longer exists`);
-    if (!user.active) throw new UnauthenticatedError(`user ${user.email} is deactivated`);
-    return { kind: 'user', email: user.email, groups: user.groups, tokenId: record.id };
+  /**
+   * What each token stands for now, read from the store in two queries
+   * whatever their number (the open-stream check, server/live-streams.ts).
+   * A token id missing from the store is "unknown".
+   */
+  async recheck(tokenIds: readonly string[]): Promise<Map<string, Verdict>> {
+    const now = Date.now();
+    const records = await this.#store.getTokens(tokenIds);
+    const emails = [...new Set(records.filter((r) => r.kind === 'user').map((r) => r.subject))];
+    const users = new Map((emails.length > 0 ? await this.#store.getUsers(emails) : []).map((u) => [u.email, u]));
+    const verdicts = new Map<string, Verdict>();
+    for (const id of tokenIds) verdicts.set(id, { error: new UnauthenticatedError(`token ${id} no longer exists`) });
+    for (const record of records) verdicts.set(record.id, judge(record, users.get(record.subject) ?? null, now));
+    return verdicts;
   }
 
-  /** Forgets cached callers, after a token was revoked or a user changed. */
+  /** Records that a token was used, at most once per touchEveryMs per server. */
+  #touch(tokenId: string, now: number): void {
+    const last = this.#touched.get(tokenId);
+    if (last !== undefined && now - last < this.#touchEveryMs) return;
+    if (this.#touched.size > 100_000) this.#touched.clear();
+    this.#touched.set(tokenId, now);
+    // Best effort: a lost lastUsed write loses a minute of precision, nothing else.
+    this.#store.touchToken(tokenId, new Date(now)).catch(() => undefined);
+  }
+
+  /** Forgets cached callers, after a token was revoked or a user changed, and tells the listeners. */
   invalidate(): void {
     this.#cache.clear();
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** Calls `listener` after every {@link invalidate} (open streams check again at once). */
+  onChange(listener: () => void): void {
+    this.#listeners.push(listener);
   }
 
   /** Creates a token; the secret is returned once and never stored. */
   async issue(
     kind: TokenKind,
     subject: string,
-    details: { name?: string; createdBy?: string } = {},
+    details: { name?: string; createdBy?: string; expires?: Date | null } = {},
   ): Promise<{ secret: string; record: TokenRecord }> {
     const secret = `tg_${kind}_${randomBytes(32).toString('base64url')}`;
     const record: TokenRecord = {
@@ -113,8 +153,23 @@ export class Authenticator {
       created: new Date(),
       createdBy: details.createdBy ?? 'system',
       revoked: null,
+      expires: details.expires ?? null,
+      lastUsed: null,
     };
     await this.#store.insertToken(record);
     return { secret, record };
   }
+}
+
+/** What a token record (and its user, for a user token) stands for at `now`. */
+function judge(record: TokenRecord | null, user: UserRecord | null, now: number): Verdict {
+  const refuse = (message: string): Verdict => ({ error: new UnauthenticatedError(message) });
+  if (!record) return refuse('unknown token');
+  if (record.revoked) return refuse(`token ${record.id} was revoked`);
+  if (record.expires && record.expires.getTime() <= now) return refuse(`token ${record.id} expired at ${record.expires.toISOString()}`);
+  if (record.kind === 'agent') return { principal: { kind: 'agent', name: record.subject, tokenId: record.id } };
+  if (record.kind !== 'user') return refuse('token of an unknown kind; create a new one');
+  if (!user) return refuse(`user ${record.subject} no longer exists`);
+  if (!user.active) return refuse(`user ${user.email} is deactivated`);
+  return { principal: { kind: 'user', email: user.email, groups: user.groups, tokenId: record.id } };
 }

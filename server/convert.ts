@@ -119,6 +119,8 @@ export function tokenToWire(token: TokenRecord): Token {
     created: token.created,
     revoked: token.revoked ?? undefined,
     createdBy: token.createdBy,
+    expires: token.expires ?? undefined,
+    lastUsed: token.lastUsed ?? undefined,
   });
 }
 

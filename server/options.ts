@@ -38,6 +38,12 @@ export interface ServerOptions extends StoreOptions {
   webhooks?: WebhookOptions;
   /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
   eventSweepMs?: number;
+  /**
+   * How often every open stream's token and user are read again, so a
+   * revocation, expiry, deactivation or change of groups made on another
+   * replica reaches its streams, in ms. Default 2000 (docs/access.md).
+   */
+  streamRecheckMs?: number;
   /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
   tls?: { cert: Buffer; key: Buffer };
   /**
@@ -69,6 +75,7 @@ export const SERVER_DEFAULTS = {
   pollMs: 1000,
   shutdownTimeoutMs: 10_000,
   eventSweepMs: 2000,
+  streamRecheckMs: 2000,
   drainMs: 0,
 } as const satisfies Partial<Record<keyof ServerOptions, unknown>>;
 
@@ -97,6 +104,7 @@ export interface CompiledServerOptions {
   secretsKey: Buffer | undefined;
   webhooks: WebhookOptions;
   eventSweepMs: number;
+  streamRecheckMs: number;
   tls: { cert: Buffer; key: Buffer } | undefined;
   /** With the server's certificate and key, which the agent address presents too. */
   agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
@@ -111,7 +119,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
   const o = { ...SERVER_DEFAULTS, ...given };
   positive('maxTasksPerAgent', o.maxTasksPerAgent, { integer: true });
-  for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs'] as const) {
+  for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs', 'streamRecheckMs'] as const) {
     positive(name, o[name]);
   }
   if (!Number.isFinite(o.drainMs) || o.drainMs < 0) throw new ConfigError(`drainMs must be 0 or more, not ${o.drainMs}`);
@@ -135,6 +143,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     secretsKey: o.secretsKey,
     webhooks: o.webhooks ?? { hooks: [], secret: '' },
     eventSweepMs: o.eventSweepMs,
+    streamRecheckMs: o.streamRecheckMs,
     tls: o.tls,
     agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
     metricsListen: o.metricsListen,

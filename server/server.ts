@@ -12,7 +12,8 @@ import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
 import { GrpcTransport } from './rpc/grpc.js';
-import { authenticate, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
+import { authenticate, guardStreams, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
+import { LiveStreams } from './live-streams.js';
 import { agentService } from './services/agent-service.js';
 import { eventService } from './services/event-service.js';
 import { targetService } from './services/target-service.js';
@@ -47,6 +48,7 @@ export class TaskgateServer {
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
   readonly #sweeper: Sweeper;
+  readonly #live: LiveStreams;
   readonly #dispatcher: Dispatcher;
   readonly #shutdown: AbortController;
   readonly #logger: Logger;
@@ -72,6 +74,7 @@ export class TaskgateServer {
     publisher: EventPublisher;
     webhooks: WebhookSender;
     sweeper: Sweeper;
+    live: LiveStreams;
     shutdown: AbortController;
     logger: Logger;
     shutdownTimeoutMs: number;
@@ -91,6 +94,7 @@ export class TaskgateServer {
     this.#publisher = init.publisher;
     this.#webhooks = init.webhooks;
     this.#sweeper = init.sweeper;
+    this.#live = init.live;
     this.#shutdown = init.shutdown;
     this.#logger = init.logger;
     this.#shutdownTimeoutMs = init.shutdownTimeoutMs;
@@ -120,6 +124,7 @@ export class TaskgateServer {
       publisher.announce(task);
     });
     const auth = new Authenticator(store);
+    const live = new LiveStreams(auth, logger, { everyMs: options.streamRecheckMs });
     const shutdown = new AbortController();
     const grpc = new Server({
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
@@ -148,11 +153,12 @@ export class TaskgateServer {
       secretBox,
       metrics,
       requireAgentCertificate: options.agentTls !== undefined,
+      live,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
     // Every method, on every transport, runs through the same middleware (docs/design.md "The RPC layer").
     const rpc = new GrpcTransport(grpc, {
-      middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess()],
+      middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess(), guardStreams(live)],
       shutdown: shutdown.signal,
       logger,
     });
@@ -196,6 +202,7 @@ export class TaskgateServer {
       publisher,
       webhooks,
       sweeper,
+      live,
       shutdown,
       logger,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
@@ -205,6 +212,7 @@ export class TaskgateServer {
     publisher.start();
     webhooks.start();
     sweeper.start();
+    live.start();
     health.start();
     const host = listen.replace(/:\d+$/, '');
     logger.info(
@@ -280,6 +288,7 @@ export class TaskgateServer {
     this.#shutdown.abort();
     await this.#webhooks.stop();
     await this.#sweeper.stop();
+    this.#live.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

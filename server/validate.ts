@@ -87,6 +87,19 @@ export function checkTimeout(field: string, seconds: number): number {
   return seconds;
 }
 
+/** Longest token lifetime, in seconds (10 years). */
+const MAX_TTL_SECONDS = 10 * 366 * 24 * 3600;
+
+/** When a token given `ttl` from `now` expires; null for none (unset or zero). */
+export function checkTtl(field: string, ttl: { seconds: number; nanos: number } | undefined, now: Date): Date | null {
+  if (!ttl || (ttl.seconds === 0 && ttl.nanos === 0)) return null;
+  const seconds = ttl.seconds + ttl.nanos / 1e9;
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TTL_SECONDS) {
+    throw new InvalidArgumentError(`${field} must be between 1 second and 10 years, not ${seconds} seconds`);
+  }
+  return new Date(now.getTime() + Math.round(seconds * 1000));
+}
+
 const POSIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /** Checks a user name of the agent host: empty (none), or a POSIX user name. */

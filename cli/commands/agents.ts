@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { Agent } from '../../gen/taskgate/v1/agent.js';
 import type { Api, ClientOptions } from '../client.js';
-import { printJson, table, time } from '../format.js';
+import { printJson, table, time, ttlOption } from '../format.js';
 
 /** The `agents` command group. */
 export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: Command) => Api): Command {
@@ -30,9 +30,10 @@ export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
   withClient(agents.command('token'))
     .description('issue a token for an agent (shown once)')
     .requiredOption('--name <name>', 'the agent the token is for')
-    .action(async (opts: { name: string }, cmd: Command) => {
+    .option('--expires <duration>', 'valid for this long (e.g. 12h, 90d); default: until revoked')
+    .action(async (opts: { name: string; expires?: string }, cmd: Command) => {
       const client = api(cmd);
-      const res = await client.call(client.agents, client.agents.createAgentToken, { name: opts.name });
+      const res = await client.call(client.agents, client.agents.createAgentToken, { name: opts.name, ttl: ttlOption(opts.expires) });
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
         printJson(res);
         return;

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { Token, TokenKind, User } from '../../gen/taskgate/v1/user.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
-import { list, printJson, table, time } from '../format.js';
+import { list, printJson, table, time, ttlOption } from '../format.js';
 
 function json(cmd: Command): boolean {
   return Boolean((cmd.optsWithGlobals() as ClientOptions).json);
@@ -24,7 +24,9 @@ function tokenRows(tokens: Token[]): string[][] {
     t.subject,
     t.name,
     time(t.created),
-    t.revoked ? `revoked ${time(t.revoked)}` : 'valid',
+    t.expires ? time(t.expires) : 'never',
+    t.lastUsed ? time(t.lastUsed) : 'never',
+    t.revoked ? `revoked ${time(t.revoked)}` : t.expires && t.expires.getTime() <= Date.now() ? 'expired' : 'valid',
   ]);
 }
 
@@ -111,9 +113,10 @@ export function tokensCommand(withClient: (cmd: Command) => Command, api: (cmd: 
     .description('create a user token; prints the secret once')
     .option('--user <email>', 'for another user (admin)', '')
     .option('--name <label>', 'a label to tell tokens apart', '')
-    .action(async (opts: { user: string; name: string }, cmd: Command) => {
+    .option('--expires <duration>', 'valid for this long (e.g. 90m, 12h, 30d); default: until revoked')
+    .action(async (opts: { user: string; name: string; expires?: string }, cmd: Command) => {
       const client = api(cmd);
-      const res = await client.call(client.users, client.users.createToken, { user: opts.user, name: opts.name });
+      const res = await client.call(client.users, client.users.createToken, { user: opts.user, name: opts.name, ttl: ttlOption(opts.expires) });
       if (json(cmd)) {
         printJson({ secret: res.secret, token: res.token ? Token.toJSON(res.token) : undefined });
         return;
@@ -129,7 +132,7 @@ export function tokensCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       const client = api(cmd);
       const res = await client.call(client.users, client.users.listTokens, { subject: opts.user });
       if (json(cmd)) printJson({ tokens: res.tokens.map((t) => Token.toJSON(t)) });
-      else process.stdout.write(`${table(['ID', 'KIND', 'SUBJECT', 'NAME', 'CREATED', 'STATE'], tokenRows(res.tokens))}\n`);
+      else process.stdout.write(`${table(['ID', 'KIND', 'SUBJECT', 'NAME', 'CREATED', 'EXPIRES', 'LAST USED', 'STATE'], tokenRows(res.tokens))}\n`);
     });
 
   withClient(tokens.command('revoke'))

@@ -43,13 +43,22 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Aborts when the server stops, only then. */
   readonly shutdown: AbortSignal;
+  /** Ends the call with this error: aborts `signal` with it as the reason. */
+  end(reason: Error): void;
   /** Who is calling; set by the authentication middleware. */
   principal?: Principal;
 }
 
 /** The context of a method that requires a user (every unary and server-streaming one). */
 export interface UserContext extends CallContext {
+  /** The caller; on a stream, replaced when their groups change and `recheck` allowed it. */
   readonly user: UserPrincipal;
+  /**
+   * Set by a streaming method after its first check: when the caller's
+   * groups change while the stream is open (server/live-streams.ts), it is
+   * called with the changed user and rejects if they may no longer go on.
+   */
+  recheck?: (user: UserPrincipal) => Promise<void>;
 }
 
 /** The context of the agent stream. */

@@ -93,6 +93,7 @@ export class GrpcTransport {
       },
       signal: controller.signal,
       shutdown,
+      end: (reason) => controller.abort(reason),
     };
     return { ctx, done: () => this.#live.delete(controller) };
   }

@@ -7,7 +7,8 @@
 import { CancelledError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
-import type { Authenticator } from '../auth.js';
+import type { Authenticator, UserPrincipal } from '../auth.js';
+import type { LiveStreams } from '../live-streams.js';
 import type { Metrics } from '../metrics.js';
 import { watchStream, type Middleware } from './core.js';
 import { CODE_NAMES, Code, RpcError, toRpcError } from './status.js';
@@ -99,5 +100,42 @@ export function requireAccess(): Middleware {
       return async (request, ctx) => next(request, Object.assign(ctx, { agent: authorizeAgent(ctx.principal!) }));
     }
     return async (request, ctx) => next(request, Object.assign(ctx, { user: authorize(ctx.principal!, requirement) }));
+  };
+}
+
+/**
+ * Registers every open server stream with the open-stream check
+ * (server/live-streams.ts), so a revoked token, an expired one or a
+ * deactivated user ends it, and a change of groups checks it again (the
+ * method's access row, then its own `recheck`).
+ */
+export function guardStreams(live: LiveStreams): Middleware {
+  return (method, next) => {
+    if (method.kind !== 'server-streaming') return next;
+    const requirement = method.requirement === 'agent' ? 'user' : method.requirement;
+    return async (request, ctx) => {
+      const stream = (await next(request, ctx)) as AsyncIterable<unknown>;
+      const userCtx = ctx as unknown as { user: UserPrincipal; recheck?: (user: UserPrincipal) => Promise<void> };
+      const unwatch = live.watch({
+        principal: ctx.principal!,
+        end: (err) => ctx.end(err),
+        changed: async (principal) => {
+          const user = authorize(principal, requirement);
+          await userCtx.recheck?.(user);
+          userCtx.user = user;
+        },
+      });
+      return watchStream(
+        stream,
+        (err) => {
+          unwatch();
+          return err;
+        },
+        () => {
+          unwatch();
+          return stoppedReading();
+        },
+      );
+    };
   };
 }

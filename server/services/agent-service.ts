@@ -13,7 +13,7 @@ import type { EventPublisher } from '../audit.js';
 import { actorOf, type Authenticator } from '../auth.js';
 import { AgentSession, type SessionDeps } from '../agent-session.js';
 import { agentToWire } from '../convert.js';
-import { checkName } from '../validate.js';
+import { checkName, checkTtl } from '../validate.js';
 import type { AgentContext, ServiceSpec, UserContext } from '../rpc/core.js';
 
 /**
@@ -57,8 +57,9 @@ export function agentService(auth: Authenticator, deps: SessionDeps, audit: Even
 
   async function createAgentToken(req: CreateAgentTokenRequest, { user }: UserContext): Promise<CreateAgentTokenResponse> {
     const name = checkName('name', req.name);
-    const { secret, record } = await auth.issue('agent', name, { createdBy: actorOf(user) });
-    await audit.record({ actor: actorOf(user), action: 'token.created', resource: `tokens/${record.id}`, detail: `agent token for ${name}` });
+    const { secret, record } = await auth.issue('agent', name, { createdBy: actorOf(user), expires: checkTtl('ttl', req.ttl, new Date()) });
+    const expiry = record.expires ? `, expires ${record.expires.toISOString()}` : '';
+    await audit.record({ actor: actorOf(user), action: 'token.created', resource: `tokens/${record.id}`, detail: `agent token for ${name}${expiry}` });
     if (!(await deps.store.getAgent(name))) {
       await deps.store.putAgent({ name, version: '', bootId: '', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
     }

@@ -256,8 +256,10 @@ export function taskService(
     throw new FailedPreconditionError(`task ${current.id} is ${current.status}; there is nothing to kill`);
   }
 
-  async function* watchTask(req: WatchTaskRequest, { user, signal }: UserContext): AsyncIterable<WatchTaskResponse> {
-    await visibleTask(user, req.id);
+  async function* watchTask(req: WatchTaskRequest, ctx: UserContext): AsyncIterable<WatchTaskResponse> {
+    const { signal } = ctx;
+    await visibleTask(ctx.user, req.id);
+    ctx.recheck = async (user) => void (await visibleTask(user, req.id));
     const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
     try {
       let sent = '';
@@ -279,9 +281,11 @@ export function taskService(
     }
   }
 
-  async function* getTaskLogs(req: GetTaskLogsRequest, { user, signal }: UserContext): AsyncIterable<GetTaskLogsResponse> {
+  async function* getTaskLogs(req: GetTaskLogsRequest, ctx: UserContext): AsyncIterable<GetTaskLogsResponse> {
+    const { signal } = ctx;
     if (req.offset < 0) throw new InvalidArgumentError('offset must not be negative');
-    await visibleTask(user, req.id);
+    await visibleTask(ctx.user, req.id);
+    ctx.recheck = async (user) => void (await visibleTask(user, req.id));
     // Subscribe before the first read so no change between a read and the
     // wait is missed.
     const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);

@@ -23,7 +23,7 @@ import type { EventPublisher } from '../audit.js';
 import { actorOf, type Authenticator } from '../auth.js';
 import { tokenToWire, userToWire } from '../convert.js';
 import type { Store, UserPatch, UserRecord } from '../store/store.js';
-import { checkEmail, checkGroups, checkSize, pageSize, pageToken } from '../validate.js';
+import { checkEmail, checkGroups, checkSize, checkTtl, pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Fields UpdateUser may change, by their proto names. */
@@ -121,8 +121,10 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     const { secret, record } = await auth.issue('user', email, {
       name: checkSize('name', req.name, MAX_NAME_BYTES),
       createdBy: actorOf(caller),
+      expires: checkTtl('ttl', req.ttl, new Date()),
     });
-    await audit.record({ actor: actorOf(caller), action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email}${record.name ? ` (${record.name})` : ''}` });
+    const expiry = record.expires ? `, expires ${record.expires.toISOString()}` : '';
+    await audit.record({ actor: actorOf(caller), action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email}${record.name ? ` (${record.name})` : ''}${expiry}` });
     return { secret, token: tokenToWire(record) };
   }
 

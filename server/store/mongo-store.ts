@@ -454,6 +454,18 @@ export class MongoStore implements Store {
     return docs as TokenRecord[];
   }
 
+  async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
+    return (await this.#tokens.find({ _id: { $in: [...ids] } }, { projection: { _id: 0 } }).toArray()) as TokenRecord[];
+  }
+
+  async touchToken(id: string, time: Date): Promise<void> {
+    await this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } });
+  }
+
+  async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
+    return (await this.#users.find({ _id: { $in: [...emails] } }).toArray()).map(toUser);
+  }
+
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
     // Only a valid token gets a time, so the first revocation's time stays.
     await this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } });

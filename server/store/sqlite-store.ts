@@ -94,7 +94,7 @@ const MIGRATIONS = [
   'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0',
 ];
 
-const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt', 'killRequested']);
+const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt', 'killRequested', 'expires', 'lastUsed']);
 
 /** JSON.parse that turns the known date fields back into Dates. */
 function parseDoc<T>(json: string): T {
@@ -183,8 +183,9 @@ export class SqliteStore implements Store {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.statuses && query.statuses.length > 0) {
-      where.push(`status IN (${query.statuses.map(() => '?').join(', ')})`);
-      args.push(...query.statuses);
+      // One statement text for any list (each text is a prepared statement kept for good).
+      where.push('status IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(query.statuses));
     }
     if (query.target) {
       where.push('target = ?');
@@ -419,6 +420,21 @@ export class SqliteStore implements Store {
       return next;
     });
     return run.immediate();
+  }
+
+  async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
+    // One statement whatever the count: the ids travel as one JSON array.
+    const rows = this.#statement('SELECT doc FROM tokens WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as DocRow[];
+    return rows.map((r) => parseDoc<TokenRecord>(r.doc));
+  }
+
+  async touchToken(id: string, time: Date): Promise<void> {
+    this.#statement("UPDATE tokens SET doc = json_set(doc, '$.lastUsed', ?) WHERE id = ?").run(time.toISOString(), id);
+  }
+
+  async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
+    const rows = this.#statement('SELECT doc FROM users WHERE email IN (SELECT value FROM json_each(?))').all(JSON.stringify(emails)) as DocRow[];
+    return rows.map((r) => parseDoc<UserRecord>(r.doc));
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {

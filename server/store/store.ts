@@ -237,6 +237,10 @@ export interface TokenRecord {
   createdBy: string;
   /** When it was revoked; null while valid. */
   revoked: Date | null;
+  /** When it stops being valid; null: never. (Absent in tokens made before expiry existed.) */
+  expires?: Date | null;
+  /** When it was last used, to within a minute per server; null: never. */
+  lastUsed?: Date | null;
 }
 
 /** One entry of the audit trail (proto Event). Stored once, never edited. */
@@ -389,6 +393,12 @@ export interface Store {
   listTokens(subject: string | undefined): Promise<TokenRecord[]>;
   /** Marks the token revoked (keeping the first revocation time); returns it, or null. */
   revokeToken(id: string, time: Date): Promise<TokenRecord | null>;
+  /** Tokens by id, in one query; ids not found are left out. */
+  getTokens(ids: readonly string[]): Promise<TokenRecord[]>;
+  /** Sets a token's lastUsed. */
+  touchToken(id: string, time: Date): Promise<void>;
+  /** Users by email, in one query; emails not found are left out. */
+  getUsers(emails: readonly string[]): Promise<UserRecord[]>;
 
   /** Stores an audit event; storing the same id again is a no-op. */
   insertEvent(event: AuditEventRecord): Promise<void>;

@@ -85,13 +85,13 @@ export class Harness {
   /** Creates a user in `groups` through the API and returns a client with a token of theirs. */
   async user(email: string, groups: string[]): Promise<Api & { token: string }> {
     await this.api.call(this.api.users, this.api.users.createUser, { user: User.fromPartial({ email, groups }) });
-    const { secret } = await this.api.call(this.api.users, this.api.users.createToken, { user: email, name: 'test' });
+    const { secret } = await this.api.call(this.api.users, this.api.users.createToken, { user: email, name: 'test', ttl: undefined });
     return Object.assign(this.client(secret), { token: secret });
   }
 
   /** Issues an agent token through the admin API (AgentService.CreateAgentToken). */
   async agentToken(name: string): Promise<string> {
-    return (await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name })).token;
+    return (await this.api.call(this.api.agents, this.api.agents.createAgentToken, { name, ttl: undefined })).token;
   }
 
   /** Starts an agent and waits until the server welcomed it. */

@@ -298,7 +298,7 @@ for (const kind of STORE_KINDS) {
             await h.createTarget(name, 'a1');
             return name;
           },
-          creatorToken: async () => (await h.api.call(h.api.users, h.api.users.createToken, { user: 'creator@x', name: 'spare' })).token!.id,
+          creatorToken: async () => (await h.api.call(h.api.users, h.api.users.createToken, { user: 'creator@x', name: 'spare', ttl: undefined })).token!.id,
           freshSecret: async () => {
             const key = `S${targets++}`;
             await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'prod', key, value: 'v' });

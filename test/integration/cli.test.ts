@@ -165,7 +165,8 @@ describe('taskgate CLI', function () {
     const byDba = await ok(h.adminToken, 'events', 'list', '--actor', 'user:dba@example.com', '--since', '1h');
     expect(byDba).to.contain(`tasks/${id}`).and.contain(`tasks/${second}`).and.match(/task\.rejected\s+tasks\/\S+\s+pending-review -> rejected\s+rejected by user:dba@example.com: use a replica/);
     const tokens = await ok(dev, 'tokens', 'list');
-    expect(tokens).to.match(/\buser\s+dev@example.com\s+laptop\s+\S+ \S+\s+valid\n$/);
+    expect(tokens).to.match(/^ID\s+KIND\s+SUBJECT\s+NAME\s+CREATED\s+EXPIRES\s+LAST USED\s+STATE\n/);
+    expect(tokens).to.match(/\buser\s+dev@example.com\s+laptop\s+\S+ \S+\s+never\s+\S+ \S+\s+valid\n$/);
     const tokenId = tokens.trim().split('\n')[1]!.split(/\s+/)[0]!;
     await ok(dev, 'tokens', 'revoke', tokenId);
     const after = await taskgateAs(dev, 'whoami');

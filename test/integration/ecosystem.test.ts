@@ -151,7 +151,7 @@ describe('TLS, and mutual TLS for agents', function () {
 
   /** Starts agent "a1" with `pem` on `port`; resolves "connected" or the fatal error's code. */
   async function agentOutcome(pem: Pem | null, port: number, caFile = ca.cert): Promise<string> {
-    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a1' });
+    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a1', ttl: undefined });
     const agent = new TaskgateAgent({
       server: `127.0.0.1:${port}`,
       token,

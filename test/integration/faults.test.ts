@@ -135,7 +135,7 @@ for (const kind of STORE_KINDS) {
       const api = new Api({ server: `127.0.0.1:${port}`, tokenFile });
       closers.push(async () => api.close());
       await api.call(api.targets, api.targets.createTarget, { target: Target.fromPartial({ name: 't1', agent: 'a1' }) });
-      const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a1' });
+      const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a1', ttl: undefined });
       const agent = new TaskgateAgent({ server: `127.0.0.1:${port}`, token, name: 'a1', workDir: join(dir, 'agent'), backoff: { initialMs: 50, maxMs: 300 } });
       closers.push(() => agent.stop());
       agent.start();

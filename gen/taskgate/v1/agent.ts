@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { CustomDetector } from "./target.js";
 
@@ -216,6 +217,8 @@ export interface ListAgentsResponse {
 export interface CreateAgentTokenRequest {
   /** The agent the token is for. */
   name: string;
+  /** How long the token is valid; unset or zero: until revoked. At most 10 years. */
+  ttl: Duration | undefined;
 }
 
 export interface CreateAgentTokenResponse {
@@ -2602,13 +2605,16 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
 };
 
 function createBaseCreateAgentTokenRequest(): CreateAgentTokenRequest {
-  return { name: "" };
+  return { name: "", ttl: undefined };
 }
 
 export const CreateAgentTokenRequest: MessageFns<CreateAgentTokenRequest> = {
   encode(message: CreateAgentTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2634,6 +2640,14 @@ export const CreateAgentTokenRequest: MessageFns<CreateAgentTokenRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2647,13 +2661,19 @@ export const CreateAgentTokenRequest: MessageFns<CreateAgentTokenRequest> = {
   },
 
   fromJSON(object: any): CreateAgentTokenRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
+    };
   },
 
   toJSON(message: CreateAgentTokenRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
     }
     return obj;
   },
@@ -2664,6 +2684,7 @@ export const CreateAgentTokenRequest: MessageFns<CreateAgentTokenRequest> = {
   fromPartial<I extends Exact<DeepPartial<CreateAgentTokenRequest>, I>>(object: I): CreateAgentTokenRequest {
     const message = createBaseCreateAgentTokenRequest();
     message.name = object.name ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     return message;
   },
 };

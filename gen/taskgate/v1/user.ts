@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.js";
 import { FieldMask } from "../../google/protobuf/field_mask.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
@@ -103,6 +104,12 @@ export interface Token {
     | undefined;
   /** Who created it. */
   createdBy: string;
+  /** When it stops being valid; unset: never. */
+  expires:
+    | Date
+    | undefined;
+  /** When it was last used, to within a minute per server; unset: never. */
+  lastUsed: Date | undefined;
 }
 
 export interface CreateUserRequest {
@@ -160,6 +167,8 @@ export interface CreateTokenRequest {
   user: string;
   /** A label to tell tokens apart. */
   name: string;
+  /** How long the token is valid; unset or zero: until revoked. At most 10 years. */
+  ttl: Duration | undefined;
 }
 
 export interface CreateTokenResponse {
@@ -338,7 +347,17 @@ export const User: MessageFns<User> = {
 };
 
 function createBaseToken(): Token {
-  return { id: "", kind: 0, subject: "", name: "", created: undefined, revoked: undefined, createdBy: "" };
+  return {
+    id: "",
+    kind: 0,
+    subject: "",
+    name: "",
+    created: undefined,
+    revoked: undefined,
+    createdBy: "",
+    expires: undefined,
+    lastUsed: undefined,
+  };
 }
 
 export const Token: MessageFns<Token> = {
@@ -363,6 +382,12 @@ export const Token: MessageFns<Token> = {
     }
     if (message.createdBy !== "") {
       writer.uint32(58).string(message.createdBy);
+    }
+    if (message.expires !== undefined) {
+      Timestamp.encode(toTimestamp(message.expires), writer.uint32(66).fork()).join();
+    }
+    if (message.lastUsed !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastUsed), writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -436,6 +461,22 @@ export const Token: MessageFns<Token> = {
             message.createdBy = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.expires = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lastUsed = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -461,6 +502,12 @@ export const Token: MessageFns<Token> = {
         : isSet(object.created_by)
         ? globalThis.String(object.created_by)
         : "",
+      expires: isSet(object.expires) ? fromJsonTimestamp(object.expires) : undefined,
+      lastUsed: isSet(object.lastUsed)
+        ? fromJsonTimestamp(object.lastUsed)
+        : isSet(object.last_used)
+        ? fromJsonTimestamp(object.last_used)
+        : undefined,
     };
   },
 
@@ -487,6 +534,12 @@ export const Token: MessageFns<Token> = {
     if (message.createdBy !== "") {
       obj.createdBy = message.createdBy;
     }
+    if (message.expires !== undefined) {
+      obj.expires = message.expires.toISOString();
+    }
+    if (message.lastUsed !== undefined) {
+      obj.lastUsed = message.lastUsed.toISOString();
+    }
     return obj;
   },
 
@@ -502,6 +555,8 @@ export const Token: MessageFns<Token> = {
     message.created = object.created ?? undefined;
     message.revoked = object.revoked ?? undefined;
     message.createdBy = object.createdBy ?? "";
+    message.expires = object.expires ?? undefined;
+    message.lastUsed = object.lastUsed ?? undefined;
     return message;
   },
 };
@@ -1266,7 +1321,7 @@ export const WhoAmIResponse: MessageFns<WhoAmIResponse> = {
 };
 
 function createBaseCreateTokenRequest(): CreateTokenRequest {
-  return { user: "", name: "" };
+  return { user: "", name: "", ttl: undefined };
 }
 
 export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
@@ -1276,6 +1331,9 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     }
     if (message.name !== "") {
       writer.uint32(18).string(message.name);
+    }
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1309,6 +1367,14 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1325,6 +1391,7 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     return {
       user: isSet(object.user) ? globalThis.String(object.user) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
     };
   },
 
@@ -1336,6 +1403,9 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
+    }
     return obj;
   },
 
@@ -1346,6 +1416,7 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     const message = createBaseCreateTokenRequest();
     message.user = object.user ?? "";
     message.name = object.name ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     return message;
   },
 };

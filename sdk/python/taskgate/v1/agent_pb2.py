@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from taskgate.v1 import target_pb2 as taskgate_dot_v1_dot_target__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taskgate/v1/agent.proto\x12\x0btaskgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\x94\x01\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12-\n\tlast_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x07\x62oot_id\x18\x05 \x01(\tB\x02\x18\x01\x12\x15\n\rrunning_tasks\x18\x06 \x01(\x05\"\x97\x02\n\x0e\x43onnectRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.taskgate.v1.HelloH\x00\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x18.taskgate.v1.TaskStartedH\x00\x12)\n\x06output\x18\x03 \x01(\x0b\x32\x17.taskgate.v1.TaskOutputH\x00\x12%\n\x04\x65xit\x18\x04 \x01(\x0b\x32\x15.taskgate.v1.TaskExitH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.taskgate.v1.HeartbeatH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.taskgate.v1.DrainingH\x00\x42\t\n\x07message\"\xe5\x01\n\x0f\x43onnectResponse\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.taskgate.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.taskgate.v1.RunTaskH\x00\x12%\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x16.taskgate.v1.OutputAckH\x00\x12+\n\theartbeat\x18\x04 \x01(\x0b\x32\x16.taskgate.v1.HeartbeatH\x00\x12%\n\x04kill\x18\x05 \x01(\x0b\x32\x15.taskgate.v1.KillTaskH\x00\x42\t\n\x07message\"e\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x15\n\rheld_task_ids\x18\x04 \x03(\t\x12\x15\n\rresume_secret\x18\x05 \x01(\t\"Z\n\x07Welcome\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\x05\x12\x18\n\x10max_output_bytes\x18\x02 \x01(\x03\x12\x16\n\x0esession_secret\x18\x03 \x01(\t\"\xa0\x04\n\x07RunTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06script\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x03\x12\x15\n\rkill_grace_ms\x18\x08 \x01(\x05\x12\x0e\n\x06redact\x18\t \x03(\t\x12\x35\n\x10\x63ustom_detectors\x18\n \x03(\x0b\x32\x1b.taskgate.v1.CustomDetector\x12\x17\n\x0fsecret_provider\x18\x0b \x01(\t\x12\x13\n\x0bsecret_path\x18\x0c \x01(\t\x12?\n\x0esecret_mapping\x18\r \x03(\x0b\x32\'.taskgate.v1.RunTask.SecretMappingEntry\x12\x13\n\x0buser_groups\x18\x0e \x03(\t\x12?\n\x0estored_secrets\x18\x0f \x03(\x0b\x32\'.taskgate.v1.RunTask.StoredSecretsEntry\x12\x0e\n\x06run_as\x18\x10 \x01(\t\x1a\x34\n\x12SecretMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x34\n\x12StoredSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x08KillTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08grace_ms\x18\x02 \x01(\x05\"\n\n\x08\x44raining\"U\n\x0bTaskStarted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"H\n\nTaskOutput\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x97\x02\n\x08TaskExit\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\texit_code\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x06 \x01(\x03\x12\x11\n\ttimed_out\x18\x07 \x01(\x08\x12\x15\n\rdropped_bytes\x18\x08 \x01(\x03\x12\x35\n\x08\x66indings\x18\t \x03(\x0b\x32#.taskgate.v1.TaskExit.FindingsEntry\x1a/\n\rFindingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x0c\n\n_exit_code\"7\n\tOutputAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\"\x0b\n\tHeartbeat\"\x13\n\x11ListAgentsRequest\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.taskgate.v1.Agent\"\'\n\x17\x43reateAgentTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x18\x43reateAgentTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t2\x88\x02\n\x0c\x41gentService\x12H\n\x07\x43onnect\x12\x1b.taskgate.v1.ConnectRequest\x1a\x1c.taskgate.v1.ConnectResponse(\x01\x30\x01\x12M\n\nListAgents\x12\x1e.taskgate.v1.ListAgentsRequest\x1a\x1f.taskgate.v1.ListAgentsResponse\x12_\n\x10\x43reateAgentToken\x12$.taskgate.v1.CreateAgentTokenRequest\x1a%.taskgate.v1.CreateAgentTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taskgate/v1/agent.proto\x12\x0btaskgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\x94\x01\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12-\n\tlast_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x07\x62oot_id\x18\x05 \x01(\tB\x02\x18\x01\x12\x15\n\rrunning_tasks\x18\x06 \x01(\x05\"\x97\x02\n\x0e\x43onnectRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.taskgate.v1.HelloH\x00\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x18.taskgate.v1.TaskStartedH\x00\x12)\n\x06output\x18\x03 \x01(\x0b\x32\x17.taskgate.v1.TaskOutputH\x00\x12%\n\x04\x65xit\x18\x04 \x01(\x0b\x32\x15.taskgate.v1.TaskExitH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.taskgate.v1.HeartbeatH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.taskgate.v1.DrainingH\x00\x42\t\n\x07message\"\xe5\x01\n\x0f\x43onnectResponse\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.taskgate.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.taskgate.v1.RunTaskH\x00\x12%\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x16.taskgate.v1.OutputAckH\x00\x12+\n\theartbeat\x18\x04 \x01(\x0b\x32\x16.taskgate.v1.HeartbeatH\x00\x12%\n\x04kill\x18\x05 \x01(\x0b\x32\x15.taskgate.v1.KillTaskH\x00\x42\t\n\x07message\"e\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x15\n\rheld_task_ids\x18\x04 \x03(\t\x12\x15\n\rresume_secret\x18\x05 \x01(\t\"Z\n\x07Welcome\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\x05\x12\x18\n\x10max_output_bytes\x18\x02 \x01(\x03\x12\x16\n\x0esession_secret\x18\x03 \x01(\t\"\xa0\x04\n\x07RunTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06script\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x03\x12\x15\n\rkill_grace_ms\x18\x08 \x01(\x05\x12\x0e\n\x06redact\x18\t \x03(\t\x12\x35\n\x10\x63ustom_detectors\x18\n \x03(\x0b\x32\x1b.taskgate.v1.CustomDetector\x12\x17\n\x0fsecret_provider\x18\x0b \x01(\t\x12\x13\n\x0bsecret_path\x18\x0c \x01(\t\x12?\n\x0esecret_mapping\x18\r \x03(\x0b\x32\'.taskgate.v1.RunTask.SecretMappingEntry\x12\x13\n\x0buser_groups\x18\x0e \x03(\t\x12?\n\x0estored_secrets\x18\x0f \x03(\x0b\x32\'.taskgate.v1.RunTask.StoredSecretsEntry\x12\x0e\n\x06run_as\x18\x10 \x01(\t\x1a\x34\n\x12SecretMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x34\n\x12StoredSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x08KillTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08grace_ms\x18\x02 \x01(\x05\"\n\n\x08\x44raining\"U\n\x0bTaskStarted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x03 \x01(\x05\"H\n\nTaskOutput\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x97\x02\n\x08TaskExit\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\texit_code\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x06 \x01(\x03\x12\x11\n\ttimed_out\x18\x07 \x01(\x08\x12\x15\n\rdropped_bytes\x18\x08 \x01(\x03\x12\x35\n\x08\x66indings\x18\t \x03(\x0b\x32#.taskgate.v1.TaskExit.FindingsEntry\x1a/\n\rFindingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x0c\n\n_exit_code\"7\n\tOutputAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\"\x0b\n\tHeartbeat\"\x13\n\x11ListAgentsRequest\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.taskgate.v1.Agent\"O\n\x17\x43reateAgentTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"7\n\x18\x43reateAgentTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t2\x88\x02\n\x0c\x41gentService\x12H\n\x07\x43onnect\x12\x1b.taskgate.v1.ConnectRequest\x1a\x1c.taskgate.v1.ConnectResponse(\x01\x30\x01\x12M\n\nListAgents\x12\x1e.taskgate.v1.ListAgentsRequest\x1a\x1f.taskgate.v1.ListAgentsResponse\x12_\n\x10\x43reateAgentToken\x12$.taskgate.v1.CreateAgentTokenRequest\x1a%.taskgate.v1.CreateAgentTokenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,46 +42,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNTASK_STOREDSECRETSENTRY']._serialized_options = b'8\001'
   _globals['_TASKEXIT_FINDINGSENTRY']._loaded_options = None
   _globals['_TASKEXIT_FINDINGSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENT']._serialized_start=100
-  _globals['_AGENT']._serialized_end=248
-  _globals['_CONNECTREQUEST']._serialized_start=251
-  _globals['_CONNECTREQUEST']._serialized_end=530
-  _globals['_CONNECTRESPONSE']._serialized_start=533
-  _globals['_CONNECTRESPONSE']._serialized_end=762
-  _globals['_HELLO']._serialized_start=764
-  _globals['_HELLO']._serialized_end=865
-  _globals['_WELCOME']._serialized_start=867
-  _globals['_WELCOME']._serialized_end=957
-  _globals['_RUNTASK']._serialized_start=960
-  _globals['_RUNTASK']._serialized_end=1504
-  _globals['_RUNTASK_SECRETMAPPINGENTRY']._serialized_start=1398
-  _globals['_RUNTASK_SECRETMAPPINGENTRY']._serialized_end=1450
-  _globals['_RUNTASK_STOREDSECRETSENTRY']._serialized_start=1452
-  _globals['_RUNTASK_STOREDSECRETSENTRY']._serialized_end=1504
-  _globals['_KILLTASK']._serialized_start=1506
-  _globals['_KILLTASK']._serialized_end=1551
-  _globals['_DRAINING']._serialized_start=1553
-  _globals['_DRAINING']._serialized_end=1563
-  _globals['_TASKSTARTED']._serialized_start=1565
-  _globals['_TASKSTARTED']._serialized_end=1650
-  _globals['_TASKOUTPUT']._serialized_start=1652
-  _globals['_TASKOUTPUT']._serialized_end=1724
-  _globals['_TASKEXIT']._serialized_start=1727
-  _globals['_TASKEXIT']._serialized_end=2006
-  _globals['_TASKEXIT_FINDINGSENTRY']._serialized_start=1945
-  _globals['_TASKEXIT_FINDINGSENTRY']._serialized_end=1992
-  _globals['_OUTPUTACK']._serialized_start=2008
-  _globals['_OUTPUTACK']._serialized_end=2063
-  _globals['_HEARTBEAT']._serialized_start=2065
-  _globals['_HEARTBEAT']._serialized_end=2076
-  _globals['_LISTAGENTSREQUEST']._serialized_start=2078
-  _globals['_LISTAGENTSREQUEST']._serialized_end=2097
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=2099
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=2155
-  _globals['_CREATEAGENTTOKENREQUEST']._serialized_start=2157
-  _globals['_CREATEAGENTTOKENREQUEST']._serialized_end=2196
-  _globals['_CREATEAGENTTOKENRESPONSE']._serialized_start=2198
-  _globals['_CREATEAGENTTOKENRESPONSE']._serialized_end=2253
-  _globals['_AGENTSERVICE']._serialized_start=2256
-  _globals['_AGENTSERVICE']._serialized_end=2520
+  _globals['_AGENT']._serialized_start=132
+  _globals['_AGENT']._serialized_end=280
+  _globals['_CONNECTREQUEST']._serialized_start=283
+  _globals['_CONNECTREQUEST']._serialized_end=562
+  _globals['_CONNECTRESPONSE']._serialized_start=565
+  _globals['_CONNECTRESPONSE']._serialized_end=794
+  _globals['_HELLO']._serialized_start=796
+  _globals['_HELLO']._serialized_end=897
+  _globals['_WELCOME']._serialized_start=899
+  _globals['_WELCOME']._serialized_end=989
+  _globals['_RUNTASK']._serialized_start=992
+  _globals['_RUNTASK']._serialized_end=1536
+  _globals['_RUNTASK_SECRETMAPPINGENTRY']._serialized_start=1430
+  _globals['_RUNTASK_SECRETMAPPINGENTRY']._serialized_end=1482
+  _globals['_RUNTASK_STOREDSECRETSENTRY']._serialized_start=1484
+  _globals['_RUNTASK_STOREDSECRETSENTRY']._serialized_end=1536
+  _globals['_KILLTASK']._serialized_start=1538
+  _globals['_KILLTASK']._serialized_end=1583
+  _globals['_DRAINING']._serialized_start=1585
+  _globals['_DRAINING']._serialized_end=1595
+  _globals['_TASKSTARTED']._serialized_start=1597
+  _globals['_TASKSTARTED']._serialized_end=1682
+  _globals['_TASKOUTPUT']._serialized_start=1684
+  _globals['_TASKOUTPUT']._serialized_end=1756
+  _globals['_TASKEXIT']._serialized_start=1759
+  _globals['_TASKEXIT']._serialized_end=2038
+  _globals['_TASKEXIT_FINDINGSENTRY']._serialized_start=1977
+  _globals['_TASKEXIT_FINDINGSENTRY']._serialized_end=2024
+  _globals['_OUTPUTACK']._serialized_start=2040
+  _globals['_OUTPUTACK']._serialized_end=2095
+  _globals['_HEARTBEAT']._serialized_start=2097
+  _globals['_HEARTBEAT']._serialized_end=2108
+  _globals['_LISTAGENTSREQUEST']._serialized_start=2110
+  _globals['_LISTAGENTSREQUEST']._serialized_end=2129
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=2131
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=2187
+  _globals['_CREATEAGENTTOKENREQUEST']._serialized_start=2189
+  _globals['_CREATEAGENTTOKENREQUEST']._serialized_end=2268
+  _globals['_CREATEAGENTTOKENRESPONSE']._serialized_start=2270
+  _globals['_CREATEAGENTTOKENRESPONSE']._serialized_end=2325
+  _globals['_AGENTSERVICE']._serialized_start=2328
+  _globals['_AGENTSERVICE']._serialized_end=2592
 # @@protoc_insertion_point(module_scope)

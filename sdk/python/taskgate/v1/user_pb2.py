@@ -22,55 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16taskgate/v1/user.proto\x12\x0btaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n\x04User\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x13\n\x06\x61\x63tive\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_active\"\xc6\x01\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.taskgate.v1.TokenKind\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\"4\n\x11\x43reateUserRequest\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"5\n\x12\x43reateUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"\x1f\n\x0eGetUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"2\n\x0fGetUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"N\n\x11ListUsersResponse\x12 \n\x05users\x18\x01 \x03(\x0b\x32\x11.taskgate.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"e\n\x11UpdateUserRequest\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"5\n\x12UpdateUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"\x0f\n\rWhoAmIRequest\"c\n\x0eWhoAmIResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12!\n\x05token\x18\x03 \x01(\x0b\x32\x12.taskgate.v1.Token\"0\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"H\n\x13\x43reateTokenResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12!\n\x05token\x18\x02 \x01(\x0b\x32\x12.taskgate.v1.Token\"$\n\x11ListTokensRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\"8\n\x12ListTokensResponse\x12\"\n\x06tokens\x18\x01 \x03(\x0b\x32\x12.taskgate.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x13RevokeTokenResponse\x12!\n\x05token\x18\x01 \x01(\x0b\x32\x12.taskgate.v1.Token*R\n\tTokenKind\x12\x1a\n\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fTOKEN_KIND_USER\x10\x01\x12\x14\n\x10TOKEN_KIND_AGENT\x10\x02\x32\xf3\x04\n\x0bUserService\x12M\n\nCreateUser\x12\x1e.taskgate.v1.CreateUserRequest\x1a\x1f.taskgate.v1.CreateUserResponse\x12\x44\n\x07GetUser\x12\x1b.taskgate.v1.GetUserRequest\x1a\x1c.taskgate.v1.GetUserResponse\x12J\n\tListUsers\x12\x1d.taskgate.v1.ListUsersRequest\x1a\x1e.taskgate.v1.ListUsersResponse\x12M\n\nUpdateUser\x12\x1e.taskgate.v1.UpdateUserRequest\x1a\x1f.taskgate.v1.UpdateUserResponse\x12\x41\n\x06WhoAmI\x12\x1a.taskgate.v1.WhoAmIRequest\x1a\x1b.taskgate.v1.WhoAmIResponse\x12P\n\x0b\x43reateToken\x12\x1f.taskgate.v1.CreateTokenRequest\x1a .taskgate.v1.CreateTokenResponse\x12M\n\nListTokens\x12\x1e.taskgate.v1.ListTokensRequest\x1a\x1f.taskgate.v1.ListTokensResponse\x12P\n\x0bRevokeToken\x12\x1f.taskgate.v1.RevokeTokenRequest\x1a .taskgate.v1.RevokeTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16taskgate/v1/user.proto\x12\x0btaskgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n\x04User\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x13\n\x06\x61\x63tive\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_active\"\xa2\x02\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.taskgate.v1.TokenKind\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07revoked\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12+\n\x07\x65xpires\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_used\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x11\x43reateUserRequest\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"5\n\x12\x43reateUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"\x1f\n\x0eGetUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"2\n\x0fGetUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"N\n\x11ListUsersResponse\x12 \n\x05users\x18\x01 \x03(\x0b\x32\x11.taskgate.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"e\n\x11UpdateUserRequest\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"5\n\x12UpdateUserResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\"\x0f\n\rWhoAmIRequest\"c\n\x0eWhoAmIResponse\x12\x1f\n\x04user\x18\x01 \x01(\x0b\x32\x11.taskgate.v1.User\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12!\n\x05token\x18\x03 \x01(\x0b\x32\x12.taskgate.v1.Token\"X\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"H\n\x13\x43reateTokenResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12!\n\x05token\x18\x02 \x01(\x0b\x32\x12.taskgate.v1.Token\"$\n\x11ListTokensRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\"8\n\x12ListTokensResponse\x12\"\n\x06tokens\x18\x01 \x03(\x0b\x32\x12.taskgate.v1.Token\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x13RevokeTokenResponse\x12!\n\x05token\x18\x01 \x01(\x0b\x32\x12.taskgate.v1.Token*R\n\tTokenKind\x12\x1a\n\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fTOKEN_KIND_USER\x10\x01\x12\x14\n\x10TOKEN_KIND_AGENT\x10\x02\x32\xf3\x04\n\x0bUserService\x12M\n\nCreateUser\x12\x1e.taskgate.v1.CreateUserRequest\x1a\x1f.taskgate.v1.CreateUserResponse\x12\x44\n\x07GetUser\x12\x1b.taskgate.v1.GetUserRequest\x1a\x1c.taskgate.v1.GetUserResponse\x12J\n\tListUsers\x12\x1d.taskgate.v1.ListUsersRequest\x1a\x1e.taskgate.v1.ListUsersResponse\x12M\n\nUpdateUser\x12\x1e.taskgate.v1.UpdateUserRequest\x1a\x1f.taskgate.v1.UpdateUserResponse\x12\x41\n\x06WhoAmI\x12\x1a.taskgate.v1.WhoAmIRequest\x1a\x1b.taskgate.v1.WhoAmIResponse\x12P\n\x0b\x43reateToken\x12\x1f.taskgate.v1.CreateTokenRequest\x1a .taskgate.v1.CreateTokenResponse\x12M\n\nListTokens\x12\x1e.taskgate.v1.ListTokensRequest\x1a\x1f.taskgate.v1.ListTokensResponse\x12P\n\x0bRevokeToken\x12\x1f.taskgate.v1.RevokeTokenRequest\x1a .taskgate.v1.RevokeTokenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taskgate.v1.user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOKENKIND']._serialized_start=1404
-  _globals['_TOKENKIND']._serialized_end=1486
-  _globals['_USER']._serialized_start=107
-  _globals['_USER']._serialized_end=280
-  _globals['_TOKEN']._serialized_start=283
-  _globals['_TOKEN']._serialized_end=481
-  _globals['_CREATEUSERREQUEST']._serialized_start=483
-  _globals['_CREATEUSERREQUEST']._serialized_end=535
-  _globals['_CREATEUSERRESPONSE']._serialized_start=537
-  _globals['_CREATEUSERRESPONSE']._serialized_end=590
-  _globals['_GETUSERREQUEST']._serialized_start=592
-  _globals['_GETUSERREQUEST']._serialized_end=623
-  _globals['_GETUSERRESPONSE']._serialized_start=625
-  _globals['_GETUSERRESPONSE']._serialized_end=675
-  _globals['_LISTUSERSREQUEST']._serialized_start=677
-  _globals['_LISTUSERSREQUEST']._serialized_end=734
-  _globals['_LISTUSERSRESPONSE']._serialized_start=736
-  _globals['_LISTUSERSRESPONSE']._serialized_end=814
-  _globals['_UPDATEUSERREQUEST']._serialized_start=816
-  _globals['_UPDATEUSERREQUEST']._serialized_end=917
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=919
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=972
-  _globals['_WHOAMIREQUEST']._serialized_start=974
-  _globals['_WHOAMIREQUEST']._serialized_end=989
-  _globals['_WHOAMIRESPONSE']._serialized_start=991
-  _globals['_WHOAMIRESPONSE']._serialized_end=1090
-  _globals['_CREATETOKENREQUEST']._serialized_start=1092
-  _globals['_CREATETOKENREQUEST']._serialized_end=1140
-  _globals['_CREATETOKENRESPONSE']._serialized_start=1142
-  _globals['_CREATETOKENRESPONSE']._serialized_end=1214
-  _globals['_LISTTOKENSREQUEST']._serialized_start=1216
-  _globals['_LISTTOKENSREQUEST']._serialized_end=1252
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=1254
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=1310
-  _globals['_REVOKETOKENREQUEST']._serialized_start=1312
-  _globals['_REVOKETOKENREQUEST']._serialized_end=1344
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=1346
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=1402
-  _globals['_USERSERVICE']._serialized_start=1489
-  _globals['_USERSERVICE']._serialized_end=2116
+  _globals['_TOKENKIND']._serialized_start=1568
+  _globals['_TOKENKIND']._serialized_end=1650
+  _globals['_USER']._serialized_start=139
+  _globals['_USER']._serialized_end=312
+  _globals['_TOKEN']._serialized_start=315
+  _globals['_TOKEN']._serialized_end=605
+  _globals['_CREATEUSERREQUEST']._serialized_start=607
+  _globals['_CREATEUSERREQUEST']._serialized_end=659
+  _globals['_CREATEUSERRESPONSE']._serialized_start=661
+  _globals['_CREATEUSERRESPONSE']._serialized_end=714
+  _globals['_GETUSERREQUEST']._serialized_start=716
+  _globals['_GETUSERREQUEST']._serialized_end=747
+  _globals['_GETUSERRESPONSE']._serialized_start=749
+  _globals['_GETUSERRESPONSE']._serialized_end=799
+  _globals['_LISTUSERSREQUEST']._serialized_start=801
+  _globals['_LISTUSERSREQUEST']._serialized_end=858
+  _globals['_LISTUSERSRESPONSE']._serialized_start=860
+  _globals['_LISTUSERSRESPONSE']._serialized_end=938
+  _globals['_UPDATEUSERREQUEST']._serialized_start=940
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1041
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1043
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1096
+  _globals['_WHOAMIREQUEST']._serialized_start=1098
+  _globals['_WHOAMIREQUEST']._serialized_end=1113
+  _globals['_WHOAMIRESPONSE']._serialized_start=1115
+  _globals['_WHOAMIRESPONSE']._serialized_end=1214
+  _globals['_CREATETOKENREQUEST']._serialized_start=1216
+  _globals['_CREATETOKENREQUEST']._serialized_end=1304
+  _globals['_CREATETOKENRESPONSE']._serialized_start=1306
+  _globals['_CREATETOKENRESPONSE']._serialized_end=1378
+  _globals['_LISTTOKENSREQUEST']._serialized_start=1380
+  _globals['_LISTTOKENSREQUEST']._serialized_end=1416
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=1418
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=1474
+  _globals['_REVOKETOKENREQUEST']._serialized_start=1476
+  _globals['_REVOKETOKENREQUEST']._serialized_end=1508
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=1510
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=1566
+  _globals['_USERSERVICE']._serialized_start=1653
+  _globals['_USERSERVICE']._serialized_end=2280
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ package taskgatev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1233,7 +1234,9 @@ func (x *ListAgentsResponse) GetAgents() []*Agent {
 type CreateAgentTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The agent the token is for.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How long the token is valid; unset or zero: until revoked. At most 10 years.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1273,6 +1276,13 @@ func (x *CreateAgentTokenRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreateAgentTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
 }
 
 type CreateAgentTokenResponse struct {
@@ -1332,7 +1342,7 @@ var File_taskgate_v1_agent_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17taskgate/v1/agent.proto\x12\vtaskgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\xce\x01\n" +
+	"\x17taskgate/v1/agent.proto\x12\vtaskgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18taskgate/v1/target.proto\"\xce\x01\n" +
 	"\x05Agent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
@@ -1431,9 +1441,10 @@ const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\tHeartbeat\"\x13\n" +
 	"\x11ListAgentsRequest\"@\n" +
 	"\x12ListAgentsResponse\x12*\n" +
-	"\x06agents\x18\x01 \x03(\v2\x12.taskgate.v1.AgentR\x06agents\"-\n" +
+	"\x06agents\x18\x01 \x03(\v2\x12.taskgate.v1.AgentR\x06agents\"Z\n" +
 	"\x17CreateAgentTokenRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"D\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"D\n" +
 	"\x18CreateAgentTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name2\x88\x02\n" +
@@ -1479,6 +1490,7 @@ var file_taskgate_v1_agent_proto_goTypes = []any{
 	nil,                              // 19: taskgate.v1.TaskExit.FindingsEntry
 	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
 	(*CustomDetector)(nil),           // 21: taskgate.v1.CustomDetector
+	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
 }
 var file_taskgate_v1_agent_proto_depIdxs = []int32{
 	20, // 0: taskgate.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
@@ -1499,17 +1511,18 @@ var file_taskgate_v1_agent_proto_depIdxs = []int32{
 	20, // 15: taskgate.v1.TaskStarted.time:type_name -> google.protobuf.Timestamp
 	19, // 16: taskgate.v1.TaskExit.findings:type_name -> taskgate.v1.TaskExit.FindingsEntry
 	0,  // 17: taskgate.v1.ListAgentsResponse.agents:type_name -> taskgate.v1.Agent
-	1,  // 18: taskgate.v1.AgentService.Connect:input_type -> taskgate.v1.ConnectRequest
-	13, // 19: taskgate.v1.AgentService.ListAgents:input_type -> taskgate.v1.ListAgentsRequest
-	15, // 20: taskgate.v1.AgentService.CreateAgentToken:input_type -> taskgate.v1.CreateAgentTokenRequest
-	2,  // 21: taskgate.v1.AgentService.Connect:output_type -> taskgate.v1.ConnectResponse
-	14, // 22: taskgate.v1.AgentService.ListAgents:output_type -> taskgate.v1.ListAgentsResponse
-	16, // 23: taskgate.v1.AgentService.CreateAgentToken:output_type -> taskgate.v1.CreateAgentTokenResponse
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 18: taskgate.v1.CreateAgentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	1,  // 19: taskgate.v1.AgentService.Connect:input_type -> taskgate.v1.ConnectRequest
+	13, // 20: taskgate.v1.AgentService.ListAgents:input_type -> taskgate.v1.ListAgentsRequest
+	15, // 21: taskgate.v1.AgentService.CreateAgentToken:input_type -> taskgate.v1.CreateAgentTokenRequest
+	2,  // 22: taskgate.v1.AgentService.Connect:output_type -> taskgate.v1.ConnectResponse
+	14, // 23: taskgate.v1.AgentService.ListAgents:output_type -> taskgate.v1.ListAgentsResponse
+	16, // 24: taskgate.v1.AgentService.CreateAgentToken:output_type -> taskgate.v1.CreateAgentTokenResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_taskgate_v1_agent_proto_init() }

@@ -9,6 +9,7 @@ package taskgatev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -178,7 +179,11 @@ type Token struct {
 	// Set once revoked; a revoked token is refused.
 	Revoked *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// Who created it.
-	CreatedBy     string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedBy string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// When it stops being valid; unset: never.
+	Expires *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires,proto3" json:"expires,omitempty"`
+	// When it was last used, to within a minute per server; unset: never.
+	LastUsed      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +265,20 @@ func (x *Token) GetCreatedBy() string {
 		return x.CreatedBy
 	}
 	return ""
+}
+
+func (x *Token) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *Token) GetLastUsed() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsed
+	}
+	return nil
 }
 
 type CreateUserRequest struct {
@@ -743,7 +762,9 @@ type CreateTokenRequest struct {
 	// Whose token; empty means the caller. Only admins may name another user.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// A label to tell tokens apart.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// How long the token is valid; unset or zero: until revoked. At most 10 years.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -790,6 +811,13 @@ func (x *CreateTokenRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
 }
 
 type CreateTokenResponse struct {
@@ -1027,7 +1055,7 @@ var File_taskgate_v1_user_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x16taskgate/v1/user.proto\x12\vtaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
+	"\x16taskgate/v1/user.proto\x12\vtaskgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
 	"\x04User\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1035,7 +1063,7 @@ const file_taskgate_v1_user_proto_rawDesc = "" +
 	"\x06active\x18\x04 \x01(\bH\x00R\x06active\x88\x01\x01\x124\n" +
 	"\acreated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
 	"\aupdated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aupdatedB\t\n" +
-	"\a_active\"\xfc\x01\n" +
+	"\a_active\"\xeb\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.taskgate.v1.TokenKindR\x04kind\x12\x18\n" +
@@ -1044,7 +1072,9 @@ const file_taskgate_v1_user_proto_rawDesc = "" +
 	"\acreated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
 	"\arevoked\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\arevoked\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\a \x01(\tR\tcreatedBy\":\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\x124\n" +
+	"\aexpires\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x127\n" +
+	"\tlast_used\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\blastUsed\":\n" +
 	"\x11CreateUserRequest\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.taskgate.v1.UserR\x04user\";\n" +
 	"\x12CreateUserResponse\x12%\n" +
@@ -1070,10 +1100,11 @@ const file_taskgate_v1_user_proto_rawDesc = "" +
 	"\x0eWhoAmIResponse\x12%\n" +
 	"\x04user\x18\x01 \x01(\v2\x11.taskgate.v1.UserR\x04user\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12(\n" +
-	"\x05token\x18\x03 \x01(\v2\x12.taskgate.v1.TokenR\x05token\"<\n" +
+	"\x05token\x18\x03 \x01(\v2\x12.taskgate.v1.TokenR\x05token\"i\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"W\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"W\n" +
 	"\x13CreateTokenResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12(\n" +
 	"\x05token\x18\x02 \x01(\v2\x12.taskgate.v1.TokenR\x05token\"-\n" +
@@ -1138,6 +1169,7 @@ var file_taskgate_v1_user_proto_goTypes = []any{
 	(*RevokeTokenResponse)(nil),   // 18: taskgate.v1.RevokeTokenResponse
 	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 	(*fieldmaskpb.FieldMask)(nil), // 20: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
 }
 var file_taskgate_v1_user_proto_depIdxs = []int32{
 	19, // 0: taskgate.v1.User.created:type_name -> google.protobuf.Timestamp
@@ -1145,39 +1177,42 @@ var file_taskgate_v1_user_proto_depIdxs = []int32{
 	0,  // 2: taskgate.v1.Token.kind:type_name -> taskgate.v1.TokenKind
 	19, // 3: taskgate.v1.Token.created:type_name -> google.protobuf.Timestamp
 	19, // 4: taskgate.v1.Token.revoked:type_name -> google.protobuf.Timestamp
-	1,  // 5: taskgate.v1.CreateUserRequest.user:type_name -> taskgate.v1.User
-	1,  // 6: taskgate.v1.CreateUserResponse.user:type_name -> taskgate.v1.User
-	1,  // 7: taskgate.v1.GetUserResponse.user:type_name -> taskgate.v1.User
-	1,  // 8: taskgate.v1.ListUsersResponse.users:type_name -> taskgate.v1.User
-	1,  // 9: taskgate.v1.UpdateUserRequest.user:type_name -> taskgate.v1.User
-	20, // 10: taskgate.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 11: taskgate.v1.UpdateUserResponse.user:type_name -> taskgate.v1.User
-	1,  // 12: taskgate.v1.WhoAmIResponse.user:type_name -> taskgate.v1.User
-	2,  // 13: taskgate.v1.WhoAmIResponse.token:type_name -> taskgate.v1.Token
-	2,  // 14: taskgate.v1.CreateTokenResponse.token:type_name -> taskgate.v1.Token
-	2,  // 15: taskgate.v1.ListTokensResponse.tokens:type_name -> taskgate.v1.Token
-	2,  // 16: taskgate.v1.RevokeTokenResponse.token:type_name -> taskgate.v1.Token
-	3,  // 17: taskgate.v1.UserService.CreateUser:input_type -> taskgate.v1.CreateUserRequest
-	5,  // 18: taskgate.v1.UserService.GetUser:input_type -> taskgate.v1.GetUserRequest
-	7,  // 19: taskgate.v1.UserService.ListUsers:input_type -> taskgate.v1.ListUsersRequest
-	9,  // 20: taskgate.v1.UserService.UpdateUser:input_type -> taskgate.v1.UpdateUserRequest
-	11, // 21: taskgate.v1.UserService.WhoAmI:input_type -> taskgate.v1.WhoAmIRequest
-	13, // 22: taskgate.v1.UserService.CreateToken:input_type -> taskgate.v1.CreateTokenRequest
-	15, // 23: taskgate.v1.UserService.ListTokens:input_type -> taskgate.v1.ListTokensRequest
-	17, // 24: taskgate.v1.UserService.RevokeToken:input_type -> taskgate.v1.RevokeTokenRequest
-	4,  // 25: taskgate.v1.UserService.CreateUser:output_type -> taskgate.v1.CreateUserResponse
-	6,  // 26: taskgate.v1.UserService.GetUser:output_type -> taskgate.v1.GetUserResponse
-	8,  // 27: taskgate.v1.UserService.ListUsers:output_type -> taskgate.v1.ListUsersResponse
-	10, // 28: taskgate.v1.UserService.UpdateUser:output_type -> taskgate.v1.UpdateUserResponse
-	12, // 29: taskgate.v1.UserService.WhoAmI:output_type -> taskgate.v1.WhoAmIResponse
-	14, // 30: taskgate.v1.UserService.CreateToken:output_type -> taskgate.v1.CreateTokenResponse
-	16, // 31: taskgate.v1.UserService.ListTokens:output_type -> taskgate.v1.ListTokensResponse
-	18, // 32: taskgate.v1.UserService.RevokeToken:output_type -> taskgate.v1.RevokeTokenResponse
-	25, // [25:33] is the sub-list for method output_type
-	17, // [17:25] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 5: taskgate.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	19, // 6: taskgate.v1.Token.last_used:type_name -> google.protobuf.Timestamp
+	1,  // 7: taskgate.v1.CreateUserRequest.user:type_name -> taskgate.v1.User
+	1,  // 8: taskgate.v1.CreateUserResponse.user:type_name -> taskgate.v1.User
+	1,  // 9: taskgate.v1.GetUserResponse.user:type_name -> taskgate.v1.User
+	1,  // 10: taskgate.v1.ListUsersResponse.users:type_name -> taskgate.v1.User
+	1,  // 11: taskgate.v1.UpdateUserRequest.user:type_name -> taskgate.v1.User
+	20, // 12: taskgate.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 13: taskgate.v1.UpdateUserResponse.user:type_name -> taskgate.v1.User
+	1,  // 14: taskgate.v1.WhoAmIResponse.user:type_name -> taskgate.v1.User
+	2,  // 15: taskgate.v1.WhoAmIResponse.token:type_name -> taskgate.v1.Token
+	21, // 16: taskgate.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	2,  // 17: taskgate.v1.CreateTokenResponse.token:type_name -> taskgate.v1.Token
+	2,  // 18: taskgate.v1.ListTokensResponse.tokens:type_name -> taskgate.v1.Token
+	2,  // 19: taskgate.v1.RevokeTokenResponse.token:type_name -> taskgate.v1.Token
+	3,  // 20: taskgate.v1.UserService.CreateUser:input_type -> taskgate.v1.CreateUserRequest
+	5,  // 21: taskgate.v1.UserService.GetUser:input_type -> taskgate.v1.GetUserRequest
+	7,  // 22: taskgate.v1.UserService.ListUsers:input_type -> taskgate.v1.ListUsersRequest
+	9,  // 23: taskgate.v1.UserService.UpdateUser:input_type -> taskgate.v1.UpdateUserRequest
+	11, // 24: taskgate.v1.UserService.WhoAmI:input_type -> taskgate.v1.WhoAmIRequest
+	13, // 25: taskgate.v1.UserService.CreateToken:input_type -> taskgate.v1.CreateTokenRequest
+	15, // 26: taskgate.v1.UserService.ListTokens:input_type -> taskgate.v1.ListTokensRequest
+	17, // 27: taskgate.v1.UserService.RevokeToken:input_type -> taskgate.v1.RevokeTokenRequest
+	4,  // 28: taskgate.v1.UserService.CreateUser:output_type -> taskgate.v1.CreateUserResponse
+	6,  // 29: taskgate.v1.UserService.GetUser:output_type -> taskgate.v1.GetUserResponse
+	8,  // 30: taskgate.v1.UserService.ListUsers:output_type -> taskgate.v1.ListUsersResponse
+	10, // 31: taskgate.v1.UserService.UpdateUser:output_type -> taskgate.v1.UpdateUserResponse
+	12, // 32: taskgate.v1.UserService.WhoAmI:output_type -> taskgate.v1.WhoAmIResponse
+	14, // 33: taskgate.v1.UserService.CreateToken:output_type -> taskgate.v1.CreateTokenResponse
+	16, // 34: taskgate.v1.UserService.ListTokens:output_type -> taskgate.v1.ListTokensResponse
+	18, // 35: taskgate.v1.UserService.RevokeToken:output_type -> taskgate.v1.RevokeTokenResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_taskgate_v1_user_proto_init() }

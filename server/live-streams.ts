@@ -1,0 +1,124 @@
+/**
+ * Open streams outlive the check made when they opened: a log follower or
+ * an agent stream may stay open for days. Every open stream is registered
+ * here with its caller's token, and every `everyMs` the tokens of all open
+ * streams are read again from the store (two queries, whatever their
+ * number; docs/access.md "Revocation"). A stream whose token was revoked or
+ * expired, or whose user was deactivated, ends UNAUTHENTICATED; when a
+ * user's groups changed, the stream checks again whether that user may go
+ * on (PERMISSION_DENIED or NOT_FOUND when not). A change made through this
+ * server is checked at once; other replicas notice within `everyMs`.
+ */
+import { TaskgateError, UnavailableError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Authenticator, Principal } from './auth.js';
+
+/** One open stream, as the check sees it. */
+export interface Watched {
+  /** Who opened it. */
+  principal: Principal;
+  /** Ends the stream with this error. */
+  end(err: TaskgateError): void;
+  /**
+   * The principal is still valid but changed (groups): resolves when the
+   * stream may go on, rejects with why not.
+   */
+  changed?(principal: Principal): Promise<void>;
+}
+
+/** Tokens re-read per store query. */
+const BATCH = 1000;
+
+/** What of a principal, if changed, makes an open stream check again. */
+function fingerprint(p: Principal): string {
+  return p.kind === 'agent' ? `agent:${p.name}` : `user:${p.email}:${[...p.groups].sort().join(',')}`;
+}
+
+/** The open streams of this server, by token. */
+export class LiveStreams {
+  readonly #auth: Authenticator;
+  readonly #logger: Logger;
+  readonly #everyMs: number;
+  readonly #byToken = new Map<string, Set<Watched>>();
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  #again = false;
+
+  constructor(auth: Authenticator, logger: Logger, options: { everyMs: number }) {
+    this.#auth = auth;
+    this.#logger = logger;
+    this.#everyMs = options.everyMs;
+    auth.onChange(() => this.checkSoon());
+  }
+
+  /** Registers an open stream; call the returned function when it ends. */
+  watch(watched: Watched): () => void {
+    const id = watched.principal.tokenId;
+    let set = this.#byToken.get(id);
+    if (!set) this.#byToken.set(id, (set = new Set()));
+    set.add(watched);
+    return () => {
+      const current = this.#byToken.get(id);
+      if (!current?.delete(watched)) return;
+      if (current.size === 0) this.#byToken.delete(id);
+    };
+  }
+
+  /** Open streams registered (for tests and metrics). */
+  get size(): number {
+    let n = 0;
+    for (const set of this.#byToken.values()) n += set.size;
+    return n;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.checkSoon(), this.#everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Checks every open stream again, now or right after the check under way. */
+  checkSoon(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.check()
+      .catch((err: unknown) => this.#logger.warn({ err }, 'could not re-check open streams; trying again at the next interval'))
+      .finally(() => {
+        this.#running = null;
+        if (this.#again) {
+          this.#again = false;
+          this.checkSoon();
+        }
+      });
+  }
+
+  /** One pass over every open stream's token. */
+  async check(): Promise<void> {
+    const ids = [...this.#byToken.keys()];
+    for (let i = 0; i < ids.length; i += BATCH) {
+      const verdicts = await this.#auth.recheck(ids.slice(i, i + BATCH));
+      for (const [id, verdict] of verdicts) {
+        for (const watched of [...(this.#byToken.get(id) ?? [])]) {
+          if ('error' in verdict) {
+            watched.end(verdict.error);
+            continue;
+          }
+          if (fingerprint(verdict.principal) === fingerprint(watched.principal)) continue;
+          watched.principal = verdict.principal;
+          if (!watched.changed) continue;
+          watched.changed(verdict.principal).catch((err: unknown) => {
+            if (!(err instanceof TaskgateError)) this.#logger.error({ err }, 'unexpected error re-checking an open stream');
+            // Fail closed: a stream that could not be checked again ends.
+            watched.end(err instanceof TaskgateError ? err : new UnavailableError('could not check the caller again; call again'));
+          });
+        }
+      }
+    }
+  }
+}
