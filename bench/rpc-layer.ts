@@ -1,7 +1,7 @@
 /**
  * What Taskgate's RPC layer (server/rpc/) costs per unary call: the grpc-js
  * adapter's call context and the whole middleware chain (metrics, error
- * mapping, authentication, access) around a method that does nothing, in
+ * mapping, authentication, access, limits) around a method that does nothing, in
  * this process, against the same method called bare with its caller looked
  * up. grpc-js itself is left out: its cost is the same either way, and the
  * API suite's raw echo measures it.
@@ -11,7 +11,8 @@ import { TaskServiceService, type GetTaskResponse } from '../gen/taskgate/v1/tas
 import type { Authenticator, Principal } from '../server/auth.js';
 import { Metrics } from '../server/metrics.js';
 import { GrpcTransport } from '../server/rpc/grpc.js';
-import { authenticate, mapErrors, recordMetrics, requireAccess } from '../server/rpc/middleware.js';
+import { RateLimits } from '../server/rate-limits.js';
+import { authenticate, limitCallers, mapErrors, recordMetrics, requireAccess } from '../server/rpc/middleware.js';
 import type { Store } from '../server/store/store.js';
 import { silentLogger } from '../shared/logger.js';
 
@@ -27,7 +28,8 @@ export async function rpcLayerCost(n: number): Promise<{ layerUs: number; bareUs
   const logger = silentLogger();
   const metrics = new Metrics({ store: () => ({}) as Store, connectedAgents: () => 0 });
   const transport = new GrpcTransport(server, {
-    middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess()],
+    // The limiter runs its bucket arithmetic on every call; its rate is set too high to refuse any.
+    middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess(), limitCallers(new RateLimits({ callsPerSecond: 1e12, burst: 1e12, streams: 0 }))],
     shutdown: new AbortController().signal,
     logger,
   });

@@ -44,6 +44,18 @@ export interface ServerOptions extends StoreOptions {
    * replica reaches its streams, in ms. Default 2000 (docs/access.md).
    */
   streamRecheckMs?: number;
+  /** Calls per second each user may make on this server (token bucket); 0: no limit. Default 100. */
+  callsPerSecond?: number;
+  /** Calls a user may make at once above that rate. Default 200. */
+  callBurst?: number;
+  /** Open streams (log followers, watchers) per user on this server; 0: no limit. Default 100. */
+  streamsPerUser?: number;
+  /** Concurrent calls per HTTP/2 connection (grpc.max_concurrent_streams). Default 200. */
+  streamsPerConnection?: number;
+  /** A connection with no call for this long is closed (grpc.max_connection_idle_ms), in ms; 0: never. Default 300000. */
+  idleConnectionMs?: number;
+  /** A connection older than this is asked to reconnect (grpc.max_connection_age_ms), in ms; 0: never. Default 0. */
+  maxConnectionAgeMs?: number;
   /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
   tls?: { cert: Buffer; key: Buffer };
   /**
@@ -76,6 +88,12 @@ export const SERVER_DEFAULTS = {
   shutdownTimeoutMs: 10_000,
   eventSweepMs: 2000,
   streamRecheckMs: 2000,
+  callsPerSecond: 100,
+  callBurst: 200,
+  streamsPerUser: 100,
+  streamsPerConnection: 200,
+  idleConnectionMs: 300_000,
+  maxConnectionAgeMs: 0,
   drainMs: 0,
 } as const satisfies Partial<Record<keyof ServerOptions, unknown>>;
 
@@ -105,6 +123,12 @@ export interface CompiledServerOptions {
   webhooks: WebhookOptions;
   eventSweepMs: number;
   streamRecheckMs: number;
+  callsPerSecond: number;
+  callBurst: number;
+  streamsPerUser: number;
+  streamsPerConnection: number;
+  idleConnectionMs: number;
+  maxConnectionAgeMs: number;
   tls: { cert: Buffer; key: Buffer } | undefined;
   /** With the server's certificate and key, which the agent address presents too. */
   agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
@@ -122,7 +146,11 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
   for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs', 'streamRecheckMs'] as const) {
     positive(name, o[name]);
   }
-  if (!Number.isFinite(o.drainMs) || o.drainMs < 0) throw new ConfigError(`drainMs must be 0 or more, not ${o.drainMs}`);
+  for (const name of ['drainMs', 'callsPerSecond', 'streamsPerUser', 'idleConnectionMs', 'maxConnectionAgeMs'] as const) {
+    if (!Number.isFinite(o[name]) || o[name] < 0) throw new ConfigError(`${name} must be 0 or more, not ${o[name]}`);
+  }
+  positive('callBurst', o.callBurst, { integer: true });
+  positive('streamsPerConnection', o.streamsPerConnection, { integer: true });
   if (o.agentTls && !o.tls) throw new ConfigError('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
   // lastSeen must be refreshed well within the lease, and heartbeats (which
   // trigger the refresh) at least as often.
@@ -144,6 +172,12 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     webhooks: o.webhooks ?? { hooks: [], secret: '' },
     eventSweepMs: o.eventSweepMs,
     streamRecheckMs: o.streamRecheckMs,
+    callsPerSecond: o.callsPerSecond,
+    callBurst: o.callBurst,
+    streamsPerUser: o.streamsPerUser,
+    streamsPerConnection: o.streamsPerConnection,
+    idleConnectionMs: o.idleConnectionMs,
+    maxConnectionAgeMs: o.maxConnectionAgeMs,
     tls: o.tls,
     agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
     metricsListen: o.metricsListen,

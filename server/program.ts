@@ -46,6 +46,12 @@ export interface ServerConfig
     | 'eventSweepMs'
     | 'metricsListen'
     | 'drainMs'
+    | 'callsPerSecond'
+    | 'callBurst'
+    | 'streamsPerUser'
+    | 'streamsPerConnection'
+    | 'idleConnectionMs'
+    | 'maxConnectionAgeMs'
   > {
   /** Embedded store and admin token directory. */
   dataDir: string;
@@ -106,6 +112,12 @@ export function serverOptions(config: ServerConfig): ServerOptions {
     eventSweepMs: config.eventSweepMs,
     metricsListen: config.metricsListen,
     drainMs: config.drainMs,
+    callsPerSecond: config.callsPerSecond,
+    callBurst: config.callBurst,
+    streamsPerUser: config.streamsPerUser,
+    streamsPerConnection: config.streamsPerConnection,
+    idleConnectionMs: config.idleConnectionMs,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
     logger: config.logger,
     secretsKey: config.secretsKeyFile ? readSecretsKey(config.secretsKeyFile) : undefined,
     webhooks: webhookOptions(config),

@@ -12,7 +12,8 @@ import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
 import { GrpcTransport } from './rpc/grpc.js';
-import { authenticate, guardStreams, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
+import { authenticate, guardStreams, limitCallers, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
+import { RateLimits } from './rate-limits.js';
 import { LiveStreams } from './live-streams.js';
 import { agentService } from './services/agent-service.js';
 import { eventService } from './services/event-service.js';
@@ -133,6 +134,10 @@ export class TaskgateServer {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // Limits per connection (docs/limits.md); 0 turns the time limits off.
+      'grpc.max_concurrent_streams': options.streamsPerConnection,
+      ...(options.idleConnectionMs > 0 ? { 'grpc.max_connection_idle_ms': options.idleConnectionMs } : {}),
+      ...(options.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': options.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': 60_000 } : {}),
     });
     const secretBox = options.secretsKey ? new SecretBox(options.secretsKey) : null;
     const { leaseMs } = options;
@@ -158,7 +163,14 @@ export class TaskgateServer {
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
     // Every method, on every transport, runs through the same middleware (docs/design.md "The RPC layer").
     const rpc = new GrpcTransport(grpc, {
-      middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess(), guardStreams(live)],
+      middleware: [
+        recordMetrics(metrics),
+        mapErrors(logger),
+        authenticate(auth),
+        requireAccess(),
+        limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
+        guardStreams(live),
+      ],
       shutdown: shutdown.signal,
       logger,
     });

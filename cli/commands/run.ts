@@ -38,12 +38,26 @@ interface ServerFlags {
   metricsListen?: string;
   drainSeconds: number;
   logFormat: 'json' | 'pretty';
+  rateLimit: number;
+  rateBurst: number;
+  maxStreamsPerUser: number;
+  maxStreamsPerConnection: number;
+  idleConnectionSeconds: number;
+  maxConnectionAgeSeconds: number;
 }
 
 function nonNegativeInt(name: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new CliError(`${name} must be a whole number of seconds, not "${value}"`, 2);
+    return n;
+  };
+}
+
+function nonNegativeNumber(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new CliError(`${name} must be 0 or more, not "${value}"`, 2);
     return n;
   };
 }
@@ -127,6 +141,42 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .env('TASKGATE_MAX_OUTPUT_BYTES')
         .default(SERVER_DEFAULTS.maxOutputBytes)
         .argParser(positiveInt('--max-output-bytes')),
+    )
+    .addOption(
+      new Option('--rate-limit <calls>', 'calls per second each user may make on this server; 0: no limit')
+        .env('TASKGATE_RATE_LIMIT')
+        .default(SERVER_DEFAULTS.callsPerSecond)
+        .argParser(nonNegativeNumber('--rate-limit')),
+    )
+    .addOption(
+      new Option('--rate-burst <calls>', 'calls a user may make at once above --rate-limit')
+        .env('TASKGATE_RATE_BURST')
+        .default(SERVER_DEFAULTS.callBurst)
+        .argParser(positiveInt('--rate-burst')),
+    )
+    .addOption(
+      new Option('--max-streams-per-user <n>', 'open log followers and watchers per user on this server; 0: no limit')
+        .env('TASKGATE_MAX_STREAMS_PER_USER')
+        .default(SERVER_DEFAULTS.streamsPerUser)
+        .argParser(nonNegativeNumber('--max-streams-per-user')),
+    )
+    .addOption(
+      new Option('--max-streams-per-connection <n>', 'concurrent calls per HTTP/2 connection')
+        .env('TASKGATE_MAX_STREAMS_PER_CONNECTION')
+        .default(SERVER_DEFAULTS.streamsPerConnection)
+        .argParser(positiveInt('--max-streams-per-connection')),
+    )
+    .addOption(
+      new Option('--idle-connection-seconds <n>', 'close a connection with no call for this long; 0: never')
+        .env('TASKGATE_IDLE_CONNECTION_SECONDS')
+        .default(SERVER_DEFAULTS.idleConnectionMs / 1000)
+        .argParser(nonNegativeInt('--idle-connection-seconds')),
+    )
+    .addOption(
+      new Option('--max-connection-age-seconds <n>', 'ask clients to reconnect after this long (spreads load over replicas); 0: never')
+        .env('TASKGATE_MAX_CONNECTION_AGE_SECONDS')
+        .default(SERVER_DEFAULTS.maxConnectionAgeMs / 1000)
+        .argParser(nonNegativeInt('--max-connection-age-seconds')),
     );
 }
 
@@ -152,6 +202,12 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     agentClientCaFile: flags.agentClientCa,
     metricsListen: flags.metricsListen,
     drainMs: flags.drainSeconds * 1000,
+    callsPerSecond: flags.rateLimit,
+    callBurst: flags.rateBurst,
+    streamsPerUser: flags.maxStreamsPerUser,
+    streamsPerConnection: flags.maxStreamsPerConnection,
+    idleConnectionMs: flags.idleConnectionSeconds * 1000,
+    maxConnectionAgeMs: flags.maxConnectionAgeSeconds * 1000,
     logger,
   };
 }

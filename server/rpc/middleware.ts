@@ -1,7 +1,8 @@
 /**
  * The middleware every Taskgate method runs through, outermost first
  * (server/server.ts composes them): metrics, error mapping,
- * authentication, the access requirement. Each is applied once per method
+ * authentication, the access requirement, per-caller limits, the
+ * open-stream check. Each is applied once per method
  * when a service is added, so a call pays only for what it runs.
  */
 import { CancelledError } from '../../shared/errors.js';
@@ -9,6 +10,7 @@ import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
 import type { Authenticator, UserPrincipal } from '../auth.js';
 import type { LiveStreams } from '../live-streams.js';
+import type { RateLimits } from '../rate-limits.js';
 import type { Metrics } from '../metrics.js';
 import { watchStream, type Middleware } from './core.js';
 import { CODE_NAMES, Code, RpcError, toRpcError } from './status.js';
@@ -133,6 +135,45 @@ export function guardStreams(live: LiveStreams): Middleware {
         },
         () => {
           unwatch();
+          return stoppedReading();
+        },
+      );
+    };
+  };
+}
+
+/**
+ * Per-caller limits (server/rate-limits.ts): every call takes from the
+ * caller's bucket, and a server stream counts against their open streams
+ * until it ends. The agent stream is not limited here.
+ */
+export function limitCallers(limits: RateLimits): Middleware {
+  return (method, next) => {
+    if (method.kind === 'bidi') return next;
+    if (method.kind === 'unary') {
+      return async (request, ctx) => {
+        limits.call(ctx.principal!);
+        return next(request, ctx);
+      };
+    }
+    return async (request, ctx) => {
+      limits.call(ctx.principal!);
+      const release = limits.openStream(ctx.principal!);
+      let stream: AsyncIterable<unknown>;
+      try {
+        stream = (await next(request, ctx)) as AsyncIterable<unknown>;
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return watchStream(
+        stream,
+        (err) => {
+          release();
+          return err;
+        },
+        () => {
+          release();
           return stoppedReading();
         },
       );

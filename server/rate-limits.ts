@@ -1,0 +1,100 @@
+/**
+ * Fair use per caller (docs/limits.md "Per caller"): each user may make
+ * `callsPerSecond` calls (a token bucket holding `burst`) and hold
+ * `streams` open streams at once on this server. A call over either limit
+ * is RESOURCE_EXHAUSTED with when to retry (grpc-retry-pushback-ms for gRPC
+ * clients). Limits hold per server process: they are checked in memory on
+ * every call, without a store round trip, so a caller spread over N
+ * replicas gets up to N times them. Agents are not limited here: an agent
+ * has one stream, and its messages are bounded by the session.
+ */
+import { ResourceExhaustedError } from '../shared/errors.js';
+import type { Principal } from './auth.js';
+
+/** The limits; 0 turns one off. */
+export interface RateLimitOptions {
+  /** Calls per second per user, sustained. */
+  callsPerSecond: number;
+  /** Calls a user may make at once above the rate. */
+  burst: number;
+  /** Open streams (log followers, watchers) per user. */
+  streams: number;
+}
+
+interface Bucket {
+  tokens: number;
+  /** When `tokens` was last brought up to date, in ms (performance.now). */
+  at: number;
+  streams: number;
+}
+
+/** Buckets kept before idle full ones are dropped. */
+const SWEEP_AT = 10_000;
+
+/** Token buckets and stream counts per principal. */
+export class RateLimits {
+  readonly #options: RateLimitOptions;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(options: RateLimitOptions) {
+    this.#options = options;
+  }
+
+  #bucket(principal: Principal, now: number): Bucket {
+    const key = principal.kind === 'user' ? principal.email : `agent:${principal.name}`;
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      if (this.#buckets.size >= SWEEP_AT) this.#sweep(now);
+      bucket = { tokens: this.#options.burst, at: now, streams: 0 };
+      this.#buckets.set(key, bucket);
+    }
+    return bucket;
+  }
+
+  /** Takes one call from the caller's bucket; throws ResourceExhaustedError when it is empty. */
+  call(principal: Principal): void {
+    const { callsPerSecond, burst } = this.#options;
+    if (callsPerSecond <= 0) return;
+    const now = performance.now();
+    const bucket = this.#bucket(principal, now);
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * callsPerSecond);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return;
+    }
+    const retryDelayMs = Math.ceil(((1 - bucket.tokens) / callsPerSecond) * 1000);
+    throw new ResourceExhaustedError(
+      `rate limit: at most ${callsPerSecond} calls per second per user (bursts of ${burst}); retry in ${(retryDelayMs / 1000).toFixed(1)} s`,
+      { retryDelayMs },
+    );
+  }
+
+  /** Counts an open stream; throws ResourceExhaustedError over the limit. Returns its release. */
+  openStream(principal: Principal): () => void {
+    const { streams } = this.#options;
+    if (streams <= 0) return () => undefined;
+    const bucket = this.#bucket(principal, performance.now());
+    if (bucket.streams >= streams) {
+      throw new ResourceExhaustedError(`too many open streams: at most ${streams} per user on this server; close some (log followers, watchers) first`, {
+        retryDelayMs: 1000,
+      });
+    }
+    bucket.streams++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      bucket.streams--;
+    };
+  }
+
+  /** Drops buckets that are full again and hold no stream: they carry no state. */
+  #sweep(now: number): void {
+    const { callsPerSecond, burst } = this.#options;
+    for (const [key, bucket] of this.#buckets) {
+      const tokens = bucket.tokens + ((now - bucket.at) / 1000) * callsPerSecond;
+      if (bucket.streams === 0 && tokens >= burst) this.#buckets.delete(key);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Per-caller limits (docs/limits.md "Per caller"): a user over the call
+ * rate or the open-stream limit gets RESOURCE_EXHAUSTED saying when to
+ * retry, and nobody else is slowed by it.
+ */
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { expect } from 'chai';
+import type { Api } from '../../cli/client.js';
+import { Harness } from '../helpers/harness.js';
+import { STORE_KINDS } from '../helpers/stores.js';
+
+/** Resolves once `check` holds, trying every 20 ms for up to 5 s. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+describe('per-caller limits', function () {
+  let h: Harness;
+
+  beforeEach(async () => {
+    const sqlite = STORE_KINDS.find((k) => k.name === 'sqlite')!;
+    h = await Harness.start((await sqlite.location())!, { callsPerSecond: 5, callBurst: 10, streamsPerUser: 3 });
+  });
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  const whoAmI = (api: Api): Promise<unknown> => api.call(api.users, api.users.whoAmI, {});
+
+  it('refuses a user past the call rate with RESOURCE_EXHAUSTED and when to retry, and lets others through', async () => {
+    const greedy = await h.user('greedy@x', []);
+    const other = await h.user('other@x', []);
+    const results = await Promise.all(Array.from({ length: 30 }, () => whoAmI(greedy).then(() => null, (err: ServiceError) => err)));
+    const refused = results.filter((r): r is ServiceError => r !== null);
+    // The bucket holds 10 and refills at 5/s: of 30 calls at once, 10 or 11 pass.
+    expect(30 - refused.length).to.be.within(10, 11);
+    const first = refused[0]!;
+    expect(first.code).to.equal(status.RESOURCE_EXHAUSTED);
+    expect(first.details).to.match(/^rate limit: at most 5 calls per second per user \(bursts of 10\); retry in \d\.\d s$/);
+    const pushback = Number(first.metadata.get('grpc-retry-pushback-ms')[0]);
+    expect(pushback).to.be.within(1, 1000);
+    // Another user has a bucket of their own.
+    await whoAmI(other);
+    // After the delay it names, the greedy user may call again.
+    await new Promise((resolve) => setTimeout(resolve, pushback + 50));
+    await whoAmI(greedy);
+  });
+
+  it('refuses a stream past the open-stream limit until one closes', async () => {
+    // A task waiting for review: its watchers stay open.
+    await h.createTarget('reviewed', 'a1', 'bash', { review: 2 /* ANY */ });
+    const watcher = await h.user('watcher@x', []);
+    const { task: waiting } = await watcher.call(watcher.tasks, watcher.tasks.createTask, { target: 'reviewed', script: 'true', message: '', type: '', timeoutSeconds: 0 });
+    const open = () => {
+      const call = watcher.tasks.watchTask({ id: waiting!.id }, watcher.metadata);
+      const first = new Promise<ServiceError | null>((resolve) => {
+        call.once('data', () => resolve(null));
+        call.once('error', (err: ServiceError) => resolve(err));
+      });
+      call.on('error', () => undefined);
+      return { call, first };
+    };
+    const streams = [open(), open(), open()];
+    expect(await Promise.all(streams.map((s) => s.first))).to.deep.equal([null, null, null]);
+    const fourth = open();
+    const refused = await fourth.first;
+    expect([refused?.code, refused?.details]).to.deep.equal([
+      status.RESOURCE_EXHAUSTED,
+      'too many open streams: at most 3 per user on this server; close some (log followers, watchers) first',
+    ]);
+    streams[0]!.call.cancel();
+    let fifth: ReturnType<typeof open> | undefined;
+    await eventually('a closed stream frees its place', async () => {
+      fifth = open();
+      return (await fifth.first) === null;
+    });
+    for (const s of [...streams, fifth!]) s.call.cancel();
+  });
+});
