@@ -10,7 +10,8 @@
  */
 import { status } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { writePrivateFile } from '../shared/private-files.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ReviewMode, Target } from '../gen/taskgate/v1/target.js';
@@ -53,8 +54,7 @@ export async function runDev(config: DevConfig): Promise<DevProgram> {
   if (!serverConfig.secretsKeyFile) {
     const keyFile = join(serverConfig.dataDir, 'secrets.key');
     if (!existsSync(keyFile)) {
-      mkdirSync(serverConfig.dataDir, { recursive: true, mode: 0o700 });
-      writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      writePrivateFile(keyFile, `${randomBytes(32).toString('hex')}\n`);
     }
     serverConfig.secretsKeyFile = keyFile;
   }

@@ -9,8 +9,9 @@
  * Settings that cannot work are refused with a {@link ConfigError} before
  * anything starts; the messages name the flags, as the config mirrors them.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writePrivateFile } from '../shared/private-files.js';
+import { join } from 'node:path';
 import { ConfigError } from '../shared/config-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { ServerOptions } from './options.js';
@@ -189,8 +190,7 @@ export async function keepToken(
   }
   const token = await issue();
   // With MongoDB nothing else creates the data directory.
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${token}\n`);
   return { token, fresh: true };
 }
 

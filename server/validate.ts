@@ -31,6 +31,25 @@ export function checkSize(field: string, value: string, maxBytes: number): strin
   return value;
 }
 
+/**
+ * Control characters (C0, DEL, C1) and the Unicode format characters that
+ * reorder or hide text (bidirectional overrides and isolates, zero-width
+ * joiners, the BOM): in a name or an email they make one identity look like
+ * another ("x@y\u202e" shown as a different address).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const DECEPTIVE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/u;
+
+/** Refuses names and labels with control or text-reordering characters. */
+export function checkPlainText(field: string, value: string): string {
+  const found = DECEPTIVE.exec(value);
+  if (found) {
+    const code = `U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new InvalidArgumentError(`${field} contains the control or text-direction character ${code}; use plain text`);
+  }
+  return value;
+}
+
 /** A page size within bounds. */
 export function pageSize(requested: number, fallback: number): number {
   if (requested < 0) throw new InvalidArgumentError('page_size must not be negative');
@@ -70,6 +89,7 @@ const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 /** Checks an email address (loosely: something@something, at most 254 characters). */
 export function checkEmail(field: string, value: string): string {
+  checkPlainText(field, value);
   if (value.length > 254 || !EMAIL.test(value)) {
     throw new InvalidArgumentError(`${field} "${value}" is not an email address`);
   }

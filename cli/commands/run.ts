@@ -255,8 +255,9 @@ export function serverCommand(): Command {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server', format: flags.logFormat });
       const server = await start(() => runServer(serverConfig(flags, logger)));
       if (server.firstStart) {
-        const { email, tokenFile, token } = server.firstStart;
-        process.stderr.write(`First start: admin user ${email}, token written to ${tokenFile} (shown once):\n${token}\n`);
+        // The token itself is never printed: service logs keep stderr.
+        const { email, tokenFile } = server.firstStart;
+        process.stderr.write(`First start: admin user ${email}, token written to ${tokenFile} (mode 0600; read it there: TASKGATE_TOKEN=$(cat ${tokenFile}))\n`);
       }
       onSignals(logger, () => server.stop());
     });

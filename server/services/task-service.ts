@@ -33,12 +33,16 @@ import type { TaskMachine } from '../task-machine.js';
 import { checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
-/** Chunks read from the store per round trip when sending logs. */
+/** Chunks read from the store per round trip when sending logs, at most. */
 const LOG_BATCH = 256;
+/** Output bytes a log reader holds at once, at most (plus one chunk): 150 readers that never read cost 150 MiB, not 2 GB. */
+const LOG_READ_AHEAD_BYTES = 1024 * 1024;
 /** How often a follower re-reads the store without a local notification, in ms. */
 const FOLLOW_POLL_MS = 1000;
 /** Tasks ListTasks examines per call at most, hidden ones included, before it returns a short page. */
 const LIST_SCAN_LIMIT = 5000;
+/** Tasks ListTasks reads per store query, at least. */
+const LIST_BATCH = 250;
 
 /** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
 function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
@@ -145,7 +149,8 @@ export function taskService(
   }
 
   async function listTasks(req: ListTasksRequest, { user }: UserContext): Promise<ListTasksResponse> {
-    let statuses: TaskStatus[] = req.statuses.map((s) => {
+    // Deduplicated: a request's length never changes the query's shape or cost.
+    let statuses: TaskStatus[] = [...new Set(req.statuses)].map((s) => {
       const status = statusFromWire(s);
       if (!status) throw new InvalidArgumentError(`unknown status value ${s}`);
       return status;
@@ -164,7 +169,8 @@ export function taskService(
     let cursor = pageToken.decode(req.pageToken) || undefined;
     let exhausted = false;
     for (let scanned = 0; page.length < limit && scanned < LIST_SCAN_LIMIT; ) {
-      const batchSize = limit + 1;
+      // Read in batches of at least LIST_BATCH: a caller who sees few tasks costs a few queries, not one per task.
+      const batchSize = Math.max(limit + 1, LIST_BATCH);
       const batch = await store.listTasks({ statuses, target: req.target || undefined, beforeId: cursor, limit: batchSize });
       let examined = 0;
       for (const task of batch) {
@@ -299,15 +305,18 @@ export function taskService(
         // so after seeing a terminal status, one more read gets them all.
         const task = await store.getTask(req.id);
         if (!task) throw new NotFoundError(`task ${req.id} not found`);
-        const chunks = await store.readChunks(req.id, first ? { fromOffset: req.offset } : { afterSeq: lastSeq }, LOG_BATCH);
+        const chunks = await store.readChunks(req.id, first ? { fromOffset: req.offset } : { afterSeq: lastSeq }, LOG_BATCH, LOG_READ_AHEAD_BYTES);
         first = false;
+        let bytes = 0;
         for (const chunk of chunks) {
           const skip = Math.max(0, req.offset - chunk.offset);
           lastSeq = chunk.seq;
+          bytes += chunk.data.length;
           if (skip >= chunk.data.length) continue;
           yield { event: { $case: 'chunk', value: { offset: chunk.offset + skip, data: chunk.data.subarray(skip) } } };
         }
-        if (chunks.length === LOG_BATCH) continue;
+        // A full read: more may be there.
+        if (chunks.length === LOG_BATCH || bytes >= LOG_READ_AHEAD_BYTES) continue;
         if (isTerminal(task.status)) {
           if (chunks.length > 0) continue;
           yield { event: { $case: 'finished', value: taskToWire(task) } };

@@ -23,7 +23,7 @@ import type { EventPublisher } from '../audit.js';
 import { actorOf, type Authenticator } from '../auth.js';
 import { tokenToWire, userToWire } from '../convert.js';
 import type { Store, UserPatch, UserRecord } from '../store/store.js';
-import { checkEmail, checkGroups, checkSize, checkTtl, pageSize, pageToken } from '../validate.js';
+import { checkEmail, checkGroups, checkPlainText, checkSize, checkTtl, pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Fields UpdateUser may change, by their proto names. */
@@ -45,7 +45,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     const now = new Date();
     const user: UserRecord = {
       email: checkEmail('user.email', u.email),
-      name: checkSize('user.name', u.name, MAX_NAME_BYTES),
+      name: checkPlainText('user.name', checkSize('user.name', u.name, MAX_NAME_BYTES)),
       groups: checkGroups('user.groups', u.groups),
       active: u.active ?? true,
       created: now,
@@ -83,7 +83,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     for (const path of paths) {
       switch (path) {
         case 'name':
-          patch.name = checkSize('user.name', u.name, MAX_NAME_BYTES);
+          patch.name = checkPlainText('user.name', checkSize('user.name', u.name, MAX_NAME_BYTES));
           break;
         case 'groups':
           patch.groups = checkGroups('user.groups', u.groups);
@@ -119,7 +119,7 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     const user = await mustGet(email);
     if (!user.active) throw new FailedPreconditionError(`user ${email} is deactivated`);
     const { secret, record } = await auth.issue('user', email, {
-      name: checkSize('name', req.name, MAX_NAME_BYTES),
+      name: checkPlainText('name', checkSize('name', req.name, MAX_NAME_BYTES)),
       createdBy: actorOf(caller),
       expires: checkTtl('ttl', req.ttl, new Date()),
     });

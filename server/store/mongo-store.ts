@@ -305,11 +305,24 @@ export class MongoStore implements Store {
     return true;
   }
 
-  async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
+  async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
     const filter: Filter<ChunkDoc> =
       'afterSeq' in cursor ? { taskId, seq: { $gt: cursor.afterSeq } } : { taskId, end: { $gt: cursor.fromOffset } };
-    const docs = await this.#chunks.find(filter).sort({ seq: 1 }).limit(limit).toArray();
-    return docs.map(toChunk);
+    // Small batches, stopped at maxBytes: a reader never holds much more.
+    const found = this.#chunks.find(filter).sort({ seq: 1 }).limit(limit).batchSize(Math.min(limit, 16));
+    const chunks: ChunkRecord[] = [];
+    let bytes = 0;
+    try {
+      for await (const doc of found) {
+        const chunk = toChunk(doc);
+        chunks.push(chunk);
+        bytes += chunk.data.length;
+        if (bytes >= maxBytes) break;
+      }
+    } finally {
+      await found.close();
+    }
+    return chunks;
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {

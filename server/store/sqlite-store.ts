@@ -4,7 +4,8 @@
  * of the event loop; conditional transitions run inside a SQLite transaction.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
+import { privateDir, privateFile } from '../../shared/private-files.js';
 import { join } from 'node:path';
 import { AlreadyExistsError } from '../../shared/errors.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
@@ -96,6 +97,9 @@ const MIGRATIONS = [
 
 const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt', 'killRequested', 'expires', 'lastUsed']);
 
+/** Prepared statements kept; the oldest is dropped past this. */
+const MAX_STATEMENTS = 256;
+
 /** JSON.parse that turns the known date fields back into Dates. */
 function parseDoc<T>(json: string): T {
   return JSON.parse(json, (key, value: unknown) =>
@@ -125,8 +129,12 @@ export class SqliteStore implements Store {
     if (dataDir === ':memory:') {
       this.#db = new Database(':memory:');
     } else {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      this.#db = new Database(join(dataDir, 'taskgate.db'));
+      // 0700 and 0600 whatever the umask; SQLite gives its -wal and -shm files the database file's mode.
+      privateDir(dataDir);
+      const file = join(dataDir, 'taskgate.db');
+      privateFile(file);
+      for (const extra of ['-wal', '-shm']) if (existsSync(file + extra)) chmodSync(file + extra, 0o600);
+      this.#db = new Database(file);
       this.#db.pragma('journal_mode = WAL');
     }
     this.#db.pragma('synchronous = NORMAL');
@@ -150,6 +158,9 @@ export class SqliteStore implements Store {
     let statement = this.#statements.get(sql);
     if (!statement) {
       statement = this.#db.prepare(sql);
+      // Queries have a few fixed shapes; the bound keeps a bug (or a new
+      // dynamic query) from holding every text ever seen.
+      if (this.#statements.size >= MAX_STATEMENTS) this.#statements.delete(this.#statements.keys().next().value!);
       this.#statements.set(sql, statement);
     }
     return statement;
@@ -260,15 +271,20 @@ export class SqliteStore implements Store {
     return run.immediate();
   }
 
-  async readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]> {
-    const rows = (
+  async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
+    const rows =
       'afterSeq' in cursor
-        ? this.#statement('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?')
-            .all(taskId, cursor.afterSeq, limit)
-        : this.#statement('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?')
-            .all(taskId, cursor.fromOffset, limit)
-    ) as ChunkRow[];
-    return rows.map((r) => ({ taskId: r.task_id, seq: r.seq, offset: r.offset, data: r.data }));
+        ? this.#statement('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.afterSeq, limit)
+        : this.#statement('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.fromOffset, limit);
+    // Row by row, so no more than maxBytes (plus one chunk) is ever read.
+    const chunks: ChunkRecord[] = [];
+    let bytes = 0;
+    for (const row of rows as IterableIterator<ChunkRow>) {
+      chunks.push({ taskId: row.task_id, seq: row.seq, offset: row.offset, data: row.data });
+      bytes += row.data.length;
+      if (bytes >= maxBytes) break;
+    }
+    return chunks;
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {

@@ -347,8 +347,12 @@ export interface Store {
    * task is never stored).
    */
   putChunkIfRunning(chunk: ChunkRecord): Promise<boolean>;
-  /** Chunks in seq order, from a cursor; at most `limit`. */
-  readChunks(taskId: string, cursor: ChunkCursor, limit: number): Promise<ChunkRecord[]>;
+  /**
+   * Chunks in seq order, from a cursor; at most `limit`, and none after the
+   * one that brings the total to `maxBytes` or more (at least one chunk is
+   * returned when any is there), so a reader holds a bounded amount.
+   */
+  readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes?: number): Promise<ChunkRecord[]>;
   /** How many chunks and bytes a task has stored. */
   chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
 

@@ -8,7 +8,6 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { Target } from '../../gen/taskgate/v1/target.js';
 import { TaskStatus, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { User } from '../../gen/taskgate/v1/user.js';
 import { Api } from '../../cli/client.js';
@@ -123,8 +122,8 @@ for (const kind of STORE_KINDS) {
       const err = await stopped;
       expect(err).to.be.instanceOf(AgentError);
       expect((err as AgentError).message).to.equal(`the server refused this agent: token ${live.id} was revoked`);
-      await h.api.call(h.api.targets, h.api.targets.updateTarget, { target: Target.fromPartial({ name: 'prod', review: 1 /* NONE */ }), updateMask: ['review'] });
-      const task = await h.createTask('prod', 'echo must not run');
+      await h.createTarget('open', 'a1', 'bash');
+      const task = await h.createTask('open', 'echo must not run');
       expect((await h.getTask(task.id)).status).to.equal(TaskStatus.TASK_STATUS_READY);
     });
   });
