@@ -34,7 +34,7 @@ export interface ServerOptions extends StoreOptions {
   shutdownTimeoutMs?: number;
   /** 32-byte key that encrypts stored secrets at rest; without it they are refused. */
   secretsKey?: Buffer;
-  /** Outgoing webhooks for task events; none by default. */
+  /** Outgoing webhooks for task events, each with its own secret (docs/webhooks.md); none by default. */
   webhooks?: WebhookOptions;
   /** How often the event publisher looks for events left by any server, in ms. Default 2000. */
   eventSweepMs?: number;
@@ -169,7 +169,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     pollMs: o.pollMs,
     shutdownTimeoutMs: o.shutdownTimeoutMs,
     secretsKey: o.secretsKey,
-    webhooks: o.webhooks ?? { hooks: [], secret: '' },
+    webhooks: o.webhooks ?? { hooks: [] },
     eventSweepMs: o.eventSweepMs,
     streamRecheckMs: o.streamRecheckMs,
     callsPerSecond: o.callsPerSecond,

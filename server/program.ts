@@ -9,9 +9,9 @@
  * Settings that cannot work are refused with a {@link ConfigError} before
  * anything starts; the messages name the flags, as the config mirrors them.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { writePrivateFile } from '../shared/private-files.js';
-import { join } from 'node:path';
 import { ConfigError } from '../shared/config-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { ServerOptions } from './options.js';
@@ -19,7 +19,7 @@ import { SecretBox } from './secret-box.js';
 import { TaskgateServer } from './server.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
-import type { WebhookConfig, WebhookOptions } from './webhooks.js';
+import { checkWebhooks, type WebhookConfig, type WebhookOptions } from './webhooks.js';
 
 /** Defaults of the server program beyond the server's own (SERVER_DEFAULTS in server/options.ts). */
 export const SERVER_PROGRAM_DEFAULTS = {
@@ -60,13 +60,16 @@ export interface ServerConfig
   adminEmail: string;
   /** File with the 32-byte key (hex or base64) that encrypts stored secrets. */
   secretsKeyFile?: string;
-  /** URLs that get signed JSON task events. */
+  /** URLs that get Standard Webhooks signed JSON task events; `webhookSecretFiles[i]` holds the i-th one's secret. */
   webhookUrls: string[];
-  /** Slack incoming-webhook URLs that get task events as messages. */
+  /** Files holding each webhook's own secret (`whsec_` + base64), in the order of `webhookUrls`. */
+  webhookSecretFiles: string[];
+  /** Slack incoming-webhook URLs that get task events as messages (unsigned: the URL is the secret). */
   slackWebhookUrls: string[];
-  /** HMAC-SHA256 key that signs webhook bodies (or `webhookSecretFile`). */
+  /** A JSON file listing webhooks: `[{"url", "format"?, "secretFile"? | "secret"?, "name"?}]` (docs/webhooks.md). */
+  webhooksFile?: string;
+  /** No longer accepted (one key for every hook, readable in the process list); given, it is refused saying what to use. */
   webhookSecret?: string;
-  webhookSecretFile?: string;
   /** PEM certificate and key of the listen address (both or neither). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -212,22 +215,66 @@ function readSecretsKey(file: string): Buffer {
 }
 
 function webhookOptions(config: ServerConfig): WebhookOptions {
+  if (config.webhookSecret !== undefined) {
+    throw new ConfigError(
+      '--webhook-secret (TASKGATE_WEBHOOK_SECRET) is no longer accepted: give each --webhook a secret of its own in a file, --webhook-secret-file FILE after each --webhook, or list hooks in --webhooks-file (docs/webhooks.md)',
+    );
+  }
+  const urls = config.webhookUrls;
+  const files = config.webhookSecretFiles;
+  if (files.length !== urls.length) {
+    throw new ConfigError(`each --webhook needs its own --webhook-secret-file, in the same order: got ${urls.length} --webhook and ${files.length} --webhook-secret-file`);
+  }
   const hooks: WebhookConfig[] = [
-    ...config.webhookUrls.map((url) => ({ url, format: 'json' as const })),
-    ...config.slackWebhookUrls.map((url) => ({ url, format: 'slack' as const })),
+    ...urls.map((url, i) => ({ url, format: 'json' as const, name: `--webhook #${i + 1}`, secret: readSecretFile(files[i]!, '--webhook-secret-file', config.logger) })),
+    ...config.slackWebhookUrls.map((url, i) => ({ url, format: 'slack' as const, name: `--slack-webhook #${i + 1}` })),
+    ...(config.webhooksFile ? readWebhooksFile(config.webhooksFile, config.logger) : []),
   ];
-  for (const hook of hooks) {
-    if (!URL.canParse(hook.url) || !/^https?:$/.test(new URL(hook.url).protocol)) {
-      throw new ConfigError(`webhook "${hook.url}" is not an http(s) URL`);
+  checkWebhooks(hooks);
+  return { hooks };
+}
+
+/** A file holding a secret; warns when other users may read it. */
+function readSecretFile(file: string, flag: string, logger: Logger): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+    if ((statSync(file).mode & 0o077) !== 0) logger.warn({ file }, `${flag}: other users may read this file; chmod 600 it`);
+  } catch (err) {
+    throw new ConfigError(`${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  return text.trim();
+}
+
+const WEBHOOK_FILE_KEYS = new Set(['url', 'format', 'secret', 'secretFile', 'name']);
+
+/** The hooks listed in a --webhooks-file; a relative `secretFile` is relative to the file's directory. */
+function readWebhooksFile(file: string, logger: Logger): WebhookConfig[] {
+  const flag = '--webhooks-file';
+  let entries: unknown;
+  try {
+    entries = JSON.parse(readSecretFile(file, flag, logger));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${flag} ${file}: not JSON (${(err as Error).message})`, { cause: err });
+  }
+  if (!Array.isArray(entries)) throw new ConfigError(`${flag} ${file}: expected a JSON array of webhooks`);
+  return entries.map((entry: unknown, i): WebhookConfig => {
+    const where = `${flag} ${file}: webhook ${i + 1}`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: expected an object`);
+    const e = entry as Record<string, unknown>;
+    const unknown = Object.keys(e).filter((k) => !WEBHOOK_FILE_KEYS.has(k));
+    if (unknown.length > 0) throw new ConfigError(`${where}: unknown field ${unknown.join(', ')} (fields: ${[...WEBHOOK_FILE_KEYS].join(', ')})`);
+    for (const key of WEBHOOK_FILE_KEYS) {
+      if (e[key] !== undefined && typeof e[key] !== 'string') throw new ConfigError(`${where}: "${key}" must be a string`);
     }
-  }
-  let secret = config.webhookSecret ?? '';
-  // A file that cannot be read is not a ConfigError: its message stays the system's own.
-  if (config.webhookSecretFile) secret = readFileSync(config.webhookSecretFile, 'utf8').trim();
-  if (config.webhookUrls.length > 0 && secret === '') {
-    throw new ConfigError('--webhook needs --webhook-secret or --webhook-secret-file to sign its requests');
-  }
-  return { hooks, secret };
+    const { url, format = 'json', secret, secretFile, name } = e as Record<string, string | undefined>;
+    if (!url) throw new ConfigError(`${where}: "url" is required`);
+    if (format !== 'json' && format !== 'slack') throw new ConfigError(`${where}: "format" is json or slack`);
+    if (secret !== undefined && secretFile !== undefined) throw new ConfigError(`${where}: give "secret" or "secretFile", not both`);
+    const key = secretFile !== undefined ? readSecretFile(resolve(dirname(file), secretFile), `${where} "secretFile"`, logger) : secret;
+    return { url, format, name: name ?? `--webhooks-file #${i + 1}`, ...(key !== undefined ? { secret: key } : {}) };
+  });
 }
 
 function tlsOptions(config: ServerConfig): ServerOptions['tls'] {

@@ -2,17 +2,32 @@
  * Outgoing webhooks: a POST for every task status change (task.created ...
  * task.killed), queued in the store by the event publisher and sent by a
  * background loop, so a slow or failing receiver never blocks or fails the
- * change that caused it.
+ * change that caused it. docs/webhooks.md is the receiver's side of this.
+ *
+ * JSON hooks are signed as the Standard Webhooks spec says
+ * (https://www.standardwebhooks.com, spec/standard-webhooks.md "Signature
+ * scheme" and "Webhook headers"; Svix implements the same): each hook has its
+ * own secret, `whsec_` + base64 of the key bytes; every attempt carries
+ * `webhook-id` (the event id, the same on every retry and after a restart),
+ * `webhook-timestamp` (unix seconds of this attempt) and `webhook-signature`
+ * = `v1,` + base64(HMAC-SHA256(key, `${id}.${timestamp}.${body}`)), so a
+ * receiver can refuse replays by their age and duplicates by their id.
+ *
+ * "slack" hooks post an incoming-webhook `{"text": ...}` message, unsigned:
+ * Slack checks no signature on incoming webhooks (the URL is the secret), so
+ * signing would only hand Slack's operator bodies signed with a key. User
+ * text in it is escaped as Slack asks (`&`, `<`, `>`), so `<https://x|Approve>`
+ * in a message stays text instead of becoming a link.
  *
  * Delivery is at least once: a delivery is retried with exponential backoff
  * until the receiver answers 2xx or `maxAttempts` is reached (then it is
- * marked failed and logged). Receivers deduplicate by the
- * `X-Taskgate-Delivery` header (the event id). JSON bodies are signed like
- * GitHub's: `X-Taskgate-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
- * The "slack" format posts an incoming-webhook `{"text": ...}` message instead.
+ * marked failed and logged). Redirects are not followed (a 3xx is a failed
+ * attempt, as the spec advises). Logs name a hook by its label and host,
+ * never its URL: a Slack URL's path is its secret.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { backoffDelay } from '../shared/backoff.js';
+import { ConfigError } from '../shared/config-error.js';
 import type { Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import type { TaskEventSink } from './audit.js';
@@ -34,16 +49,18 @@ export const WEBHOOK_ACTIONS: ReadonlySet<string> = new Set([
 /** One configured receiver. */
 export interface WebhookConfig {
   url: string;
-  /** "json" (signed event, default) or "slack" (incoming-webhook text). */
+  /** "json" (Standard Webhooks signed event, default) or "slack" (incoming-webhook text, unsigned). */
   format: 'json' | 'slack';
+  /** json hooks: this hook's own secret, `whsec_` + base64 of 24 to 64 random bytes. Slack hooks take none. */
+  secret?: string;
+  /** How logs and errors name the hook; default `webhook #N`, its position. Never the URL. */
+  name?: string;
 }
 
 /** Options of {@link WebhookSender}. */
 export interface WebhookOptions {
   hooks: WebhookConfig[];
-  /** HMAC-SHA256 key for the signature header; required for json hooks. */
-  secret: string;
-  /** Give up after this many attempts. Default 20 (about 2 hours with the default backoff). */
+  /** Give up after this many attempts. Default 20 (about 1 h 47 min with the default backoff). */
   maxAttempts?: number;
   /** First retry delay, in ms; doubles up to 10 minutes. Default 1000. */
   retryBaseMs?: number;
@@ -53,14 +70,46 @@ export interface WebhookOptions {
   pollMs?: number;
 }
 
-/** The id of a hook: stable across restarts, so queued deliveries still match it. */
-function hookId(hook: WebhookConfig): string {
-  return createHash('sha256').update(`${hook.format} ${hook.url}`).digest('hex').slice(0, 12);
+/** The prefix of a Standard Webhooks symmetric secret. */
+export const SECRET_PREFIX = 'whsec_';
+/** Key sizes the spec allows for HMAC-SHA256 secrets ("At least 24 bytes", at most 512 bits), in bytes. */
+const MIN_KEY_BYTES = 24;
+const MAX_KEY_BYTES = 64;
+
+/**
+ * The key bytes of a Standard Webhooks secret (`whsec_` + base64). Throws a
+ * {@link ConfigError} that never contains the secret.
+ */
+export function parseWebhookSecret(secret: string): Buffer {
+  const text = secret.trim();
+  const how = `make one with: echo "${SECRET_PREFIX}$(head -c 32 /dev/urandom | base64)"`;
+  if (!text.startsWith(SECRET_PREFIX)) throw new ConfigError(`a webhook secret must be ${SECRET_PREFIX} followed by base64 (the Standard Webhooks format); ${how}`);
+  const b64 = text.slice(SECRET_PREFIX.length);
+  const key = Buffer.from(b64, 'base64');
+  // Buffer.from skips what is not base64; re-encoding shows whether anything was skipped.
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || key.toString('base64').replace(/=+$/, '') !== b64.replace(/=+$/, '')) {
+    throw new ConfigError(`a webhook secret must be ${SECRET_PREFIX} followed by standard base64; ${how}`);
+  }
+  if (key.length < MIN_KEY_BYTES || key.length > MAX_KEY_BYTES) {
+    throw new ConfigError(`a webhook secret must hold ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} random bytes, not ${key.length}; ${how}`);
+  }
+  return key;
 }
 
-/** The `X-Taskgate-Signature-256` value for a body. */
-export function signature(secret: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/** The `webhook-signature` value: `v1,` + base64 HMAC-SHA256 of `${id}.${timestamp}.${body}` (timestamp in unix seconds). */
+export function signature(key: Buffer, id: string, timestamp: number, body: string): string {
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+/** The Standard Webhooks headers of one attempt made at `at`. */
+export function signedHeaders(key: Buffer, id: string, body: string, at: Date = new Date()): Record<string, string> {
+  const timestamp = Math.floor(at.getTime() / 1000);
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature(key, id, timestamp, body) };
+}
+
+/** Escapes text for Slack's mrkdwn: `&`, `<` and `>` are control characters there (Slack's "Escaping text" rule). */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** The JSON body of a task event. */
@@ -91,53 +140,123 @@ export function jsonBody(event: AuditEventRecord, task: TaskRecord): string {
   });
 }
 
-/** The Slack incoming-webhook body of a task event. */
+/** The Slack incoming-webhook body of a task event; every value that comes from a person is escaped. */
 export function slackBody(event: AuditEventRecord, task: TaskRecord): string {
-  const head = `Task \`${task.id}\` on *${task.target}* by ${task.createdBy.replace(/^user:/, '')}`;
+  const e = slackEscape;
+  const id = e(task.id);
+  const head = `Task \`${id}\` on *${e(task.target)}* by ${e(task.createdBy.replace(/^user:/, ''))}`;
   let text: string;
   switch (event.action) {
     case 'task.pending-review': {
-      const groups = task.review.map((r) => r.group || 'anyone').join(', ');
+      const groups = task.review.map((r) => e(r.group || 'anyone')).join(', ');
       const script = task.script.length > 2000 ? `${task.script.slice(0, 2000)}\n…` : task.script;
       text = [
         `:hourglass: ${head} waits for review by ${groups}.`,
-        task.message ? `> ${task.message.split('\n').join('\n> ')}` : '',
+        task.message ? `> ${e(task.message).split('\n').join('\n> ')}` : '',
         '```',
-        script.replace(/```/g, '`\u200b``'),
+        e(script).replace(/```/g, '`\u200b``'),
         '```',
-        `Approve: \`taskgate tasks review ${task.id} --approve\`   Reject: \`taskgate tasks review ${task.id} --reject -c "why"\``,
+        `Approve: \`taskgate tasks review ${id} --approve\`   Reject: \`taskgate tasks review ${id} --reject -c "why"\``,
       ]
         .filter((line) => line !== '')
         .join('\n');
       break;
     }
     case 'task.approved':
-      text = `:white_check_mark: ${head} was approved; run it with \`taskgate tasks run ${task.id}\`.`;
+      text = `:white_check_mark: ${head} was approved; run it with \`taskgate tasks run ${id}\`.`;
       break;
     case 'task.rejected':
-      text = `:no_entry: ${head} was rejected by ${event.actor.replace(/^user:/, '')}: ${event.detail}`;
+      text = `:no_entry: ${head} was rejected by ${e(event.actor.replace(/^user:/, ''))}: ${e(event.detail)}`;
       break;
     case 'task.success':
       text = `:large_green_circle: ${head} succeeded.`;
       break;
     case 'task.failure':
-      text = `:red_circle: ${head} failed: ${task.failureReason || `exit ${task.exitCode ?? '?'}`}.`;
+      text = `:red_circle: ${head} failed: ${e(task.failureReason || `exit ${task.exitCode ?? '?'}`)}.`;
       break;
     case 'task.killed':
       text = `:black_circle: ${head} was killed.`;
       break;
     default:
-      text = `${head} is ${event.to}.`;
+      text = `${head} is ${e(event.to)}.`;
   }
   return JSON.stringify({ text });
+}
+
+/** The id of a hook in the store: stable across restarts (and secret changes), so queued deliveries still match it. */
+function hookId(hook: WebhookConfig): string {
+  return createHash('sha256').update(`${hook.format} ${hook.url}`).digest('hex').slice(0, 12);
+}
+
+/** A configured hook, checked, with what logs may say about it. */
+interface Hook {
+  url: string;
+  format: 'json' | 'slack';
+  /** The signing key of a json hook. */
+  key: Buffer | undefined;
+  /** How logs name it: its name, or `webhook #N`. */
+  label: string;
+  /** host[:port] of its URL: the part of it logs may show. */
+  host: string;
+}
+
+function checkedHook(config: WebhookConfig, index: number): Hook {
+  const label = config.name ?? `webhook #${index + 1}`;
+  const url = URL.canParse(config.url) ? new URL(config.url) : null;
+  // The message never repeats the URL: a Slack URL is a secret.
+  if (!url || !/^https?:$/.test(url.protocol)) throw new ConfigError(`${label}: not an http(s) URL`);
+  if (config.format === 'slack') {
+    if (config.secret !== undefined) {
+      throw new ConfigError(`${label}: a Slack hook takes no secret (Slack does not check signatures; its URL is the secret)`);
+    }
+    return { url: config.url, format: 'slack', key: undefined, label, host: url.host };
+  }
+  if (config.secret === undefined || config.secret.trim() === '') {
+    throw new ConfigError(`${label} (${url.host}): a JSON hook needs a secret of its own to sign with (${SECRET_PREFIX}...)`);
+  }
+  let key: Buffer;
+  try {
+    key = parseWebhookSecret(config.secret);
+  } catch (err) {
+    throw new ConfigError(`${label} (${url.host}): ${(err as Error).message}`, { cause: err });
+  }
+  return { url: config.url, format: 'json', key, label, host: url.host };
+}
+
+function checkedHooks(configs: WebhookConfig[]): Map<string, Hook> {
+  const hooks = new Map<string, Hook>();
+  configs.forEach((config, i) => {
+    const hook = checkedHook(config, i);
+    const id = hookId(config);
+    const twin = hooks.get(id);
+    if (twin) throw new ConfigError(`${twin.label} and ${hook.label} are the same ${hook.format} webhook URL`);
+    hooks.set(id, hook);
+  });
+  return hooks;
+}
+
+/** Refuses, with a {@link ConfigError}, hooks a {@link WebhookSender} would refuse: before anything starts. */
+export function checkWebhooks(configs: WebhookConfig[]): void {
+  checkedHooks(configs);
+}
+
+/** An error's text for logs and the store, with the hook's URL path, query and credentials taken out. */
+function describeError(err: unknown, hook: Hook): string {
+  const e = err as Error & { cause?: { code?: unknown; message?: unknown } };
+  let text = e.name === 'TimeoutError' ? 'no answer in time' : e.message;
+  if (e.cause && typeof e.cause.message === 'string') text = `${text}: ${e.cause.message}`;
+  const url = new URL(hook.url);
+  for (const secret of [hook.url, `${url.pathname}${url.search}`, url.username, url.password]) {
+    if (secret.length > 1) text = text.split(secret).join('…');
+  }
+  return text;
 }
 
 /** Queues and sends webhook deliveries. */
 export class WebhookSender implements TaskEventSink {
   readonly #store: Store;
   readonly #logger: Logger;
-  readonly #hooks: Map<string, WebhookConfig>;
-  readonly #secret: string;
+  readonly #hooks: Map<string, Hook>;
   readonly #maxAttempts: number;
   readonly #retryBaseMs: number;
   readonly #timeoutMs: number;
@@ -147,18 +266,15 @@ export class WebhookSender implements TaskEventSink {
   #running: Promise<void> | undefined;
   #again = false;
 
+  /** Throws a {@link ConfigError} for a hook that cannot work (bad URL, missing or malformed secret, a URL given twice). */
   constructor(store: Store, logger: Logger, options: WebhookOptions) {
     this.#store = store;
     this.#logger = logger;
-    this.#hooks = new Map(options.hooks.map((h) => [hookId(h), h]));
-    this.#secret = options.secret;
+    this.#hooks = checkedHooks(options.hooks);
     this.#maxAttempts = options.maxAttempts ?? 20;
     this.#retryBaseMs = options.retryBaseMs ?? 1000;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#pollMs = options.pollMs ?? 1000;
-    if (this.#secret === '' && options.hooks.some((h) => h.format === 'json')) {
-      throw new Error('webhooks need a secret to sign with (--webhook-secret)');
-    }
   }
 
   async enqueue(event: AuditEventRecord, task: TaskRecord): Promise<void> {
@@ -179,9 +295,12 @@ export class WebhookSender implements TaskEventSink {
     this.wake();
   }
 
-  /** Starts sending due deliveries. */
+  /** Starts sending due deliveries, those earlier processes left included. */
   start(): void {
     if (this.#hooks.size === 0) return;
+    for (const hook of this.#hooks.values()) {
+      this.#logger.info({ hook: hook.label, host: hook.host, format: hook.format, signed: hook.key !== undefined }, 'webhook configured');
+    }
     this.#timer = setInterval(() => this.wake(), this.#pollMs);
     this.#timer.unref();
     this.wake();
@@ -214,6 +333,18 @@ export class WebhookSender implements TaskEventSink {
     }
   }
 
+  #headers(hook: Hook, delivery: DeliveryRecord): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': `taskgate/${VERSION}` };
+    if (!hook.key) return headers;
+    return {
+      ...headers,
+      ...signedHeaders(hook.key, delivery.eventId, delivery.body),
+      'x-taskgate-event': (JSON.parse(delivery.body) as { type?: string }).type ?? '',
+      // Kept from the earlier scheme; the same value as webhook-id.
+      'x-taskgate-delivery': delivery.eventId,
+    };
+  }
+
   async #send(delivery: DeliveryRecord): Promise<void> {
     const hook = this.#hooks.get(delivery.hook);
     if (!hook) {
@@ -227,13 +358,10 @@ export class WebhookSender implements TaskEventSink {
       const res = await fetch(hook.url, {
         method: 'POST',
         body: delivery.body,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': `taskgate/${VERSION}`,
-          'x-taskgate-event': (JSON.parse(delivery.body) as { type?: string }).type ?? '',
-          'x-taskgate-delivery': delivery.eventId,
-          ...(this.#secret ? { 'x-taskgate-signature-256': signature(this.#secret, delivery.body) } : {}),
-        },
+        headers: this.#headers(hook, delivery),
+        // A redirect is a failure (Standard Webhooks, "Delivery success and failure"): following one would
+        // send the signed event, or a Slack message, wherever the receiver points.
+        redirect: 'manual',
         signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#timeoutMs)]),
       });
       await res.arrayBuffer().catch(() => undefined);
@@ -241,22 +369,27 @@ export class WebhookSender implements TaskEventSink {
         await this.#store.updateDelivery(delivery.id, { state: 'delivered', attempts, lastError: '' });
         return;
       }
-      error = `HTTP ${res.status}`;
+      error = res.status >= 300 && res.status < 400 ? `receiver redirected (HTTP ${res.status}); redirects are not followed: configure the final URL` : `HTTP ${res.status}`;
     } catch (err) {
-      if (this.#abort.signal.aborted) return; // stopping: the lease runs out and it is sent again later
-      error = (err as Error).message;
+      if (this.#abort.signal.aborted) {
+        // Stopping: hand it back, uncounted, so the next start (or another replica) sends it at once.
+        await this.#store.updateDelivery(delivery.id, { nextAttempt: new Date() }).catch(() => undefined);
+        return;
+      }
+      error = describeError(err, hook);
     }
+    const fields = { hook: hook.label, host: hook.host, event: delivery.eventId, attempts, error };
     if (attempts >= this.#maxAttempts) {
-      this.#logger.error({ url: hook.url, event: delivery.eventId, attempts, error }, 'webhook delivery failed for good');
+      this.#logger.error(fields, 'webhook delivery failed for good');
       await this.#store.updateDelivery(delivery.id, { state: 'failed', attempts, lastError: error });
       return;
     }
     const delay = backoffDelay(attempts, { initialMs: this.#retryBaseMs, multiplier: 2, maxMs: 600_000, jitter: 0.1 });
-    this.#logger.warn({ url: hook.url, event: delivery.eventId, attempts, error, retryInMs: delay }, 'webhook delivery failed; will retry');
+    this.#logger.warn({ ...fields, retryInMs: delay }, 'webhook delivery failed; will retry');
     await this.#store.updateDelivery(delivery.id, { attempts, lastError: error, nextAttempt: new Date(Date.now() + delay) });
   }
 
-  /** Stops sending; deliveries in flight are retried by the next start. */
+  /** Stops sending; deliveries in flight are handed back to the store, due at once. */
   async stop(): Promise<void> {
     this.#abort.abort();
     clearInterval(this.#timer);

@@ -24,9 +24,10 @@ interface ServerFlags {
   logLevel: string;
   adminEmail: string;
   webhook: string[];
+  webhookSecretFile: string[];
   slackWebhook: string[];
+  webhooksFile?: string;
   webhookSecret?: string;
-  webhookSecretFile?: string;
   leaseSeconds: number;
   killGraceSeconds: number;
   maxOutputBytes: number;
@@ -114,15 +115,27 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .env('TASKGATE_ADMIN_EMAIL')
         .default(SERVER_PROGRAM_DEFAULTS.adminEmail),
     )
-    .addOption(new Option('--webhook <url>', 'POST signed JSON task events here (repeatable)').env('TASKGATE_WEBHOOK').argParser(collect).default([]))
     .addOption(
-      new Option('--slack-webhook <url>', 'post task events as Slack incoming-webhook messages (repeatable)')
+      new Option('--webhook <url>', 'POST task events here as JSON signed per Standard Webhooks (repeatable; each needs a --webhook-secret-file)')
+        .env('TASKGATE_WEBHOOK')
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      new Option('--webhook-secret-file <path>', "file holding a --webhook's own secret (whsec_...): one per --webhook, in the same order")
+        .env('TASKGATE_WEBHOOK_SECRET_FILE')
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      new Option('--slack-webhook <url>', 'post task events as Slack messages (repeatable; the URL is a secret that the process list shows: prefer the variable or --webhooks-file)')
         .env('TASKGATE_SLACK_WEBHOOK')
         .argParser(collect)
         .default([]),
     )
-    .addOption(new Option('--webhook-secret <secret>', 'HMAC-SHA256 key that signs webhook bodies').env('TASKGATE_WEBHOOK_SECRET'))
-    .addOption(new Option('--webhook-secret-file <path>', 'read the webhook key from a file').env('TASKGATE_WEBHOOK_SECRET_FILE'))
+    .addOption(new Option('--webhooks-file <path>', 'JSON list of webhooks: url, format (json or slack), secretFile or secret, name (docs/webhooks.md)').env('TASKGATE_WEBHOOKS_FILE'))
+    // Refused with what to use instead (server/program.ts): one key for every hook, on the command line.
+    .addOption(new Option('--webhook-secret <secret>').env('TASKGATE_WEBHOOK_SECRET').hideHelp())
     .addOption(new Option('--secrets-key-file <path>', 'file with the 32-byte key (hex or base64) that encrypts stored secrets').env('TASKGATE_SECRETS_KEY_FILE'))
     .addOption(
       new Option('--lease-seconds <n>', 'an agent away longer than this has its running tasks failed ("agent lost")')
@@ -193,9 +206,10 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     maxOutputBytes: flags.maxOutputBytes,
     secretsKeyFile: flags.secretsKeyFile,
     webhookUrls: flags.webhook,
+    webhookSecretFiles: flags.webhookSecretFile,
     slackWebhookUrls: flags.slackWebhook,
+    webhooksFile: flags.webhooksFile,
     webhookSecret: flags.webhookSecret,
-    webhookSecretFile: flags.webhookSecretFile,
     tlsCertFile: flags.tlsCert,
     tlsKeyFile: flags.tlsKey,
     agentListen: flags.agentListen,
@@ -210,6 +224,13 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     maxConnectionAgeMs: flags.maxConnectionAgeSeconds * 1000,
     logger,
   };
+}
+
+/** Warns when a secret was given on the command line, where every local user can read it (/proc/PID/cmdline). */
+function warnSecretsOnCommandLine(cmd: Command, logger: Logger): void {
+  if (cmd.getOptionValueSource('slackWebhook') === 'cli') {
+    logger.warn('--slack-webhook: a Slack URL is its own secret and the process list shows it to every local user; prefer TASKGATE_SLACK_WEBHOOK or --webhooks-file');
+  }
 }
 
 /** Runs `stop` once on SIGINT or SIGTERM, then exits. */
@@ -251,8 +272,9 @@ function agentEnv(): Record<string, string> {
 export function serverCommand(): Command {
   return serverOptions(new Command('server'), SERVER_PROGRAM_DEFAULTS)
     .description('run the control plane')
-    .action(async (flags: ServerFlags) => {
+    .action(async (flags: ServerFlags, cmd: Command) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server', format: flags.logFormat });
+      warnSecretsOnCommandLine(cmd, logger);
       const server = await start(() => runServer(serverConfig(flags, logger)));
       if (server.firstStart) {
         // The token itself is never printed: service logs keep stderr.
@@ -341,8 +363,9 @@ export function agentCommand(): Command {
 export function devCommand(): Command {
   return serverOptions(new Command('dev'), DEV_DEFAULTS)
     .description('run a server on the embedded store plus a local agent "local" and a bash target "local"')
-    .action(async (flags: ServerFlags) => {
+    .action(async (flags: ServerFlags, cmd: Command) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev', format: flags.logFormat });
+      warnSecretsOnCommandLine(cmd, logger);
       const config = { ...serverConfig(flags, logger), agentEnv: agentEnv() };
       const dev = await start(() => runDev(config));
       process.stdout.write(devBanner(config, dev));

@@ -9,7 +9,7 @@ describe('compiled server options', () => {
     const o = compileServerOptions({});
     expect(o).to.include(SERVER_DEFAULTS);
     expect([o.lastSeenEveryMs, o.heartbeatIntervalMs]).to.deep.equal([20_000, 10_000]);
-    expect(o.webhooks).to.deep.equal({ hooks: [], secret: '' });
+    expect(o.webhooks).to.deep.equal({ hooks: [] });
   });
 
   it('refreshes lastSeen within a short lease and clamps the heartbeat to half of that, never below 50 ms', () => {
