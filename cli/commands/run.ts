@@ -275,13 +275,15 @@ export function serverCommand(): Command {
     .action(async (flags: ServerFlags, cmd: Command) => {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-server', format: flags.logFormat });
       warnSecretsOnCommandLine(cmd, logger);
-      const server = await start(() => runServer(serverConfig(flags, logger)));
+      const started = start(() => runServer(serverConfig(flags, logger)));
+      // Listening for signals before anything starts: a SIGTERM during start-up stops it once started.
+      onSignals(logger, async () => (await started).stop());
+      const server = await started;
       if (server.firstStart) {
         // The token itself is never printed: service logs keep stderr.
         const { email, tokenFile } = server.firstStart;
         process.stderr.write(`First start: admin user ${email}, token written to ${tokenFile} (mode 0600; read it there: TASKGATE_TOKEN=$(cat ${tokenFile}))\n`);
       }
-      onSignals(logger, () => server.stop());
     });
 }
 
@@ -330,7 +332,11 @@ export function agentCommand(): Command {
       // The token leaves the environment once read: tasks and child processes never see it.
       const tokenInEnv = process.env.TASKGATE_AGENT_TOKEN;
       delete process.env.TASKGATE_AGENT_TOKEN;
-      const agent = await start(() =>
+      let agentStarted: Promise<{ stop(): Promise<void> }> | undefined;
+      // A second signal exits at once (onSignals); the server then settles
+      // the running tasks ("agent restarted" or "agent lost").
+      onSignals(logger, async () => (await agentStarted)?.stop());
+      const agent = await (agentStarted = start(() =>
         runAgent({
           server: flags.server,
           name: flags.name,
@@ -348,14 +354,11 @@ export function agentCommand(): Command {
           env: agentEnv(),
           logger,
         }),
-      );
+      ));
       agent.finished.catch((err: unknown) => {
         process.stderr.write(`taskgate agent: ${(err as Error).message}\n`);
         process.exit(1);
       });
-      // A second signal exits at once (onSignals); the server then settles
-      // the running tasks ("agent restarted" or "agent lost").
-      onSignals(logger, () => agent.stop());
     });
 }
 
@@ -367,8 +370,8 @@ export function devCommand(): Command {
       const logger = createLogger({ level: flags.logLevel, name: 'taskgate-dev', format: flags.logFormat });
       warnSecretsOnCommandLine(cmd, logger);
       const config = { ...serverConfig(flags, logger), agentEnv: agentEnv() };
-      const dev = await start(() => runDev(config));
-      process.stdout.write(devBanner(config, dev));
-      onSignals(logger, () => dev.stop());
+      const started = start(() => runDev(config));
+      onSignals(logger, async () => (await started).stop());
+      process.stdout.write(devBanner(config, await started));
     });
 }
