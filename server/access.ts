@@ -67,9 +67,15 @@ export function isCreator(user: UserPrincipal, task: TaskRecord): boolean {
   return task.createdBy === `user:${user.email}`;
 }
 
-/** Whether the user may act on this review entry (ignoring who created the task). */
-function mayActFor(user: UserPrincipal, review: ReviewRecord): boolean {
-  return review.group === '' || user.groups.includes(review.group);
+/**
+ * Whether the user may act on this review entry (ignoring who created the
+ * task): a member of its group, or for review "anyone", anyone who may use
+ * the task's target (not every user of the server: the reviewer sees the
+ * script and its output). `target` is null when it was deleted.
+ */
+function mayActFor(user: UserPrincipal, review: ReviewRecord, target: TargetRecord | null): boolean {
+  if (review.group === '') return target !== null && mayUseTarget(user, target);
+  return user.groups.includes(review.group);
 }
 
 /**
@@ -82,14 +88,14 @@ export function maySeeTask(user: UserPrincipal, task: TaskRecord, target: Target
     isAdmin(user) ||
     isCreator(user, task) ||
     (target !== null && mayUseTarget(user, target)) ||
-    task.review.some((r) => mayActFor(user, r))
+    task.review.some((r) => mayActFor(user, r, target))
   );
 }
 
 /** The review entries still pending that the user may decide (never on their own task). */
-export function pendingReviewsFor(user: UserPrincipal, task: TaskRecord): ReviewRecord[] {
+export function pendingReviewsFor(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): ReviewRecord[] {
   if (isCreator(user, task)) return [];
-  return task.review.filter((r) => r.status === 'pending' && mayActFor(user, r));
+  return task.review.filter((r) => r.status === 'pending' && mayActFor(user, r, target));
 }
 
 /** Throws PermissionDeniedError when the user created the task (creators never review). */
@@ -98,10 +104,13 @@ export function requireNotCreator(user: UserPrincipal, task: TaskRecord): void {
 }
 
 /** Throws PermissionDeniedError unless the user may review the task for `group`. */
-export function requireReview(user: UserPrincipal, task: TaskRecord, group: string): void {
+export function requireReview(user: UserPrincipal, task: TaskRecord, group: string, target: TargetRecord | null): void {
   requireNotCreator(user, task);
   const review = task.review.find((r) => r.group === group);
-  if (review && !mayActFor(user, review)) {
+  if (review?.group === '' && !mayActFor(user, review, target)) {
+    throw new PermissionDeniedError(`review "anyone" of target "${task.target}" is for users who may use it; you may not`);
+  }
+  if (review && !mayActFor(user, review, target)) {
     throw new PermissionDeniedError(`only members of "${group}" may review for it; you are in ${user.groups.join(', ') || 'no group'}`);
   }
 }

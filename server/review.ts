@@ -70,7 +70,7 @@ function pickReview(user: UserPrincipal, task: TaskRecord, group: string): Revie
  * member of none of the groups) and FailedPreconditionError when the task is
  * past review.
  */
-export function applyReview(task: TaskRecord, user: UserPrincipal, input: ReviewInput): TaskRecord | null {
+export function applyReview(task: TaskRecord, user: UserPrincipal, input: ReviewInput, target: TargetRecord | null): TaskRecord | null {
   if (task.review.length === 0) throw new FailedPreconditionError(`task ${task.id} needs no review`);
   if (task.status === 'rejected' || isTerminal(task.status)) {
     throw new FailedPreconditionError(`task ${task.id} is ${task.status}; it can no longer be reviewed`);
@@ -78,7 +78,7 @@ export function applyReview(task: TaskRecord, user: UserPrincipal, input: Review
   // The creator is refused first, whatever groups they are in.
   requireNotCreator(user, task);
   const review = pickReview(user, task, input.group);
-  requireReview(user, task, review.group);
+  requireReview(user, task, review.group, target);
   if (input.decision === 'approve' && review.status === 'approved') return null;
   if (task.status !== 'pending-review') {
     throw new FailedPreconditionError(
@@ -124,6 +124,6 @@ export function applyReview(task: TaskRecord, user: UserPrincipal, input: Review
 }
 
 /** The groups (or "anyone") whose review the user could give now. */
-export function reviewableBy(user: UserPrincipal, task: TaskRecord): string[] {
-  return task.status === 'pending-review' ? pendingReviewsFor(user, task).map(label) : [];
+export function reviewableBy(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): string[] {
+  return task.status === 'pending-review' ? pendingReviewsFor(user, task, target).map(label) : [];
 }

@@ -23,7 +23,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
-import { maySeeTask, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
+import { maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
 import { applyReview, requiredReviews } from '../review.js';
@@ -159,9 +159,10 @@ export function taskService(
     const limit = pageSize(req.pageSize, 50);
     const targets = new Map<string, TargetRecord | null>();
     const visible = async (task: TaskRecord): Promise<boolean> => {
-      if (req.awaitingMyReview) return pendingReviewsFor(user, task).length > 0;
       if (!targets.has(task.target)) targets.set(task.target, await store.getTarget(task.target));
-      return maySeeTask(user, task, targets.get(task.target) ?? null);
+      const target = targets.get(task.target) ?? null;
+      if (req.awaitingMyReview) return pendingReviewsFor(user, task, target).length > 0;
+      return maySeeTask(user, task, target);
     };
     // Hidden tasks are skipped, so a page may take several reads; it stops
     // after LIST_SCAN_LIMIT and returns a short page with a token to go on.
@@ -193,9 +194,10 @@ export function taskService(
       req.decision === ReviewDecision.REVIEW_DECISION_APPROVE ? 'approve' : req.decision === ReviewDecision.REVIEW_DECISION_REJECT ? 'reject' : undefined;
     if (!decision) throw new InvalidArgumentError('decision must be APPROVE or REJECT');
     checkSize('comment', req.comment, MAX_MESSAGE_BYTES);
-    await visibleTask(user, req.id);
+    const seen = await visibleTask(user, req.id);
+    const target = await store.getTarget(seen.target);
     const input = { decision, group: req.group, comment: req.comment, time: new Date() } as const;
-    const updated = await store.updateTask(req.id, (task) => applyReview(task, user, input));
+    const updated = await store.updateTask(req.id, (task) => applyReview(task, user, input, target));
     if (updated) {
       machine.announce(updated);
       return { task: taskToWire(updated) };
@@ -216,6 +218,7 @@ export function taskService(
     const target = await store.getTarget(task.target);
     if (!target) throw new FailedPreconditionError(`target "${task.target}" no longer exists`);
     if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive; activate it to run tasks`);
+    await requireCreatorMayStillUse(task, target);
     const moved = await machine.move(task.id, 'ready', {
       actor: actorOf(user),
       reason: 'run after approval',
@@ -223,6 +226,25 @@ export function taskService(
       patch: { agent: target.agent },
     });
     return { task: taskToWire(moved) };
+  }
+
+  /**
+   * The creator's rights are checked again when an approved task is run:
+   * groups change between creation and run (days, with a review between),
+   * and a task runs as its creator's request, whoever presses run.
+   */
+  async function requireCreatorMayStillUse(task: TaskRecord, target: TargetRecord): Promise<void> {
+    const email = task.createdBy.startsWith('user:') ? task.createdBy.slice('user:'.length) : '';
+    const creator = email === '' ? null : await store.getUser(email);
+    if (!creator?.active) {
+      throw new FailedPreconditionError(`task ${task.id} was created by ${task.createdBy}, who is no longer an active user; create it again`);
+    }
+    const principal: UserPrincipal = { kind: 'user', email: creator.email, groups: creator.groups, tokenId: '' };
+    if (!mayUseTarget(principal, target)) {
+      throw new PermissionDeniedError(
+        `task ${task.id} was created by ${task.createdBy}, who may no longer use target "${target.name}" (it is for ${target.groups.join(', ')}); they must be in one of those groups for it to run`,
+      );
+    }
   }
 
   async function killTask(req: KillTaskRequest, { user }: UserContext): Promise<KillTaskResponse> {

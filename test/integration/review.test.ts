@@ -6,6 +6,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
 import { ReviewDecision, ReviewStatus, TaskStatus, type Task, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
+import { User } from '../../gen/taskgate/v1/user.js';
 import type { Api } from '../../cli/client.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -62,6 +63,37 @@ for (const kind of STORE_KINDS) {
         'user:ops@x',
         'fine',
       ]);
+    });
+
+    it('with review "anyone" on a restricted target, takes reviewers only among those who may use it; others do not see the task', async () => {
+      await h.createTarget('t1', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_ANYONE, groups: ['dev'] });
+      const ops = await h.user('ops@x', ['ops']);
+      const peer = await h.user('peer@x', ['dev']);
+      const task = await create(dev, 't1');
+      expect((await outcome(ops.call(ops.tasks, ops.tasks.getTask, { id: task.id })))?.code).to.equal(status.NOT_FOUND);
+      expect((await outcome(review(ops, task.id, APPROVE)))?.code).to.equal(status.NOT_FOUND);
+      const { tasks } = await ops.call(ops.tasks, ops.tasks.listTasks, { statuses: [], target: '', pageSize: 0, pageToken: '', awaitingMyReview: true });
+      expect(tasks.map((t) => t.id)).not.to.include(task.id);
+      const approved = await review(peer, task.id, APPROVE);
+      expect([approved.status, approved.review[0]?.reviewer]).to.deep.equal([TaskStatus.TASK_STATUS_APPROVED, 'user:peer@x']);
+    });
+
+    it('checks again at RunTask that the creator may still use the target', async () => {
+      await h.createTarget('t1', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_ANYONE, groups: ['dev'] });
+      const peer = await h.user('peer@x', ['dev']);
+      const task = await create(dev, 't1');
+      await review(peer, task.id, APPROVE);
+      await h.api.call(h.api.users, h.api.users.updateUser, { user: User.fromPartial({ email: 'dev@x', groups: ['ops'] }), updateMask: ['groups'] });
+      for (const runner of [h.api, dev]) {
+        const refused = await outcome(runner.call(runner.tasks, runner.tasks.runTask, { id: task.id }));
+        expect([refused?.code, refused?.details]).to.deep.equal([
+          status.PERMISSION_DENIED,
+          `task ${task.id} was created by user:dev@x, who may no longer use target "t1" (it is for dev); they must be in one of those groups for it to run`,
+        ]);
+      }
+      expect((await h.getTask(task.id)).status).to.equal(TaskStatus.TASK_STATUS_APPROVED);
+      await h.api.call(h.api.users, h.api.users.updateUser, { user: User.fromPartial({ email: 'dev@x', groups: ['dev'] }), updateMask: ['groups'] });
+      expect((await h.api.call(h.api.tasks, h.api.tasks.runTask, { id: task.id })).task?.status).to.equal(TaskStatus.TASK_STATUS_READY);
     });
 
     it('needs one approval per reviewer group; approving again changes nothing', async () => {
