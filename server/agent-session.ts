@@ -167,7 +167,12 @@ export class AgentSession {
     }, deps.options.helloTimeoutMs);
     this.#unwatch = deps.live.watch({ principal, end: (err) => this.#fail(err) });
     call.on('data', (message: ConnectRequest) => this.#enqueue(message));
-    call.on('end', () => this.#close('agent ended the stream'));
+    call.on('end', () => {
+      const open = this.#state !== 'closed';
+      this.#close('agent ended the stream');
+      // End our side too: left open, the call would hang until the agent cancels it.
+      if (open) call.end();
+    });
     call.on('cancelled', () => this.#close('stream cancelled'));
     call.on('error', (err) => this.#close(`stream error: ${err.message}`));
   }

@@ -1,6 +1,9 @@
 /**
  * The Store contract, run unchanged against the embedded SQLite store and
- * MongoDB (FerretDB v1 here).
+ * MongoDB (FerretDB v1 here). The concurrency tests race store instances in
+ * worker threads on one location (test/helpers/store-worker.ts): calls
+ * through one SqliteStore run one at a time by construction, so only
+ * separate connections racing in parallel can show a lost update there.
  */
 import { expect } from 'chai';
 import { AlreadyExistsError } from '../../shared/errors.js';
@@ -8,6 +11,7 @@ import { newTaskId } from '../../shared/ids.js';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore } from '../../server/store/open-store.js';
 import type { AgentRecord, Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
+import { raceStores } from '../helpers/store-worker.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
@@ -110,19 +114,26 @@ for (const kind of STORE_KINDS) {
       expect(await store.transition(move('missing', ['created'], 'ready'))).to.equal(null);
     });
 
-    it('lets exactly one of many concurrent transitions win', async () => {
-      const t = task({ status: 'running' });
-      await store.insertTask(t);
-      const outcomes = await Promise.all(
-        (['success', 'failure', 'killed', 'success', 'failure', 'killed'] as TaskStatus[]).map((to) =>
-          store.transition(move(t.id, ['running'], to)),
-        ),
+    it('lets exactly one of many concurrent transitions win, across store instances on one database', async () => {
+      // Several server processes on one store: each worker thread has its own store on this location.
+      const tasks = Array.from({ length: 40 }, () => task({ status: 'running' }));
+      for (const t of tasks) await store.insertTask(t);
+      const ids = tasks.map((t) => t.id);
+      const targets: TaskStatus[] = ['success', 'failure', 'killed'];
+      const outcomes = await raceStores(
+        location.options,
+        targets.map((to) => ({ op: 'transition', ids, from: 'running', to, actor: `racer:${to}` })),
       );
-      const winners = outcomes.filter((o) => o !== null);
-      expect(winners).to.have.length(1);
-      const final = await store.getTask(t.id);
-      expect(final?.status).to.equal(winners[0]?.status);
-      expect(final?.events).to.have.length(2);
+      for (const [i, t] of tasks.entries()) {
+        const winners = targets.filter((_, w) => outcomes[w]![i] !== null);
+        expect(winners, `${t.id}: transitions that reported success`).to.have.length(1);
+        const final = await store.getTask(t.id);
+        expect(final?.status, t.id).to.equal(winners[0]);
+        expect(final?.events.map((e) => [e.from, e.to, e.actor]), t.id).to.deep.equal([
+          [null, 'created', 'user:admin@test'],
+          ['running', winners[0], `racer:${winners[0]}`],
+        ]);
+      }
     });
 
     it('patches fields only while the task is in the given status', async () => {
@@ -146,6 +157,29 @@ for (const kind of STORE_KINDS) {
       const first = await store.getTask(ids[0]!);
       expect([first?.status, first?.bootId, first?.events.at(-1)?.from]).to.deep.equal(['running', 'boot1', 'ready']);
       expect((await store.claimNextReady('a2', 'b', new Date()))?.id).to.equal(ids[1]);
+    });
+
+    it('claims each ready task exactly once when store instances on one database claim at the same time', async () => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        const t = task({ status: 'ready', agent: 'a1' });
+        ids.add(t.id);
+        await store.insertTask(t);
+      }
+      const boots = ['boot1', 'boot2', 'boot3'];
+      const claims = await raceStores(
+        location.options,
+        boots.map((bootId) => ({ op: 'claim', agent: 'a1', bootId, parallel: 2 })),
+      );
+      const all = claims.flat();
+      expect(all.length, 'claims made').to.equal(ids.size);
+      expect(new Set(all), 'claimed tasks').to.deep.equal(ids);
+      for (const [w, claimed] of claims.entries()) {
+        for (const id of claimed) {
+          const t = await store.getTask(id!);
+          expect([t?.status, t?.bootId, t?.events.length], id!).to.deep.equal(['running', boots[w], 2]);
+        }
+      }
     });
 
     it('lists tasks newest first with status, target and agent filters and paging', async () => {
@@ -345,16 +379,13 @@ for (const kind of STORE_KINDS) {
       expect((await store.listUnpublished(10)).map((t) => [t.id, t.events.at(-1)?.action])).to.deep.equal([[b.id, 'task.ready']]);
     });
 
-    it('applies many concurrent read-modify-write updates of one task one after another', async () => {
+    it('applies concurrent read-modify-write updates of one task from several store instances one after another', async () => {
       const t = task();
       await store.insertTask(t);
-      await Promise.all(
-        Array.from({ length: 20 }, (_, i) =>
-          store.updateTask(t.id, (cur) => ({ ...cur, review: [...cur.review, { group: `g${i}`, status: 'pending', reviewer: '', time: null, comment: '' }] })),
-        ),
-      );
+      const scripts = ['a', 'b', 'c'].map((w) => ({ op: 'append' as const, id: t.id, groups: Array.from({ length: 15 }, (_, i) => `${w}${i}`) }));
+      await raceStores(location.options, scripts);
       const groups = (await store.getTask(t.id))?.review.map((r) => r.group).sort();
-      expect(groups).to.deep.equal(Array.from({ length: 20 }, (_, i) => `g${i}`).sort());
+      expect(groups, 'no update was lost').to.deep.equal(scripts.flatMap((s) => s.groups).sort());
     });
 
     it('keeps everything across a reopen', async () => {

@@ -1,3 +1,4 @@
+import FakeTimers from '@sinonjs/fake-timers';
 import { expect } from 'chai';
 import type { ConnectRequest, TaskOutput as OutputMessage } from '../../gen/taskgate/v1/agent.js';
 import { TaskOutput } from '../../agent/task-output.js';
@@ -30,20 +31,21 @@ describe('TaskOutput (agent output batching)', () => {
     out.dispose();
   });
 
-  it('sends a small write after flushIntervalMs', async () => {
-    let sent: (m: ConnectRequest) => void = () => undefined;
-    const first = new Promise<ConnectRequest>((resolve) => (sent = resolve));
-    const pushedAt = Date.now();
-    const out = new TaskOutput('t', { ...options, maxChunkBytes: 1000, flushIntervalMs: 30 }, (m) => {
-      sent(m);
-      return true;
-    }, () => undefined);
-    out.push(Buffer.from('hi'));
-    const message = (await first).message;
-    expect(Date.now() - pushedAt).to.be.at.least(20);
-    expect(message?.$case).to.equal('output');
-    if (message?.$case === 'output') expect(Buffer.from(message.value.data).toString()).to.equal('hi');
-    out.dispose();
+  it('sends a small write after flushIntervalMs, not before', () => {
+    const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const r = recorder();
+      const out = new TaskOutput('t', { ...options, maxChunkBytes: 1000, flushIntervalMs: 30 }, r.send, () => undefined);
+      out.push(Buffer.from('hi'));
+      clock.tick(29);
+      expect(r.outputs(), 'sent before flushIntervalMs').to.deep.equal([]);
+      clock.tick(1);
+      expect(r.outputs().map((c) => Buffer.from(c.data).toString())).to.deep.equal(['hi']);
+      out.dispose();
+      expect(clock.countTimers(), 'timers left').to.equal(0);
+    } finally {
+      clock.uninstall();
+    }
   });
 
   it('ends with an exit carrying the chunk count and byte total', () => {
