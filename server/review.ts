@@ -80,6 +80,14 @@ export function applyReview(task: TaskRecord, user: UserPrincipal, input: Review
   const review = pickReview(user, task, input.group);
   requireReview(user, task, review.group, target);
   if (input.decision === 'approve' && review.status === 'approved') return null;
+  if (input.decision === 'approve' && task.distinctReviewers) {
+    const mine = task.review.find((r) => r !== review && r.status === 'approved' && r.reviewer === actorOf(user));
+    if (mine) {
+      throw new PermissionDeniedError(
+        `you approved task ${task.id} for ${label(mine)} already; target "${task.target}" needs a different person for each reviewer group`,
+      );
+    }
+  }
   if (task.status !== 'pending-review') {
     throw new FailedPreconditionError(
       `task ${task.id} is ${task.status}; reviews are only taken while it is pending-review${task.status === 'approved' ? ' (kill it to stop it)' : ''}`,

@@ -19,7 +19,8 @@ function modeFromName(name: string): ReviewMode {
 }
 
 function reviewText(t: Target): string {
-  return t.review === ReviewMode.REVIEW_MODE_TEAM ? `team: ${t.reviewers.join(', ')}` : modeName(t.review);
+  if (t.review !== ReviewMode.REVIEW_MODE_TEAM) return modeName(t.review);
+  return `team: ${t.reviewers.join(', ')}${t.distinctReviewers === false ? ' (one person may approve for several)' : ''}`;
 }
 
 function print(cmd: Command, target: Target | undefined): void {
@@ -59,6 +60,8 @@ function ruleOptions(cmd: Command): Command {
     .option('--secret-path <path>', 'env: the agent variable holding a JSON object; file: a JSON file on the agent')
     .option('--secret-mapping <json>', 'task variable -> secret key, e.g. \'{"PG_PASS":"password"}\'')
     .option('--run-as <user>', "run its tasks as this user of the agent host ('' = a uid of their own)")
+    .option('--distinct-reviewers', 'with --review team: a different person approves for each group (the default)')
+    .option('--no-distinct-reviewers', 'with --review team: one person in several reviewer groups may approve for each')
     .option('--active', 'takes new tasks')
     .option('--inactive', 'takes no new tasks');
 }
@@ -77,6 +80,7 @@ interface RuleFlags {
   secretPath?: string;
   secretMapping?: string;
   runAs?: string;
+  distinctReviewers?: boolean;
 }
 
 /** The Target fields and update mask paths the rule flags set. */
@@ -145,6 +149,10 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
   if (opts.runAs !== undefined) {
     fields.runAs = opts.runAs;
     mask.push('run_as');
+  }
+  if (opts.distinctReviewers !== undefined) {
+    fields.distinctReviewers = opts.distinctReviewers;
+    mask.push('distinct_reviewers');
   }
   return { fields, mask };
 }

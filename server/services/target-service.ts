@@ -32,7 +32,7 @@ import { checkGroups, checkName, checkRunAs, checkSize, checkTimeout, checkType,
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Fields UpdateTarget may change, by their proto names. */
-const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping', 'run_as'] as const;
+const UPDATABLE = ['type', 'agent', 'message', 'review', 'reviewers', 'groups', 'allow_type_override', 'active', 'timeout_seconds', 'redact', 'custom_detectors', 'secret_provider', 'secret_path', 'secret_mapping', 'run_as', 'distinct_reviewers'] as const;
 
 function checkReviewMode(t: Target): ReviewMode {
   const mode = reviewModeFromWire(t.review);
@@ -140,6 +140,7 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
       customDetectors: checkDetectors(t.customDetectors),
       ...checkSecrets(t),
       runAs: checkRunAs('target.run_as', t.runAs),
+      distinctReviewers: t.distinctReviewers ?? true,
       created: now,
       updated: now,
     };
@@ -202,6 +203,9 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
           break;
         case 'run_as':
           patch.runAs = checkRunAs('target.run_as', t.runAs);
+          break;
+        case 'distinct_reviewers':
+          patch.distinctReviewers = t.distinctReviewers ?? true;
           break;
         default:
           throw new InvalidArgumentError(`update_mask path "${path}" cannot be updated; use ${UPDATABLE.join(', ')}`);

@@ -127,6 +127,7 @@ export function taskService(
       findings: {},
       createdByGroups: [...user.groups],
       review: requiredReviews(target),
+      distinctReviewers: target.review === 'team' && target.distinctReviewers,
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,
     };

@@ -71,6 +71,8 @@ export interface TaskRecord {
   createdByGroups: string[];
   /** Required reviews, fixed when the task is created; empty without review. */
   review: ReviewRecord[];
+  /** Each required group needs a different reviewer (from the target, fixed at creation; absent in older tasks: no). */
+  distinctReviewers?: boolean;
   events: TaskEventRecord[];
   /**
    * How many of `events` the event publisher has copied to the audit trail
@@ -149,6 +151,8 @@ export interface TargetRecord {
   secretMapping: Record<string, string>;
   /** User of the agent host its tasks run as; "" = a uid of their own. */
   runAs: string;
+  /** With review "team": a different person for each reviewer group. */
+  distinctReviewers: boolean;
   created: Date;
   updated: Date;
 }
@@ -157,7 +161,7 @@ export interface TargetRecord {
  * A target to insert: fields added after the first release may be left out
  * and take their defaults (see {@link upgrade}).
  */
-export type NewTargetRecord = Omit<TargetRecord, 'runAs'> & Partial<Pick<TargetRecord, 'runAs'>>;
+export type NewTargetRecord = Omit<TargetRecord, 'runAs' | 'distinctReviewers'> & Partial<Pick<TargetRecord, 'runAs' | 'distinctReviewers'>>;
 
 /** Target fields that UpdateTarget may change. */
 export type TargetPatch = Partial<
@@ -178,6 +182,7 @@ export type TargetPatch = Partial<
     | 'secretPath'
     | 'secretMapping'
     | 'runAs'
+    | 'distinctReviewers'
   >
 >;
 
@@ -482,6 +487,7 @@ export const upgrade = {
     target.secretPath ??= '';
     target.secretMapping ??= {};
     target.runAs ??= '';
+    target.distinctReviewers ??= true;
     return target as TargetRecord;
   },
   agent(agent: AgentRecord): AgentRecord {

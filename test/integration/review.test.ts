@@ -113,8 +113,27 @@ for (const kind of STORE_KINDS) {
       expect((await review(sre, task.id, APPROVE)).events.length).to.equal(done.events.length);
     });
 
-    it('asks a reviewer in several groups which one they act for', async () => {
+    it('needs a different person for each reviewer group unless the target says otherwise', async () => {
       await h.createTarget('t1', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_TEAM, reviewers: ['dba', 'sre'] });
+      const both = await h.user('both@x', ['dba', 'sre']);
+      const sre = await h.user('sre@x', ['sre']);
+      const task = await create(dev, 't1');
+      await review(both, task.id, APPROVE, 'dba');
+      const again = await outcome(review(both, task.id, APPROVE, 'sre'));
+      expect([again?.code, again?.details]).to.deep.equal([
+        status.PERMISSION_DENIED,
+        `you approved task ${task.id} for dba already; target "t1" needs a different person for each reviewer group`,
+      ]);
+      expect((await review(sre, task.id, APPROVE)).status).to.equal(TaskStatus.TASK_STATUS_APPROVED);
+      // Tasks keep the rule they were created under; new ones take the target's new one.
+      await h.api.call(h.api.targets, h.api.targets.updateTarget, { target: Target.fromPartial({ name: 't1', distinctReviewers: false }), updateMask: ['distinct_reviewers'] });
+      const second = await create(dev, 't1');
+      await review(both, second.id, APPROVE, 'dba');
+      expect((await review(both, second.id, APPROVE, 'sre')).status).to.equal(TaskStatus.TASK_STATUS_APPROVED);
+    });
+
+    it('asks a reviewer in several groups which one they act for', async () => {
+      await h.createTarget('t1', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_TEAM, reviewers: ['dba', 'sre'], distinctReviewers: false });
       const both = await h.user('both@x', ['dba', 'sre']);
       const task = await create(dev, 't1');
       const unsure = await outcome(review(both, task.id, APPROVE));

@@ -64,6 +64,7 @@ function target(name: string, overrides: Partial<TargetRecord> = {}): TargetReco
     secretPath: '',
     secretMapping: {},
     runAs: '',
+    distinctReviewers: true,
     created: now,
     updated: now,
     ...overrides,

@@ -16,6 +16,8 @@ import { Dispatcher } from '../../server/dispatcher.js';
 import type { Metrics } from '../../server/metrics.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import type { TaskRecord } from '../../server/store/store.js';
+import { Authenticator } from '../../server/auth.js';
+import { LiveStreams } from '../../server/live-streams.js';
 import { TaskHub } from '../../server/task-hub.js';
 import { TaskMachine } from '../../server/task-machine.js';
 
@@ -132,6 +134,7 @@ describe('agent session (server side of the agent stream)', () => {
       secretBox: null,
       metrics: METRICS,
       requireAgentCertificate: false,
+      live: new LiveStreams(new Authenticator(store), logger, { everyMs: 60_000 }),
     };
   });
 

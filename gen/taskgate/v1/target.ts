@@ -142,6 +142,12 @@ export interface Target {
    * of its own. Ignored by an agent that does not run as root.
    */
   runAs: string;
+  /**
+   * With review TEAM: a different person must approve for each reviewer
+   * group (unset or true, the default: four eyes per group). false lets
+   * one person in several reviewer groups approve for each of them.
+   */
+  distinctReviewers?: boolean | undefined;
 }
 
 export interface Target_SecretMappingEntry {
@@ -249,6 +255,7 @@ function createBaseTarget(): Target {
     secretPath: "",
     secretMapping: {},
     runAs: "",
+    distinctReviewers: undefined,
   };
 }
 
@@ -307,6 +314,9 @@ export const Target: MessageFns<Target> = {
     });
     if (message.runAs !== "") {
       writer.uint32(202).string(message.runAs);
+    }
+    if (message.distinctReviewers !== undefined) {
+      writer.uint32(208).bool(message.distinctReviewers);
     }
     return writer;
   },
@@ -471,6 +481,14 @@ export const Target: MessageFns<Target> = {
             message.runAs = reader.string();
             continue;
           }
+          case 26: {
+            if (tag !== 208) {
+              break;
+            }
+
+            message.distinctReviewers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -555,6 +573,11 @@ export const Target: MessageFns<Target> = {
         : isSet(object.run_as)
         ? globalThis.String(object.run_as)
         : "",
+      distinctReviewers: isSet(object.distinctReviewers)
+        ? globalThis.Boolean(object.distinctReviewers)
+        : isSet(object.distinct_reviewers)
+        ? globalThis.Boolean(object.distinct_reviewers)
+        : undefined,
     };
   },
 
@@ -620,6 +643,9 @@ export const Target: MessageFns<Target> = {
     if (message.runAs !== "") {
       obj.runAs = message.runAs;
     }
+    if (message.distinctReviewers !== undefined) {
+      obj.distinctReviewers = message.distinctReviewers;
+    }
     return obj;
   },
 
@@ -654,6 +680,7 @@ export const Target: MessageFns<Target> = {
       {},
     );
     message.runAs = object.runAs ?? "";
+    message.distinctReviewers = object.distinctReviewers ?? undefined;
     return message;
   },
 };

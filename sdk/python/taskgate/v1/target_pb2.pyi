@@ -23,7 +23,7 @@ REVIEW_MODE_ANYONE: ReviewMode
 REVIEW_MODE_TEAM: ReviewMode
 
 class Target(_message.Message):
-    __slots__ = ("name", "type", "agent", "message", "created", "updated", "review", "reviewers", "groups", "allow_type_override", "active", "timeout_seconds", "redact", "custom_detectors", "secret_provider", "secret_path", "secret_mapping", "run_as")
+    __slots__ = ("name", "type", "agent", "message", "created", "updated", "review", "reviewers", "groups", "allow_type_override", "active", "timeout_seconds", "redact", "custom_detectors", "secret_provider", "secret_path", "secret_mapping", "run_as", "distinct_reviewers")
     class SecretMappingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class Target(_message.Message):
     SECRET_PATH_FIELD_NUMBER: _ClassVar[int]
     SECRET_MAPPING_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_REVIEWERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     agent: str
@@ -67,7 +68,8 @@ class Target(_message.Message):
     secret_path: str
     secret_mapping: _containers.ScalarMap[str, str]
     run_as: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., agent: _Optional[str] = ..., message: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review: _Optional[_Union[ReviewMode, str]] = ..., reviewers: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., allow_type_override: _Optional[bool] = ..., active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ..., custom_detectors: _Optional[_Iterable[_Union[CustomDetector, _Mapping]]] = ..., secret_provider: _Optional[str] = ..., secret_path: _Optional[str] = ..., secret_mapping: _Optional[_Mapping[str, str]] = ..., run_as: _Optional[str] = ...) -> None: ...
+    distinct_reviewers: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., agent: _Optional[str] = ..., message: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review: _Optional[_Union[ReviewMode, str]] = ..., reviewers: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., allow_type_override: _Optional[bool] = ..., active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ..., custom_detectors: _Optional[_Iterable[_Union[CustomDetector, _Mapping]]] = ..., secret_provider: _Optional[str] = ..., secret_path: _Optional[str] = ..., secret_mapping: _Optional[_Mapping[str, str]] = ..., run_as: _Optional[str] = ..., distinct_reviewers: _Optional[bool] = ...) -> None: ...
 
 class CustomDetector(_message.Message):
     __slots__ = ("info_type", "pattern")

@@ -129,9 +129,13 @@ type Target struct {
 	// instead of a uid of their own from the agent's --task-uids range; each
 	// task still gets a group id of its own (docs/isolation.md). Empty: a uid
 	// of its own. Ignored by an agent that does not run as root.
-	RunAs         string `protobuf:"bytes,25,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RunAs string `protobuf:"bytes,25,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
+	// With review TEAM: a different person must approve for each reviewer
+	// group (unset or true, the default: four eyes per group). false lets
+	// one person in several reviewer groups approve for each of them.
+	DistinctReviewers *bool `protobuf:"varint,26,opt,name=distinct_reviewers,json=distinctReviewers,proto3,oneof" json:"distinct_reviewers,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
@@ -288,6 +292,13 @@ func (x *Target) GetRunAs() string {
 		return x.RunAs
 	}
 	return ""
+}
+
+func (x *Target) GetDistinctReviewers() bool {
+	if x != nil && x.DistinctReviewers != nil {
+		return *x.DistinctReviewers
+	}
+	return false
 }
 
 // CustomDetector is a regular expression whose matches are masked as
@@ -1080,7 +1091,7 @@ var File_taskgate_v1_target_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_target_proto_rawDesc = "" +
 	"\n" +
-	"\x18taskgate/v1/target.proto\x12\vtaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x06\n" +
+	"\x18taskgate/v1/target.proto\x12\vtaskgate.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x06\n" +
 	"\x06Target\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -1101,11 +1112,13 @@ const file_taskgate_v1_target_proto_rawDesc = "" +
 	"\vsecret_path\x18\x17 \x01(\tR\n" +
 	"secretPath\x12M\n" +
 	"\x0esecret_mapping\x18\x18 \x03(\v2&.taskgate.v1.Target.SecretMappingEntryR\rsecretMapping\x12\x15\n" +
-	"\x06run_as\x18\x19 \x01(\tR\x05runAs\x1a@\n" +
+	"\x06run_as\x18\x19 \x01(\tR\x05runAs\x122\n" +
+	"\x12distinct_reviewers\x18\x1a \x01(\bH\x01R\x11distinctReviewers\x88\x01\x01\x1a@\n" +
 	"\x12SecretMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\a_active\"G\n" +
+	"\a_activeB\x15\n" +
+	"\x13_distinct_reviewers\"G\n" +
 	"\x0eCustomDetector\x12\x1b\n" +
 	"\tinfo_type\x18\x01 \x01(\tR\binfoType\x12\x18\n" +
 	"\apattern\x18\x02 \x01(\tR\apattern\"B\n" +
