@@ -22,6 +22,7 @@ import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/
 import {
   applyTransition,
   claimRequest,
+  endsTask,
   hasUnpublished,
   upgrade,
   type AgentPresence,
@@ -235,12 +236,28 @@ export class MongoStore implements Store {
   }
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
-    return this.#locked(id, async () => {
+    const { next, ended } = await this.#locked(id, async () => {
       const current = await this.#tasks.findOne({ _id: id });
-      const next = current ? mutate(toTask(current)) : null;
-      if (next) await this.#tasks.replaceOne({ _id: id }, toTaskDoc(next));
-      return next;
+      const before = current ? toTask(current) : null;
+      let after = before ? mutate(before) : null;
+      const ends = before !== null && after !== null && endsTask(before, after);
+      if (after && ends) after = { ...after, outputBytes: (await this.chunkStats(id)).bytes };
+      if (after) await this.#tasks.replaceOne({ _id: id }, toTaskDoc(after));
+      return { next: after, ended: ends };
     });
+    if (!next || !ended) return next;
+    // putChunkIfRunning checks the status, then inserts (no transactions
+    // here): a chunk another replica was storing as the task ended can land
+    // after the count. Count once more and keep the larger (output only grows).
+    const { bytes } = await this.chunkStats(id);
+    if (bytes <= next.outputBytes) return next;
+    return (await this.#locked(id, async () => {
+      const current = await this.#tasks.findOne({ _id: id });
+      if (!current || current.outputBytes >= bytes) return null;
+      const recounted = { ...toTask(current), outputBytes: bytes };
+      await this.#tasks.replaceOne({ _id: id }, toTaskDoc(recounted));
+      return recounted;
+    })) ?? next;
   }
 
   async transition(request: TransitionRequest): Promise<TaskRecord | null> {

@@ -11,6 +11,7 @@ import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js'
 import {
   applyTransition,
   claimRequest,
+  endsTask,
   hasUnpublished,
   upgrade,
   type AgentPresence,
@@ -208,7 +209,10 @@ export class SqliteStore implements Store {
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
     const run = this.#db.transaction((): TaskRecord | null => {
       const task = this.#getTask(id);
-      const next = task ? mutate(task) : null;
+      let next = task ? mutate(task) : null;
+      // Counted in the same transaction as the end, and putChunkIfRunning is
+      // one transaction too: no chunk can land between the count and the end.
+      if (task && next && endsTask(task, next)) next = { ...next, outputBytes: this.#chunkStats(id).bytes };
       if (next) this.#saveTask(next);
       return next;
     });
@@ -276,6 +280,10 @@ export class SqliteStore implements Store {
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
+    return this.#chunkStats(taskId);
+  }
+
+  #chunkStats(taskId: string): { chunks: number; bytes: number } {
     const row = this.#statement('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
       .get(taskId) as { chunks: number; bytes: number };
     return { chunks: row.chunks, bytes: row.bytes };

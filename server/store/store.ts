@@ -8,7 +8,7 @@
  * write, so a task's history can never disagree with its status. Neither
  * implementation needs multi-document transactions.
  */
-import type { TaskStatus } from '../../shared/task-status.js';
+import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 
 /** One thing that happened to a task: a status change or a review decision. */
 export interface TaskEventRecord {
@@ -316,9 +316,17 @@ export interface Store {
    * respect to every other write of that task. `mutate` must be synchronous
    * and pure; returning null leaves the task as it was. Returns the task
    * after the change, or null when it does not exist or `mutate` declined.
+   * A change that ends the task (a terminal status) sets `outputBytes` to
+   * the bytes of output stored for it, whatever `mutate` said, so the
+   * counter matches the chunks on every outcome.
    */
+
   updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null>;
-  /** Applies the change if the task is in one of `from`; returns the task after it, or null. */
+  /**
+   * Applies the change if the task is in one of `from`; returns the task
+   * after it, or null. Like every write, a move to a terminal status sets
+   * `outputBytes` from the stored chunks (see {@link updateTask}).
+   */
   transition(request: TransitionRequest): Promise<TaskRecord | null>;
   /**
    * Sets fields of a task without changing its status, if it is still in
@@ -427,6 +435,14 @@ export function applyTransition(task: TaskRecord, request: TransitionRequest): T
       },
     ],
   };
+}
+
+/**
+ * Whether a write takes a task from a live status to a terminal one; such a
+ * write sets `outputBytes` to the bytes stored (see {@link Store.updateTask}).
+ */
+export function endsTask(before: TaskRecord, after: TaskRecord): boolean {
+  return !isTerminal(before.status) && isTerminal(after.status);
 }
 
 /** The transition that hands an agent's oldest ready task to it. */

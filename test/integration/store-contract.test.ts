@@ -368,3 +368,44 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+for (const kind of STORE_KINDS) {
+  describe(`Store contract: output counters, ${kind.name}`, function () {
+    let location: StoreLocation;
+    let store: Store;
+
+    beforeEach(async function () {
+      const loc = await kind.location();
+      if (!loc) this.skip();
+      location = loc;
+      store = await openStore(location.options);
+    });
+
+    afterEach(async () => {
+      await store?.close();
+      location?.cleanup();
+    });
+
+    it("sets a task's output counter to its stored bytes whenever it ends, whatever the writer says", async () => {
+      const t = task({ status: 'running' });
+      await store.insertTask(t);
+      await store.putChunkIfRunning({ taskId: t.id, seq: 0, offset: 0, data: Buffer.from('hello ') });
+      await store.putChunkIfRunning({ taskId: t.id, seq: 1, offset: 6, data: Buffer.from('world\n') });
+      // A move that stays live leaves the counter alone.
+      expect((await store.patchTask(t.id, 'running', { outputBytes: 3 }))?.outputBytes).to.equal(3);
+      // "agent restarted", "agent lost": the writer knows nothing of the output.
+      const ended = await store.transition(move(t.id, ['running'], 'failure', { outputBytes: 0, failureReason: 'agent restarted' }));
+      expect(ended?.outputBytes).to.equal(12);
+      expect((await store.getTask(t.id))?.outputBytes).to.equal(12);
+      // A write through updateTask that ends a task is counted too.
+      const other = task({ status: 'running' });
+      await store.insertTask(other);
+      await store.putChunk({ taskId: other.id, seq: 0, offset: 0, data: Buffer.from('abc') });
+      expect((await store.updateTask(other.id, (x) => ({ ...x, status: 'killed' })))?.outputBytes).to.equal(3);
+      // Nothing stored: 0, whatever was claimed.
+      const empty = task({ status: 'ready' });
+      await store.insertTask(empty);
+      expect((await store.transition(move(empty.id, ['ready'], 'killed', { outputBytes: 99 })))?.outputBytes).to.equal(0);
+    });
+  });
+}
