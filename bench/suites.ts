@@ -7,6 +7,7 @@
  */
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -449,9 +450,10 @@ export async function api(store: StoreChoice, clients: number, seconds: number, 
     await server.target('t', 'nobody'); // no agent: created tasks wait, ready
     const conns = Array.from({ length: clients }, () => server.taskClient());
     const ids: string[] = [];
+    // With a request id, as the CLI and the SDKs send one (docs/design.md "Retries and request ids").
     const create = (c: (typeof conns)[number]): Promise<void> =>
       new Promise((resolve, reject) =>
-        c.client.createTask({ target: 't', script: 'echo hello', message: 'bench', type: '', timeoutSeconds: 0 }, c.metadata, (err, res) => {
+        c.client.createTask({ target: 't', script: 'echo hello', message: 'bench', type: '', timeoutSeconds: 0, requestId: randomUUID() }, c.metadata, (err, res) => {
           if (err) reject(err);
           else {
             ids.push(res.task!.id);

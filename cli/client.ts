@@ -1,7 +1,9 @@
 /**
  * The CLI's connection to the server: clients for each service, the bearer
- * token on every call, promise-returning unary calls, and gRPC errors turned
- * into one line a person can act on.
+ * token on every call, promise-returning unary calls, a request_id on every
+ * call that takes one, retries of those calls when the server could not be
+ * reached or did not answer in time, and gRPC errors turned into one line a
+ * person can act on.
  */
 import {
   credentials,
@@ -13,13 +15,15 @@ import {
   type ClientUnaryCall,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentServiceClient } from '../gen/taskgate/v1/agent.js';
 import { EventServiceClient } from '../gen/taskgate/v1/event.js';
 import { TargetServiceClient } from '../gen/taskgate/v1/target.js';
-import { TaskServiceClient } from '../gen/taskgate/v1/task.js';
+import { TaskServiceClient, TaskServiceService } from '../gen/taskgate/v1/task.js';
 import { UserServiceClient } from '../gen/taskgate/v1/user.js';
+import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { readClientTls } from '../shared/tls.js';
 
@@ -42,6 +46,48 @@ export class CliError extends Error {
     super(message);
     this.exitCode = exitCode;
   }
+}
+
+/** gRPC paths of the methods whose requests carry a request_id (AIP-155; docs/design.md "Retries and request ids"). */
+const REQUEST_ID_METHODS: ReadonlySet<string> = new Set([
+  TaskServiceService.createTask.path,
+  TaskServiceService.runTask.path,
+  TaskServiceService.reviewTask.path,
+  TaskServiceService.killTask.path,
+]);
+
+/** A request as a caller gives it: `requestId` may be left out, and a fresh one is filled in. */
+export type CallRequest<Req> = Req extends { requestId: string } ? Omit<Req, 'requestId'> & { requestId?: string } : Req;
+
+/** A new request id: a random UUID. */
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/**
+ * The status codes after which a unary call that carries a request id is
+ * tried again: the server was not reached, or did not answer in time. The
+ * request id makes the repeat safe; any other status is the answer.
+ */
+export const RETRYABLE_CODES: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+
+/** How {@link Api.callWithRetry} tries again. */
+export interface RetryOptions {
+  /** Attempts in all, the first included. Default 7. */
+  attempts?: number;
+  /** Deadline of each attempt, in ms. Default 20000. */
+  attemptTimeoutMs?: number;
+  /** Delays between attempts. Default: 250 ms growing 1.6 times, capped at 4 s, jittered (about 8 s for 6 retries). */
+  backoff?: BackoffOptions;
+  /** Told once, before the first retry (the CLI prints it on stderr). */
+  onRetry?: (err: ServiceError, requestId: string) => void;
+}
+
+const RETRY_DEFAULTS = { attempts: 7, attemptTimeoutMs: 20_000, backoff: { initialMs: 250, maxMs: 4000 } } as const;
+
+/** The path of a grpc-js client method (grpc-js copies its definition onto the method). */
+function pathOf(method: unknown): string {
+  return (method as { path?: unknown }).path as string;
 }
 
 /** Default place `taskgate dev` writes the admin token. */
@@ -90,19 +136,46 @@ export class Api {
     this.events = new EventServiceClient(options.server, creds, channelOptions);
   }
 
-  /** Calls a unary method of `client` with the token and returns its response. */
-  call<Req, Res>(
+  /**
+   * Calls a unary method of `client` with the token and returns its
+   * response. A method that takes a request_id gets a fresh one unless the
+   * request has one.
+   */
+  call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: NoInfer<CallRequest<Req>>): Promise<Res> {
+    return this.#invoke(client, method, withRequestId(method, request), {});
+  }
+
+  /**
+   * Like {@link call}, for a method that takes a request_id: when the server
+   * cannot be reached or does not answer in time (RETRYABLE_CODES), sends the
+   * same request, with the same request id, again, a few times with backoff.
+   * The server answers a repeat without acting twice.
+   */
+  async callWithRetry<Req extends { requestId: string }, Res>(
     client: Client,
-    method: (
-      request: Req,
-      metadata: Metadata,
-      options: Partial<CallOptions>,
-      callback: (err: ServiceError | null, response: Res) => void,
-    ) => ClientUnaryCall,
-    request: Req,
+    method: UnaryMethod<Req, Res>,
+    request: NoInfer<CallRequest<Req>>,
+    options: RetryOptions = {},
   ): Promise<Res> {
+    const full = withRequestId(method, request);
+    if (!REQUEST_ID_METHODS.has(pathOf(method))) throw new Error(`${pathOf(method)} takes no request_id, so it is not retried`);
+    const attempts = options.attempts ?? RETRY_DEFAULTS.attempts;
+    const backoff = new Backoff(options.backoff ?? RETRY_DEFAULTS.backoff);
+    for (let attempt = 1; ; attempt++) {
+      const deadline = new Date(Date.now() + (options.attemptTimeoutMs ?? RETRY_DEFAULTS.attemptTimeoutMs));
+      try {
+        return await this.#invoke(client, method, full, { deadline });
+      } catch (err) {
+        if (!isServiceError(err) || !RETRYABLE_CODES.has(err.code) || attempt >= attempts) throw err;
+        if (attempt === 1) options.onRetry?.(err, full.requestId);
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+    }
+  }
+
+  #invoke<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, request: Req, options: Partial<CallOptions>): Promise<Res> {
     return new Promise((resolve, reject) => {
-      method.call(client, request, this.metadata, {}, (err, res) => (err ? reject(err) : resolve(res)));
+      method.call(client, request, this.metadata, options, (err, res) => (err ? reject(err) : resolve(res)));
     });
   }
 
@@ -113,6 +186,21 @@ export class Api {
     this.users.close();
     this.events.close();
   }
+}
+
+/** A unary method of a grpc-js client, as ts-proto generates it. */
+export type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (err: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/** The request with a request id when its method takes one and it has none. */
+function withRequestId<Req>(method: UnaryMethod<Req, unknown>, request: CallRequest<Req>): Req {
+  if (!REQUEST_ID_METHODS.has(pathOf(method))) return request as Req;
+  const given = (request as { requestId?: string }).requestId;
+  return { ...request, requestId: given ?? newRequestId() } as Req;
 }
 
 /** Whether a value is a gRPC ServiceError. */

@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { ReviewDecision, ReviewStatus, Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { status } from '@grpc/grpc-js';
 import { Backoff } from '../../shared/backoff.js';
-import { type Api, CliError, type ClientOptions, isServiceError } from '../client.js';
+import { type Api, CliError, type ClientOptions, isServiceError, newRequestId, type RetryOptions } from '../client.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { printJson, statusFromName, statusName, table, time } from '../format.js';
 
@@ -85,6 +85,25 @@ async function streamOnce(api: Api, id: string, follow: boolean, offset: number,
   return finished;
 }
 
+/** The `--request-id` option of the commands that change a task. */
+function requestIdOption(): Option {
+  return new Option('--request-id <id>', 'make a repeat of this command safe: the same id and arguments act once (default: a new random id)');
+}
+
+/**
+ * Retry options for a command's call: say once on stderr that the server
+ * was not reached (or did not answer in time) and that the same request is
+ * being sent again, which is safe because of its request id.
+ */
+function retryNotice(what: string): RetryOptions {
+  return {
+    onRetry: (err, requestId) =>
+      process.stderr.write(
+        `taskgate: ${what}: ${err.details || status[err.code]} (${status[err.code]}); trying again with the same request id ${requestId}, so it happens at most once\n`,
+      ),
+  };
+}
+
 /** Who still has to review a task, for messages. */
 export function pendingGroups(task: Task): string {
   return task.review
@@ -156,19 +175,22 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('--type <type>', `interpreter, overriding the target's (${SCRIPT_TYPES.join(', ')})`, '')
     .option('--timeout <seconds>', "kill it after this long (default: the target's)", (v) => Number.parseInt(v, 10), 0)
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
-    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean }, cmd: Command) => {
+    .addOption(requestIdOption())
+    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean; requestId?: string }, cmd: Command) => {
       if ((opts.script === undefined) === (opts.file === undefined)) {
         throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', 2);
       }
       const script = opts.script ?? readFileSync(opts.file === '-' ? 0 : (opts.file as string), 'utf8');
       const client = api(cmd);
-      const { task } = await client.call(client.tasks, client.tasks.createTask, {
+      const request = {
         target: opts.target,
         script,
         message: opts.message,
         type: opts.type,
         timeoutSeconds: opts.timeout,
-      });
+        requestId: opts.requestId ?? newRequestId(),
+      };
+      const { task } = await client.callWithRetry(client.tasks, client.tasks.createTask, request, retryNotice('creating the task'));
       if (!task) throw new CliError('the server returned no task');
       const json = (cmd.optsWithGlobals() as ClientOptions).json;
       if (!opts.wait) {
@@ -194,15 +216,18 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('--reject', 'reject it (for good; the creator makes a new task)')
     .option('-g, --group <group>', 'the reviewer group you act for (needed when you are in several)', '')
     .option('-c, --comment <text>', 'a comment for the creator', '')
-    .action(async (id: string, opts: { approve?: boolean; reject?: boolean; group: string; comment: string }, cmd: Command) => {
+    .addOption(requestIdOption())
+    .action(async (id: string, opts: { approve?: boolean; reject?: boolean; group: string; comment: string; requestId?: string }, cmd: Command) => {
       if (Boolean(opts.approve) === Boolean(opts.reject)) throw new CliError('give exactly one of --approve or --reject', 2);
       const client = api(cmd);
-      const { task } = await client.call(client.tasks, client.tasks.reviewTask, {
+      const request = {
         id,
         decision: opts.approve ? ReviewDecision.REVIEW_DECISION_APPROVE : ReviewDecision.REVIEW_DECISION_REJECT,
         group: opts.group,
         comment: opts.comment,
-      });
+        requestId: opts.requestId ?? newRequestId(),
+      };
+      const { task } = await client.callWithRetry(client.tasks, client.tasks.reviewTask, request, retryNotice(`reviewing task ${id}`));
       if (!task) throw new CliError('the server returned no task');
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
         printJson(Task.toJSON(task));
@@ -222,9 +247,11 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .description('run an approved task (its creator or an admin); with --wait, stream its output')
     .argument('<id>', 'task id')
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
-    .action(async (id: string, opts: { wait?: boolean }, cmd: Command) => {
+    .addOption(requestIdOption())
+    .action(async (id: string, opts: { wait?: boolean; requestId?: string }, cmd: Command) => {
       const client = api(cmd);
-      const { task } = await client.call(client.tasks, client.tasks.runTask, { id });
+      const request = { id, requestId: opts.requestId ?? newRequestId() };
+      const { task } = await client.callWithRetry(client.tasks, client.tasks.runTask, request, retryNotice(`running task ${id}`));
       if (!task) throw new CliError('the server returned no task');
       const json = (cmd.optsWithGlobals() as ClientOptions).json;
       if (opts.wait) {
@@ -240,9 +267,11 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .argument('<id>', 'task id')
     .option('-r, --reason <text>', 'why, for the audit trail', '')
     .option('-w, --wait', 'wait until the agent confirms and print the final status')
-    .action(async (id: string, opts: { reason: string; wait?: boolean }, cmd: Command) => {
+    .addOption(requestIdOption())
+    .action(async (id: string, opts: { reason: string; wait?: boolean; requestId?: string }, cmd: Command) => {
       const client = api(cmd);
-      let { task } = await client.call(client.tasks, client.tasks.killTask, { id, reason: opts.reason });
+      const request = { id, reason: opts.reason, requestId: opts.requestId ?? newRequestId() };
+      let { task } = await client.callWithRetry(client.tasks, client.tasks.killTask, request, retryNotice(`killing task ${id}`));
       if (!task) throw new CliError('the server returned no task');
       if (opts.wait && task.status === TaskStatus.TASK_STATUS_RUNNING) {
         const call = client.tasks.watchTask({ id }, client.metadata);

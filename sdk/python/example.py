@@ -4,7 +4,9 @@
     TASKGATE_SERVER=127.0.0.1:7070 TASKGATE_TOKEN=tg_user_... \
         python3 example.py TARGET 'echo hello'
 
-Set TASKGATE_TLS_CA to a CA file to connect with TLS.
+Set TASKGATE_TLS_CA to a CA file to connect with TLS. The CreateTask
+carries a new request id (taskgate.client), so a retry never makes a second
+task; TASKGATE_REQUEST_ID sets it, to repeat a run safely.
 """
 import os
 import sys
@@ -13,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import grpc  # noqa: E402
 
+from taskgate import client  # noqa: E402
 from taskgate.v1 import task_pb2, task_pb2_grpc  # noqa: E402
 
 
@@ -36,17 +39,20 @@ def run() -> int:
     server = os.environ.get("TASKGATE_SERVER", "127.0.0.1:7070")
     metadata = [("authorization", "Bearer " + os.environ["TASKGATE_TOKEN"])]
     ca = os.environ.get("TASKGATE_TLS_CA")
+    credentials = None
     if ca:
         with open(ca, "rb") as f:
-            channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root_certificates=f.read()))
-    else:
-        channel = grpc.insecure_channel(server)
-    tasks = task_pb2_grpc.TaskServiceStub(channel)
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+    tasks = task_pb2_grpc.TaskServiceStub(client.channel(server, credentials))
 
-    created = tasks.CreateTask(
-        task_pb2.CreateTaskRequest(target=target, script=script, message="from the Python SDK example"),
-        metadata=metadata,
-    ).task
+    # An empty request_id gets a new one from client.RequestIdInterceptor.
+    request = task_pb2.CreateTaskRequest(
+        target=target,
+        script=script,
+        message="from the Python SDK example",
+        request_id=os.environ.get("TASKGATE_REQUEST_ID", ""),
+    )
+    created = tasks.CreateTask(request, metadata=metadata).task
     print(f"task {created.id}: {task_pb2.TaskStatus.Name(created.status)}", file=sys.stderr)
     if created.status == task_pb2.TASK_STATUS_PENDING_REVIEW:
         print("it waits for review; follow it later with GetTaskLogs", file=sys.stderr)

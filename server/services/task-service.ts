@@ -19,15 +19,16 @@ import {
   type WatchTaskRequest,
   type WatchTaskResponse,
 } from '../../gen/taskgate/v1/task.js';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 import { maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
+import { applyOnce, bindRequest, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
 import { applyReview, requiredReviews } from '../review.js';
-import type { Store, TargetRecord, TaskRecord } from '../store/store.js';
+import { applyTransition, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import { checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
@@ -93,6 +94,13 @@ export function taskService(
     if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
     checkSize('script', req.script, MAX_SCRIPT_BYTES);
     checkSize('message', req.message, MAX_MESSAGE_BYTES);
+    const actor = actorOf(user);
+    const request = requestOf(actor, 'CreateTask', req.requestId, [req.target, req.script, req.message, req.type, req.timeoutSeconds]);
+    // A repeat: the task the first call made, whatever changed since (the
+    // target's rules included).
+    const prior = await priorRequest(store, request);
+    const made = prior && (await store.getTask(prior.taskId));
+    if (made) return { task: taskToWire(await madeBefore(made)) };
     const target = await store.getTarget(req.target);
     if (!target) throw new NotFoundError(`target "${req.target}" not found`);
     requireUseTarget(user, target);
@@ -103,9 +111,9 @@ export function taskService(
       throw new PermissionDeniedError(`target "${target.name}" runs ${target.type} only; it does not allow type override`);
     }
     const now = new Date();
-    const actor = actorOf(user);
     const task: TaskRecord = {
-      id: newTaskId(),
+      // A bound request id fixes the id, so racing repeats insert one task.
+      id: prior?.taskId ?? newTaskId(),
       created: now,
       message: req.message,
       script: req.script,
@@ -130,11 +138,38 @@ export function taskService(
       distinctReviewers: target.review === 'team' && target.distinctReviewers,
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,
+      ...(request ? { requestId: request.requestId } : {}),
     };
-    await store.insertTask(task);
+    if (!prior) {
+      const holder = await bindRequest(store, request, task.id);
+      if (holder) {
+        // A concurrent repeat bound the id first: its task, or (if it has
+        // not inserted it yet) this one under its id.
+        const raced = await store.getTask(holder.taskId);
+        if (raced) return { task: taskToWire(await madeBefore(raced)) };
+        task.id = holder.taskId;
+      }
+    }
+    try {
+      await store.insertTask(task);
+    } catch (err) {
+      const raced = request && err instanceof AlreadyExistsError ? await store.getTask(task.id) : null;
+      if (!raced) throw err;
+      return { task: taskToWire(await madeBefore(raced)) };
+    }
     machine.announce(task);
     const routed = await machine.route(task);
     return { task: taskToWire(routed ?? (await store.getTask(task.id)) ?? task) };
+  }
+
+  /**
+   * A task an earlier call with the same request id made, as it is now;
+   * routed first if that call stopped before it could (routing is
+   * conditional on "created", so racing calls route it once).
+   */
+  async function madeBefore(task: TaskRecord): Promise<TaskRecord> {
+    if (task.status !== 'created') return task;
+    return (await machine.route(task)) ?? (await store.getTask(task.id)) ?? task;
   }
 
   /** The task if the user may see it; NOT_FOUND otherwise, so hidden tasks do not reveal themselves. */
@@ -195,20 +230,36 @@ export function taskService(
       req.decision === ReviewDecision.REVIEW_DECISION_APPROVE ? 'approve' : req.decision === ReviewDecision.REVIEW_DECISION_REJECT ? 'reject' : undefined;
     if (!decision) throw new InvalidArgumentError('decision must be APPROVE or REJECT');
     checkSize('comment', req.comment, MAX_MESSAGE_BYTES);
+    const request = requestOf(actorOf(user), 'ReviewTask', req.requestId, [req.id, req.decision, req.group, req.comment]);
+    const prior = await priorRequest(store, request);
     const seen = await visibleTask(user, req.id);
+    // A repeat decides nothing again, and is not refused because the first
+    // call decided (a rejected task; no group of the caller's left pending).
+    if (isRepeat(prior, seen, request)) {
+      await completeRequest(store, request);
+      return { task: taskToWire(seen) };
+    }
     const target = await store.getTarget(seen.target);
     const input = { decision, group: req.group, comment: req.comment, time: new Date() } as const;
-    const updated = await store.updateTask(req.id, (task) => applyReview(task, user, input, target));
-    if (updated) {
-      machine.announce(updated);
-      return { task: taskToWire(updated) };
-    }
-    return { task: taskToWire(await visibleTask(user, req.id)) };
+    // Refusals (the creator, a finished task, ...) come before the id is bound.
+    applyReview(seen, user, input, target);
+    if (!prior) await bindRequest(store, request, seen.id);
+    const result = await applyOnce(store, req.id, request, (task) => applyReview(task, user, input, target));
+    if (result?.applied) machine.announce(result.task);
+    await completeRequest(store, request);
+    return { task: taskToWire(result?.task ?? (await visibleTask(user, req.id))) };
   }
 
   async function runTask(req: RunTaskRequest, { user }: UserContext): Promise<RunTaskResponse> {
+    const request = requestOf(actorOf(user), 'RunTask', req.requestId, [req.id]);
+    const prior = await priorRequest(store, request);
     const task = await visibleTask(user, req.id);
     requireRun(user, task);
+    // A repeat: the task as it is (ready, running or ended), not FAILED_PRECONDITION.
+    if (isRepeat(prior, task, request)) {
+      await completeRequest(store, request);
+      return { task: taskToWire(task) };
+    }
     if (task.status !== 'approved') {
       throw new FailedPreconditionError(
         task.status === 'pending-review'
@@ -220,13 +271,24 @@ export function taskService(
     if (!target) throw new FailedPreconditionError(`target "${task.target}" no longer exists`);
     if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive; activate it to run tasks`);
     await requireCreatorMayStillUse(task, target);
-    const moved = await machine.move(task.id, 'ready', {
+    if (!prior) await bindRequest(store, request, task.id);
+    const move = {
+      id: task.id,
+      from: ['approved'],
+      to: 'ready',
+      patch: { agent: target.agent },
       actor: actorOf(user),
       reason: 'run after approval',
-      from: ['approved'],
-      patch: { agent: target.agent },
-    });
-    return { task: taskToWire(moved) };
+      time: new Date(),
+    } as const;
+    const result = await applyOnce(store, task.id, request, (t) => applyTransition(t, move));
+    if (!result) {
+      const current = await store.getTask(task.id);
+      throw new FailedPreconditionError(`task ${task.id} is ${current?.status ?? 'gone'}; it cannot become ready`);
+    }
+    if (result.applied) machine.announce(result.task);
+    await completeRequest(store, request);
+    return { task: taskToWire(result.task) };
   }
 
   /**
@@ -250,39 +312,42 @@ export function taskService(
 
   async function killTask(req: KillTaskRequest, { user }: UserContext): Promise<KillTaskResponse> {
     checkSize('reason', req.reason, MAX_MESSAGE_BYTES);
+    const request = requestOf(actorOf(user), 'KillTask', req.requestId, [req.id, req.reason]);
+    const prior = await priorRequest(store, request);
     const task = await visibleTask(user, req.id);
     requireKill(user, task);
+    if (isRepeat(prior, task, request)) {
+      // Cut off after recording the kill, maybe before sending it: send it (again).
+      if (!prior?.done && task.status === 'running') onKillRequested(task);
+      await completeRequest(store, request);
+      return { task: taskToWire(task) };
+    }
     const actor = actorOf(user);
     const why = req.reason === '' ? '' : `: ${req.reason}`;
     const now = new Date();
-    const killed = await machine.tryMove(task.id, 'killed', {
-      actor,
-      reason: `killed before it ran${why}`,
-      from: NOT_STARTED,
-      patch: { finished: now, failureReason: `killed by ${actor} before it ran${why}` },
-    });
-    if (killed) return { task: taskToWire(killed) };
-    // Running: record the request (once) in the task; the agent confirms.
-    const requested = await store.updateTask(task.id, (t) =>
-      t.status !== 'running' || t.killRequested
-        ? null
-        : {
-            ...t,
-            killRequested: now,
-            events: [...t.events, { time: now, actor, action: 'task.kill-requested', from: t.status, to: t.status, reason: `kill requested${why}` }],
-          },
-    );
-    if (requested) {
-      machine.announce(requested);
-      onKillRequested(requested);
-      return { task: taskToWire(requested) };
-    }
-    const current = await visibleTask(user, req.id);
+    // Not started: killed at once, nothing runs. Running: record the request
+    // (once) in the task; the agent confirms.
+    const kill = (t: TaskRecord): TaskRecord | null => {
+      if (NOT_STARTED.includes(t.status)) {
+        const patch = { finished: now, failureReason: `killed by ${actor} before it ran${why}` };
+        return applyTransition(t, { id: t.id, from: NOT_STARTED, to: 'killed', patch, actor, reason: `killed before it ran${why}`, time: now });
+      }
+      if (t.status !== 'running' || t.killRequested) return null;
+      const event = { time: now, actor, action: 'task.kill-requested', from: t.status, to: t.status, reason: `kill requested${why}` };
+      return { ...t, killRequested: now, events: [...t.events, event] };
+    };
+    if (!kill(task) && task.status !== 'running') throw new FailedPreconditionError(`task ${task.id} is ${task.status}; there is nothing to kill`);
+    if (!prior) await bindRequest(store, request, task.id);
+    const result = await applyOnce(store, task.id, request, kill);
+    if (result?.applied) machine.announce(result.task);
+    const current = result?.task ?? (await visibleTask(user, req.id));
     if (current.status === 'running') {
       onKillRequested(current); // asked again: send it again
-      return { task: taskToWire(current) };
+    } else if (!result) {
+      throw new FailedPreconditionError(`task ${current.id} is ${current.status}; there is nothing to kill`);
     }
-    throw new FailedPreconditionError(`task ${current.id} is ${current.status}; there is nothing to kill`);
+    await completeRequest(store, request);
+    return { task: taskToWire(current) };
   }
 
   async function* watchTask(req: WatchTaskRequest, ctx: UserContext): AsyncIterable<WatchTaskResponse> {

@@ -23,6 +23,8 @@ import {
   applyTransition,
   claimRequest,
   hasUnpublished,
+  endsTask,
+  REQUEST_SWEEP,
   upgrade,
   type AgentPresence,
   type AgentRecord,
@@ -33,6 +35,7 @@ import {
   type DeliveryPatch,
   type DeliveryRecord,
   type NewTargetRecord,
+  type RequestRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -53,6 +56,8 @@ type TokenDoc = TokenRecord & { _id: string };
 type UserDoc = Omit<UserRecord, 'email'> & { _id: string };
 type EventDoc = Omit<AuditEventRecord, 'id'> & { _id: string };
 type DeliveryDoc = Omit<DeliveryRecord, 'id'> & { _id: string };
+/** `_id` is {@link requestKey}: the unique _id is what makes binding a request id race-safe. */
+type RequestDoc = RequestRecord & { _id: string };
 interface ChunkDoc {
   _id: string;
   taskId: string;
@@ -65,6 +70,25 @@ interface ChunkDoc {
 const DUPLICATE_KEY = 11000;
 /** A task lock older than this is presumed abandoned by a dead server, in ms. */
 const LOCK_LEASE_MS = 10_000;
+
+/**
+ * The one lock every deletion of request records holds. Deleters are thus
+ * serialised, and each deletes only records expired when it looks: a record
+ * bound again after an expired one was deleted can never be deleted in its
+ * place, even where a delete matches first and removes by _id later (FerretDB).
+ */
+const REQUEST_EXPIRY_LOCK = 'requests:expiry';
+
+/** The _id of a request record: injective in (caller, requestId), whatever they contain. */
+function requestKey(caller: string, requestId: string): string {
+  return JSON.stringify([caller, requestId]);
+}
+
+function toRequest(doc: RequestDoc): RequestRecord {
+  const record: RequestRecord & { _id?: string } = { ...doc };
+  delete record._id;
+  return record;
+}
 
 interface LockDoc {
   _id: string;
@@ -135,6 +159,9 @@ export class MongoStore implements Store {
   readonly #users: Collection<UserDoc>;
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
+  readonly #requests: Collection<RequestDoc>;
+  /** When this store last deleted expired request records (Date.now()). */
+  #requestsSweptAt = 0;
   readonly #secrets: Collection<{ _id: string; target: string; key: string; sealed: string; updated: Date }>;
 
   constructor(options: MongoStoreOptions) {
@@ -151,6 +178,7 @@ export class MongoStore implements Store {
     this.#users = this.#db.collection<UserDoc>('users');
     this.#events = this.#db.collection<EventDoc>('events');
     this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
+    this.#requests = this.#db.collection<RequestDoc>('requests');
     this.#secrets = this.#db.collection('secrets');
   }
 
@@ -198,6 +226,7 @@ export class MongoStore implements Store {
       this.#events.createIndex({ resource: 1, _id: 1 }),
       this.#deliveries.createIndex({ state: 1, nextAttempt: 1 }),
       this.#secrets.createIndex({ target: 1, key: 1 }),
+      this.#requests.createIndex({ expires: 1 }),
     ]);
   }
 
@@ -235,12 +264,28 @@ export class MongoStore implements Store {
   }
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
-    return this.#locked(id, async () => {
+    const { next, ended } = await this.#locked(id, async () => {
       const current = await this.#tasks.findOne({ _id: id });
-      const next = current ? mutate(toTask(current)) : null;
-      if (next) await this.#tasks.replaceOne({ _id: id }, toTaskDoc(next));
-      return next;
+      const before = current ? toTask(current) : null;
+      let after = before ? mutate(before) : null;
+      const ends = before !== null && after !== null && endsTask(before, after);
+      if (after && ends) after = { ...after, outputBytes: (await this.chunkStats(id)).bytes };
+      if (after) await this.#tasks.replaceOne({ _id: id }, toTaskDoc(after));
+      return { next: after, ended: ends };
     });
+    if (!next || !ended) return next;
+    // putChunkIfRunning checks the status, then inserts (no transactions
+    // here): a chunk another replica was storing as the task ended can land
+    // after the count. Count once more and keep the larger (output only grows).
+    const { bytes } = await this.chunkStats(id);
+    if (bytes <= next.outputBytes) return next;
+    return (await this.#locked(id, async () => {
+      const current = await this.#tasks.findOne({ _id: id });
+      if (!current || current.outputBytes >= bytes) return null;
+      const recounted = { ...toTask(current), outputBytes: bytes };
+      await this.#tasks.replaceOne({ _id: id }, toTaskDoc(recounted));
+      return recounted;
+    })) ?? next;
   }
 
   async transition(request: TransitionRequest): Promise<TaskRecord | null> {
@@ -339,6 +384,49 @@ export class MongoStore implements Store {
       this.#chunks.findOne({ taskId }, { sort: { seq: -1 }, projection: { end: 1 } }),
     ]);
     return { chunks, bytes: last?.end ?? 0 };
+  }
+
+  async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {
+    if (Date.now() - this.#requestsSweptAt >= REQUEST_SWEEP.everyMs) {
+      this.#requestsSweptAt = Date.now();
+      await this.deleteExpiredRequests(record.created, REQUEST_SWEEP.limit);
+    }
+    const _id = requestKey(record.caller, record.requestId);
+    for (;;) {
+      // A unique _id: of concurrent inserts exactly one succeeds, on MongoDB
+      // and on FerretDB alike (unlike conditional updates there).
+      try {
+        await this.#requests.insertOne({ _id, ...record });
+        return null;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const held = await this.#requests.findOne({ _id });
+      if (held && held.expires.getTime() > record.created.getTime()) return toRequest(held);
+      if (held) {
+        const now = record.created;
+        await this.#locked(REQUEST_EXPIRY_LOCK, () => this.#requests.deleteOne({ _id, expires: { $lte: now } }));
+      }
+    }
+  }
+
+  async getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null> {
+    const held = await this.#requests.findOne({ _id: requestKey(caller, requestId) });
+    return held && held.expires.getTime() > now.getTime() ? toRequest(held) : null;
+  }
+
+  async completeRequest(caller: string, requestId: string): Promise<void> {
+    // Every writer sets the same value, so racing writes cannot disagree.
+    await this.#requests.updateOne({ _id: requestKey(caller, requestId) }, { $set: { done: true } });
+  }
+
+  async deleteExpiredRequests(now: Date, limit: number): Promise<number> {
+    return this.#locked(REQUEST_EXPIRY_LOCK, async () => {
+      const expired = await this.#requests.find({ expires: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
+      if (expired.length === 0) return 0;
+      const result = await this.#requests.deleteMany({ _id: { $in: expired.map((d) => d._id) }, expires: { $lte: now } });
+      return result.deletedCount;
+    });
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {

@@ -12,7 +12,9 @@ import { TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js'
 import {
   applyTransition,
   claimRequest,
+  endsTask,
   hasUnpublished,
+  REQUEST_SWEEP,
   upgrade,
   type AgentPresence,
   type AgentRecord,
@@ -23,6 +25,7 @@ import {
   type DeliveryPatch,
   type DeliveryRecord,
   type NewTargetRecord,
+  type RequestRecord,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -88,6 +91,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
   doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt);
+CREATE TABLE IF NOT EXISTS requests (
+  caller TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  expires INTEGER NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (caller, request_id)
+);
+CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires);
 `;
 
 /** Columns added after the first release, for data directories made before. */
@@ -123,6 +134,8 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
   readonly #statements = new Map<string, Database.Statement>();
+  /** When this store last deleted expired request records (Date.now()). */
+  #requestsSweptAt = 0;
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
@@ -220,7 +233,10 @@ export class SqliteStore implements Store {
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
     const run = this.#db.transaction((): TaskRecord | null => {
       const task = this.#getTask(id);
-      const next = task ? mutate(task) : null;
+      let next = task ? mutate(task) : null;
+      // Counted in the same transaction as the end, and putChunkIfRunning is
+      // one transaction too: no chunk can land between the count and the end.
+      if (task && next && endsTask(task, next)) next = { ...next, outputBytes: this.#chunkStats(id).bytes };
       if (next) this.#saveTask(next);
       return next;
     });
@@ -293,9 +309,54 @@ export class SqliteStore implements Store {
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
+    return this.#chunkStats(taskId);
+  }
+
+  #chunkStats(taskId: string): { chunks: number; bytes: number } {
     const row = this.#statement('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
       .get(taskId) as { chunks: number; bytes: number };
     return { chunks: row.chunks, bytes: row.bytes };
+  }
+
+  async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {
+    if (Date.now() - this.#requestsSweptAt >= REQUEST_SWEEP.everyMs) {
+      this.#requestsSweptAt = Date.now();
+      await this.deleteExpiredRequests(record.created, REQUEST_SWEEP.limit);
+    }
+    // One synchronous transaction, and the primary key holds one row per key.
+    const run = this.#db.transaction((): RequestRecord | null => {
+      const held = this.#getRequest(record.caller, record.requestId);
+      if (held && held.expires.getTime() > record.created.getTime()) return held;
+      if (held) this.#statement('DELETE FROM requests WHERE caller = ? AND request_id = ?').run(record.caller, record.requestId);
+      this.#statement('INSERT INTO requests (caller, request_id, expires, doc) VALUES (?, ?, ?, ?)')
+        .run(record.caller, record.requestId, record.expires.getTime(), JSON.stringify(record));
+      return null;
+    });
+    return run.immediate();
+  }
+
+  async getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null> {
+    const held = this.#getRequest(caller, requestId);
+    return held && held.expires.getTime() > now.getTime() ? held : null;
+  }
+
+  #getRequest(caller: string, requestId: string): RequestRecord | null {
+    const row = this.#statement('SELECT doc FROM requests WHERE caller = ? AND request_id = ?').get(caller, requestId) as DocRow | undefined;
+    return row ? parseDoc<RequestRecord>(row.doc) : null;
+  }
+
+  async completeRequest(caller: string, requestId: string): Promise<void> {
+    const run = this.#db.transaction((): void => {
+      const held = this.#getRequest(caller, requestId);
+      if (!held || held.done) return;
+      this.#statement('UPDATE requests SET doc = ? WHERE caller = ? AND request_id = ?').run(JSON.stringify({ ...held, done: true }), caller, requestId);
+    });
+    run.immediate();
+  }
+
+  async deleteExpiredRequests(now: Date, limit: number): Promise<number> {
+    return this.#statement('DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests WHERE expires <= ? LIMIT ?)')
+      .run(now.getTime(), limit).changes;
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {

@@ -8,7 +8,7 @@
  * write, so a task's history can never disagree with its status. Neither
  * implementation needs multi-document transactions.
  */
-import type { TaskStatus } from '../../shared/task-status.js';
+import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 
 /** One thing that happened to a task: a status change or a review decision. */
 export interface TaskEventRecord {
@@ -79,6 +79,14 @@ export interface TaskRecord {
    * and the webhook queue (the task document is its own outbox).
    */
   published: number;
+  /** request_id of the CreateTask that made it; absent when it had none. */
+  requestId?: string;
+  /**
+   * Marks of the id-carrying requests that changed it (server/request-ids.ts),
+   * written in the same atomic update as the change, so a repeat never acts
+   * twice however long after. One per change, so bounded by its moves.
+   */
+  requestMarks?: string[];
 }
 
 /** Fields a transition may set besides the status. */
@@ -295,6 +303,31 @@ export interface DeliveryRecord {
 /** Delivery fields a sender may change. */
 export type DeliveryPatch = Partial<Pick<DeliveryRecord, 'state' | 'attempts' | 'nextAttempt' | 'lastError'>>;
 
+/**
+ * A client-chosen request id (AIP-155) bound to the request it came with, so
+ * a retried call is answered instead of acted on twice (server/request-ids.ts).
+ * Keyed by (caller, requestId).
+ */
+export interface RequestRecord {
+  /** "user:EMAIL": request ids are scoped to their caller. */
+  caller: string;
+  requestId: string;
+  /** The RPC it was used for, e.g. "CreateTask". */
+  method: string;
+  /** Hex SHA-256 of the method and every other field of the request. */
+  hash: string;
+  /** The task it created or acted on. */
+  taskId: string;
+  created: Date;
+  /** From then on the record is ignored and deleted, and the id is free again. */
+  expires: Date;
+  /** The call completed; a repeat is answered with the task as it is. */
+  done: boolean;
+}
+
+/** How often a store deletes expired request records (no TTL index: DESIGN.md), and how many at a time. */
+export const REQUEST_SWEEP = { everyMs: 10 * 60_000, limit: 500 } as const;
+
 /** A piece of a task's output, keyed by (taskId, seq). */
 export interface ChunkRecord {
   taskId: string;
@@ -325,9 +358,16 @@ export interface Store {
    * respect to every other write of that task. `mutate` must be synchronous
    * and pure; returning null leaves the task as it was. Returns the task
    * after the change, or null when it does not exist or `mutate` declined.
+   * A change that ends the task (a terminal status) sets `outputBytes` to
+   * the bytes of output stored for it, whatever `mutate` said, so the
+   * counter matches the chunks on every outcome.
    */
   updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null>;
-  /** Applies the change if the task is in one of `from`; returns the task after it, or null. */
+  /**
+   * Applies the change if the task is in one of `from`; returns the task
+   * after it, or null. Like every write, a move to a terminal status sets
+   * `outputBytes` from the stored chunks (see {@link updateTask}).
+   */
   transition(request: TransitionRequest): Promise<TaskRecord | null>;
   /**
    * Sets fields of a task without changing its status, if it is still in
@@ -360,6 +400,21 @@ export interface Store {
   readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes?: number): Promise<ChunkRecord[]>;
   /** How many chunks and bytes a task has stored. */
   chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
+
+  /**
+   * Binds a request id: inserts the record unless a live one (`expires`
+   * after `record.created`) holds its (caller, requestId), and returns null;
+   * else returns that one. Of concurrent inserts of one key exactly one
+   * returns null. An expired holder is deleted first; every
+   * {@link REQUEST_SWEEP} interval a call also deletes some expired records.
+   */
+  insertRequest(record: RequestRecord): Promise<RequestRecord | null>;
+  /** The record of (caller, requestId) still live at `now`, or null. */
+  getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null>;
+  /** Marks the record done; doing it again changes nothing. */
+  completeRequest(caller: string, requestId: string): Promise<void>;
+  /** Deletes up to `limit` records expired at `now`; returns how many. */
+  deleteExpiredRequests(now: Date, limit: number): Promise<number>;
 
   /** Throws AlreadyExistsError when the name is taken. */
   insertTarget(target: NewTargetRecord): Promise<void>;
@@ -446,6 +501,14 @@ export function applyTransition(task: TaskRecord, request: TransitionRequest): T
       },
     ],
   };
+}
+
+/**
+ * Whether a write takes a task from a live status to a terminal one; such a
+ * write sets `outputBytes` to the bytes stored (see {@link Store.updateTask}).
+ */
+export function endsTask(before: TaskRecord, after: TaskRecord): boolean {
+  return !isTerminal(before.status) && isTerminal(after.status);
 }
 
 /** The transition that hands an agent's oldest ready task to it. */

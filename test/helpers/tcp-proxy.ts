@@ -1,16 +1,21 @@
 /**
- * A TCP proxy between agents and the server that a test can cut: every open
- * connection is destroyed and new ones are refused until it is restored, as
- * when a network link drops.
+ * A TCP proxy between agents (or clients) and the server that a test can
+ * cut: every open connection is destroyed and new ones are refused until it
+ * is restored, as when a network link drops. It can also hold back the
+ * answer to one request: once bytes carrying a marker have passed towards
+ * the server, nothing more of that connection passes back, so a test can cut
+ * the link after the server acted and before the client heard.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 
 /** A cuttable TCP proxy on 127.0.0.1. */
 export class TcpProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #cut = false;
+  #hold: { marker: Buffer; seen: () => void } | null = null;
 
   private constructor(server: Server, host: string, port: number) {
     this.#server = server;
@@ -20,9 +25,30 @@ export class TcpProxy {
         return;
       }
       const upstream = connect(port, host);
-      for (const [a, b] of [
-        [client, upstream],
-        [upstream, client],
+      let holding = false;
+      let tail = Buffer.alloc(0);
+      // Towards the server: look for the marker (across chunk boundaries).
+      const up = new Transform({
+        transform: (chunk: Buffer, _encoding, done) => {
+          const hold = this.#hold;
+          if (hold && !holding) {
+            const window = Buffer.concat([tail, chunk]);
+            if (window.includes(hold.marker)) {
+              holding = true;
+              this.#hold = null;
+              hold.seen();
+            } else {
+              tail = window.subarray(Math.max(0, window.length - hold.marker.length + 1));
+            }
+          }
+          done(null, chunk);
+        },
+      });
+      // Back to the client: nothing once held.
+      const down = new Transform({ transform: (chunk: Buffer, _encoding, done) => done(null, holding ? undefined : chunk) });
+      for (const [a, via, b] of [
+        [client, up, upstream],
+        [upstream, down, client],
       ] as const) {
         this.#sockets.add(a);
         a.on('error', () => b.destroy());
@@ -30,8 +56,20 @@ export class TcpProxy {
           this.#sockets.delete(a);
           b.destroy();
         });
-        a.pipe(b);
+        a.pipe(via).pipe(b);
       }
+    });
+  }
+
+  /**
+   * Arms a hold: the first connection to carry `marker` towards the server
+   * (e.g. a unique script in a CreateTask request) passes those bytes on,
+   * then passes nothing more back to the client. Resolves when it happened;
+   * `cut()` then drops the connection, answer unheard. One hold at a time.
+   */
+  holdAnswerAfter(marker: string | Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      this.#hold = { marker: Buffer.from(marker), seen: resolve };
     });
   }
 

@@ -6,13 +6,15 @@
  * here.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ReviewMode } from '../../gen/taskgate/v1/target.js';
 import { TaskStatus } from '../../gen/taskgate/v1/task.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const ROOT = process.cwd();
 const CACHE = join(ROOT, '.cache');
@@ -86,8 +88,8 @@ for (const language of LANGUAGES) {
 
     after(async () => h?.close());
 
-    function example(args: string[], token = h.adminToken): Promise<Run> {
-      return run(command[0]!, [...command.slice(1), ...args], { env: { TASKGATE_SERVER: h.address, TASKGATE_TOKEN: token } });
+    function example(args: string[], token = h.adminToken, env: Record<string, string> = {}): Promise<Run> {
+      return run(command[0]!, [...command.slice(1), ...args], { env: { TASKGATE_SERVER: h.address, TASKGATE_TOKEN: token, ...env } });
     }
 
     /** The task id the example prints first ("task ID: STATUS"). */
@@ -131,6 +133,47 @@ for (const language of LANGUAGES) {
       const missing = await example(['no-such-target', 'echo never']);
       expect(missing.code).to.equal(1);
       expect(missing.stderr).to.match(/NotFound|NOT_FOUND/).and.contain('no-such-target');
+    });
+
+    it('sends a request id of its own; run twice with the same TASKGATE_REQUEST_ID it makes one task, which runs once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'taskgate-sdk-'));
+      try {
+        chmodSync(dir, 0o755);
+        const marker = join(dir, 'ran');
+        writeFileSync(marker, '');
+        chmodSync(marker, 0o666); // tasks run as users of their own
+        const fresh = await example(['t', 'echo fresh']);
+        expect(fresh.code, fresh.stderr).to.equal(0);
+        expect((await h.store.getTask(taskId(fresh.stderr)))?.requestId).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        const requestId = `sdk-${language.name}-${Date.now()}`;
+        const twice = [await example(['t', `echo ran >> ${marker}`], h.adminToken, { TASKGATE_REQUEST_ID: requestId })];
+        twice.push(await example(['t', `echo ran >> ${marker}`], h.adminToken, { TASKGATE_REQUEST_ID: requestId }));
+        expect(twice.map((r) => r.code)).to.deep.equal([0, 0]);
+        expect(taskId(twice[1]!.stderr)).to.equal(taskId(twice[0]!.stderr));
+        expect(readFileSync(marker, 'utf8')).to.equal('ran\n');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('tries CreateTask again when the connection drops after the server made the task, and gets that task', async () => {
+      const proxy = await TcpProxy.start(h.address);
+      try {
+        const script = `echo dropped-${language.name}-${Date.now()}`;
+        const held = proxy.holdAnswerAfter(script);
+        const before = (await h.store.listTasks({ limit: 500 })).length;
+        const res = run(command[0]!, [...command.slice(1), 't', script], { env: { TASKGATE_SERVER: proxy.address, TASKGATE_TOKEN: h.adminToken } });
+        await held;
+        while ((await h.store.listTasks({ limit: 500 })).length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+        proxy.cut();
+        proxy.restore();
+        const { code, stderr } = await res;
+        expect(code, stderr).to.equal(0);
+        const made = (await h.store.listTasks({ limit: 500 })).filter((t) => t.script === script);
+        expect(made.map((t) => t.id)).to.deep.equal([taskId(stderr)]);
+      } finally {
+        await proxy.close();
+      }
     });
   });
 }

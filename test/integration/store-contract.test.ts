@@ -13,6 +13,9 @@ import { openStore } from '../../server/store/open-store.js';
 import type { AgentRecord, Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
 import { raceStores } from '../helpers/store-worker.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
+// For the request-id cases at the end.
+import { applyOnce, requestOf } from '../../server/request-ids.js';
+import { applyTransition, type RequestRecord } from '../../server/store/store.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
   const now = new Date();
@@ -397,6 +400,150 @@ for (const kind of STORE_KINDS) {
       store = await openStore(location.options);
       expect((await store.getTask(t.id))?.script).to.equal('echo hi');
       expect((await store.readChunks(t.id, { afterSeq: -1 }, 10))[0]?.data.toString()).to.equal('kept');
+    });
+  });
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`Store contract: output counters, ${kind.name}`, function () {
+    let location: StoreLocation;
+    let store: Store;
+
+    beforeEach(async function () {
+      const loc = await kind.location();
+      if (!loc) this.skip();
+      location = loc;
+      store = await openStore(location.options);
+    });
+
+    afterEach(async () => {
+      await store?.close();
+      location?.cleanup();
+    });
+
+    it("sets a task's output counter to its stored bytes whenever it ends, whatever the writer says", async () => {
+      const t = task({ status: 'running' });
+      await store.insertTask(t);
+      await store.putChunkIfRunning({ taskId: t.id, seq: 0, offset: 0, data: Buffer.from('hello ') });
+      await store.putChunkIfRunning({ taskId: t.id, seq: 1, offset: 6, data: Buffer.from('world\n') });
+      // A move that stays live leaves the counter alone.
+      expect((await store.patchTask(t.id, 'running', { outputBytes: 3 }))?.outputBytes).to.equal(3);
+      // "agent restarted", "agent lost": the writer knows nothing of the output.
+      const ended = await store.transition(move(t.id, ['running'], 'failure', { outputBytes: 0, failureReason: 'agent restarted' }));
+      expect(ended?.outputBytes).to.equal(12);
+      expect((await store.getTask(t.id))?.outputBytes).to.equal(12);
+      // A write through updateTask that ends a task is counted too.
+      const other = task({ status: 'running' });
+      await store.insertTask(other);
+      await store.putChunk({ taskId: other.id, seq: 0, offset: 0, data: Buffer.from('abc') });
+      expect((await store.updateTask(other.id, (x) => ({ ...x, status: 'killed' })))?.outputBytes).to.equal(3);
+      // Nothing stored: 0, whatever was claimed.
+      const empty = task({ status: 'ready' });
+      await store.insertTask(empty);
+      expect((await store.transition(move(empty.id, ['ready'], 'killed', { outputBytes: 99 })))?.outputBytes).to.equal(0);
+    });
+  });
+}
+
+/** A request record as server/request-ids.ts writes them. */
+function requestRecord(overrides: Partial<RequestRecord> = {}): RequestRecord {
+  const created = new Date(1_700_000_000_000);
+  return {
+    caller: 'user:a@x',
+    requestId: 'req-00000001',
+    method: 'CreateTask',
+    hash: 'h1',
+    taskId: newTaskId(),
+    created,
+    expires: new Date(created.getTime() + 1000),
+    done: false,
+    ...overrides,
+  };
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`Store contract: request ids, ${kind.name}`, function () {
+    let location: StoreLocation;
+    let store: Store;
+
+    beforeEach(async function () {
+      const loc = await kind.location();
+      if (!loc) this.skip();
+      location = loc;
+      store = await openStore(location.options);
+    });
+
+    afterEach(async () => {
+      await store?.close();
+      location?.cleanup();
+    });
+
+    it('binds a request id once per caller and returns the record that holds it', async () => {
+      const first = requestRecord();
+      expect(await store.insertRequest(first)).to.equal(null);
+      expect(await store.insertRequest(requestRecord({ taskId: 'other', hash: 'h2' }))).to.deep.equal(first);
+      // Another caller's id is another key, and so is another id.
+      expect(await store.insertRequest(requestRecord({ caller: 'user:b@x' }))).to.equal(null);
+      expect(await store.insertRequest(requestRecord({ requestId: 'req-00000002' }))).to.equal(null);
+      expect(await store.getRequest(first.caller, first.requestId, first.created)).to.deep.equal(first);
+      expect(await store.getRequest('user:c@x', first.requestId, first.created)).to.equal(null);
+      await store.completeRequest(first.caller, first.requestId);
+      await store.completeRequest(first.caller, first.requestId);
+      expect(await store.getRequest(first.caller, first.requestId, first.created)).to.deep.equal({ ...first, done: true });
+    });
+
+    it('forgets a request id once it expired, and lets it be bound again', async () => {
+      const old = requestRecord();
+      await store.insertRequest(old);
+      const later = (ms: number) => new Date(old.created.getTime() + ms);
+      expect(await store.getRequest(old.caller, old.requestId, later(999))).to.deep.equal(old);
+      expect(await store.getRequest(old.caller, old.requestId, later(1000))).to.equal(null);
+      const again = requestRecord({ created: later(1000), expires: later(5000), hash: 'h2' });
+      expect(await store.insertRequest(again)).to.equal(null);
+      expect(await store.getRequest(old.caller, old.requestId, later(1000))).to.deep.equal(again);
+      const other = requestRecord({ requestId: 'req-00000009', created: later(1000), expires: later(2000) });
+      await store.insertRequest(other);
+      expect(await store.deleteExpiredRequests(later(3000), 10)).to.equal(1);
+      expect(await store.getRequest(other.caller, other.requestId, later(1500))).to.equal(null);
+      expect(await store.getRequest(again.caller, again.requestId, later(3000))).to.deep.equal(again);
+    });
+
+    it('lets exactly one of many concurrent binds of one request id win, and they make one task', async () => {
+      for (let round = 0; round < 5; round++) {
+        const requestId = `race-${round}-0000`;
+        const racers = Array.from({ length: 8 }, () => requestRecord({ requestId, taskId: newTaskId() }));
+        const holders = await Promise.all(racers.map((r) => store.insertRequest(r)));
+        const winners = racers.filter((_, i) => holders[i] === null);
+        expect(winners, `round ${round}`).to.have.length(1);
+        for (const holder of holders) if (holder) expect(holder.taskId).to.equal(winners[0]!.taskId);
+        // Each racer then inserts the task under the id it was given (as CreateTask does).
+        await Promise.all(
+          holders.map(async (holder, i) => {
+            try {
+              await store.insertTask(task({ id: holder?.taskId ?? racers[i]!.taskId, target: `race-${round}` }));
+            } catch (err) {
+              if (!(err instanceof AlreadyExistsError)) throw err;
+            }
+          }),
+        );
+        expect((await store.listTasks({ target: `race-${round}`, limit: 10 })).map((t) => t.id)).to.deep.equal([winners[0]!.taskId]);
+      }
+    });
+
+    it("applies a request's change to a task once, however many repeats race", async () => {
+      const t = task({ status: 'approved' });
+      await store.insertTask(t);
+      const request = requestOf('user:a@x', 'RunTask', 'run-00000001', [t.id])!;
+      const run = (x: TaskRecord) => applyTransition(x, move(x.id, ['approved'], 'ready'));
+      const outcomes = await Promise.all(Array.from({ length: 8 }, () => applyOnce(store, t.id, request, run)));
+      expect(outcomes.filter((o) => o?.applied)).to.have.length(1);
+      expect(outcomes.every((o) => o?.task.status === 'ready')).to.equal(true);
+      const final = await store.getTask(t.id);
+      expect([final?.requestMarks, final?.events.length]).to.deep.equal([[request.mark], 2]);
+      // Once marked, it stays done even where the change could apply again.
+      await store.updateTask(t.id, (x) => ({ ...x, status: 'approved' }));
+      expect((await applyOnce(store, t.id, request, run))?.applied).to.equal(false);
+      expect((await store.getTask(t.id))?.status).to.equal('approved');
     });
   });
 }

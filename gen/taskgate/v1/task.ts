@@ -308,6 +308,16 @@ export interface CreateTaskRequest {
   type: string;
   /** Time limit; 0 means the target's default. */
   timeoutSeconds: number;
+  /**
+   * Makes a retry safe (AIP-155): a client-chosen id, 8-64 characters of
+   * A-Z, a-z, 0-9, '-' and '_' (a random UUID is ideal), scoped to the
+   * caller. A repeat by the same user with the same id and the same request
+   * (every other field, byte for byte) within 24 h creates nothing: it
+   * returns the task the first call created, as it is now. The same id
+   * with a different request (or another method) is ALREADY_EXISTS. Empty:
+   * every call acts. docs/design.md "Retries and request ids".
+   */
+  requestId: string;
 }
 
 export interface CreateTaskResponse {
@@ -351,6 +361,14 @@ export interface ReviewTaskRequest {
   group: string;
   /** Shown to the creator; kept with the review. */
   comment: string;
+  /**
+   * Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+   * request_id, id, decision, group and comment) decides nothing again and
+   * returns the task as it is now, instead of an error because the first
+   * call already decided (FAILED_PRECONDITION for a rejected task,
+   * INVALID_ARGUMENT when no group of the caller's is left pending).
+   */
+  requestId: string;
 }
 
 export interface ReviewTaskResponse {
@@ -359,6 +377,12 @@ export interface ReviewTaskResponse {
 
 export interface RunTaskRequest {
   id: string;
+  /**
+   * Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+   * request_id and id) returns the task as it is now, instead of
+   * FAILED_PRECONDITION because the first call already ran it.
+   */
+  requestId: string;
 }
 
 export interface RunTaskResponse {
@@ -369,6 +393,12 @@ export interface KillTaskRequest {
   id: string;
   /** Why, for the audit trail. */
   reason: string;
+  /**
+   * Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+   * request_id, id and reason) returns the task as it is now, instead of
+   * FAILED_PRECONDITION because the first call already killed it.
+   */
+  requestId: string;
 }
 
 export interface KillTaskResponse {
@@ -1272,7 +1302,7 @@ export const Task_FindingsEntry: MessageFns<Task_FindingsEntry> = {
 };
 
 function createBaseCreateTaskRequest(): CreateTaskRequest {
-  return { target: "", script: "", message: "", type: "", timeoutSeconds: 0 };
+  return { target: "", script: "", message: "", type: "", timeoutSeconds: 0, requestId: "" };
 }
 
 export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
@@ -1291,6 +1321,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.timeoutSeconds !== 0) {
       writer.uint32(40).int32(message.timeoutSeconds);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(50).string(message.requestId);
     }
     return writer;
   },
@@ -1348,6 +1381,14 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.timeoutSeconds = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1371,6 +1412,11 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
         : isSet(object.timeout_seconds)
         ? globalThis.Number(object.timeout_seconds)
         : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1391,6 +1437,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     if (message.timeoutSeconds !== 0) {
       obj.timeoutSeconds = Math.round(message.timeoutSeconds);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1404,6 +1453,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     message.message = object.message ?? "";
     message.type = object.type ?? "";
     message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -1860,7 +1910,7 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
 };
 
 function createBaseReviewTaskRequest(): ReviewTaskRequest {
-  return { id: "", decision: 0, group: "", comment: "" };
+  return { id: "", decision: 0, group: "", comment: "", requestId: "" };
 }
 
 export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
@@ -1876,6 +1926,9 @@ export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
     }
     if (message.comment !== "") {
       writer.uint32(34).string(message.comment);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -1925,6 +1978,14 @@ export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
             message.comment = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1943,6 +2004,11 @@ export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
       decision: isSet(object.decision) ? reviewDecisionFromJSON(object.decision) : 0,
       group: isSet(object.group) ? globalThis.String(object.group) : "",
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1960,6 +2026,9 @@ export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
     if (message.comment !== "") {
       obj.comment = message.comment;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1972,6 +2041,7 @@ export const ReviewTaskRequest: MessageFns<ReviewTaskRequest> = {
     message.decision = object.decision ?? 0;
     message.group = object.group ?? "";
     message.comment = object.comment ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2044,13 +2114,16 @@ export const ReviewTaskResponse: MessageFns<ReviewTaskResponse> = {
 };
 
 function createBaseRunTaskRequest(): RunTaskRequest {
-  return { id: "" };
+  return { id: "", requestId: "" };
 }
 
 export const RunTaskRequest: MessageFns<RunTaskRequest> = {
   encode(message: RunTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
     }
     return writer;
   },
@@ -2076,6 +2149,14 @@ export const RunTaskRequest: MessageFns<RunTaskRequest> = {
             message.id = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2089,13 +2170,23 @@ export const RunTaskRequest: MessageFns<RunTaskRequest> = {
   },
 
   fromJSON(object: any): RunTaskRequest {
-    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
   },
 
   toJSON(message: RunTaskRequest): unknown {
     const obj: any = {};
     if (message.id !== "") {
       obj.id = message.id;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
     }
     return obj;
   },
@@ -2106,6 +2197,7 @@ export const RunTaskRequest: MessageFns<RunTaskRequest> = {
   fromPartial<I extends Exact<DeepPartial<RunTaskRequest>, I>>(object: I): RunTaskRequest {
     const message = createBaseRunTaskRequest();
     message.id = object.id ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2178,7 +2270,7 @@ export const RunTaskResponse: MessageFns<RunTaskResponse> = {
 };
 
 function createBaseKillTaskRequest(): KillTaskRequest {
-  return { id: "", reason: "" };
+  return { id: "", reason: "", requestId: "" };
 }
 
 export const KillTaskRequest: MessageFns<KillTaskRequest> = {
@@ -2188,6 +2280,9 @@ export const KillTaskRequest: MessageFns<KillTaskRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -2221,6 +2316,14 @@ export const KillTaskRequest: MessageFns<KillTaskRequest> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2237,6 +2340,11 @@ export const KillTaskRequest: MessageFns<KillTaskRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -2248,6 +2356,9 @@ export const KillTaskRequest: MessageFns<KillTaskRequest> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2258,6 +2369,7 @@ export const KillTaskRequest: MessageFns<KillTaskRequest> = {
     const message = createBaseKillTaskRequest();
     message.id = object.id ?? "";
     message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };

@@ -3,7 +3,9 @@
 //
 //	TASKGATE_SERVER=127.0.0.1:7070 TASKGATE_TOKEN=tg_user_... go run ./example TARGET 'echo hello'
 //
-// Set TASKGATE_TLS_CA to a CA file to connect with TLS.
+// Set TASKGATE_TLS_CA to a CA file to connect with TLS. The CreateTask
+// carries a new request id (package taskgate), so a retry never makes a
+// second task; TASKGATE_REQUEST_ID sets it, to repeat a run safely.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	taskgatev1 "github.com/taskgate/taskgate/sdk/go/gen/taskgate/v1"
+	"github.com/taskgate/taskgate/sdk/go/taskgate"
 )
 
 func main() {
@@ -44,7 +47,7 @@ func run() int {
 		}
 		creds = tls
 	}
-	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(server, append(taskgate.DialOptions(), grpc.WithTransportCredentials(creds))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -53,7 +56,9 @@ func run() int {
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+os.Getenv("TASKGATE_TOKEN"))
 	tasks := taskgatev1.NewTaskServiceClient(conn)
 
-	created, err := tasks.CreateTask(ctx, &taskgatev1.CreateTaskRequest{Target: target, Script: script, Message: "from the Go SDK example"})
+	// An empty RequestId gets a new one from taskgate.RequestIDs.
+	request := &taskgatev1.CreateTaskRequest{Target: target, Script: script, Message: "from the Go SDK example", RequestId: os.Getenv("TASKGATE_REQUEST_ID")}
+	created, err := tasks.CreateTask(ctx, request)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,1 +1,1 @@
-"""Taskgate API client, generated from proto/ by sdk/python/generate.sh."""
+"""Taskgate API client: taskgate.v1 is generated from proto/ by sdk/python/generate.sh; taskgate.client is not."""

@@ -138,18 +138,20 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., script: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ..., review: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., created_by: _Optional[str] = ..., agent: _Optional[str] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[str] = ..., failure_reason: _Optional[str] = ..., output_bytes: _Optional[int] = ..., events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., kill_requested: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_seconds: _Optional[int] = ..., output_dropped_bytes: _Optional[int] = ..., findings: _Optional[_Mapping[str, int]] = ..., created_by_groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("target", "script", "message", "type", "timeout_seconds")
+    __slots__ = ("target", "script", "message", "type", "timeout_seconds", "request_id")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     target: str
     script: str
     message: str
     type: str
     timeout_seconds: int
-    def __init__(self, target: _Optional[str] = ..., script: _Optional[str] = ..., message: _Optional[str] = ..., type: _Optional[str] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, target: _Optional[str] = ..., script: _Optional[str] = ..., message: _Optional[str] = ..., type: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -192,16 +194,18 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReviewTaskRequest(_message.Message):
-    __slots__ = ("id", "decision", "group", "comment")
+    __slots__ = ("id", "decision", "group", "comment", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     decision: ReviewDecision
     group: str
     comment: str
-    def __init__(self, id: _Optional[str] = ..., decision: _Optional[_Union[ReviewDecision, str]] = ..., group: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., decision: _Optional[_Union[ReviewDecision, str]] = ..., group: _Optional[str] = ..., comment: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ReviewTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -210,10 +214,12 @@ class ReviewTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class RunTaskRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RunTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -222,12 +228,14 @@ class RunTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class KillTaskRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     reason: str
-    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class KillTaskResponse(_message.Message):
     __slots__ = ("task",)

@@ -618,8 +618,16 @@ type CreateTaskRequest struct {
 	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	// Time limit; 0 means the target's default.
 	TimeoutSeconds int32 `protobuf:"varint,5,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Makes a retry safe (AIP-155): a client-chosen id, 8-64 characters of
+	// A-Z, a-z, 0-9, '-' and '_' (a random UUID is ideal), scoped to the
+	// caller. A repeat by the same user with the same id and the same request
+	// (every other field, byte for byte) within 24 h creates nothing: it
+	// returns the task the first call created, as it is now. The same id
+	// with a different request (or another method) is ALREADY_EXISTS. Empty:
+	// every call acts. docs/design.md "Retries and request ids".
+	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTaskRequest) Reset() {
@@ -685,6 +693,13 @@ func (x *CreateTaskRequest) GetTimeoutSeconds() int32 {
 		return x.TimeoutSeconds
 	}
 	return 0
+}
+
+func (x *CreateTaskRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type CreateTaskResponse struct {
@@ -961,7 +976,13 @@ type ReviewTaskRequest struct {
 	// exactly one group still pending (or the target's review is "anyone").
 	Group string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
 	// Shown to the creator; kept with the review.
-	Comment       string `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	Comment string `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	// Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+	// request_id, id, decision, group and comment) decides nothing again and
+	// returns the task as it is now, instead of an error because the first
+	// call already decided (FAILED_PRECONDITION for a rejected task,
+	// INVALID_ARGUMENT when no group of the caller's is left pending).
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1024,6 +1045,13 @@ func (x *ReviewTaskRequest) GetComment() string {
 	return ""
 }
 
+func (x *ReviewTaskRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReviewTaskResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -1069,8 +1097,12 @@ func (x *ReviewTaskResponse) GetTask() *Task {
 }
 
 type RunTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+	// request_id and id) returns the task as it is now, instead of
+	// FAILED_PRECONDITION because the first call already ran it.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1108,6 +1140,13 @@ func (*RunTaskRequest) Descriptor() ([]byte, []int) {
 func (x *RunTaskRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *RunTaskRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1160,7 +1199,11 @@ type KillTaskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Why, for the audit trail.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Makes a retry safe, as CreateTaskRequest.request_id: a repeat (same
+	// request_id, id and reason) returns the task as it is now, instead of
+	// FAILED_PRECONDITION because the first call already killed it.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1205,6 +1248,13 @@ func (x *KillTaskRequest) GetId() string {
 func (x *KillTaskRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *KillTaskRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1591,13 +1641,15 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\f\n" +
 	"\n" +
-	"_exit_code\"\x9a\x01\n" +
+	"_exit_code\"\xb9\x01\n" +
 	"\x11CreateTaskRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x16\n" +
 	"\x06script\x18\x02 \x01(\tR\x06script\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12'\n" +
-	"\x0ftimeout_seconds\x18\x05 \x01(\x05R\x0etimeoutSeconds\";\n" +
+	"\x0ftimeout_seconds\x18\x05 \x01(\x05R\x0etimeoutSeconds\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\";\n" +
 	"\x12CreateTaskResponse\x12%\n" +
 	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\" \n" +
 	"\x0eGetTaskRequest\x12\x0e\n" +
@@ -1613,21 +1665,27 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x12awaiting_my_review\x18\x05 \x01(\bR\x10awaitingMyReview\"d\n" +
 	"\x11ListTasksResponse\x12'\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x11.taskgate.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x01\n" +
 	"\x11ReviewTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\bdecision\x18\x02 \x01(\x0e2\x1b.taskgate.v1.ReviewDecisionR\bdecision\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x18\n" +
-	"\acomment\x18\x04 \x01(\tR\acomment\";\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\";\n" +
 	"\x12ReviewTaskResponse\x12%\n" +
-	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\" \n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"?\n" +
 	"\x0eRunTaskRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"8\n" +
 	"\x0fRunTaskResponse\x12%\n" +
-	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"9\n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"X\n" +
 	"\x0fKillTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"9\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"9\n" +
 	"\x10KillTaskResponse\x12%\n" +
 	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"\"\n" +
 	"\x10WatchTaskRequest\x12\x0e\n" +
