@@ -20,6 +20,21 @@ function stoppedReading(): CancelledError {
   return new CancelledError('the client stopped reading');
 }
 
+/** `stream`, calling `done` once when it ends, however it ends. */
+function whenEnded<T>(stream: AsyncIterable<T>, done: () => void): AsyncIterable<T> {
+  return watchStream(
+    stream,
+    (err) => {
+      done();
+      return err;
+    },
+    () => {
+      done();
+      return stoppedReading();
+    },
+  );
+}
+
 /**
  * Every error becomes an RpcError. A call the client cancelled, whose
  * deadline passed or that the server is stopping ends with the signal's
@@ -127,17 +142,7 @@ export function guardStreams(live: LiveStreams): Middleware {
           userCtx.user = user;
         },
       });
-      return watchStream(
-        stream,
-        (err) => {
-          unwatch();
-          return err;
-        },
-        () => {
-          unwatch();
-          return stoppedReading();
-        },
-      );
+      return whenEnded(stream, unwatch);
     };
   };
 }
@@ -166,17 +171,7 @@ export function limitCallers(limits: RateLimits): Middleware {
         release();
         throw err;
       }
-      return watchStream(
-        stream,
-        (err) => {
-          release();
-          return err;
-        },
-        () => {
-          release();
-          return stoppedReading();
-        },
-      );
+      return whenEnded(stream, release);
     };
   };
 }

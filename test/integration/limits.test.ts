@@ -6,17 +6,9 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import type { Api } from '../../cli/client.js';
+import { eventually } from '../helpers/eventually.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
-
-/** Resolves once `check` holds, trying every 20 ms for up to 5 s. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 describe('per-caller limits', function () {
   let h: Harness;

@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import type { Logger } from '../../shared/logger.js';
 import type { GetTaskLogsResponse, WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
+import { eventually } from '../helpers/eventually.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
@@ -31,15 +32,6 @@ async function ending(stream: AsyncIterable<unknown>): Promise<ServiceError | un
   } catch (err) {
     return err as ServiceError;
   }
-}
-
-/** Resolves once `check` holds, trying every 20 ms for up to 5 s. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 describe('RPC layer', function () {
