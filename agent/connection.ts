@@ -39,6 +39,17 @@ const LEGAL: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
 const FATAL = new Set<status>([status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT]);
 
 /**
+ * TLS alerts a server sends about the client's certificate (RFC 8446 6.2):
+ * missing, malformed, revoked, expired, or from a CA it does not trust. A
+ * handshake refused this way CERT_REFUSALS times in a row stops the agent,
+ * saying why, instead of retrying forever. (A certificate from another CA
+ * under TLS 1.3 often fails without an alert the client can read; that
+ * case still retries.)
+ */
+const CERT_ALERT = /alert (certificate required|bad certificate|unsupported certificate|certificate revoked|certificate expired|certificate unknown|unknown ca)/i;
+export const CERT_REFUSALS = 5;
+
+/**
  * Channel credentials for an agent's TLS settings (plaintext when they ask
  * for none); throws a one-line Error when a file cannot be read.
  */
@@ -74,6 +85,8 @@ export class AgentConnection {
   #state: ConnectionState = 'idle';
   readonly #options: ConnectionOptions;
   readonly #client: AgentServiceClient;
+  /** Handshakes in a row the server refused with a client-certificate alert. */
+  #certRefusals = 0;
   readonly #backoff: Backoff;
   #call: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -146,6 +159,7 @@ export class AgentConnection {
         if (welcome.sessionSecret !== '') this.#sessionSecret = welcome.sessionSecret;
         this.#transition('connected');
         this.#backoff.reset();
+        this.#certRefusals = 0;
         // Speaking at once tells the server the Welcome (and its secret) arrived; only then does it push tasks.
         this.send({ message: { $case: 'heartbeat', value: {} } });
         this.#startHeartbeat(welcome.heartbeatIntervalMs);
@@ -182,6 +196,17 @@ export class AgentConnection {
     this.#call = null;
     clearInterval(this.#heartbeat);
     call.cancel();
+    const alert = err?.code === status.UNAVAILABLE ? CERT_ALERT.exec(err.details) : null;
+    this.#certRefusals = alert ? this.#certRefusals + 1 : 0;
+    if (err && alert && this.#certRefusals >= CERT_REFUSALS) {
+      err = Object.assign(err, {
+        details: `the TLS handshake was refused ${CERT_REFUSALS} times in a row (alert "${alert[1]!.toLowerCase()}"): give the agent a client certificate signed by the server's --agent-client-ca and naming it (--tls-cert, --tls-key)`,
+      });
+      this.#options.logger.error({ details: err.details }, 'server refused this agent');
+      this.stop();
+      this.#options.onFatal(err);
+      return;
+    }
     if (err && FATAL.has(err.code)) {
       this.#options.logger.error({ code: status[err.code], details: err.details }, 'server refused this agent');
       this.stop();

@@ -40,7 +40,9 @@ export async function streamLogs(api: Api, id: string, follow: boolean, offset =
     try {
       return await streamOnce(api, id, follow, offset, (bytes) => (offset += bytes));
     } catch (err) {
-      const retry = follow && isServiceError(err) && err.code === status.UNAVAILABLE && !interrupted;
+      // Ctrl-C: one line, the shell's exit code for SIGINT.
+      if (interrupted) throw new CliError(`stopped following task ${id}; it goes on without you`, 130);
+      const retry = follow && isServiceError(err) && err.code === status.UNAVAILABLE;
       if (!retry) throw err;
       if (Date.now() - opened > 5000) {
         // It had been following fine: a new outage.

@@ -38,7 +38,9 @@ export interface CallContext {
   /**
    * Aborts when the client cancels (reason CancelledError), the deadline
    * passes (DeadlineExceededError) or the server stops (UnavailableError):
-   * `signal.throwIfAborted()` ends the call with the right status.
+   * `signal.throwIfAborted()` ends the call with the right status. (On the
+   * agent stream it follows the call only until the implementation
+   * resolves; the session then owns the call and its shutdown.)
    */
   readonly signal: AbortSignal;
   /** Aborts when the server stops, only then. */

@@ -141,15 +141,33 @@ export class GrpcTransport {
   }
 }
 
-/** Writes each message, waiting for `drain` whenever grpc-js's buffer is full. */
+/**
+ * Writes each message, waiting for `drain` whenever grpc-js's buffer is
+ * full. When the call is aborted (cancelled: grpc-js then drops writes and
+ * never drains; deadline; shutdown) or a write throws, the reason is thrown
+ * into the stream at its `yield`, so its own cleanup runs and the
+ * middleware sees the status it ends with.
+ */
 async function write(call: ServerWritableStream<unknown, unknown>, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
-  for await (const message of stream) {
-    if (!call.write(message)) await drained(call, signal);
+  const iterator = stream[Symbol.asyncIterator]();
+  let next = await iterator.next();
+  while (!next.done) {
+    let problem: unknown;
+    try {
+      if (!call.write(next.value)) await drained(call, signal);
+    } catch (err) {
+      problem = err;
+    }
+    if (problem === undefined && signal.aborted) problem = signal.reason;
+    next = problem === undefined ? await iterator.next() : await (iterator.throw ? iterator.throw(problem) : Promise.reject(problem));
   }
+  // A stream that returned normally after an abort still ends with the abort's status (UNAVAILABLE on a stop, not OK).
+  signal.throwIfAborted();
 }
 
 /** Resolves once the call can take more data, or the call is aborted. */
 function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       call.off('drain', done);

@@ -205,6 +205,10 @@ describe('TLS, and mutual TLS for agents', function () {
     expect(await agentOutcome(other, server.agentPort!)).to.equal('PERMISSION_DENIED: the client certificate names "a2", not agent "a1"');
     // The API address asks for no client certificate: agents are refused there.
     expect(await agentOutcome(null, server.port)).to.match(/^PERMISSION_DENIED: this server requires agents to connect over mutual TLS/);
+    // No certificate at the agent address: refused at the handshake; the agent stops after a few tries and says why.
+    expect(await agentOutcome(null, server.agentPort!)).to.equal(
+      'UNAVAILABLE: the TLS handshake was refused 5 times in a row (alert "certificate required"): give the agent a client certificate signed by the server\'s --agent-client-ca and naming it (--tls-cert, --tls-key)',
+    );
     const rogueCa = pki.ca('rogue-ca');
     const rogue = pki.issue(rogueCa, 'a1', 'DNS:a1', 'clientAuth');
     expect(await agentOutcome(rogue, server.agentPort!)).to.equal('not connected after 5 s');

@@ -73,4 +73,34 @@ describe('per-caller limits', function () {
     });
     for (const s of [...streams, fifth!]) s.call.cancel();
   });
+
+  it('frees the place of a follower cancelled in the middle of a large output (its stream ends, it does not hang)', async () => {
+    await h.startAgent('a1');
+    await h.createTarget('big', 'a1');
+    const reader = await h.user('reader@x', []);
+    const { task } = await reader.call(reader.tasks, reader.tasks.createTask, { target: 'big', script: 'head -c 20000000 /dev/zero | tr "\\0" x', message: '', type: '', timeoutSeconds: 0 });
+    await h.finished(task!.id);
+    // Three followers (the limit) each read one message of 20 MB and cancel.
+    for (let i = 0; i < 3; i++) {
+      const call = reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: true }, reader.metadata);
+      call.on('error', () => undefined);
+      await new Promise((resolve) => call.once('data', resolve));
+      call.cancel();
+    }
+    // Their places come back: three new streams are accepted.
+    await eventually('the cancelled followers end on the server', async () => {
+      const calls = [0, 1, 2].map(() => reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: false }, reader.metadata));
+      const results = await Promise.all(
+        calls.map(
+          (call) =>
+            new Promise<ServiceError | null>((resolve) => {
+              call.once('data', () => resolve(null));
+              call.once('error', (err: ServiceError) => resolve(err));
+            }),
+        ),
+      );
+      for (const call of calls) call.cancel();
+      return results.every((r) => r === null);
+    });
+  });
 });
