@@ -24,6 +24,9 @@ export function grpcStatus(err: unknown, logger: Logger, method: string): Partia
   return { code: status.code, details: status.message, metadata };
 }
 
+/** How close to its deadline a client's cancel counts as the deadline, in ms. */
+const DEADLINE_SLACK_MS = 1000;
+
 /** Why calls end when the server stops: clients should call, or follow, again. */
 const STOPPING_UNARY = new UnavailableError('server stopping; try again');
 const STOPPING_STREAM = new UnavailableError('server stopping; follow again');
@@ -81,7 +84,10 @@ export class GrpcTransport {
     else this.#live.set(controller, stopping);
     call.on('cancelled', () => {
       const deadline = call.getDeadline();
-      const passed = (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
+      // A client gives up at its own deadline, which is a little earlier than
+      // the server's copy (taken when the call arrived): a cancel that close
+      // to the deadline is the deadline.
+      const passed = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now() <= DEADLINE_SLACK_MS;
       controller.abort(passed ? new DeadlineExceededError('the deadline passed before the call finished') : new CancelledError('cancelled by the client'));
     });
     const metadata = call.metadata;
