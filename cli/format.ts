@@ -64,3 +64,30 @@ export function ttlOption(value: string | undefined): { seconds: number; nanos: 
   if (ms === undefined || ms <= 0) throw new CliError(`--expires must be a duration such as 90m, 12h or 30d, not "${value}"`, 2);
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
+
+/** A commander parser for a whole number of seconds (0 or more). */
+export function secondsOption(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number of seconds, not "${value}"`, 2);
+    return n;
+  };
+}
+
+/** The port `--server HOST` means without one: Taskgate's. */
+export const DEFAULT_PORT = 7070;
+
+/**
+ * A `--server` value as HOST:PORT: the port defaults to 7070 (gRPC's own
+ * default would be 443); a URL is refused with what to write instead.
+ */
+export function serverOption(value: string): string {
+  const url = /^(https?|grpcs?):\/\/(.*?)\/?$/.exec(value.trim());
+  if (url) {
+    throw new CliError(`--server takes HOST:PORT, not a URL: use --server ${url[2]}${/^(https|grpcs)$/.test(url[1]!) ? ' --tls' : ''}`, 2);
+  }
+  const address = value.trim();
+  if (address === '') throw new CliError('--server needs HOST:PORT, e.g. 127.0.0.1:7070', 2);
+  if (/^\[[^\]]+\]$/.test(address) || /^[^:]+$/.test(address)) return `${address}:${DEFAULT_PORT}`;
+  return address;
+}

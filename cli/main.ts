@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { serverOption } from './format.js';
 import { Api, CliError, describeError, isServiceError, type ClientOptions } from './client.js';
 import { agentsCommand } from './commands/agents.js';
 import { eventsCommand, reviewsCommand } from './commands/events.js';
@@ -17,7 +18,7 @@ import { tokensCommand, usersCommand, whoamiCommand } from './commands/users.js'
 /** Adds the options every client command takes. */
 function withClient(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--server <host:port>', 'Taskgate server').env('TASKGATE_SERVER').default('127.0.0.1:7070'))
+    .addOption(new Option('--server <host:port>', 'Taskgate server (port 7070 when none is given)').env('TASKGATE_SERVER').argParser(serverOption).default('127.0.0.1:7070'))
     .addOption(new Option('--token <token>', 'bearer token').env('TASKGATE_TOKEN'))
     .addOption(new Option('--token-file <path>', 'read the token from a file (default .taskgate/admin.token if present)').env('TASKGATE_TOKEN_FILE'))
     .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))

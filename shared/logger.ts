@@ -4,6 +4,9 @@ import pretty from 'pino-pretty';
 
 export type { Logger };
 
+/** Levels a user may ask for, quietest first. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
 /** Output forms: one JSON object per line, or readable lines for a terminal. */
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 

@@ -11,7 +11,7 @@ import { AGENT_PROGRAM_DEFAULTS, runAgent } from '../../agent/program.js';
 import { SERVER_DEFAULTS } from '../../server/options.js';
 import { runServer, SERVER_PROGRAM_DEFAULTS, type ServerConfig } from '../../server/program.js';
 import { ConfigError } from '../../shared/config-error.js';
-import { createLogger, type Logger } from '../../shared/logger.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../../shared/logger.js';
 import type { ClientTls } from '../../shared/tls.js';
 import { CliError } from '../client.js';
 import { DEV_DEFAULTS, devBanner, runDev } from '../dev.js';
@@ -109,7 +109,7 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .default(SERVER_DEFAULTS.maxTasksPerAgent)
         .argParser((v) => Number.parseInt(v, 10)),
     )
-    .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default(defaults.logLevel))
+    .addOption(new Option('--log-level <level>', 'how much to log').env('TASKGATE_LOG_LEVEL').choices(LOG_LEVELS).default(defaults.logLevel))
     .addOption(
       new Option('--admin-email <email>', 'the admin user created on first start (its token goes to <data-dir>/admin.token)')
         .env('TASKGATE_ADMIN_EMAIL')
@@ -321,7 +321,7 @@ export function agentCommand(): Command {
         .default(AGENT_DEFAULTS.drainMs / 1000)
         .argParser(positiveInt('--drain-seconds')),
     )
-    .addOption(new Option('--log-level <level>', 'fatal, error, warn, info, debug').env('TASKGATE_LOG_LEVEL').default(AGENT_PROGRAM_DEFAULTS.logLevel))
+    .addOption(new Option('--log-level <level>', 'how much to log').env('TASKGATE_LOG_LEVEL').choices(LOG_LEVELS).default(AGENT_PROGRAM_DEFAULTS.logLevel))
     .addOption(new Option('--log-format <format>', 'json (one object per line) or pretty (for a terminal)').env('TASKGATE_LOG_FORMAT').choices(['json', 'pretty']).default(AGENT_PROGRAM_DEFAULTS.logFormat))
     .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))
     .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
-import { list, printJson, table, time } from '../format.js';
+import { list, printJson, secondsOption, table, time } from '../format.js';
 
 /** A review mode as the CLI spells it. */
 function modeName(mode: ReviewMode): string {
@@ -53,7 +53,7 @@ function ruleOptions(cmd: Command): Command {
     .option('--groups <groups>', "groups that may use it, comma-separated ('' = everyone)")
     .option('--allow-type-override', 'tasks may choose another interpreter')
     .option('--no-allow-type-override', 'tasks run with the target type only')
-    .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', (v) => Number.parseInt(v, 10))
+    .option('--timeout <seconds>', 'default time limit of its tasks (0 = none)', secondsOption('--timeout'))
     .option('--redact <types>', 'mask PII in output: ALL, none, or info types, e.g. EMAIL_ADDRESS,CREDIT_CARD_NUMBER')
     .option('--redact-pattern <name=regex>', 'also mask this pattern as [NAME] (repeatable; "none" clears)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--secret-provider <provider>', 'where the agent finds secrets: env, file, stored, or none')

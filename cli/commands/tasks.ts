@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { Backoff } from '../../shared/backoff.js';
 import { type Api, CliError, type ClientOptions, isServiceError, newRequestId, type RetryOptions } from '../client.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
-import { printJson, statusFromName, statusName, table, time } from '../format.js';
+import { printJson, secondsOption, statusFromName, statusName, table, time } from '../format.js';
 
 /** Exit code of `tasks create --wait` when the task waits for review. */
 export const EXIT_PENDING_REVIEW = 3;
@@ -106,6 +106,17 @@ function retryNotice(what: string): RetryOptions {
   };
 }
 
+/** A script from `-f FILE` ("-": standard input), or one line saying why not. */
+function readScript(file: string): string {
+  try {
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (code ?? (err as Error).message);
+    throw new CliError(`-f ${file}: ${why}`, 2);
+  }
+}
+
 /** Who still has to review a task, for messages. */
 export function pendingGroups(task: Task): string {
   return task.review
@@ -175,14 +186,14 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-f, --file <path>', 'read the script from a file ("-" for stdin)')
     .option('-m, --message <text>', 'why you run it (shown to reviewers)', '')
     .option('--type <type>', `interpreter, overriding the target's (${SCRIPT_TYPES.join(', ')})`, '')
-    .option('--timeout <seconds>', "kill it after this long (default: the target's)", (v) => Number.parseInt(v, 10), 0)
+    .option('--timeout <seconds>', "kill it after this long (default: the target's)", secondsOption('--timeout'), 0)
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
     .addOption(requestIdOption())
     .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean; requestId?: string }, cmd: Command) => {
       if ((opts.script === undefined) === (opts.file === undefined)) {
         throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', 2);
       }
-      const script = opts.script ?? readFileSync(opts.file === '-' ? 0 : (opts.file as string), 'utf8');
+      const script = opts.script ?? readScript(opts.file!);
       const client = api(cmd);
       const request = {
         target: opts.target,

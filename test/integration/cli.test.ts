@@ -104,6 +104,10 @@ describe('taskgate CLI', function () {
       [['tasks', 'list', '--token', 'wrong'], /^taskgate: not authenticated: unknown token/],
       [['tasks', 'list', '--server', '127.0.0.1:1'], /^taskgate: cannot reach the Taskgate server at 127.0.0.1:1/],
       [['tasks', 'create', '-t', 'local'], /^taskgate: give the script with exactly one of -s SCRIPT or -f FILE\n$/],
+      [['tasks', 'create', '-t', 'local', '-s', 'x', '--timeout', 'abc'], /^taskgate: --timeout must be a whole number of seconds, not "abc"\n$/],
+      [['tasks', 'create', '-t', 'local', '-f', './missing.py'], /^taskgate: -f \.\/missing\.py: no such file\n$/],
+      [['tasks', 'list', '--server', 'http://127.0.0.1:7070'], /^taskgate: --server takes HOST:PORT, not a URL: use --server 127\.0\.0\.1:7070\n$/],
+      [['tasks', 'list', '--server', '127.0.0.2'], /^taskgate: cannot reach the Taskgate server at 127\.0\.0\.2:7070 /],
     ];
     for (const [args, message] of cases) {
       const r = await taskgate(...args);
