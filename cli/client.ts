@@ -95,16 +95,27 @@ export const DEV_TOKEN_FILE = join('.taskgate', 'admin.token');
 
 /** The token: --token, else --token-file, else ./.taskgate/admin.token when it exists. */
 export function resolveToken(options: ClientOptions): string {
-  if (options.token) return options.token.trim();
+  if (options.token) return checkedToken(options.token.trim(), '--token (or TASKGATE_TOKEN)');
   const file = options.tokenFile ?? (existsSync(DEV_TOKEN_FILE) ? DEV_TOKEN_FILE : undefined);
   if (file) {
+    let token: string;
     try {
-      return readFileSync(file, 'utf8').trim();
+      token = readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new CliError(`cannot read token file ${file}: ${(err as Error).message}`);
+      throw new CliError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    return checkedToken(token, `token file ${file}`);
   }
   throw new CliError('no token: pass --token, set TASKGATE_TOKEN, or run `taskgate dev` here to create .taskgate/admin.token');
+}
+
+/** A token fit for an authorization header; never echoes it (it is a secret). */
+function checkedToken(token: string, from: string): string {
+  if (token === '') throw new CliError(`the token in ${from} is empty`, 2);
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new CliError(`the token in ${from} contains spaces or control characters; it must be the one line \`taskgate tokens create\` printed`, 2);
+  }
+  return token;
 }
 
 /** Clients of every service, sharing one channel configuration. */

@@ -67,9 +67,14 @@ export function ttlOption(value: string | undefined): { seconds: number; nanos: 
 
 /** A commander parser for a whole number of seconds (0 or more). */
 export function secondsOption(flag: string): (value: string) => number {
+  return wholeNumber(flag, ' of seconds');
+}
+
+/** A commander parser for a whole number (0 or more); `of` names the unit in the message. */
+export function wholeNumber(flag: string, of = ''): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number of seconds, not "${value}"`, 2);
+    if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number${of}, not "${value}"`, 2);
     return n;
   };
 }

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { Backoff } from '../../shared/backoff.js';
 import { type Api, CliError, type ClientOptions, isServiceError, newRequestId, type RetryOptions } from '../client.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
-import { printJson, secondsOption, statusFromName, statusName, table, time } from '../format.js';
+import { printJson, secondsOption, statusFromName, statusName, table, time, wholeNumber } from '../format.js';
 
 /** Exit code of `tasks create --wait` when the task waits for review. */
 export const EXIT_PENDING_REVIEW = 3;
@@ -382,9 +382,18 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .description("print a task's output; with -f, follow it live until the task ends")
     .argument('<id>', 'task id')
     .option('-f, --follow', 'keep streaming until the task ends')
-    .option('--offset <bytes>', 'start at this byte offset', (v) => Number.parseInt(v, 10), 0)
+    .option('--offset <bytes>', 'start at this byte offset', wholeNumber('--offset'), 0)
     .action(async (id: string, opts: { follow?: boolean; offset: number }, cmd: Command) => {
       const client = api(cmd);
+      if (opts.follow) {
+        // Following a task that has not started prints nothing for a while: say what it waits for.
+        const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
+        if (task?.status === TaskStatus.TASK_STATUS_PENDING_REVIEW) {
+          process.stderr.write(`taskgate: task ${id} is pending-review; it runs once ${pendingGroups(task)} approve (taskgate tasks review ${id} --approve); following\n`);
+        } else if (task?.status === TaskStatus.TASK_STATUS_APPROVED) {
+          process.stderr.write(`taskgate: task ${id} is approved; it runs once its creator or an admin runs it (taskgate tasks run ${id}); following\n`);
+        }
+      }
       await streamLogs(client, id, opts.follow ?? false, opts.offset);
     });
 

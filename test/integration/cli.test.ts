@@ -108,6 +108,8 @@ describe('taskgate CLI', function () {
       [['tasks', 'create', '-t', 'local', '-f', './missing.py'], /^taskgate: -f \.\/missing\.py: no such file\n$/],
       [['tasks', 'list', '--server', 'http://127.0.0.1:7070'], /^taskgate: --server takes HOST:PORT, not a URL: use --server 127\.0\.0\.1:7070\n$/],
       [['tasks', 'list', '--server', '127.0.0.2'], /^taskgate: cannot reach the Taskgate server at 127\.0\.0\.2:7070 /],
+      [['tasks', 'list', '--token', 'tg_user_secretpart\nsecond-line'], /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
+      [['tasks', 'logs', 'x', '--offset', '-5'], /^taskgate: --offset must be a whole number, not "-5"\n$/],
     ];
     for (const [args, message] of cases) {
       const r = await taskgate(...args);
@@ -204,5 +206,21 @@ describe('taskgate CLI', function () {
     expect(stderr).to.match(new RegExp(`^taskgate: server stopping; follow again; following task ${id} again from byte \\d+\n$`));
     const lines = Array.from({ length: 40 }, (_, i) => `line-${i + 1}`);
     expect(stdout.split(/\r?\n/).filter((l) => l !== '')).to.deep.equal(lines);
+  });
+
+  it('says what a followed task waits for when it has not started', async () => {
+    await ok(h.adminToken, 'targets', 'create', '--name', 'gated', '--agent', 'local', '--review', 'anyone');
+    const id = (await ok(h.adminToken, 'tasks', 'create', '-t', 'gated', '-s', 'echo later')).trim();
+    const child = spawn(process.execPath, [CLI, 'tasks', 'logs', '-f', id], { cwd, env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } });
+    let stderr = '';
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('\n')) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(stderr.split('\n')[0]).to.equal(`taskgate: task ${id} is pending-review; it runs once anyone approve (taskgate tasks review ${id} --approve); following`);
   });
 });
