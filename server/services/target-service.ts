@@ -196,7 +196,15 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
         case 'secret_provider':
         case 'secret_path':
         case 'secret_mapping':
-          Object.assign(patch, checkSecrets({ ...before, ...t, secretProvider: t.secretProvider, secretPath: t.secretPath, secretMapping: t.secretMapping }));
+          // Only the secret fields in the mask change; the others keep their stored values.
+          Object.assign(
+            patch,
+            checkSecrets({
+              secretProvider: paths.includes('secret_provider') ? t.secretProvider : before.secretProvider,
+              secretPath: paths.includes('secret_path') ? t.secretPath : before.secretPath,
+              secretMapping: paths.includes('secret_mapping') ? t.secretMapping : before.secretMapping,
+            }),
+          );
           break;
         case 'timeout_seconds':
           patch.timeoutSeconds = checkTimeout('target.timeout_seconds', t.timeoutSeconds);

@@ -4,6 +4,7 @@
  * one fails the task before anything runs, naming what is missing.
  */
 import { expect } from 'chai';
+import { Target } from '../../gen/taskgate/v1/target.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +52,20 @@ describe('secrets from the agent (sqlite)', function () {
     expect(env.task.findings).to.deep.equal({ SECRET: 2 });
     const file = await h.finished((await h.createTask('from-file', 'echo "$host $password"')).id);
     expect(file.output.toString()).to.equal('*** ***\r\n');
+  });
+
+  it('changes only the secret fields named in an update mask, as the README says', async () => {
+    await h.createTarget('masked', 'a1', 'bash', { secretProvider: 'env', secretPath: 'DB_CONFIG', secretMapping: { PG_PASS: 'password' } });
+    const { target } = await h.api.call(h.api.targets, h.api.targets.updateTarget, {
+      target: Target.fromPartial({ name: 'masked', secretMapping: { DB_PASSWORD: 'password' } }),
+      updateMask: ['secret_mapping'],
+    });
+    expect([target?.secretProvider, target?.secretPath, target?.secretMapping]).to.deep.equal(['env', 'DB_CONFIG', { DB_PASSWORD: 'password' }]);
+    const { target: moved } = await h.api.call(h.api.targets, h.api.targets.updateTarget, {
+      target: Target.fromPartial({ name: 'masked', secretPath: 'OTHER_CONFIG' }),
+      updateMask: ['secret_path'],
+    });
+    expect([moved?.secretProvider, moved?.secretPath, moved?.secretMapping]).to.deep.equal(['env', 'OTHER_CONFIG', { DB_PASSWORD: 'password' }]);
   });
 
   it('fails a task whose secrets are missing before it runs, naming what is missing', async () => {
