@@ -39,8 +39,14 @@ export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
         return;
       }
       process.stdout.write(`${res.token}\n`);
-      process.stderr.write(`token for agent "${res.name}"; it is shown only now. Start the agent with:\n` +
-        `  taskgate agent --server ${client.server} --name ${res.name} --token-file FILE   (FILE holds the token, mode 0600)\n`);
+      // The agent reaches the server as this command did: the same TLS settings.
+      const options = cmd.optsWithGlobals() as ClientOptions;
+      const tls = options.tlsCa ? ` --tls-ca ${options.tlsCa}` : options.tls ? ' --tls' : '';
+      process.stderr.write(
+        `token for agent "${res.name}"; it is shown only now. Start the agent with:\n` +
+          `  taskgate agent --server ${client.server}${tls} --name ${res.name} --token-file FILE   (FILE holds the token, mode 0600)\n` +
+          `  (if the server takes agents over mutual TLS, use its --agent-listen address and add --tls-cert and --tls-key)\n`,
+      );
     });
 
   return agents;

@@ -182,6 +182,7 @@ describe('taskgate CLI', function () {
   it('issues agent tokens and lists agents', async () => {
     const token = await taskgate('agents', 'token', '--name', 'edge-1');
     expect(token.stdout).to.match(/^tg_agent_\S+\n$/);
+    expect(token.stderr).to.contain(`  taskgate agent --server ${h.address} --name edge-1 --token-file FILE   (FILE holds the token, mode 0600)\n`);
     const list = await taskgate('agents', 'list');
     expect(list.stdout).to.match(/edge-1\s+offline/);
     expect(list.stdout).to.match(/local\s+connected/);
