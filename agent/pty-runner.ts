@@ -75,7 +75,7 @@ const SIGNAL_NAMES = new Map<number, string>(
 interface UnixTerminalInternals {
   _emittedClose: boolean;
   /** The master side's read socket. */
-  _socket: { destroy(): void };
+  _socket: { destroy(): void; on(event: 'error', listener: (err: Error) => void): void };
 }
 
 /** A running script. */
@@ -144,6 +144,12 @@ export class PtyRun {
       if (umask !== undefined) process.umask(umask);
     }
     this.#term = term;
+    // node-pty rethrows a read error of the master other than EIO (such as
+    // ECONNRESET once the pty is torn down under a task that suspended its
+    // output) unless someone else listens: an uncaught exception would take
+    // the whole agent down. Its own listener has already closed the pty;
+    // the end of the output is handled below like any other.
+    (term as unknown as UnixTerminalInternals)._socket.on('error', () => undefined);
     // Non-blocking: a task that suspends terminal output (TCOOFF) must not
     // block a thread of the agent's pool on the marker write below.
     const slave = openSync((term as unknown as { ptsName: string }).ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
