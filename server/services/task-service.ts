@@ -36,7 +36,7 @@ import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
 /** Chunks read from the store per round trip when sending logs, at most. */
 const LOG_BATCH = 256;
-/** Output bytes a log reader holds at once, at most (plus one chunk): 150 readers that never read cost 150 MiB, not 2 GB. */
+/** Output bytes a log reader holds at once, at most (plus one chunk); with HTTP/2 buffers a reader that never reads costs about 2 MiB (test/integration/abuse.test.ts). */
 const LOG_READ_AHEAD_BYTES = 1024 * 1024;
 /** How often a follower re-reads the store without a local notification, in ms. */
 const FOLLOW_POLL_MS = 1000;
