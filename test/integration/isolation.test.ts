@@ -40,7 +40,11 @@ function attack(workDir: string, tokenFile: string): string {
     `ls -la ${workDir} 2>&1; cat ${tokenFile} 2>&1`,
     'cat /tmp/victim-* 2>&1',
     // A survivor that ignores hang-ups and SIGTERM in a session of its own.
-    `setsid -f bash -c "trap '' HUP TERM; sleep 120; true"`,
+    // The task waits until it is up: until setsid's child has left the task's
+    // session, the shell's exit would hang it up along with the task (then a
+    // survivor-free run would prove nothing).
+    `setsid -f bash -c "trap '' HUP TERM; : > /tmp/survivor-$TASKGATE_TASK_ID; sleep 120; true"`,
+    'for i in $(seq 200); do [ -e /tmp/survivor-$TASKGATE_TASK_ID ] && echo SURVIVOR-UP && break; sleep 0.05; done',
     'echo ATTACK-DONE',
   ].join('\n');
 }
@@ -51,7 +55,7 @@ function survivorPids(): number[] {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes("trap '' HUP TERM; sleep 120; true")) out.push(Number(name));
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes("trap '' HUP TERM; : > /tmp/survivor-")) out.push(Number(name));
     } catch {
       // gone
     }
@@ -90,6 +94,9 @@ describe('task isolation: a hostile task on a shared agent (sqlite)', function (
   after(async () => {
     await h?.close();
     if (base) rmSync(base, { recursive: true, force: true });
+    for (const name of readdirSync('/tmp')) {
+      if (/^(victim|survivor)-/.test(name)) rmSync(join('/tmp', name), { force: true });
+    }
   });
 
   /** Starts the victims on the restricted targets and waits until they run. */
@@ -124,6 +131,7 @@ describe('task isolation: a hostile task on a shared agent (sqlite)', function (
     const text = output.toString();
     expect(done.status, text).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
     expect(text).to.include('ATTACK-DONE');
+    expect(text, 'the survivor started before the task ended').to.include('SURVIVOR-UP');
     for (const secret of [ENV_SECRET, STORED_SECRET, FILE_SECRET, token, 'agent-only-value', 'PROD_SECRETS']) {
       expect(text, `found ${secret}`).not.to.include(secret);
     }
@@ -157,13 +165,9 @@ describe('task isolation: a hostile task on a shared agent (sqlite)', function (
     expect(text).to.include(ENV_SECRET);
     expect(text).to.include(STORED_SECRET);
     expect(text).to.include(token);
+    expect(text, 'the survivor started before the task ended').to.include('SURVIVOR-UP');
     // Its survivor outlived the task: the promise above is real only with isolation.
-    // (setsid -f returns before its child runs: on a loaded machine the
-    // survivor may show up a moment after the task ended.)
-    let survivors = survivorPids();
-    for (const until = Date.now() + 5000; survivors.length === 0 && Date.now() < until; survivors = survivorPids()) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const survivors = survivorPids();
     expect(survivors.length).to.be.above(0);
     for (const pid of survivors) process.kill(pid, 'SIGKILL');
     await endVictims(running);
