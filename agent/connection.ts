@@ -42,9 +42,9 @@ const FATAL = new Set<status>([status.UNAUTHENTICATED, status.PERMISSION_DENIED,
  * TLS alerts a server sends about the client's certificate (RFC 8446 6.2):
  * missing, malformed, revoked, expired, or from a CA it does not trust. A
  * handshake refused this way CERT_REFUSALS times in a row stops the agent,
- * saying why, instead of retrying forever. (A certificate from another CA
- * under TLS 1.3 often fails without an alert the client can read; that
- * case still retries.)
+ * saying why, instead of retrying forever. Taskgate's own agent address
+ * answers a bad certificate with UNAUTHENTICATED instead (fatal at once);
+ * this covers a TLS-terminating proxy in front of it.
  */
 const CERT_ALERT = /alert (certificate required|bad certificate|unsupported certificate|certificate revoked|certificate expired|certificate unknown|unknown ca)/i;
 export const CERT_REFUSALS = 5;

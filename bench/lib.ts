@@ -99,7 +99,7 @@ export class ServerProcess {
     chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     const address = `127.0.0.1:${await freePort()}`;
     // One admin token drives every client: the per-user limits would measure themselves.
-    const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', '--rate-limit', '0', '--max-streams-per-user', '0', ...extra];
+    const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', '--rate-limit', '0', '--max-streams-per-user', '0', '--max-connections', '0', ...extra];
     if (mongodbUri) args.push('--mongodb-uri', mongodbUri);
     const proc = new CliProcess(args);
     await proc.until(/taskgate server listening/);

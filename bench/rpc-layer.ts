@@ -11,7 +11,7 @@ import { TaskServiceService, type GetTaskResponse } from '../gen/taskgate/v1/tas
 import type { Authenticator, Principal } from '../server/auth.js';
 import { Metrics } from '../server/metrics.js';
 import { GrpcTransport } from '../server/rpc/grpc.js';
-import { RateLimits } from '../server/rate-limits.js';
+import { AuthFailureLimits, RateLimits } from '../server/rate-limits.js';
 import { authenticate, limitCallers, mapErrors, recordMetrics, requireAccess } from '../server/rpc/middleware.js';
 import type { Store } from '../server/store/store.js';
 import { silentLogger } from '../shared/logger.js';
@@ -29,7 +29,7 @@ export async function rpcLayerCost(n: number): Promise<{ layerUs: number; bareUs
   const metrics = new Metrics({ store: () => ({}) as Store, connectedAgents: () => 0 });
   const transport = new GrpcTransport(server, {
     // The limiter runs its bucket arithmetic on every call; its rate is set too high to refuse any.
-    middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth), requireAccess(), limitCallers(new RateLimits({ callsPerSecond: 1e12, burst: 1e12, streams: 0 }))],
+    middleware: [recordMetrics(metrics), mapErrors(logger), authenticate(auth, new AuthFailureLimits(10)), requireAccess(), limitCallers(new RateLimits({ callsPerSecond: 1e12, burst: 1e12, streams: 0 }))],
     shutdown: new AbortController().signal,
     logger,
   });
@@ -37,7 +37,7 @@ export async function rpcLayerCost(n: number): Promise<{ layerUs: number; bareUs
   const handler = implementation.getTask as (call: unknown, callback: (err: unknown, res?: unknown) => void) => void;
   const metadata = new Metadata();
   metadata.set('authorization', 'Bearer tg_user_bench');
-  const call = (): object => ({ metadata, cancelled: false, request: { id: 'x' }, getDeadline: () => Infinity, on: () => undefined });
+  const call = (): object => ({ metadata, cancelled: false, request: { id: 'x' }, getDeadline: () => Infinity, getPeer: () => '127.0.0.1:5000', on: () => undefined });
 
   const layered = (): Promise<void> => new Promise((resolve, reject) => handler(call(), (err) => (err ? reject(err as Error) : resolve())));
   const bare = (): Promise<void> =>

@@ -69,18 +69,22 @@ export class Authenticator {
     this.#touchEveryMs = options.touchEveryMs ?? 60_000;
   }
 
-  /** The caller named by a request's `authorization` header (`Bearer ...`). */
-  async authenticate(header: string | undefined): Promise<Principal> {
+  /**
+   * The caller named by a request's `authorization` header (`Bearer ...`).
+   * `beforeLookup` runs when the token is not cached, before the store is
+   * asked (it may throw to refuse the call).
+   */
+  async authenticate(header: string | undefined, beforeLookup?: () => void): Promise<Principal> {
     if (header === undefined || header === '') {
       throw new UnauthenticatedError('missing token: send metadata "authorization: Bearer <token>"');
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new UnauthenticatedError('malformed authorization header: expected "Bearer <token>"');
-    return this.verify(match[1]);
+    return this.verify(match[1], beforeLookup);
   }
 
   /** The caller a token secret stands for; throws UnauthenticatedError when it stands for no one. */
-  async verify(secret: string): Promise<Principal> {
+  async verify(secret: string, beforeLookup?: () => void): Promise<Principal> {
     const hash = hashToken(secret);
     const now = Date.now();
     const cached = this.#cache.get(hash);
@@ -88,6 +92,7 @@ export class Authenticator {
       this.#touch(cached.principal.tokenId, now);
       return cached.principal;
     }
+    beforeLookup?.();
     const record = await this.#store.findTokenByHash(hash);
     const user = record?.kind === 'user' ? await this.#store.getUser(record.subject) : null;
     const verdict = judge(record, user, now);

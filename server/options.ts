@@ -56,6 +56,17 @@ export interface ServerOptions extends StoreOptions {
   idleConnectionMs?: number;
   /** A connection older than this is asked to reconnect (grpc.max_connection_age_ms), in ms; 0: never. Default 0. */
   maxConnectionAgeMs?: number;
+  /** Time a new connection has to finish its TLS handshake, and then as long to send the HTTP/2 preface, in ms. Default 10000. */
+  handshakeTimeoutMs?: number;
+  /** Open connections per listening address; 0: no cap. Default 10000. */
+  maxConnections?: number;
+  /**
+   * Failed authentications per second per client address (token bucket
+   * holding five times as many) before calls from that address with a token
+   * this server has not verified recently are refused without a store
+   * lookup; 0: no limit. Default 10.
+   */
+  authFailuresPerSecond?: number;
   /** TLS for the listen address (PEM); without it the server is plaintext and says so at start-up. */
   tls?: { cert: Buffer; key: Buffer };
   /**
@@ -94,6 +105,9 @@ export const SERVER_DEFAULTS = {
   streamsPerConnection: 200,
   idleConnectionMs: 300_000,
   maxConnectionAgeMs: 0,
+  handshakeTimeoutMs: 10_000,
+  maxConnections: 10_000,
+  authFailuresPerSecond: 10,
   drainMs: 0,
 } as const satisfies Partial<Record<keyof ServerOptions, unknown>>;
 
@@ -129,6 +143,9 @@ export interface CompiledServerOptions {
   streamsPerConnection: number;
   idleConnectionMs: number;
   maxConnectionAgeMs: number;
+  handshakeTimeoutMs: number;
+  maxConnections: number;
+  authFailuresPerSecond: number;
   tls: { cert: Buffer; key: Buffer } | undefined;
   /** With the server's certificate and key, which the agent address presents too. */
   agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
@@ -143,14 +160,15 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ServerOptions;
   const o = { ...SERVER_DEFAULTS, ...given };
   positive('maxTasksPerAgent', o.maxTasksPerAgent, { integer: true });
-  for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs', 'streamRecheckMs'] as const) {
+  for (const name of ['heartbeatIntervalMs', 'helloTimeoutMs', 'leaseMs', 'killGraceMs', 'maxOutputBytes', 'pollMs', 'shutdownTimeoutMs', 'eventSweepMs', 'streamRecheckMs', 'handshakeTimeoutMs'] as const) {
     positive(name, o[name]);
   }
-  for (const name of ['drainMs', 'callsPerSecond', 'streamsPerUser', 'idleConnectionMs', 'maxConnectionAgeMs'] as const) {
+  for (const name of ['drainMs', 'callsPerSecond', 'streamsPerUser', 'idleConnectionMs', 'maxConnectionAgeMs', 'authFailuresPerSecond'] as const) {
     if (!Number.isFinite(o[name]) || o[name] < 0) throw new ConfigError(`${name} must be 0 or more, not ${o[name]}`);
   }
   positive('callBurst', o.callBurst, { integer: true });
   positive('streamsPerConnection', o.streamsPerConnection, { integer: true });
+  if (!Number.isInteger(o.maxConnections) || o.maxConnections < 0) throw new ConfigError(`maxConnections must be a whole number, 0 or more, not ${o.maxConnections}`);
   if (o.agentTls && !o.tls) throw new ConfigError('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
   // lastSeen must be refreshed well within the lease, and heartbeats (which
   // trigger the refresh) at least as often.
@@ -178,6 +196,9 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     streamsPerConnection: o.streamsPerConnection,
     idleConnectionMs: o.idleConnectionMs,
     maxConnectionAgeMs: o.maxConnectionAgeMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
+    maxConnections: o.maxConnections,
+    authFailuresPerSecond: o.authFailuresPerSecond,
     tls: o.tls,
     agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
     metricsListen: o.metricsListen,

@@ -53,6 +53,9 @@ export interface ServerConfig
     | 'streamsPerConnection'
     | 'idleConnectionMs'
     | 'maxConnectionAgeMs'
+    | 'handshakeTimeoutMs'
+    | 'maxConnections'
+    | 'authFailuresPerSecond'
   > {
   /** Embedded store and admin token directory. */
   dataDir: string;
@@ -122,6 +125,9 @@ export function serverOptions(config: ServerConfig): ServerOptions {
     streamsPerConnection: config.streamsPerConnection,
     idleConnectionMs: config.idleConnectionMs,
     maxConnectionAgeMs: config.maxConnectionAgeMs,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxConnections: config.maxConnections,
+    authFailuresPerSecond: config.authFailuresPerSecond,
     logger: config.logger,
     secretsKey: config.secretsKeyFile ? readSecretsKey(config.secretsKeyFile) : undefined,
     webhooks: webhookOptions(config),

@@ -98,3 +98,60 @@ export class RateLimits {
     }
   }
 }
+
+/**
+ * Failed authentications per client address (docs/limits.md "Per caller"):
+ * each address may fail `perSecond` times a second (a bucket holding five
+ * times as many); past that, its calls with a token this server has not
+ * verified recently are refused RESOURCE_EXHAUSTED before the store is
+ * asked. Tokens it verified stay good, so a user behind the same address as
+ * a token-guesser keeps working. Per server process, like the limits above.
+ */
+export class AuthFailureLimits {
+  readonly #perSecond: number;
+  readonly #burst: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+    this.#burst = perSecond * 5;
+  }
+
+  #refill(address: string, now: number): { tokens: number; at: number } | undefined {
+    const bucket = this.#buckets.get(address);
+    if (!bucket) return undefined;
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
+    bucket.at = now;
+    if (bucket.tokens >= this.#burst) this.#buckets.delete(address);
+    return bucket;
+  }
+
+  /** Before a store lookup for `address`: throws when it has failed too often. */
+  check(address: string): void {
+    if (this.#perSecond <= 0) return;
+    const bucket = this.#refill(address, performance.now());
+    if (!bucket || bucket.tokens >= 1) return;
+    const retryDelayMs = Math.ceil(((1 - bucket.tokens) / this.#perSecond) * 1000);
+    throw new ResourceExhaustedError(
+      `too many failed authentications from ${address}: at most ${this.#perSecond} per second; retry in ${(retryDelayMs / 1000).toFixed(1)} s with a valid token`,
+      { retryDelayMs },
+    );
+  }
+
+  /** Counts one failed authentication from `address`. */
+  failed(address: string): void {
+    if (this.#perSecond <= 0) return;
+    const now = performance.now();
+    let bucket = this.#refill(address, now);
+    if (!bucket) {
+      if (this.#buckets.size >= SWEEP_AT) this.#sweep(now);
+      bucket = { tokens: this.#burst, at: now };
+      this.#buckets.set(address, bucket);
+    }
+    bucket.tokens = Math.max(0, bucket.tokens - 1);
+  }
+
+  #sweep(now: number): void {
+    for (const address of [...this.#buckets.keys()]) this.#refill(address, now);
+  }
+}

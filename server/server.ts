@@ -2,7 +2,7 @@
  * The Taskgate control plane: a grpc-js server with TaskService,
  * TargetService and AgentService over one store.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { ADMIN_GROUP } from './access.js';
@@ -11,9 +11,10 @@ import { Metrics } from './metrics.js';
 import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
+import { Listener } from './listeners.js';
 import { GrpcTransport } from './rpc/grpc.js';
 import { authenticate, guardStreams, limitCallers, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
-import { RateLimits } from './rate-limits.js';
+import { AuthFailureLimits, RateLimits } from './rate-limits.js';
 import { LiveStreams } from './live-streams.js';
 import { agentService } from './services/agent-service.js';
 import { eventService } from './services/event-service.js';
@@ -46,6 +47,7 @@ export class TaskgateServer {
   readonly #store: Store;
   readonly #auth: Authenticator;
   readonly #grpc: Server;
+  readonly #listeners: Listener[];
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
   readonly #sweeper: Sweeper;
@@ -71,6 +73,7 @@ export class TaskgateServer {
     store: Store;
     auth: Authenticator;
     grpc: Server;
+    listeners: Listener[];
     dispatcher: Dispatcher;
     publisher: EventPublisher;
     webhooks: WebhookSender;
@@ -91,6 +94,7 @@ export class TaskgateServer {
     this.#store = init.store;
     this.#auth = init.auth;
     this.#grpc = init.grpc;
+    this.#listeners = init.listeners;
     this.#dispatcher = init.dispatcher;
     this.#publisher = init.publisher;
     this.#webhooks = init.webhooks;
@@ -166,7 +170,7 @@ export class TaskgateServer {
       middleware: [
         recordMetrics(metrics),
         mapErrors(logger),
-        authenticate(auth),
+        authenticate(auth, new AuthFailureLimits(options.authFailuresPerSecond)),
         requireAccess(),
         limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
         guardStreams(live),
@@ -183,22 +187,24 @@ export class TaskgateServer {
     addReflection(grpc);
 
     const { listen } = options;
-    let port: number;
-    let agentPort: number | null = null;
+    const listeners: Listener[] = [];
     let served: { port: number; close: () => Promise<void> } | null = null;
     try {
-      const credentials = options.tls ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false) : ServerCredentials.createInsecure();
-      port = await bind(grpc, listen, credentials);
+      const limits = { handshakeTimeoutMs: options.handshakeTimeoutMs, maxConnections: options.maxConnections, logger };
+      listeners.push(await Listener.open(grpc, { listen, tls: options.tls, ...limits }));
       if (options.agentTls) {
-        const mutual = ServerCredentials.createSsl(options.agentTls.clientCa, [{ cert_chain: options.agentTls.cert, private_key: options.agentTls.key }], true);
-        agentPort = await bind(grpc, options.agentTls.listen, mutual);
+        const { cert, key, clientCa } = options.agentTls;
+        listeners.push(await Listener.open(grpc, { listen: options.agentTls.listen, tls: { cert, key, clientCa }, ...limits }));
       }
       if (options.metricsListen) served = await metrics.serve(options.metricsListen);
     } catch (err) {
+      for (const listener of listeners) listener.destroy();
       grpc.forceShutdown();
       if (!options.store) await rawStore.close();
       throw err;
     }
+    const port = listeners[0]!.port;
+    const agentPort = listeners[1]?.port ?? null;
     const server = new TaskgateServer({
       port,
       agentPort,
@@ -210,6 +216,7 @@ export class TaskgateServer {
       store,
       auth,
       grpc,
+      listeners,
       dispatcher,
       publisher,
       webhooks,
@@ -302,6 +309,7 @@ export class TaskgateServer {
     await this.#sweeper.stop();
     this.#live.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
+    for (const listener of this.#listeners) listener.stopAccepting();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#logger.warn('graceful stop timed out; forcing');
@@ -313,16 +321,10 @@ export class TaskgateServer {
         resolve();
       });
     });
+    for (const listener of this.#listeners) listener.destroy();
     await this.#publisher.stop();
     await this.#closeMetrics();
     if (this.#ownsStore) await this.#store.close();
   }
 }
 
-function bind(grpc: Server, listen: string, credentials: ServerCredentials): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    grpc.bindAsync(listen, credentials, (err, boundPort) =>
-      err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`, { cause: err })) : resolve(boundPort),
-    );
-  });
-}

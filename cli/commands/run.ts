@@ -45,6 +45,9 @@ interface ServerFlags {
   maxStreamsPerConnection: number;
   idleConnectionSeconds: number;
   maxConnectionAgeSeconds: number;
+  handshakeTimeoutSeconds: number;
+  maxConnections: number;
+  authFailureRate: number;
 }
 
 function nonNegativeInt(name: string): (value: string) => number {
@@ -59,6 +62,14 @@ function nonNegativeNumber(name: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new CliError(`${name} must be 0 or more, not "${value}"`, 2);
+    return n;
+  };
+}
+
+function nonNegativeCount(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new CliError(`${name} must be a whole number, 0 or more, not "${value}"`, 2);
     return n;
   };
 }
@@ -190,6 +201,24 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .env('TASKGATE_MAX_CONNECTION_AGE_SECONDS')
         .default(SERVER_DEFAULTS.maxConnectionAgeMs / 1000)
         .argParser(nonNegativeInt('--max-connection-age-seconds')),
+    )
+    .addOption(
+      new Option('--handshake-timeout-seconds <n>', 'close a connection that has not finished its TLS handshake, or then sent HTTP/2, within this long')
+        .env('TASKGATE_HANDSHAKE_TIMEOUT_SECONDS')
+        .default(SERVER_DEFAULTS.handshakeTimeoutMs / 1000)
+        .argParser(positiveInt('--handshake-timeout-seconds')),
+    )
+    .addOption(
+      new Option('--max-connections <n>', 'open connections per listening address (each needs a file descriptor); 0: no cap')
+        .env('TASKGATE_MAX_CONNECTIONS')
+        .default(SERVER_DEFAULTS.maxConnections)
+        .argParser(nonNegativeCount('--max-connections')),
+    )
+    .addOption(
+      new Option('--auth-failure-rate <n>', 'failed authentications per second per client address before its unverified tokens are refused unchecked; 0: no limit')
+        .env('TASKGATE_AUTH_FAILURE_RATE')
+        .default(SERVER_DEFAULTS.authFailuresPerSecond)
+        .argParser(nonNegativeNumber('--auth-failure-rate')),
     );
 }
 
@@ -222,6 +251,9 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     streamsPerConnection: flags.maxStreamsPerConnection,
     idleConnectionMs: flags.idleConnectionSeconds * 1000,
     maxConnectionAgeMs: flags.maxConnectionAgeSeconds * 1000,
+    handshakeTimeoutMs: flags.handshakeTimeoutSeconds * 1000,
+    maxConnections: flags.maxConnections,
+    authFailuresPerSecond: flags.authFailureRate,
     logger,
   };
 }

@@ -35,6 +35,8 @@ export interface CallContext {
   readonly method: MethodInfo;
   /** A request header ("authorization"), lower-case name; undefined when absent. */
   header(name: string): string | undefined;
+  /** The client's address (no port), for limits per address. */
+  peer(): string;
   /**
    * Aborts when the client cancels (reason CancelledError), the deadline
    * passes (DeadlineExceededError) or the server stops (UnavailableError):

@@ -36,7 +36,14 @@ interface GrpcCall {
   metadata: Metadata;
   cancelled: boolean;
   getDeadline(): Date | number;
+  getPeer(): string;
   on(event: 'cancelled', listener: () => void): unknown;
+}
+
+/** The host of grpc-js's peer string ("127.0.0.1:5000", "[::1]:5000"). */
+function peerHost(peer: string): string {
+  const m = /^\[?(.*?)\]?:\d+$/.exec(peer);
+  return m?.[1] ?? peer;
 }
 
 /** Serves Taskgate's services on a grpc-js server through the middleware. */
@@ -97,6 +104,7 @@ export class GrpcTransport {
         const value = metadata.get(name)[0];
         return typeof value === 'string' ? value : undefined;
       },
+      peer: () => peerHost(call.getPeer()),
       signal: controller.signal,
       shutdown,
       end: (reason) => controller.abort(reason),

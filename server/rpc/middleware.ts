@@ -5,12 +5,12 @@
  * open-stream check. Each is applied once per method
  * when a service is added, so a call pays only for what it runs.
  */
-import { CancelledError } from '../../shared/errors.js';
+import { CancelledError, UnauthenticatedError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
 import type { Authenticator, UserPrincipal } from '../auth.js';
 import type { LiveStreams } from '../live-streams.js';
-import type { RateLimits } from '../rate-limits.js';
+import type { AuthFailureLimits, RateLimits } from '../rate-limits.js';
 import type { Metrics } from '../metrics.js';
 import { watchStream, type Middleware } from './core.js';
 import { CODE_NAMES, Code, RpcError, toRpcError } from './status.js';
@@ -99,9 +99,19 @@ export function recordMetrics(metrics: Metrics): Middleware {
 }
 
 /** Who is calling, from the `authorization: Bearer ...` header. */
-export function authenticate(auth: Authenticator): Middleware {
+export function authenticate(auth: Authenticator, failures: AuthFailureLimits): Middleware {
   return (_method, next) => async (request, ctx) => {
-    ctx.principal = await auth.authenticate(ctx.header('authorization'));
+    // Only failures that cost a store lookup count against the address.
+    let looked = false;
+    try {
+      ctx.principal = await auth.authenticate(ctx.header('authorization'), () => {
+        failures.check(ctx.peer());
+        looked = true;
+      });
+    } catch (err) {
+      if (looked && err instanceof UnauthenticatedError) failures.failed(ctx.peer());
+      throw err;
+    }
     return next(request, ctx);
   };
 }

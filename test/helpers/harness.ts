@@ -47,7 +47,7 @@ export class Harness {
     // The per-user limits are off unless a test sets them: one admin token
     // drives most tests, some with thousands of calls (test/integration/limits.test.ts
     // tests the limits; the CLI and README tests run servers with their defaults).
-    const h = new Harness(location, { callsPerSecond: 0, streamsPerUser: 0, ...serverOptions });
+    const h = new Harness(location, { callsPerSecond: 0, streamsPerUser: 0, authFailuresPerSecond: 0, ...serverOptions });
     await h.#startServer('127.0.0.1:0');
     await h.server.ensureAdmin(ADMIN_EMAIL);
     h.adminToken = await h.server.issueUserToken(ADMIN_EMAIL, 'harness');

@@ -9,10 +9,11 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { Target } from '../../gen/taskgate/v1/target.js';
 import { TaskStatus } from '../../gen/taskgate/v1/task.js';
+import { UserServiceClient } from '../../gen/taskgate/v1/user.js';
 import { TaskgateAgent } from '../../agent/agent.js';
 import { agentCredentials } from '../../agent/connection.js';
 import { Api } from '../../cli/client.js';
@@ -121,6 +122,7 @@ describe('TLS, and mutual TLS for agents', function () {
   let ca: Pem;
   let server: TaskgateServer;
   let api: Api;
+  let adminToken: string;
   let dir: string;
   const agents: TaskgateAgent[] = [];
 
@@ -137,7 +139,8 @@ describe('TLS, and mutual TLS for agents', function () {
       agentTls: { listen: '127.0.0.1:0', clientCa: pki.read(ca.cert) },
     });
     await server.ensureAdmin('admin@tls');
-    api = new Api({ server: `127.0.0.1:${server.port}`, token: await server.issueUserToken('admin@tls', 'tls'), tlsCa: ca.cert });
+    adminToken = await server.issueUserToken('admin@tls', 'tls');
+    api = new Api({ server: `127.0.0.1:${server.port}`, token: adminToken, tlsCa: ca.cert });
     await api.call(api.targets, api.targets.createTarget, { target: Target.fromPartial({ name: 't', agent: 'a1' }) });
   });
 
@@ -205,13 +208,25 @@ describe('TLS, and mutual TLS for agents', function () {
     expect(await agentOutcome(other, server.agentPort!)).to.equal('PERMISSION_DENIED: the client certificate names "a2", not agent "a1"');
     // The API address asks for no client certificate: agents are refused there.
     expect(await agentOutcome(null, server.port)).to.match(/^PERMISSION_DENIED: this server requires agents to connect over mutual TLS/);
-    // No certificate at the agent address: refused at the handshake; the agent stops after a few tries and says why.
+    // No certificate, or one from another CA, at the agent address: the TLS
+    // handshake completes, every call on that connection is UNAUTHENTICATED
+    // with the reason (none reaches Taskgate), and the agent stops at once.
     expect(await agentOutcome(null, server.agentPort!)).to.equal(
-      'UNAVAILABLE: the TLS handshake was refused 5 times in a row (alert "certificate required"): give the agent a client certificate signed by the server\'s --agent-client-ca and naming it (--tls-cert, --tls-key)',
+      "UNAUTHENTICATED: this agent address requires a client certificate: start the agent with --tls-cert and --tls-key (a certificate from the server's --agent-client-ca naming the agent)",
     );
     const rogueCa = pki.ca('rogue-ca');
     const rogue = pki.issue(rogueCa, 'a1', 'DNS:a1', 'clientAuth');
-    expect(await agentOutcome(rogue, server.agentPort!)).to.equal('not connected after 5 s');
+    expect(await agentOutcome(rogue, server.agentPort!)).to.equal(
+      "UNAUTHENTICATED: the client certificate was refused: it is not signed by the CA this agent address trusts (UNABLE_TO_VERIFY_LEAF_SIGNATURE); use a certificate from the server's --agent-client-ca",
+    );
+    // Nor does any other method: the refused connection answers every call the same way.
+    const intruder = new UserServiceClient(`127.0.0.1:${server.agentPort!}`, credentials.createSsl(pki.read(ca.cert), pki.read(rogue.key), pki.read(rogue.cert)));
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${adminToken}`);
+    const refused = await new Promise<ServiceError | null>((resolve) => intruder.whoAmI({}, metadata, (err) => resolve(err)));
+    intruder.close();
+    expect(refused?.code).to.equal(status.UNAUTHENTICATED);
+    expect(refused?.details).to.match(/^the client certificate was refused/);
   });
 });
 

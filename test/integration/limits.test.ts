@@ -1,11 +1,14 @@
 /**
  * Per-caller limits (docs/limits.md "Per caller"): a user over the call
  * rate or the open-stream limit gets RESOURCE_EXHAUSTED saying when to
- * retry, and nobody else is slowed by it.
+ * retry, and nobody else is slowed by it; connections that never speak
+ * HTTP/2 are closed, a listener holds a bounded number of them, and an
+ * address that keeps failing authentication stops costing store lookups.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
-import type { Api } from '../../cli/client.js';
+import { connect, type Socket } from 'node:net';
+import { Api } from '../../cli/client.js';
 import { eventually } from '../helpers/eventually.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -102,5 +105,73 @@ describe('per-caller limits', function () {
       for (const call of calls) call.cancel();
       return results.every((r) => r === null);
     });
+  });
+});
+
+describe('connection limits', function () {
+  let h: Harness;
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  /** A TCP connection to the server that says nothing; resolves when the server closes it. */
+  function silent(port: number): { socket: Socket; closed: Promise<void> } {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.resume(); // read, or the server's close is never seen
+    return { socket, closed: new Promise((resolve) => socket.once('close', () => resolve())) };
+  }
+
+  it('closes connections that never send the HTTP/2 preface after the handshake timeout, and keeps those that do', async () => {
+    h = await Harness.start((await STORE_KINDS[0]!.location())!, { handshakeTimeoutMs: 300 });
+    const quiet = Array.from({ length: 20 }, () => silent(h.server.port));
+    // A client that speaks HTTP/2 (the harness's own) is not touched, however long it stays idle.
+    await h.api.call(h.api.users, h.api.users.whoAmI, {});
+    await Promise.all(quiet.map((c) => c.closed));
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await h.api.call(h.api.users, h.api.users.whoAmI, {});
+  });
+
+  it('holds at most --max-connections connections and accepts new ones once others close', async () => {
+    h = await Harness.start((await STORE_KINDS[0]!.location())!, { maxConnections: 3, handshakeTimeoutMs: 60_000 });
+    // The harness's client holds one connection already.
+    await h.api.call(h.api.users, h.api.users.whoAmI, {});
+    const held = [silent(h.server.port), silent(h.server.port)];
+    await Promise.all(held.map((c) => new Promise((resolve) => c.socket.once('connect', resolve))));
+    const over = silent(h.server.port);
+    await over.closed; // closed by the server at once: the listener is full
+    for (const c of held) c.socket.destroy();
+    await eventually('a freed place takes a new connection', async () => {
+      const next = connect(h.server.port, '127.0.0.1');
+      next.on('error', () => undefined);
+      next.resume();
+      const stayed = await new Promise<boolean>((resolve) => {
+        next.once('close', () => resolve(false));
+        setTimeout(() => resolve(true), 200);
+      });
+      next.destroy();
+      return stayed;
+    });
+  });
+
+  it('refuses unverified tokens from an address that keeps failing, without a store lookup, and keeps verified callers working', async () => {
+    h = await Harness.start((await STORE_KINDS[0]!.location())!, { authFailuresPerSecond: 2 });
+    const member = await h.user('member@x', []);
+    await member.call(member.users, member.users.whoAmI, {});
+    const guesser = new Api({ server: h.address, token: 'tg_user_guess' });
+    try {
+      const codes: Array<number | undefined> = [];
+      for (let i = 0; i < 14; i++) codes.push(await guesser.call(guesser.users, guesser.users.whoAmI, {}).then(() => undefined, (err: ServiceError) => err.code));
+      // A bucket of 10 failures, refilled at 2/s: the first ten are looked up and fail, then the address is refused unchecked.
+      expect(codes.slice(0, 10)).to.deep.equal(Array(10).fill(status.UNAUTHENTICATED));
+      expect(codes.at(-1)).to.equal(status.RESOURCE_EXHAUSTED);
+      const err = await guesser.call(guesser.users, guesser.users.whoAmI, {}).catch((e: ServiceError) => e);
+      expect((err as ServiceError).details).to.match(/^too many failed authentications from 127\.0\.0\.1: at most 2 per second; retry in \d\.\d s with a valid token$/);
+      // The member's token, verified before, still works from the same address.
+      await member.call(member.users, member.users.whoAmI, {});
+    } finally {
+      guesser.close();
+    }
   });
 });
