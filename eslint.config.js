@@ -66,6 +66,12 @@ export default tseslint.config(
     },
   },
   {
+    // Build scripts (deploy/pack-agent.mjs) are plain JavaScript outside the
+    // TypeScript program: linted without type information.
+    files: ['deploy/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-unused-expressions': 'off' },
   },
