@@ -13,7 +13,7 @@ function zone(target, from, message) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'gen/**', 'node_modules/**', '.cache/**', 'test/ferretdb/**', 'test/tools/**', 'eslint.config.js', 'docs/codegen-study/**'] },
+  { ignores: ['dist/**', 'build/**', 'gen/**', 'node_modules/**', '.cache/**', 'test/ferretdb/**', 'test/tools/**', 'eslint.config.js', 'docs/codegen-study/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
