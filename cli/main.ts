@@ -4,6 +4,7 @@
  * (through commander's `.env()` options); everything below takes options.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { ConfigError } from '../shared/config-error.js';
 import { VERSION } from '../shared/version.js';
 import { serverOption } from './format.js';
 import { Api, CliError, describeError, isServiceError, type ClientOptions } from './client.js';
@@ -59,6 +60,10 @@ try {
   } else if (err instanceof CliError) {
     process.stderr.write(`taskgate: ${err.message}\n`);
     process.exitCode = err.exitCode;
+  } else if (err instanceof ConfigError) {
+    // A setting `taskgate agent` refused (agent/command.ts).
+    process.stderr.write(`taskgate: ${err.message}\n`);
+    process.exitCode = 2;
   } else if (isServiceError(err)) {
     process.stderr.write(`taskgate: ${describeError(err, api?.server ?? '?')}\n`);
     process.exitCode = 1;

@@ -6,13 +6,12 @@
  * programs' defaults tables, so each lives in one place.
  */
 import { Command, Option } from 'commander';
-import { AGENT_DEFAULTS } from '../../agent/options.js';
-import { AGENT_PROGRAM_DEFAULTS, runAgent } from '../../agent/program.js';
+import { agentCommand as agentProgramCommand, agentEnv } from '../../agent/command.js';
 import { SERVER_DEFAULTS } from '../../server/options.js';
 import { runServer, SERVER_PROGRAM_DEFAULTS, type ServerConfig } from '../../server/program.js';
 import { ConfigError } from '../../shared/config-error.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../../shared/logger.js';
-import type { ClientTls } from '../../shared/tls.js';
+import { onSignals } from '../../shared/signals.js';
 import { CliError } from '../client.js';
 import { DEV_DEFAULTS, devBanner, runDev } from '../dev.js';
 
@@ -265,41 +264,6 @@ function warnSecretsOnCommandLine(cmd: Command, logger: Logger): void {
   }
 }
 
-/** Runs `stop` once on SIGINT or SIGTERM, then exits. */
-function onSignals(logger: Logger, stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn('second signal; exiting now');
-      process.exit(130);
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-}
-
-/**
- * The agent's environment as the agent sees it (the env secret provider
- * reads it; agent/task-env.ts passes only an allowlist on to tasks), without
- * Taskgate's own settings, its token among them.
- */
-function agentEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !key.startsWith('TASKGATE_')) env[key] = value;
-  }
-  return env;
-}
-
 /** `taskgate server`. */
 export function serverCommand(): Command {
   return serverOptions(new Command('server'), SERVER_PROGRAM_DEFAULTS)
@@ -319,79 +283,9 @@ export function serverCommand(): Command {
     });
 }
 
-interface AgentFlags extends ClientTls {
-  server: string;
-  token?: string;
-  tokenFile?: string;
-  taskUids: string;
-  taskEnv: string[];
-  name: string;
-  workDir?: string;
-  logLevel: string;
-  logFormat: 'json' | 'pretty';
-  drainSeconds: number;
-}
-
-/** `taskgate agent`. */
+/** `taskgate agent`: the agent's command line (agent/command.ts), shared with the standalone `taskgate-agent`. */
 export function agentCommand(): Command {
-  return new Command('agent')
-    .description('run an agent: connect to the server and run the tasks of its targets')
-    .addOption(new Option('--server <host:port>', 'server address').env('TASKGATE_SERVER').default(AGENT_PROGRAM_DEFAULTS.server))
-    .addOption(new Option('--token-file <file>', 'file holding the agent token (taskgate agents token --name NAME)').env('TASKGATE_AGENT_TOKEN_FILE'))
-    .addOption(new Option('--token <token>', 'the agent token itself (visible to local users in the process list: prefer --token-file)').env('TASKGATE_AGENT_TOKEN'))
-    .addOption(
-      new Option('--task-uids <first-last|off>', 'when the agent runs as root, each task runs as a uid/gid of its own from this range; off: as the agent\'s user')
-        .env('TASKGATE_TASK_UIDS')
-        .default(AGENT_PROGRAM_DEFAULTS.taskUids),
-    )
-    .addOption(new Option('--task-env <name>', 'also pass this variable (or PREFIX*) of the agent\'s environment to tasks (repeatable)').env('TASKGATE_TASK_ENV').argParser(collect).default([]))
-    .addOption(new Option('--name <name>', 'agent name; targets name it').env('TASKGATE_AGENT_NAME').makeOptionMandatory())
-    .addOption(new Option('--work-dir <dir>', 'where task directories and script files live').env('TASKGATE_AGENT_WORK_DIR'))
-    .addOption(
-      new Option('--drain-seconds <n>', 'on SIGTERM/SIGINT, how long running tasks may finish before they are killed')
-        .env('TASKGATE_AGENT_DRAIN_SECONDS')
-        .default(AGENT_DEFAULTS.drainMs / 1000)
-        .argParser(positiveInt('--drain-seconds')),
-    )
-    .addOption(new Option('--log-level <level>', 'how much to log').env('TASKGATE_LOG_LEVEL').choices(LOG_LEVELS).default(AGENT_PROGRAM_DEFAULTS.logLevel))
-    .addOption(new Option('--log-format <format>', 'json (one object per line) or pretty (for a terminal)').env('TASKGATE_LOG_FORMAT').choices(['json', 'pretty']).default(AGENT_PROGRAM_DEFAULTS.logFormat))
-    .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))
-    .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))
-    .addOption(new Option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS; its CN or a DNS name is the agent name').env('TASKGATE_AGENT_TLS_CERT'))
-    .addOption(new Option('--tls-key <file>', 'client certificate key (PEM)').env('TASKGATE_AGENT_TLS_KEY'))
-    .action(async (flags: AgentFlags) => {
-      const logger = createLogger({ level: flags.logLevel, name: 'taskgate-agent', format: flags.logFormat });
-      // The token leaves the environment once read: tasks and child processes never see it.
-      const tokenInEnv = process.env.TASKGATE_AGENT_TOKEN;
-      delete process.env.TASKGATE_AGENT_TOKEN;
-      let agentStarted: Promise<{ stop(): Promise<void> }> | undefined;
-      // A second signal exits at once (onSignals); the server then settles
-      // the running tasks ("agent restarted" or "agent lost").
-      onSignals(logger, async () => (await agentStarted)?.stop());
-      const agent = await (agentStarted = start(() =>
-        runAgent({
-          server: flags.server,
-          name: flags.name,
-          tokenFile: flags.tokenFile,
-          token: flags.token,
-          tokenFromEnv: flags.token !== undefined && flags.token === tokenInEnv,
-          workDir: flags.workDir,
-          taskUids: flags.taskUids,
-          taskEnv: flags.taskEnv,
-          drainMs: flags.drainSeconds * 1000,
-          tls: flags.tls,
-          tlsCa: flags.tlsCa,
-          tlsCert: flags.tlsCert,
-          tlsKey: flags.tlsKey,
-          env: agentEnv(),
-          logger,
-        }),
-      ));
-      agent.finished.catch((err: unknown) => {
-        process.stderr.write(`taskgate agent: ${(err as Error).message}\n`);
-        process.exit(1);
-      });
-    });
+  return agentProgramCommand('agent');
 }
 
 /** `taskgate dev`. */
