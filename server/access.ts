@@ -128,3 +128,13 @@ export function requireRun(user: UserPrincipal, task: TaskRecord): void {
     throw new PermissionDeniedError(`only the task's creator (${task.createdBy}) or an admin may run it`);
   }
 }
+
+/**
+ * The audience keys ({@link taskAudience}) of the tasks a user who is not
+ * an admin may see: their own, those on the targets given (the ones they
+ * may use now), and those their groups review. Matches {@link maySeeTask}:
+ * a review "anyone" entry is covered by the target's key.
+ */
+export function audienceFor(user: UserPrincipal, usableTargets: readonly string[]): string[] {
+  return [`by:user:${user.email}`, ...usableTargets.map((t) => `target:${t}`), ...user.groups.map((g) => `group:${g}`)];
+}

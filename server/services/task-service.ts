@@ -23,7 +23,7 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotF
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
-import { maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
+import { audienceFor, isAdmin, maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
 import { applyOnce, bindRequest, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
@@ -184,6 +184,17 @@ export function taskService(
     return { task: taskToWire(await visibleTask(user, req.id)) };
   }
 
+  /** Names of the targets the user may use now (targets are few: an admin makes each). */
+  async function usableTargets(user: UserPrincipal): Promise<string[]> {
+    const names: string[] = [];
+    for (let after = ''; ; ) {
+      const batch = await store.listTargets(after, 500);
+      for (const target of batch) if (mayUseTarget(user, target)) names.push(target.name);
+      if (batch.length < 500) return names;
+      after = batch.at(-1)!.name;
+    }
+  }
+
   async function listTasks(req: ListTasksRequest, { user }: UserContext): Promise<ListTasksResponse> {
     // Deduplicated: a request's length never changes the query's shape or cost.
     let statuses: TaskStatus[] = [...new Set(req.statuses)].map((s) => {
@@ -193,6 +204,8 @@ export function taskService(
     });
     if (req.awaitingMyReview) statuses = ['pending-review'];
     const limit = pageSize(req.pageSize, 50);
+    // Visibility is filtered in the store, by audience keys (admins see everything).
+    const audience = isAdmin(user) ? undefined : audienceFor(user, await usableTargets(user));
     const targets = new Map<string, TargetRecord | null>();
     const visible = async (task: TaskRecord): Promise<boolean> => {
       if (!targets.has(task.target)) targets.set(task.target, await store.getTarget(task.target));
@@ -200,15 +213,17 @@ export function taskService(
       if (req.awaitingMyReview) return pendingReviewsFor(user, task, target).length > 0;
       return maySeeTask(user, task, target);
     };
-    // Hidden tasks are skipped, so a page may take several reads; it stops
-    // after LIST_SCAN_LIMIT and returns a short page with a token to go on.
+    // The store returns only tasks the caller may see; each is checked again
+    // here (and the review inbox is narrower still), so a page may take
+    // another read; it stops after LIST_SCAN_LIMIT and returns a short page
+    // with a token to go on.
     const page: TaskRecord[] = [];
     let cursor = pageToken.decode(req.pageToken) || undefined;
     let exhausted = false;
     for (let scanned = 0; page.length < limit && scanned < LIST_SCAN_LIMIT; ) {
-      // Read in batches of at least LIST_BATCH: a caller who sees few tasks costs a few queries, not one per task.
-      const batchSize = Math.max(limit + 1, LIST_BATCH);
-      const batch = await store.listTasks({ statuses, target: req.target || undefined, beforeId: cursor, limit: batchSize });
+      // The inbox skips tasks already reviewed: read it in batches of at least LIST_BATCH.
+      const batchSize = req.awaitingMyReview ? Math.max(limit + 1, LIST_BATCH) : limit + 1;
+      const batch = await store.listTasks({ statuses, target: req.target || undefined, beforeId: cursor, audience, limit: batchSize });
       let examined = 0;
       for (const task of batch) {
         if (page.length === limit) break;

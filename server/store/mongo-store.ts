@@ -46,10 +46,11 @@ import {
   type TransitionRequest,
   type UserPatch,
   type UserRecord,
+  taskAudience,
 } from './store.js';
 
 /** `outbox` mirrors hasUnpublished(), so unpublished tasks are one index scan. */
-type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string; outbox: boolean };
+type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string; outbox: boolean; audience: string[] };
 type TargetDoc = Omit<TargetRecord, 'name'> & { _id: string };
 type AgentDoc = Omit<AgentRecord, 'name'> & { _id: string };
 type TokenDoc = TokenRecord & { _id: string };
@@ -102,13 +103,14 @@ function isDuplicateKey(err: unknown): boolean {
 
 function toTask(doc: TaskDoc): TaskRecord {
   const { _id, ...rest } = doc;
-  const task: TaskRecord & { outbox?: boolean } = { id: _id, ...rest };
+  const task: TaskRecord & { outbox?: boolean; audience?: string[] } = { id: _id, ...rest };
   delete task.outbox;
+  delete task.audience;
   return upgrade.task(task);
 }
 
 function toTaskDoc({ id, ...rest }: TaskRecord): TaskDoc {
-  return { _id: id, ...rest, outbox: hasUnpublished({ id, ...rest }) };
+  return { _id: id, ...rest, outbox: hasUnpublished({ id, ...rest }), audience: taskAudience(rest) };
 }
 
 function toTarget({ _id, ...rest }: TargetDoc): TargetRecord {
@@ -227,7 +229,21 @@ export class MongoStore implements Store {
       this.#deliveries.createIndex({ state: 1, nextAttempt: 1 }),
       this.#secrets.createIndex({ target: 1, key: 1 }),
       this.#requests.createIndex({ expires: 1 }),
+      // Listing what a user may see (TaskQuery.audience): multikey, newest first per key.
+      this.#tasks.createIndex({ audience: 1, _id: -1 }),
     ]);
+    await this.#addAudience();
+  }
+
+  /** Gives tasks stored before audience keys existed theirs (once; a no-op after). */
+  async #addAudience(): Promise<void> {
+    for (;;) {
+      const docs = await this.#tasks.find({ audience: { $exists: false } }, { projection: { createdBy: 1, target: 1, review: 1 } }).limit(500).toArray();
+      if (docs.length === 0) return;
+      await this.#tasks.bulkWrite(
+        docs.map((d) => ({ updateOne: { filter: { _id: d._id }, update: { $set: { audience: taskAudience({ createdBy: d.createdBy, target: d.target, review: d.review ?? [] }) } } } })),
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -259,6 +275,7 @@ export class MongoStore implements Store {
     if (query.agent) filter.agent = query.agent;
     if (query.killRequested) filter.killRequested = { $ne: null };
     if (query.beforeId) filter._id = { $lt: query.beforeId };
+    if (query.audience) filter.audience = { $in: [...query.audience] };
     const docs = await this.#tasks.find(filter).sort({ _id: -1 }).limit(query.limit).toArray();
     return docs.map(toTask);
   }

@@ -14,6 +14,7 @@ import {
   claimRequest,
   endsTask,
   hasUnpublished,
+  taskAudience,
   REQUEST_SWEEP,
   upgrade,
   type AgentPresence,
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_agent_status ON tasks (agent, status, id);
 CREATE INDEX IF NOT EXISTS tasks_target ON tasks (target, id);
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, id);
+CREATE TABLE IF NOT EXISTS task_audience (
+  key TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  PRIMARY KEY (key, task_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
   task_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -159,8 +165,28 @@ export class SqliteStore implements Store {
     if (taskColumns.length > 0 && !taskColumns.some((c) => c.name === 'unpublished')) {
       for (const sql of MIGRATIONS) this.#db.exec(sql);
     }
+    const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
     this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
+    if (!hadAudience) this.#addAudience();
+  }
+
+  /** Gives tasks stored before audience keys existed theirs (once, when the table is new). */
+  #addAudience(): void {
+    const batch = this.#statement('SELECT id, doc FROM tasks WHERE id > ? ORDER BY id LIMIT 1000');
+    this.#db.transaction(() => {
+      for (let after = ''; ; ) {
+        const rows = batch.all(after) as (DocRow & { id: string })[];
+        for (const row of rows) this.#insertAudience(upgrade.task(parseDoc<TaskRecord>(row.doc)));
+        if (rows.length < 1000) return;
+        after = rows.at(-1)!.id;
+      }
+    })();
+  }
+
+  #insertAudience(task: TaskRecord): void {
+    const insert = this.#statement('INSERT OR IGNORE INTO task_audience (key, task_id) VALUES (?, ?)');
+    for (const key of taskAudience(task)) insert.run(key, task.id);
   }
 
   async close(): Promise<void> {
@@ -184,9 +210,12 @@ export class SqliteStore implements Store {
   }
 
   async insertTask(task: TaskRecord): Promise<void> {
-    const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(task.id, task.status, task.target, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0);
-    if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
+    this.#db.transaction(() => {
+      const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(task.id, task.status, task.target, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0);
+      if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
+      this.#insertAudience(task);
+    })();
   }
 
   async getTask(id: string): Promise<TaskRecord | null> {
@@ -204,29 +233,35 @@ export class SqliteStore implements Store {
   }
 
   async listTasks(query: TaskQuery): Promise<TaskRecord[]> {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (query.statuses && query.statuses.length > 0) {
-      // One statement text for any list (each text is a prepared statement kept for good).
-      where.push('status IN (SELECT value FROM json_each(?))');
-      args.push(JSON.stringify(query.statuses));
-    }
-    if (query.target) {
-      where.push('target = ?');
-      args.push(query.target);
-    }
-    if (query.agent) {
-      where.push('agent = ?');
-      args.push(query.agent);
-    }
-    if (query.killRequested) where.push("json_extract(doc, '$.killRequested') IS NOT NULL");
-    if (query.beforeId) {
-      where.push('id < ?');
-      args.push(query.beforeId);
-    }
+    if (query.audience) return this.#listByAudience(query, query.audience);
+    const { where, args } = taskFilter(query, 'tasks');
     const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     args.push(query.limit);
     const rows = this.#statement(sql).all(...args) as DocRow[];
+    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
+  }
+
+  /**
+   * The newest `limit` tasks with one of the audience keys: per key, the
+   * newest `limit` matching ids from its index range (a walk of tasks the
+   * caller may see, never of others), merged; then the page's documents.
+   */
+  #listByAudience(query: TaskQuery, keys: readonly string[]): TaskRecord[] {
+    // The cursor bounds the audience index's own range.
+    const { where, args } = taskFilter({ ...query, beforeId: undefined }, 't');
+    if (query.beforeId) {
+      where.unshift('a.task_id < ?');
+      args.unshift(query.beforeId);
+    }
+    const sql = `SELECT a.task_id AS id FROM task_audience a JOIN tasks t ON t.id = a.task_id WHERE a.key = ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY a.task_id DESC LIMIT ?`;
+    const statement = this.#statement(sql);
+    const ids = new Set<string>();
+    for (const key of new Set(keys)) {
+      for (const row of statement.all(key, ...args, query.limit) as { id: string }[]) ids.add(row.id);
+    }
+    const page = [...ids].sort().reverse().slice(0, query.limit);
+    if (page.length === 0) return [];
+    const rows = this.#statement('SELECT doc FROM tasks WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC').all(JSON.stringify(page)) as DocRow[];
     return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
   }
 
@@ -586,4 +621,29 @@ export class SqliteStore implements Store {
     const row = this.#statement('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
     return row ? parseDoc<DeliveryRecord>(row.doc) : null;
   }
+}
+
+/** The WHERE terms of a task query on table `t` (alias or name), and their arguments; the audience is not among them. */
+function taskFilter(query: TaskQuery, t: string): { where: string[]; args: (string | number)[] } {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (query.statuses && query.statuses.length > 0) {
+    // One statement text for any list (each text is a prepared statement kept for good).
+    where.push(`${t}.status IN (SELECT value FROM json_each(?))`);
+    args.push(JSON.stringify(query.statuses));
+  }
+  if (query.target) {
+    where.push(`${t}.target = ?`);
+    args.push(query.target);
+  }
+  if (query.agent) {
+    where.push(`${t}.agent = ?`);
+    args.push(query.agent);
+  }
+  if (query.killRequested) where.push(`json_extract(${t}.doc, '$.killRequested') IS NOT NULL`);
+  if (query.beforeId) {
+    where.push(`${t}.id < ?`);
+    args.push(query.beforeId);
+  }
+  return { where, args };
 }

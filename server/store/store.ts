@@ -129,7 +129,27 @@ export interface TaskQuery {
   killRequested?: boolean;
   /** Only tasks whose id sorts before this one (for paging). */
   beforeId?: string;
+  /**
+   * Only tasks with one of these audience keys ({@link taskAudience}): what
+   * a user may see, filtered by an index in the store, so a page costs
+   * reads of tasks the caller may see, never of those they may not.
+   */
+  audience?: readonly string[];
   limit: number;
+}
+
+/**
+ * Who a task is visible to, as keys fixed when it is created (its creator,
+ * target and review groups never change): "by:user:EMAIL" for its creator,
+ * "target:NAME" for users who may use its target (decided when listing, as
+ * target groups may change), "group:G" for each reviewing group. The keys a
+ * user may see are built by server/access.ts (`audienceFor`); admins list
+ * without them.
+ */
+export function taskAudience(task: Pick<TaskRecord, 'createdBy' | 'target' | 'review'>): string[] {
+  const keys = [`by:${task.createdBy}`, `target:${task.target}`];
+  for (const review of task.review) if (review.group !== '') keys.push(`group:${review.group}`);
+  return [...new Set(keys)];
 }
 
 /** A target as stored. */

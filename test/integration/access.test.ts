@@ -339,6 +339,39 @@ for (const kind of STORE_KINDS) {
       });
     }
 
+    it('lists exactly the tasks a caller may see, one store query per page however many are hidden', async () => {
+      const listQueries = async (): Promise<number> => {
+        const metric = await h.server.metrics.registry.getSingleMetric('taskgate_store_operation_seconds')!.get();
+        return metric.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count') && v.labels.op === 'listTasks').reduce((sum, v) => sum + v.value, 0);
+      };
+      await h.createTarget('vault', 'a1', 'bash', { groups: ['admin'] });
+      // 300 tasks nobody but admins may see (more than one batch of the old scan), then one the non-member may.
+      for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 10 }, () => h.createTask('vault', 'true')));
+      await h.createTarget('opsbox', 'a1', 'bash', { groups: ['ops'] });
+      const nonMember = clients.get('nonMember')!;
+      const { task: theirs } = await nonMember.call(nonMember.tasks, nonMember.tasks.createTask, { target: 'opsbox', script: 'true', message: '', type: '', timeoutSeconds: 0 });
+      const visible = async (api: Api): Promise<string[]> => {
+        const ids: string[] = [];
+        for (let token = ''; ; ) {
+          const page = await api.call(api.tasks, api.tasks.listTasks, { pageSize: 100, pageToken: token, statuses: [], target: '', awaitingMyReview: false });
+          ids.push(...page.tasks.map((t) => t.id));
+          if (!page.nextPageToken) return ids;
+          token = page.nextPageToken;
+        }
+      };
+      // Each listed task is one GetTask would show them, and none of the vault's.
+      for (const caller of ['member', 'nonMember', 'reviewer', 'otherReviewer', 'creator'] as const) {
+        const api = clients.get(caller)!;
+        for (const id of await visible(api)) await api.call(api.tasks, api.tasks.getTask, { id });
+      }
+      const before = await listQueries();
+      const page = await nonMember.call(nonMember.tasks, nonMember.tasks.listTasks, { pageSize: 1, pageToken: '', statuses: [], target: '', awaitingMyReview: false });
+      expect(page.tasks.map((t) => t.id)).to.deep.equal([theirs!.id]);
+      expect((await listQueries()) - before, 'store queries for one page').to.equal(1);
+      // Admins list everything.
+      expect((await visible(h.api)).length).to.be.at.least(301);
+    });
+
     it('lets members of the right group see a task only while it is theirs to see', async () => {
       // A task on a target whose groups change: the non-member sees it once the target opens up.
       const creator = clients.get('creator')!;

@@ -5,7 +5,10 @@
  * through one SqliteStore run one at a time by construction, so only
  * separate connections racing in parallel can show a lost update there.
  */
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import { MongoClient } from 'mongodb';
+import { join } from 'node:path';
 import { AlreadyExistsError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import type { TaskStatus } from '../../shared/task-status.js';
@@ -206,6 +209,28 @@ for (const kind of STORE_KINDS) {
       expect(await store.hasUnfinishedTasks('z')).to.equal(false);
     });
 
+    it('lists only tasks with one of the audience keys, newest first, with the other filters and paging', async () => {
+      const review = (group: string) => [{ group, status: 'pending' as const, reviewer: '', comment: '', time: null }];
+      const mine = task({ createdBy: 'user:me@x', target: 'hidden' });
+      const onMyTarget = task({ target: 'open', status: 'ready' });
+      const forMyGroup = task({ target: 'hidden', review: review('dba') });
+      const someoneElses = task({ target: 'hidden', createdBy: 'user:other@x', review: review('sec') });
+      const anyone = task({ target: 'hidden', review: review('') });
+      for (const t of [mine, onMyTarget, forMyGroup, someoneElses, anyone]) await store.insertTask(t);
+      // After a transition the keys are the same: they are fixed at creation.
+      await store.transition({ id: mine.id, from: ['created'], to: 'ready', time: new Date(), actor: 'system', reason: 'test' });
+      const keys = ['by:user:me@x', 'target:open', 'group:dba', 'group:ops'];
+      const ids = (list: TaskRecord[]) => list.map((t) => t.id);
+      expect(ids(await store.listTasks({ audience: keys, limit: 10 }))).to.deep.equal([forMyGroup.id, onMyTarget.id, mine.id]);
+      expect(ids(await store.listTasks({ audience: keys, statuses: ['ready'], limit: 10 }))).to.deep.equal([onMyTarget.id, mine.id]);
+      expect(ids(await store.listTasks({ audience: keys, target: 'hidden', limit: 10 }))).to.deep.equal([forMyGroup.id, mine.id]);
+      const first = await store.listTasks({ audience: keys, limit: 2 });
+      expect(ids(await store.listTasks({ audience: keys, limit: 2, beforeId: first[1]!.id }))).to.deep.equal([mine.id]);
+      expect(await store.listTasks({ audience: ['group:nobody'], limit: 10 })).to.deep.equal([]);
+      // A task under several of the keys comes once.
+      expect(ids(await store.listTasks({ audience: ['by:user:me@x', 'target:hidden'], limit: 10 }))).to.deep.equal([anyone.id, someoneElses.id, forMyGroup.id, mine.id]);
+    });
+
     it('stores output chunks idempotently and reads them by seq and by offset', async () => {
       const id = newTaskId();
       const parts = ['hello ', 'wor', 'ld\n'];
@@ -390,6 +415,24 @@ for (const kind of STORE_KINDS) {
       await raceStores(location.options, scripts);
       const groups = (await store.getTask(t.id))?.review.map((r) => r.group).sort();
       expect(groups, 'no update was lost').to.deep.equal(scripts.flatMap((s) => s.groups).sort());
+    });
+
+    it('gives tasks stored before audience keys existed theirs when it opens', async () => {
+      const old = task({ createdBy: 'user:me@x', target: 'hidden' });
+      await store.insertTask(old);
+      await store.close();
+      // What an older Taskgate left: no audience keys at all.
+      if (location.options.mongodbUri) {
+        const client = await MongoClient.connect(location.options.mongodbUri);
+        await client.db(new URL(location.options.mongodbUri).pathname.slice(1) || 'taskgate').collection('tasks').updateMany({}, { $unset: { audience: '' } });
+        await client.close();
+      } else {
+        const db = new Database(join(location.options.dataDir!, 'taskgate.db'));
+        db.exec('DROP TABLE task_audience');
+        db.close();
+      }
+      store = await openStore(location.options);
+      expect((await store.listTasks({ audience: ['by:user:me@x'], limit: 10 })).map((t) => t.id)).to.deep.equal([old.id]);
     });
 
     it('keeps everything across a reopen', async () => {
