@@ -11,7 +11,7 @@
  */
 import type { ServiceError } from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import type { ConnectResponse, RunTask, Welcome } from '../gen/taskgate/v1/agent.js';
+import type { ConnectResponse, RunTask, TaskProgress, Welcome } from '../gen/taskgate/v1/agent.js';
 import { isScriptType } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
@@ -103,6 +103,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
       backoff: this.#options.backoff,
       logger: this.#logger,
       heldTasks: () => [...this.#tasks.keys()],
+      progress: () => this.#progress(),
       onMessage: (message) => this.#onMessage(message),
       onConnected: (welcome) => {
         this.#welcome = welcome;
@@ -110,6 +111,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
         for (const task of this.#tasks.values()) {
           task.output.setLimit(welcome.maxOutputBytes);
           task.output.resend();
+          task.reportedDropped = 0; // a heartbeat sent while the stream was down never arrived
         }
       },
       onState: (state) => this.emit('state', state),
@@ -145,6 +147,17 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
     let total = 0;
     for (const task of this.#tasks.values()) total += task.output.bufferedBytes;
     return total;
+  }
+
+  /** Tasks whose dropped output grew since the last heartbeat (the server keeps the total, for a task whose agent is lost). */
+  #progress(): TaskProgress[] {
+    const progress: TaskProgress[] = [];
+    for (const held of this.#tasks.values()) {
+      if (held.output.dropped <= held.reportedDropped) continue;
+      held.reportedDropped = held.output.dropped;
+      progress.push({ taskId: held.id, droppedBytes: held.output.dropped });
+    }
+    return progress;
   }
 
   /** Tasks this process holds (running, or waiting for the server's final ack). */

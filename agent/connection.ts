@@ -17,7 +17,7 @@
  * is never logged.
  */
 import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Welcome } from '../gen/taskgate/v1/agent.js';
+import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type TaskProgress, type Welcome } from '../gen/taskgate/v1/agent.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { randomId } from '../shared/ids.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
@@ -70,6 +70,8 @@ export interface ConnectionOptions {
   logger: Logger;
   /** Tasks this process holds, for Hello. */
   heldTasks(): string[];
+  /** Running tasks whose dropped output grew since the last heartbeat, for the next one. */
+  progress?(): TaskProgress[];
   /** Every message after Welcome. */
   onMessage(message: ConnectResponse): void;
   /** A stream was welcomed (first time or after a reconnect). */
@@ -161,7 +163,7 @@ export class AgentConnection {
         this.#backoff.reset();
         this.#certRefusals = 0;
         // Speaking at once tells the server the Welcome (and its secret) arrived; only then does it push tasks.
-        this.send({ message: { $case: 'heartbeat', value: {} } });
+        this.send({ message: { $case: 'heartbeat', value: { tasks: [] } } });
         this.#startHeartbeat(welcome.heartbeatIntervalMs);
         this.#options.logger.info({ server: this.#options.server }, 'connected');
         this.#options.onConnected(welcome);
@@ -187,7 +189,7 @@ export class AgentConnection {
 
   #startHeartbeat(intervalMs: number): void {
     clearInterval(this.#heartbeat);
-    this.#heartbeat = setInterval(() => this.send({ message: { $case: 'heartbeat', value: {} } }), Math.max(intervalMs, 100));
+    this.#heartbeat = setInterval(() => this.send({ message: { $case: 'heartbeat', value: { tasks: this.#options.progress?.() ?? [] } } }), Math.max(intervalMs, 100));
     this.#heartbeat.unref();
   }
 

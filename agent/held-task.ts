@@ -57,6 +57,8 @@ export class HeldTask {
   identity: TaskIdentity | null = null;
   /** Its private directory (HOME, cwd, script), once created. */
   workspace: string | null = null;
+  /** The dropped-output total last sent in a heartbeat. */
+  reportedDropped = 0;
 
   constructor(id: string, output: TaskOutput, logger: Logger) {
     this.id = id;

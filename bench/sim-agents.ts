@@ -80,9 +80,9 @@ class SimAgent {
         if (res.message?.$case !== 'welcome') return;
         // Resuming this boot later needs the session secret, as a real agent keeps it.
         this.#secret = res.message.value.sessionSecret;
-        call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } }));
+        call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: { tasks: [] } } }));
         const interval = Math.max(res.message.value.heartbeatIntervalMs, 100);
-        heartbeat = setInterval(() => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: {} } })), interval);
+        heartbeat = setInterval(() => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: { tasks: [] } } })), interval);
         ready();
       });
       call.on('error', (err: ServiceError) => {

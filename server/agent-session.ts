@@ -18,6 +18,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type {
   ConnectRequest,
   ConnectResponse,
+  Heartbeat,
   Hello,
   TaskExit,
   TaskOutput,
@@ -226,7 +227,7 @@ export class AgentSession {
       case 'exit':
         return this.#exit(m.value);
       case 'heartbeat':
-        return this.#heartbeat();
+        return this.#heartbeat(m.value);
       case 'draining':
         this.draining = true;
         this.#logger.info('agent is draining; no new tasks for it');
@@ -449,7 +450,12 @@ export class AgentSession {
     this.pump();
   }
 
-  async #heartbeat(): Promise<void> {
+  async #heartbeat(heartbeat: Heartbeat): Promise<void> {
+    // Dropped output so far, kept while the task runs: if this agent is lost, the task still says it.
+    for (const { taskId, droppedBytes } of heartbeat.tasks.slice(0, this.#deps.options.maxTasksPerAgent)) {
+      if (!this.running.has(taskId) || !Number.isSafeInteger(droppedBytes) || droppedBytes <= 0) continue;
+      await this.#deps.store.patchTask(taskId, 'running', { outputDroppedBytes: droppedBytes });
+    }
     if (Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
     this.#lastSeenWrite = Date.now();
     await this.#deps.store.updateAgentPresence(this.name, { lastSeen: new Date(), connected: true });

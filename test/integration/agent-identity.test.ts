@@ -235,7 +235,7 @@ for (const kind of STORE_KINDS) {
       // With the real a1 gone, the token alone opens a session (a new boot): what can it do?
       const { stream: rogue, welcome } = await welcomed(token, 'a1');
       expect(welcome.sessionSecret).to.match(/^[A-Za-z0-9_-]{43}$/);
-      rogue.send({ $case: 'heartbeat', value: {} });
+      rogue.send({ $case: 'heartbeat', value: { tasks: [] } });
       const victims = [finished.task.id, running.id, randomId()];
       const before = await Promise.all(victims.map((id) => h.store.chunkStats(id)));
       for (const [i, id] of victims.entries()) {
@@ -301,7 +301,7 @@ for (const kind of STORE_KINDS) {
       // Round trips through the server and its store: the task is still waiting.
       await h.api.call(h.api.agents, h.api.agents.listAgents, {});
       expect((await h.getTask(task.id)).status).to.equal(TaskStatus.TASK_STATUS_READY);
-      stream.send({ $case: 'heartbeat', value: {} });
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
       const run = await stream.next((m) => m.message?.$case === 'run');
       expect(run.message?.$case === 'run' && [run.message.value.taskId, run.message.value.runAs]).to.deep.equal([task.id, 'postgres']);
       // Its own task it may report on.
@@ -369,7 +369,7 @@ for (const kind of STORE_KINDS) {
         const s = raw(with_);
         s.hello({ name: 'r2', bootId, resumeSecret: secret });
         const first = await Promise.race([s.welcome(), s.ended]);
-        if (!('code' in first)) s.send({ $case: 'heartbeat', value: {} });
+        if (!('code' in first)) s.send({ $case: 'heartbeat', value: { tasks: [] } });
         return first;
       };
       const secretOf = (w: Welcome | Ending): string => {

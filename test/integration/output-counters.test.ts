@@ -5,13 +5,15 @@
  * limit, agent restarted (a SIGKILLed agent process comes back) and agent
  * lost (a cut longer than the lease). output_bytes must equal the bytes of
  * the stored chunks and of the log stream; output_dropped_bytes what the
- * agent dropped (it reports that in its exit, so 0 when no exit came).
+ * agent dropped (in its exit, and in heartbeats while the task runs: a task
+ * whose agent restarted or was lost keeps the last total reported).
  */
 import { expect } from 'chai';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskStatus, type Task } from '../../gen/taskgate/v1/task.js';
+import { eventually } from '../helpers/eventually.js';
 import { untilOutput, watchUntil } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
 import { CliProcess } from '../helpers/processes.js';
@@ -45,7 +47,7 @@ for (const kind of STORE_KINDS) {
 
     /** A server with these tests' limits; a short lease only where a test wants the agent lost. */
     async function harness(leaseMs = 60_000): Promise<void> {
-      h = await Harness.start((await kind.location())!, { killGraceMs: 500, leaseMs, maxOutputBytes: MAX_OUTPUT_BYTES });
+      h = await Harness.start((await kind.location())!, { killGraceMs: 500, leaseMs, maxOutputBytes: MAX_OUTPUT_BYTES, heartbeatIntervalMs: 200 });
     }
 
     afterEach(async () => {
@@ -104,35 +106,45 @@ for (const kind of STORE_KINDS) {
       expect([task.status, kept, task.outputDroppedBytes]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, MAX_OUTPUT_BYTES, 10_000 - MAX_OUTPUT_BYTES]);
     });
 
-    it('agent restarted while the task was running: its stored output is counted', async () => {
+    /** 10,000 bytes without newlines, past the limit; then it waits. */
+    const FLOOD = "head -c 10000 /dev/zero | tr '\\0' x; sleep 60";
+
+    /** Until the server holds the dropped total the agent reported in a heartbeat. */
+    async function untilDroppedReported(id: string): Promise<void> {
+      await eventually('the dropped bytes reported while the task runs', async () => (await h.getTask(id)).outputDroppedBytes === 10_000 - MAX_OUTPUT_BYTES);
+    }
+
+    it('agent restarted while the task was running: its stored output is counted, and what it dropped', async () => {
       await harness();
       await h.createTarget('t1', 'a1');
       const token = await h.agentToken('a1');
       const agentArgs = ['agent', '--server', h.address, '--token', token, '--name', 'a1', '--work-dir', join(dir, 'agent'), '--log-level', 'warn'];
       const first = new CliProcess(agentArgs);
       closers.push(() => first.crash());
-      const task = await h.createTask('t1', 'seq 1 600; echo begin; sleep 60');
-      await untilOutput(h.api, task.id, 'begin');
+      const task = await h.createTask('t1', FLOOD);
+      await untilDroppedReported(task.id);
       await first.crash();
       const second = new CliProcess(agentArgs);
       closers.push(() => second.crash());
       await watchUntil(h.api, task.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING);
-      const { task: ended } = await expectCountersMatch(task.id);
-      expect([ended.failureReason, ended.outputBytes, ended.outputDroppedBytes]).to.deep.equal(['agent restarted while the task was running', seqBytes(600) + BEGIN, 0]);
+      const { task: ended, output } = await expectCountersMatch(task.id);
+      expect(output.indexOf('\r\n[taskgate: output truncated')).to.equal(MAX_OUTPUT_BYTES);
+      expect([ended.failureReason, ended.outputDroppedBytes]).to.deep.equal(['agent restarted while the task was running', 10_000 - MAX_OUTPUT_BYTES]);
     });
 
-    it('agent lost (cut off longer than the lease): its stored output is counted', async () => {
+    it('agent lost (cut off longer than the lease): its stored output is counted, and what it dropped', async () => {
       await harness(1500);
       const proxy = await TcpProxy.start(h.address);
       closers.push(() => proxy.close());
       await h.startAgent('a1', { server: proxy.address });
       await h.createTarget('t1', 'a1');
-      const task = await h.createTask('t1', 'seq 1 700; echo begin; sleep 60');
-      await untilOutput(h.api, task.id, 'begin');
+      const task = await h.createTask('t1', FLOOD);
+      await untilDroppedReported(task.id);
       proxy.cut();
       await watchUntil(h.api, task.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING);
-      const { task: ended } = await expectCountersMatch(task.id);
-      expect([ended.failureReason.startsWith('agent lost'), ended.outputBytes, ended.outputDroppedBytes]).to.deep.equal([true, seqBytes(700) + BEGIN, 0]);
+      const { task: ended, output } = await expectCountersMatch(task.id);
+      expect(output.indexOf('\r\n[taskgate: output truncated')).to.equal(MAX_OUTPUT_BYTES);
+      expect([ended.failureReason.startsWith('agent lost'), ended.outputDroppedBytes]).to.deep.equal([true, 10_000 - MAX_OUTPUT_BYTES]);
     });
   });
 }

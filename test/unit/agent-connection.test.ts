@@ -183,7 +183,7 @@ describe('agent connection (reconnects, heartbeats)', () => {
     call.welcome();
     call.emit('data', ack);
     expect(messages).to.deep.equal([ack]);
-    expect(connection.send({ message: { $case: 'heartbeat', value: {} } })).to.equal(true);
+    expect(connection.send({ message: { $case: 'heartbeat', value: { tasks: [] } } })).to.equal(true);
   });
 
   for (const code of [status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT]) {
@@ -203,7 +203,7 @@ describe('agent connection (reconnects, heartbeats)', () => {
     connection.stop();
     expect(clock.countTimers(), 'timers left').to.equal(0);
     expect(opensAfter(60_000)).to.equal(0);
-    expect(connection.send({ message: { $case: 'heartbeat', value: {} } })).to.equal(false);
+    expect(connection.send({ message: { $case: 'heartbeat', value: { tasks: [] } } })).to.equal(false);
   });
 
   it('stop() while connected ends and cancels the call and stops the heartbeats', () => {

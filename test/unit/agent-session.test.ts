@@ -201,7 +201,7 @@ describe('agent session (server side of the agent stream)', () => {
       const { stream } = open();
       stream.send({ $case: 'hello', value: { name: 'a1', version: '1', bootId: 'boot1', heldTaskIds: [], resumeSecret: '' } });
       // Tasks are pushed once the agent speaks after the Welcome.
-      stream.send({ $case: 'heartbeat', value: {} });
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
       await settle();
       expect(stream.sent('run').map((r) => r.taskId)).to.deep.equal([t.id]);
       return { stream, id: t.id };

@@ -205,6 +205,19 @@ export interface OutputAck {
 
 /** Heartbeat keeps the stream and the agent's lease alive. */
 export interface Heartbeat {
+  /**
+   * Running tasks whose dropped output (past the output limit) grew since
+   * the last heartbeat, with the total dropped so far: the server keeps it,
+   * so a task whose agent is lost still says how much was dropped, to within
+   * one heartbeat. Empty on most heartbeats.
+   */
+  tasks: TaskProgress[];
+}
+
+/** TaskProgress is how far a running task's dropped output has come. */
+export interface TaskProgress {
+  taskId: string;
+  droppedBytes: number;
 }
 
 export interface ListAgentsRequest {
@@ -2434,11 +2447,14 @@ export const OutputAck: MessageFns<OutputAck> = {
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return {};
+  return { tasks: [] };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
-  encode(_: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tasks) {
+      TaskProgress.encode(v!, writer.uint32(10).fork()).join();
+    }
     return writer;
   },
 
@@ -2455,6 +2471,14 @@ export const Heartbeat: MessageFns<Heartbeat> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tasks.push(TaskProgress.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2467,20 +2491,119 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
   },
 
-  fromJSON(_: any): Heartbeat {
-    return {};
+  fromJSON(object: any): Heartbeat {
+    return {
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => TaskProgress.fromJSON(e)) : [],
+    };
   },
 
-  toJSON(_: Heartbeat): unknown {
+  toJSON(message: Heartbeat): unknown {
     const obj: any = {};
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => TaskProgress.toJSON(e));
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<Heartbeat>, I>>(base?: I): Heartbeat {
     return Heartbeat.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Heartbeat>, I>>(_: I): Heartbeat {
+  fromPartial<I extends Exact<DeepPartial<Heartbeat>, I>>(object: I): Heartbeat {
     const message = createBaseHeartbeat();
+    message.tasks = object.tasks?.map((e) => TaskProgress.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTaskProgress(): TaskProgress {
+  return { taskId: "", droppedBytes: 0 };
+}
+
+export const TaskProgress: MessageFns<TaskProgress> = {
+  encode(message: TaskProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.droppedBytes !== 0) {
+      writer.uint32(16).int64(message.droppedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.droppedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskProgress {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      droppedBytes: isSet(object.droppedBytes)
+        ? globalThis.Number(object.droppedBytes)
+        : isSet(object.dropped_bytes)
+        ? globalThis.Number(object.dropped_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: TaskProgress): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.droppedBytes !== 0) {
+      obj.droppedBytes = Math.round(message.droppedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskProgress>, I>>(base?: I): TaskProgress {
+    return TaskProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskProgress>, I>>(object: I): TaskProgress {
+    const message = createBaseTaskProgress();
+    message.taskId = object.taskId ?? "";
+    message.droppedBytes = object.droppedBytes ?? 0;
     return message;
   },
 };

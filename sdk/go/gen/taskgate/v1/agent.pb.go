@@ -1116,7 +1116,12 @@ func (x *OutputAck) GetDone() bool {
 
 // Heartbeat keeps the stream and the agent's lease alive.
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Running tasks whose dropped output (past the output limit) grew since
+	// the last heartbeat, with the total dropped so far: the server keeps it,
+	// so a task whose agent is lost still says how much was dropped, to within
+	// one heartbeat. Empty on most heartbeats.
+	Tasks         []*TaskProgress `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1151,6 +1156,66 @@ func (*Heartbeat) Descriptor() ([]byte, []int) {
 	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
+func (x *Heartbeat) GetTasks() []*TaskProgress {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+// TaskProgress is how far a running task's dropped output has come.
+type TaskProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	DroppedBytes  int64                  `protobuf:"varint,2,opt,name=dropped_bytes,json=droppedBytes,proto3" json:"dropped_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskProgress) Reset() {
+	*x = TaskProgress{}
+	mi := &file_taskgate_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskProgress) ProtoMessage() {}
+
+func (x *TaskProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_taskgate_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskProgress.ProtoReflect.Descriptor instead.
+func (*TaskProgress) Descriptor() ([]byte, []int) {
+	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TaskProgress) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskProgress) GetDroppedBytes() int64 {
+	if x != nil {
+		return x.DroppedBytes
+	}
+	return 0
+}
+
 type ListAgentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1159,7 +1224,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_taskgate_v1_agent_proto_msgTypes[13]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1236,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskgate_v1_agent_proto_msgTypes[13]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1249,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 type ListAgentsResponse struct {
@@ -1196,7 +1261,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_taskgate_v1_agent_proto_msgTypes[14]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1273,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskgate_v1_agent_proto_msgTypes[14]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1286,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -1243,7 +1308,7 @@ type CreateAgentTokenRequest struct {
 
 func (x *CreateAgentTokenRequest) Reset() {
 	*x = CreateAgentTokenRequest{}
-	mi := &file_taskgate_v1_agent_proto_msgTypes[15]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1320,7 @@ func (x *CreateAgentTokenRequest) String() string {
 func (*CreateAgentTokenRequest) ProtoMessage() {}
 
 func (x *CreateAgentTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taskgate_v1_agent_proto_msgTypes[15]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1333,7 @@ func (x *CreateAgentTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAgentTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAgentTokenRequest) Descriptor() ([]byte, []int) {
-	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateAgentTokenRequest) GetName() string {
@@ -1296,7 +1361,7 @@ type CreateAgentTokenResponse struct {
 
 func (x *CreateAgentTokenResponse) Reset() {
 	*x = CreateAgentTokenResponse{}
-	mi := &file_taskgate_v1_agent_proto_msgTypes[16]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1373,7 @@ func (x *CreateAgentTokenResponse) String() string {
 func (*CreateAgentTokenResponse) ProtoMessage() {}
 
 func (x *CreateAgentTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taskgate_v1_agent_proto_msgTypes[16]
+	mi := &file_taskgate_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1386,7 @@ func (x *CreateAgentTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAgentTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAgentTokenResponse) Descriptor() ([]byte, []int) {
-	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_taskgate_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateAgentTokenResponse) GetToken() string {
@@ -1437,8 +1502,12 @@ const file_taskgate_v1_agent_proto_rawDesc = "" +
 	"\tOutputAck\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04done\"\v\n" +
-	"\tHeartbeat\"\x13\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\"<\n" +
+	"\tHeartbeat\x12/\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x19.taskgate.v1.TaskProgressR\x05tasks\"L\n" +
+	"\fTaskProgress\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12#\n" +
+	"\rdropped_bytes\x18\x02 \x01(\x03R\fdroppedBytes\"\x13\n" +
 	"\x11ListAgentsRequest\"@\n" +
 	"\x12ListAgentsResponse\x12*\n" +
 	"\x06agents\x18\x01 \x03(\v2\x12.taskgate.v1.AgentR\x06agents\"Z\n" +
@@ -1466,7 +1535,7 @@ func file_taskgate_v1_agent_proto_rawDescGZIP() []byte {
 	return file_taskgate_v1_agent_proto_rawDescData
 }
 
-var file_taskgate_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_taskgate_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_taskgate_v1_agent_proto_goTypes = []any{
 	(*Agent)(nil),                    // 0: taskgate.v1.Agent
 	(*ConnectRequest)(nil),           // 1: taskgate.v1.ConnectRequest
@@ -1481,19 +1550,20 @@ var file_taskgate_v1_agent_proto_goTypes = []any{
 	(*TaskExit)(nil),                 // 10: taskgate.v1.TaskExit
 	(*OutputAck)(nil),                // 11: taskgate.v1.OutputAck
 	(*Heartbeat)(nil),                // 12: taskgate.v1.Heartbeat
-	(*ListAgentsRequest)(nil),        // 13: taskgate.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 14: taskgate.v1.ListAgentsResponse
-	(*CreateAgentTokenRequest)(nil),  // 15: taskgate.v1.CreateAgentTokenRequest
-	(*CreateAgentTokenResponse)(nil), // 16: taskgate.v1.CreateAgentTokenResponse
-	nil,                              // 17: taskgate.v1.RunTask.SecretMappingEntry
-	nil,                              // 18: taskgate.v1.RunTask.StoredSecretsEntry
-	nil,                              // 19: taskgate.v1.TaskExit.FindingsEntry
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
-	(*CustomDetector)(nil),           // 21: taskgate.v1.CustomDetector
-	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
+	(*TaskProgress)(nil),             // 13: taskgate.v1.TaskProgress
+	(*ListAgentsRequest)(nil),        // 14: taskgate.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 15: taskgate.v1.ListAgentsResponse
+	(*CreateAgentTokenRequest)(nil),  // 16: taskgate.v1.CreateAgentTokenRequest
+	(*CreateAgentTokenResponse)(nil), // 17: taskgate.v1.CreateAgentTokenResponse
+	nil,                              // 18: taskgate.v1.RunTask.SecretMappingEntry
+	nil,                              // 19: taskgate.v1.RunTask.StoredSecretsEntry
+	nil,                              // 20: taskgate.v1.TaskExit.FindingsEntry
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*CustomDetector)(nil),           // 22: taskgate.v1.CustomDetector
+	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
 }
 var file_taskgate_v1_agent_proto_depIdxs = []int32{
-	20, // 0: taskgate.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	21, // 0: taskgate.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
 	3,  // 1: taskgate.v1.ConnectRequest.hello:type_name -> taskgate.v1.Hello
 	8,  // 2: taskgate.v1.ConnectRequest.started:type_name -> taskgate.v1.TaskStarted
 	9,  // 3: taskgate.v1.ConnectRequest.output:type_name -> taskgate.v1.TaskOutput
@@ -1505,24 +1575,25 @@ var file_taskgate_v1_agent_proto_depIdxs = []int32{
 	11, // 9: taskgate.v1.ConnectResponse.ack:type_name -> taskgate.v1.OutputAck
 	12, // 10: taskgate.v1.ConnectResponse.heartbeat:type_name -> taskgate.v1.Heartbeat
 	6,  // 11: taskgate.v1.ConnectResponse.kill:type_name -> taskgate.v1.KillTask
-	21, // 12: taskgate.v1.RunTask.custom_detectors:type_name -> taskgate.v1.CustomDetector
-	17, // 13: taskgate.v1.RunTask.secret_mapping:type_name -> taskgate.v1.RunTask.SecretMappingEntry
-	18, // 14: taskgate.v1.RunTask.stored_secrets:type_name -> taskgate.v1.RunTask.StoredSecretsEntry
-	20, // 15: taskgate.v1.TaskStarted.time:type_name -> google.protobuf.Timestamp
-	19, // 16: taskgate.v1.TaskExit.findings:type_name -> taskgate.v1.TaskExit.FindingsEntry
-	0,  // 17: taskgate.v1.ListAgentsResponse.agents:type_name -> taskgate.v1.Agent
-	22, // 18: taskgate.v1.CreateAgentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	1,  // 19: taskgate.v1.AgentService.Connect:input_type -> taskgate.v1.ConnectRequest
-	13, // 20: taskgate.v1.AgentService.ListAgents:input_type -> taskgate.v1.ListAgentsRequest
-	15, // 21: taskgate.v1.AgentService.CreateAgentToken:input_type -> taskgate.v1.CreateAgentTokenRequest
-	2,  // 22: taskgate.v1.AgentService.Connect:output_type -> taskgate.v1.ConnectResponse
-	14, // 23: taskgate.v1.AgentService.ListAgents:output_type -> taskgate.v1.ListAgentsResponse
-	16, // 24: taskgate.v1.AgentService.CreateAgentToken:output_type -> taskgate.v1.CreateAgentTokenResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	22, // 12: taskgate.v1.RunTask.custom_detectors:type_name -> taskgate.v1.CustomDetector
+	18, // 13: taskgate.v1.RunTask.secret_mapping:type_name -> taskgate.v1.RunTask.SecretMappingEntry
+	19, // 14: taskgate.v1.RunTask.stored_secrets:type_name -> taskgate.v1.RunTask.StoredSecretsEntry
+	21, // 15: taskgate.v1.TaskStarted.time:type_name -> google.protobuf.Timestamp
+	20, // 16: taskgate.v1.TaskExit.findings:type_name -> taskgate.v1.TaskExit.FindingsEntry
+	13, // 17: taskgate.v1.Heartbeat.tasks:type_name -> taskgate.v1.TaskProgress
+	0,  // 18: taskgate.v1.ListAgentsResponse.agents:type_name -> taskgate.v1.Agent
+	23, // 19: taskgate.v1.CreateAgentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	1,  // 20: taskgate.v1.AgentService.Connect:input_type -> taskgate.v1.ConnectRequest
+	14, // 21: taskgate.v1.AgentService.ListAgents:input_type -> taskgate.v1.ListAgentsRequest
+	16, // 22: taskgate.v1.AgentService.CreateAgentToken:input_type -> taskgate.v1.CreateAgentTokenRequest
+	2,  // 23: taskgate.v1.AgentService.Connect:output_type -> taskgate.v1.ConnectResponse
+	15, // 24: taskgate.v1.AgentService.ListAgents:output_type -> taskgate.v1.ListAgentsResponse
+	17, // 25: taskgate.v1.AgentService.CreateAgentToken:output_type -> taskgate.v1.CreateAgentTokenResponse
+	23, // [23:26] is the sub-list for method output_type
+	20, // [20:23] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_taskgate_v1_agent_proto_init() }
@@ -1553,7 +1624,7 @@ func file_taskgate_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskgate_v1_agent_proto_rawDesc), len(file_taskgate_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
