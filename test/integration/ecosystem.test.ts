@@ -111,6 +111,31 @@ describe('standard gRPC services: reflection and health (grpcurl, grpc-health-pr
     expect(await call('EventService/ListEvents', { resource: `tasks/${id}` })).to.contain(id);
   });
 
+  it("prints with the CLI's --json exactly what grpcurl prints for the same call (int64 as strings, maps, timestamps)", async () => {
+    await h.startAgent('json-agent');
+    await h.createTarget('json-target', 'json-agent', 'bash', { redact: ['EMAIL_ADDRESS'] });
+    const task = await h.createTask('json-target', 'echo mail me at someone@example.com');
+    await h.finished(task.id);
+    const cli = (...args: string[]): Promise<unknown> =>
+      new Promise((resolve, reject) =>
+        execFile(process.execPath, [CLI, ...args, '--json'], { env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${args.join(' ')}: ${stderr}`)) : resolve(JSON.parse(stdout)),
+        ),
+      );
+    const grpcurl = async (method: string, body: object): Promise<Record<string, unknown>> => {
+      const r = await tool('grpcurl', ['-plaintext', '-H', `authorization: Bearer ${h.adminToken}`, '-d', JSON.stringify(body), h.address, `taskgate.v1.${method}`]);
+      expect(r.code, r.stderr).to.equal(0);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const shown = (await cli('tasks', 'get', task.id)) as Record<string, unknown>;
+    expect(shown).to.deep.equal((await grpcurl('TaskService/GetTask', { id: task.id })).task);
+    expect(shown).to.include({ outputBytes: String('mail me at [EMAIL_ADDRESS]\r\n'.length), status: 'TASK_STATUS_SUCCESS' });
+    expect(shown.findings).to.deep.equal({ EMAIL_ADDRESS: '1' });
+    expect(await cli('tasks', 'list', '--target', 'json-target')).to.deep.equal(await grpcurl('TaskService/ListTasks', { target: 'json-target', pageSize: 50 }));
+    expect(await cli('targets', 'get', 'json-target')).to.deep.equal((await grpcurl('TargetService/GetTarget', { name: 'json-target' })).target);
+    expect(await cli('whoami')).to.deep.equal(await grpcurl('UserService/WhoAmI', {}));
+  });
+
   it('grpc-health-probe reports SERVING, then NOT_SERVING while the server drains', async () => {
     const serving = await tool('grpc-health-probe', [`-addr=${h.address}`]);
     expect([serving.code, serving.output.trim()]).to.deep.equal([0, 'status: SERVING']);
