@@ -1,6 +1,6 @@
 /**
  * Streaming redaction of a task's output, on the agent, before it leaves
- * (DESIGN.md "Security"). Output is redacted as if the whole of it had been
+ * (docs/redaction.md "Streaming and its holdback"). Output is redacted as if the whole of it had been
  * redacted at once, however it is split into chunks: text is only emitted
  * once no match could still start in it, which needs at most `holdBytes` of
  * look-ahead (the longest possible match plus a small margin). Matches are

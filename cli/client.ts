@@ -26,6 +26,7 @@ import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { readClientTls } from '../shared/tls.js';
+import { EXIT_USAGE } from './exit-codes.js';
 
 /** Options every client command takes. */
 export interface ClientOptions {
@@ -93,27 +94,32 @@ function pathOf(method: unknown): string {
 /** Default place `taskgate dev` writes the admin token. */
 export const DEV_TOKEN_FILE = join('.taskgate', 'admin.token');
 
-/** The token: --token, else --token-file, else ./.taskgate/admin.token when it exists. */
+/**
+ * The token: --token, else --token-file, else ./.taskgate/admin.token when
+ * it exists. Spaces around it and a "Bearer " in front (as copied from a
+ * header) are dropped.
+ */
 export function resolveToken(options: ClientOptions): string {
-  if (options.token) return checkedToken(options.token.trim(), '--token (or TASKGATE_TOKEN)');
+  if (options.token) return checkedToken(options.token, '--token (or TASKGATE_TOKEN)');
   const file = options.tokenFile ?? (existsSync(DEV_TOKEN_FILE) ? DEV_TOKEN_FILE : undefined);
   if (file) {
     let token: string;
     try {
-      token = readFileSync(file, 'utf8').trim();
+      token = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new CliError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CliError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_USAGE);
     }
     return checkedToken(token, `token file ${file}`);
   }
-  throw new CliError('no token: pass --token, set TASKGATE_TOKEN, or run `taskgate dev` here to create .taskgate/admin.token');
+  throw new CliError('no token: pass --token, set TASKGATE_TOKEN, or run `taskgate dev` here to create .taskgate/admin.token', EXIT_USAGE);
 }
 
 /** A token fit for an authorization header; never echoes it (it is a secret). */
-function checkedToken(token: string, from: string): string {
-  if (token === '') throw new CliError(`the token in ${from} is empty`, 2);
+function checkedToken(given: string, from: string): string {
+  const token = given.trim().replace(/^bearer(?:\s+|$)/i, '');
+  if (token === '') throw new CliError(`the token in ${from} is empty`, EXIT_USAGE);
   if (!/^[\x21-\x7e]+$/.test(token)) {
-    throw new CliError(`the token in ${from} contains spaces or control characters; it must be the one line \`taskgate tokens create\` printed`, 2);
+    throw new CliError(`the token in ${from} contains spaces or control characters; it must be the one line \`taskgate tokens create\` printed`, EXIT_USAGE);
   }
   return token;
 }
@@ -137,7 +143,7 @@ export class Api {
       const pem = readClientTls({ tls: options.tls, tlsCa: options.tlsCa });
       creds = pem ? credentials.createSsl(pem.ca) : credentials.createInsecure();
     } catch (err) {
-      throw new CliError((err as Error).message, 2);
+      throw new CliError((err as Error).message, EXIT_USAGE);
     }
     const channelOptions = { 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES };
     this.tasks = new TaskServiceClient(options.server, creds, channelOptions);

@@ -1,6 +1,8 @@
 /** Human-readable output: aligned tables, times, statuses. */
 import { TaskStatus } from '../gen/taskgate/v1/task.js';
 import { CliError } from './client.js';
+import { EXIT_USAGE } from './exit-codes.js';
+import { protoJson, type Encodes } from './proto-json.js';
 
 /** Prints rows as an aligned table with a header. */
 export function table(header: string[], rows: string[][]): string {
@@ -28,9 +30,13 @@ export function time(date: Date | undefined): string {
   return date ? date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
 }
 
-/** Prints a value as indented proto3 JSON. */
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/**
+ * Prints `message`, of the ts-proto type `type` named `typeName`
+ * ("taskgate.v1.Task"), as proto3 JSON (cli/proto-json.ts): indented, or
+ * on one line with `compact` (one object a line, for a stream).
+ */
+export function printJson<T>(typeName: string, type: Encodes<T>, message: T, compact = false): void {
+  process.stdout.write(`${JSON.stringify(protoJson(typeName, type, message), null, compact ? undefined : 2)}\n`);
 }
 
 /** Splits a comma-separated list option ("DBA,SRE"), dropping empty items. */
@@ -61,7 +67,7 @@ export function parseTime(value: string, now = Date.now()): Date | undefined {
 export function ttlOption(value: string | undefined): { seconds: number; nanos: number } | undefined {
   if (value === undefined) return undefined;
   const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) throw new CliError(`--expires must be a duration such as 90m, 12h or 30d, not "${value}"`, 2);
+  if (ms === undefined || ms <= 0) throw new CliError(`--expires must be a duration such as 90m, 12h or 30d, not "${value}"`, EXIT_USAGE);
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
 
@@ -74,7 +80,7 @@ export function secondsOption(flag: string): (value: string) => number {
 export function wholeNumber(flag: string, of = ''): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number${of}, not "${value}"`, 2);
+    if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number${of}, not "${value}"`, EXIT_USAGE);
     return n;
   };
 }
@@ -89,10 +95,10 @@ export const DEFAULT_PORT = 7070;
 export function serverOption(value: string): string {
   const url = /^(https?|grpcs?):\/\/(.*?)\/?$/.exec(value.trim());
   if (url) {
-    throw new CliError(`--server takes HOST:PORT, not a URL: use --server ${url[2]}${/^(https|grpcs)$/.test(url[1]!) ? ' --tls' : ''}`, 2);
+    throw new CliError(`--server takes HOST:PORT, not a URL: use --server ${url[2]}${/^(https|grpcs)$/.test(url[1]!) ? ' --tls' : ''}`, EXIT_USAGE);
   }
   const address = value.trim();
-  if (address === '') throw new CliError('--server needs HOST:PORT, e.g. 127.0.0.1:7070', 2);
+  if (address === '') throw new CliError('--server needs HOST:PORT, e.g. 127.0.0.1:7070', EXIT_USAGE);
   if (/^\[[^\]]+\]$/.test(address) || /^[^:]+$/.test(address)) return `${address}:${DEFAULT_PORT}`;
   return address;
 }

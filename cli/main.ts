@@ -8,6 +8,7 @@ import { ConfigError } from '../shared/config-error.js';
 import { VERSION } from '../shared/version.js';
 import { serverOption } from './format.js';
 import { Api, CliError, describeError, isServiceError, type ClientOptions } from './client.js';
+import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE } from './exit-codes.js';
 import { agentsCommand } from './commands/agents.js';
 import { eventsCommand, reviewsCommand } from './commands/events.js';
 import { agentCommand, devCommand, serverCommand } from './commands/run.js';
@@ -24,7 +25,7 @@ function withClient(cmd: Command): Command {
     .addOption(new Option('--token-file <path>', 'read the token from a file (default .taskgate/admin.token if present)').env('TASKGATE_TOKEN_FILE'))
     .addOption(new Option('--tls', 'connect with TLS, verifying the server against the system roots').env('TASKGATE_TLS'))
     .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))
-    .addOption(new Option('--json', 'print proto3 JSON').env('TASKGATE_JSON'));
+    .addOption(new Option('--json', 'print proto3 JSON, as grpcurl does (int64 as strings; fields at their default left out)').env('TASKGATE_JSON'));
 }
 
 let api: Api | undefined;
@@ -35,9 +36,17 @@ function connect(cmd: Command): Api {
 
 const program = new Command('taskgate')
   .description('Run operational scripts safely: tasks on targets, run by agents, with live logs.')
+  .addHelpText(
+    'after',
+    `
+Output: --json prints proto3 JSON (int64 as strings, defaults left out, as grpcurl).
+Task output keeps the pty's "\\r\\n" on a terminal and gets "\\n" otherwise (--raw: as stored).
+Exit codes: 0 ok; 1 refused by the server (or unreachable); 2 usage error; 3 waiting for review;
+  following a task (create/run --wait, logs -f): its exit code, 128+N for signal N, 1 if it failed
+  without one; 130 interrupted. docs/cli.md has the details.`,
+  )
   .version(VERSION)
-  .showSuggestionAfterError()
-  .exitOverride();
+  .showSuggestionAfterError();
 
 program.addCommand(devCommand());
 program.addCommand(serverCommand());
@@ -52,11 +61,17 @@ program.addCommand(tokensCommand(withClient, connect));
 program.addCommand(whoamiCommand(withClient, connect));
 program.addCommand(eventsCommand(withClient, connect));
 
+// Every command throws its usage errors to the catch below instead of exiting 1 itself
+// (exitOverride is not inherited through addCommand).
+const everyCommand = (cmd: Command): Command[] => [cmd, ...cmd.commands.flatMap(everyCommand)];
+for (const cmd of everyCommand(program)) cmd.exitOverride();
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode;
+    // commander has printed its one line (or the help); --help and --version exit 0, a usage error 2.
+    process.exitCode = err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   } else if (err instanceof CliError) {
     process.stderr.write(`taskgate: ${err.message}\n`);
     process.exitCode = err.exitCode;
@@ -66,10 +81,10 @@ try {
     process.exitCode = 2;
   } else if (isServiceError(err)) {
     process.stderr.write(`taskgate: ${describeError(err, api?.server ?? '?')}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_REFUSED;
   } else {
     process.stderr.write(`taskgate: ${(err as Error).message ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_REFUSED;
   }
 } finally {
   api?.close();

@@ -134,7 +134,7 @@ export class TaskgateServer {
     const grpc = new Server({
       'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,
-      // Find dead agent connections within seconds (DESIGN.md).
+      // Find dead agent connections within seconds (docs/agent-protocol.md: keepalive on both sides).
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,

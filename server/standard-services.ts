@@ -5,9 +5,9 @@
  * Kubernetes probes work with no proto files at hand (docs/operations.md).
  */
 import type { Server } from '@grpc/grpc-js';
-import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
@@ -24,23 +24,30 @@ export const TASKGATE_SERVICES = [
 ] as const;
 
 
-/** The descriptors of proto/ and their imports, as `buf build` wrote them (`npm run gen`). */
-const DESCRIPTORS = join(import.meta.dirname, '..', '..', 'gen', 'descriptors.binpb');
+/**
+ * The descriptors reflection serves, as `buf build` wrote them (`npm run
+ * gen`): proto/ and its imports, and grpc-health-check's own health.proto
+ * (the one its implementation serves).
+ */
+const DESCRIPTOR_SETS = ['descriptors.binpb', 'health.binpb'].map((f) => join(import.meta.dirname, '..', '..', 'gen', f));
 
 /**
- * Adds reflection over every Taskgate service and grpc.health.v1. The
- * descriptors come from `buf build` rather than proto-loader, whose
- * synthesized per-package files lose imports and map entry names, so
- * grpcurl could not resolve google.protobuf.Timestamp or map fields
- * (grpc/grpc-node#2958, fullstorydev/grpcurl#459). @grpc/reflection only
- * reads `fileDescriptorProtos` from the definition it is given.
+ * Adds reflection over every Taskgate service and grpc.health.v1. Every
+ * descriptor comes from `buf build`, none from proto-loader: protobufjs
+ * names a map field's entry type `Statuses` instead of `StatusesEntry` and
+ * its synthesized per-package files lose imports, so grpcurl refused
+ * grpc.health.v1 ("incorrect implicit map entry name") and could not resolve
+ * google.protobuf.Timestamp (grpc/grpc-node#2958, fullstorydev/grpcurl#459).
+ * @grpc/reflection only reads `fileDescriptorProtos` from the definition it
+ * is given, and serves each file once by name.
  */
 export function addReflection(server: Server): void {
   const { FileDescriptorSet, FileDescriptorProto } = descriptor;
-  const set = FileDescriptorSet.decode(readFileSync(DESCRIPTORS)) as unknown as { file: object[] };
-  const files = set.file.map((f) => Buffer.from(FileDescriptorProto.encode(f).finish()));
-  const health = loadSync(healthProtoPath, { keepCase: true });
-  const definition = { ...health, 'taskgate.v1': { fileDescriptorProtos: files } } as unknown as PackageDefinition;
+  const files = DESCRIPTOR_SETS.flatMap((path) => {
+    const set = FileDescriptorSet.decode(readFileSync(path)) as unknown as { file: object[] };
+    return set.file.map((f) => Buffer.from(FileDescriptorProto.encode(f).finish()));
+  });
+  const definition = { reflected: { fileDescriptorProtos: files } } as unknown as PackageDefinition;
   new ReflectionService(definition).addToServer(server);
 }
 

@@ -2,7 +2,7 @@
  * Periodic work that keeps tasks moving when no local event says so:
  *
  * - Several replicas share one MongoDB, and FerretDB v1 has no change streams
- *   (DESIGN.md "Storage"), so every `pollMs` each replica looks for ready
+ *   (docs/design.md "Storage"), so every `pollMs` each replica looks for ready
  *   tasks and kill requests of the agents whose streams it holds; a task
  *   created or killed through another replica reaches its agent within one
  *   poll. Changes made through this replica need no poll: they are pushed at

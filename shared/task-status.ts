@@ -46,7 +46,7 @@ const MOVES: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   ready: ['running', 'killed'],
   // running -> ready is the delivery protocol's one step back: the task was
   // claimed for an agent process that, on reconnecting, says it never
-  // received it (DESIGN.md "Agent protocol"). Nothing was executed.
+  // received it (docs/agent-protocol.md, step 3 of connecting). Nothing was executed.
   running: ['success', 'failure', 'killed', 'ready'],
   success: [],
   failure: [],

@@ -1,6 +1,6 @@
 /** `taskgate agents ...`: list, token. */
 import { Command } from 'commander';
-import { Agent } from '../../gen/taskgate/v1/agent.js';
+import { CreateAgentTokenResponse, ListAgentsResponse } from '../../gen/taskgate/v1/agent.js';
 import type { Api, ClientOptions } from '../client.js';
 import { printJson, table, time, ttlOption } from '../format.js';
 
@@ -14,7 +14,7 @@ export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       const client = api(cmd);
       const res = await client.call(client.agents, client.agents.listAgents, {});
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson({ agents: res.agents.map((a) => Agent.toJSON(a)) });
+        printJson('taskgate.v1.ListAgentsResponse', ListAgentsResponse, res);
         return;
       }
       const rows = res.agents.map((a) => [
@@ -35,7 +35,7 @@ export function agentsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       const client = api(cmd);
       const res = await client.call(client.agents, client.agents.createAgentToken, { name: opts.name, ttl: ttlOption(opts.expires) });
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson(res);
+        printJson('taskgate.v1.CreateAgentTokenResponse', CreateAgentTokenResponse, res);
         return;
       }
       process.stdout.write(`${res.token}\n`);

@@ -1,10 +1,11 @@
 /** `taskgate events list` (the audit trail) and `taskgate reviews list`. */
 import { Command } from 'commander';
-import { Event } from '../../gen/taskgate/v1/event.js';
-import { Task } from '../../gen/taskgate/v1/task.js';
+import { ListEventsResponse } from '../../gen/taskgate/v1/event.js';
+import { ListTasksResponse, type Task } from '../../gen/taskgate/v1/task.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { EXIT_USAGE } from '../exit-codes.js';
 import { parseTime, printJson, table, time } from '../format.js';
-import { pendingGroups } from './tasks.js';
+import { pendingGroups } from '../follow.js';
 
 function json(cmd: Command): boolean {
   return Boolean((cmd.optsWithGlobals() as ClientOptions).json);
@@ -13,7 +14,7 @@ function json(cmd: Command): boolean {
 function timeOption(name: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const date = parseTime(value);
-  if (!date) throw new CliError(`${name} must be a date/time (2026-11-28T10:00Z) or a duration ago (90s, 15m, 2h, 7d)`, 2);
+  if (!date) throw new CliError(`${name} must be a date/time (2026-11-28T10:00Z) or a duration ago (90s, 15m, 2h, 7d)`, EXIT_USAGE);
   return date;
 }
 
@@ -40,7 +41,7 @@ export function eventsCommand(withClient: (cmd: Command) => Command, api: (cmd: 
         pageToken: opts.pageToken,
       });
       if (json(cmd)) {
-        printJson({ events: res.events.map((e) => Event.toJSON(e)), nextPageToken: res.nextPageToken });
+        printJson('taskgate.v1.ListEventsResponse', ListEventsResponse, res);
         return;
       }
       const rows = res.events.map((e) => [time(e.time), e.actor, e.action, e.resource, e.from && e.to && e.from !== e.to ? `${e.from} -> ${e.to}` : e.to, e.detail]);
@@ -73,7 +74,7 @@ export function reviewsCommand(withClient: (cmd: Command) => Command, api: (cmd:
         pageToken = res.nextPageToken;
       } while (pageToken);
       if (json(cmd)) {
-        printJson({ tasks: all.map((t) => Task.toJSON(t)) });
+        printJson('taskgate.v1.ListTasksResponse', ListTasksResponse, { tasks: all, nextPageToken: '' });
         return;
       }
       const rows = all.map((t) => [t.id, t.target, t.createdBy, time(t.created), pendingGroups(t), t.message.split('\n')[0] ?? '']);

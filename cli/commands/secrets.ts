@@ -1,7 +1,9 @@
 /** `taskgate secrets ...`: a target's stored secrets (admin). Values are read from stdin, never argv. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { ListSecretsResponse } from '../../gen/taskgate/v1/target.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { EXIT_USAGE } from '../exit-codes.js';
 import { printJson } from '../format.js';
 
 /** The `secrets` command group. */
@@ -15,7 +17,7 @@ export function secretsCommand(withClient: (cmd: Command) => Command, api: (cmd:
     .action(async (target: string, key: string, _opts: unknown, cmd: Command) => {
       if (process.stdin.isTTY) process.stderr.write(`value for ${key} (end with Ctrl-D): `);
       const value = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
-      if (value === '') throw new CliError('the value read from stdin is empty', 2);
+      if (value === '') throw new CliError('the value read from stdin is empty', EXIT_USAGE);
       const client = api(cmd);
       await client.call(client.targets, client.targets.setSecret, { target, key, value });
       process.stdout.write(`stored ${key} for target ${target}\n`);
@@ -27,7 +29,7 @@ export function secretsCommand(withClient: (cmd: Command) => Command, api: (cmd:
     .action(async (target: string, _opts: unknown, cmd: Command) => {
       const client = api(cmd);
       const { keys } = await client.call(client.targets, client.targets.listSecrets, { target });
-      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson({ keys });
+      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson('taskgate.v1.ListSecretsResponse', ListSecretsResponse, { keys });
       else process.stdout.write(keys.map((k) => `${k}\n`).join(''));
     });
 

@@ -1,7 +1,9 @@
 /** `taskgate targets ...`: create, get, list, update, delete. */
 import { Command, Option } from 'commander';
-import { ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
+import { ListTargetsResponse, ReviewMode, Target } from '../../gen/taskgate/v1/target.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { EXIT_USAGE } from '../exit-codes.js';
+import { agentState } from '../follow.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { list, printJson, secondsOption, table, time } from '../format.js';
 
@@ -13,7 +15,7 @@ function modeName(mode: ReviewMode): string {
 function modeFromName(name: string): ReviewMode {
   const value = (ReviewMode as unknown as Record<string, ReviewMode | undefined>)[`REVIEW_MODE_${name.toUpperCase()}`];
   if (value === undefined || value === ReviewMode.REVIEW_MODE_UNSPECIFIED) {
-    throw new CliError(`--review must be none, anyone or team, not "${name}"`, 2);
+    throw new CliError(`--review must be none, anyone or team, not "${name}"`, EXIT_USAGE);
   }
   return value;
 }
@@ -26,7 +28,7 @@ function reviewText(t: Target): string {
 function print(cmd: Command, target: Target | undefined): void {
   if (!target) throw new CliError('the server returned no target');
   if ((cmd.optsWithGlobals() as ClientOptions).json) {
-    printJson(Target.toJSON(target));
+    printJson('taskgate.v1.Target', Target, target);
     return;
   }
   const rows: [string, string][] = [
@@ -87,7 +89,7 @@ interface RuleFlags {
 function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
   const fields: Partial<Target> = {};
   const mask: string[] = [];
-  if (opts.active && opts.inactive) throw new CliError('give --active or --inactive, not both', 2);
+  if (opts.active && opts.inactive) throw new CliError('give --active or --inactive, not both', EXIT_USAGE);
   if (opts.review !== undefined) {
     fields.review = modeFromName(opts.review);
     mask.push('review');
@@ -121,7 +123,7 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
       .filter((p) => p !== 'none')
       .map((p) => {
         const at = p.indexOf('=');
-        if (at < 1) throw new CliError(`--redact-pattern wants NAME=REGEX, not "${p}"`, 2);
+        if (at < 1) throw new CliError(`--redact-pattern wants NAME=REGEX, not "${p}"`, EXIT_USAGE);
         return { infoType: p.slice(0, at), pattern: p.slice(at + 1) };
       });
     mask.push('custom_detectors');
@@ -138,7 +140,7 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
     try {
       fields.secretMapping = JSON.parse(opts.secretMapping) as Record<string, string>;
     } catch {
-      throw new CliError('--secret-mapping must be a JSON object such as \'{"PG_PASS":"password"}\'', 2);
+      throw new CliError('--secret-mapping must be a JSON object such as \'{"PG_PASS":"password"}\'', EXIT_USAGE);
     }
     mask.push('secret_mapping');
   }
@@ -155,6 +157,19 @@ function rules(opts: RuleFlags): { fields: Partial<Target>; mask: string[] } {
     mask.push('distinct_reviewers');
   }
   return { fields, mask };
+}
+
+/**
+ * A target is accepted whatever its agent, so one can be set up before its
+ * agent is installed; but its tasks would wait with no word until the agent
+ * connects, so say so on stderr when the server has never seen it.
+ */
+async function warnIfAgentNeverConnected(client: Api, target: Target | undefined): Promise<void> {
+  if (!target?.agent) return;
+  const agent = await agentState(client, target.agent);
+  if (!agent || (agent.listed && (agent.connected || agent.lastSeen))) return;
+  const token = agent.listed ? 'it has a token' : `it has no token yet: taskgate agents token --name ${target.agent}`;
+  process.stderr.write(`taskgate: warning: agent ${target.agent} has never connected (${token}); tasks on target ${target.name} wait until it does\n`);
 }
 
 /** The `targets` command group. */
@@ -174,6 +189,7 @@ export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd:
         target: Target.fromPartial({ name: opts.name, agent: opts.agent, type: opts.type, message: opts.message, ...fields }),
       });
       print(cmd, res.target);
+      await warnIfAgentNeverConnected(client, res.target);
     });
 
   ruleOptions(withClient(targets.command('update')))
@@ -190,13 +206,14 @@ export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd:
           mask.push(key);
         }
       }
-      if (mask.length === 0) throw new CliError('nothing to change: give at least one option (see --help)', 2);
+      if (mask.length === 0) throw new CliError('nothing to change: give at least one option (see --help)', EXIT_USAGE);
       const client = api(cmd);
       const res = await client.call(client.targets, client.targets.updateTarget, {
         target: Target.fromPartial({ name, ...fields }),
         updateMask: mask,
       });
       print(cmd, res.target);
+      await warnIfAgentNeverConnected(client, res.target);
     });
 
   withClient(targets.command('get'))
@@ -219,7 +236,7 @@ export function targetsCommand(withClient: (cmd: Command) => Command, api: (cmd:
         pageToken = res.nextPageToken;
       } while (pageToken);
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson({ targets: all.map((t) => Target.toJSON(t)) });
+        printJson('taskgate.v1.ListTargetsResponse', ListTargetsResponse, { targets: all, nextPageToken: '' });
         return;
       }
       const rows = all.map((t) => [

@@ -1,90 +1,17 @@
 /** `taskgate tasks ...`: create, get, list, logs. */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { ReviewDecision, ReviewStatus, Task, TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
+import { ListTasksResponse, ReviewDecision, ReviewStatus, Task, TaskStatus, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { status } from '@grpc/grpc-js';
-import { Backoff } from '../../shared/backoff.js';
-import { type Api, CliError, type ClientOptions, isServiceError, newRequestId, type RetryOptions } from '../client.js';
+import { type Api, CliError, type ClientOptions, newRequestId, type RetryOptions } from '../client.js';
+import { EXIT_PENDING_REVIEW, EXIT_USAGE } from '../exit-codes.js';
+import { exitAsTask, pendingGroups, streamLogs, whatItWaitsFor } from '../follow.js';
 import { SCRIPT_TYPES } from '../../shared/limits.js';
 import { printJson, secondsOption, statusFromName, statusName, table, time, wholeNumber } from '../format.js';
 
-/** Exit code of `tasks create --wait` when the task waits for review. */
-export const EXIT_PENDING_REVIEW = 3;
-
-/** The process exit code that mirrors a finished task. */
-export function exitCodeOf(task: Task): number {
-  if (task.status === TaskStatus.TASK_STATUS_SUCCESS) return 0;
-  if (task.exitCode !== undefined && task.exitCode !== 0) return task.exitCode;
-  const signal = (osConstants.signals as Record<string, number | undefined>)[task.signal];
-  if (signal !== undefined) return 128 + signal;
-  return 1;
-}
-
-/** How long a follower keeps trying to follow again while no server answers, in ms. */
-const REFOLLOW_FOR_MS = 120_000;
-
-/**
- * Streams a task's output to stdout from `offset`; with follow, until the task
- * ends. Returns the finished task, or null when not following and the task
- * has not ended. A follower whose server stops (UNAVAILABLE: "server
- * stopping; follow again", or unreachable while it restarts) follows again
- * from the byte it had reached, for up to two minutes of no answer; no byte
- * is printed twice or skipped.
- */
-export async function streamLogs(api: Api, id: string, follow: boolean, offset = 0): Promise<Task | null> {
-  const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
-  let failingSince: number | null = null;
-  for (;;) {
-    const opened = Date.now();
-    try {
-      return await streamOnce(api, id, follow, offset, (bytes) => (offset += bytes));
-    } catch (err) {
-      // Ctrl-C: one line, the shell's exit code for SIGINT.
-      if (interrupted) throw new CliError(`stopped following task ${id}; it goes on without you`, 130);
-      const retry = follow && isServiceError(err) && err.code === status.UNAVAILABLE;
-      if (!retry) throw err;
-      if (Date.now() - opened > 5000) {
-        // It had been following fine: a new outage.
-        failingSince = null;
-        backoff.reset();
-      }
-      if (failingSince === null) process.stderr.write(`taskgate: ${err.details}; following task ${id} again from byte ${offset}\n`);
-      failingSince ??= Date.now();
-      if (Date.now() - failingSince > REFOLLOW_FOR_MS) throw err;
-      await new Promise((resolve) => setTimeout(resolve, backoff.next()));
-    }
-  }
-}
-
-/** Set once the user pressed Ctrl-C while following. */
-let interrupted = false;
-
-/** One GetTaskLogs stream; `advance` is told of each byte count written. */
-async function streamOnce(api: Api, id: string, follow: boolean, offset: number, advance: (bytes: number) => void): Promise<Task | null> {
-  const call = api.tasks.getTaskLogs({ id, offset, follow }, api.metadata);
-  let finished: Task | null = null;
-  const stop = (): void => {
-    interrupted = true;
-    call.cancel();
-  };
-  process.once('SIGINT', stop);
-  try {
-    for await (const message of call as AsyncIterable<GetTaskLogsResponse>) {
-      const event = message.event;
-      if (event?.$case === 'chunk') {
-        advance(event.value.data.length);
-        if (!process.stdout.write(event.value.data)) {
-          await new Promise((resolve) => process.stdout.once('drain', resolve));
-        }
-      } else if (event?.$case === 'finished') {
-        finished = event.value;
-      }
-    }
-  } finally {
-    process.off('SIGINT', stop);
-  }
-  return finished;
+/** The `--raw` option of the commands that print a task's output. */
+function rawOption(): Option {
+  return new Option('--raw', 'write the output exactly as stored, with the pty\'s "\\r\\n" line ends (the default when stdout is a terminal; otherwise each "\\r\\n" becomes "\\n")');
 }
 
 /** The `--request-id` option of the commands that change a task. */
@@ -113,28 +40,22 @@ function readScript(file: string): string {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (code ?? (err as Error).message);
-    throw new CliError(`-f ${file}: ${why}`, 2);
+    throw new CliError(`-f ${file}: ${why}`, EXIT_USAGE);
   }
 }
 
-/** Who still has to review a task, for messages. */
-export function pendingGroups(task: Task): string {
-  return task.review
-    .filter((r) => r.status === ReviewStatus.REVIEW_STATUS_PENDING)
-    .map((r) => r.group || 'anyone')
-    .join(', ');
-}
-
-/** Follows a task's output to its end and exits the way the task did (create --wait, run --wait). */
-async function waitAndExit(client: Api, task: Task, json: boolean | undefined): Promise<void> {
-  const finished = await streamLogs(client, task.id, true);
+/**
+ * Follows a task's output to its end and exits the way the task did (create
+ * --wait, run --wait), first saying on stderr what it waits for if it has
+ * not started.
+ */
+async function waitAndExit(client: Api, task: Task, json: boolean | undefined, raw: boolean | undefined): Promise<void> {
+  const waiting = await whatItWaitsFor(client, task, 'waiting');
+  if (waiting) process.stderr.write(`${waiting}\n`);
+  const finished = await streamLogs(client, task.id, { follow: true, raw });
   if (!finished) throw new CliError(`stopped following task ${task.id}; it is still running`);
-  if (json) printJson(Task.toJSON(finished));
-  if (finished.status !== TaskStatus.TASK_STATUS_SUCCESS) {
-    const why = finished.failureReason || finished.events.at(-1)?.reason || '';
-    process.stderr.write(`task ${finished.id} ${statusName(finished.status)}${why ? `: ${why}` : ''}\n`);
-  }
-  process.exitCode = exitCodeOf(finished);
+  if (json) printJson('taskgate.v1.Task', Task, finished);
+  exitAsTask(finished);
 }
 
 function reviewStatusName(status: ReviewStatus): string {
@@ -187,11 +108,12 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-m, --message <text>', 'why you run it (shown to reviewers)', '')
     .option('--type <type>', `interpreter, overriding the target's (${SCRIPT_TYPES.join(', ')})`, '')
     .option('--timeout <seconds>', "kill it after this long (default: the target's)", secondsOption('--timeout'), 0)
-    .option('-w, --wait', 'stream the output live and exit with the task exit code')
+    .option('-w, --wait', 'stream the output live and exit with the task exit code (3 when it waits for review)')
+    .addOption(rawOption())
     .addOption(requestIdOption())
-    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean; requestId?: string }, cmd: Command) => {
+    .action(async (opts: { target: string; script?: string; file?: string; message: string; type: string; timeout: number; wait?: boolean; raw?: boolean; requestId?: string }, cmd: Command) => {
       if ((opts.script === undefined) === (opts.file === undefined)) {
-        throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', 2);
+        throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', EXIT_USAGE);
       }
       const script = opts.script ?? readScript(opts.file!);
       const client = api(cmd);
@@ -207,19 +129,19 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       if (!task) throw new CliError('the server returned no task');
       const json = (cmd.optsWithGlobals() as ClientOptions).json;
       if (!opts.wait) {
-        if (json) printJson(Task.toJSON(task));
+        if (json) printJson('taskgate.v1.Task', Task, task);
         else process.stdout.write(`${task.id}\n`);
         return;
       }
       if (task.status === TaskStatus.TASK_STATUS_PENDING_REVIEW) {
-        if (json) printJson(Task.toJSON(task));
+        if (json) printJson('taskgate.v1.Task', Task, task);
         process.stderr.write(
           `task ${task.id} awaits review by ${pendingGroups(task)}; once approved, run it with \`taskgate tasks run ${task.id} --wait\`\n`,
         );
         process.exitCode = EXIT_PENDING_REVIEW;
         return;
       }
-      await waitAndExit(client, task, json);
+      await waitAndExit(client, task, json, opts.raw);
     });
 
   withClient(tasks.command('review'))
@@ -231,7 +153,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-c, --comment <text>', 'a comment for the creator', '')
     .addOption(requestIdOption())
     .action(async (id: string, opts: { approve?: boolean; reject?: boolean; group: string; comment: string; requestId?: string }, cmd: Command) => {
-      if (Boolean(opts.approve) === Boolean(opts.reject)) throw new CliError('give exactly one of --approve or --reject', 2);
+      if (Boolean(opts.approve) === Boolean(opts.reject)) throw new CliError('give exactly one of --approve or --reject', EXIT_USAGE);
       const client = api(cmd);
       const request = {
         id,
@@ -243,7 +165,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       const { task } = await client.callWithRetry(client.tasks, client.tasks.reviewTask, request, retryNotice(`reviewing task ${id}`));
       if (!task) throw new CliError('the server returned no task');
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson(Task.toJSON(task));
+        printJson('taskgate.v1.Task', Task, task);
         return;
       }
       const status = statusName(task.status);
@@ -260,18 +182,19 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .description('run an approved task (its creator or an admin); with --wait, stream its output')
     .argument('<id>', 'task id')
     .option('-w, --wait', 'stream the output live and exit with the task exit code')
+    .addOption(rawOption())
     .addOption(requestIdOption())
-    .action(async (id: string, opts: { wait?: boolean; requestId?: string }, cmd: Command) => {
+    .action(async (id: string, opts: { wait?: boolean; raw?: boolean; requestId?: string }, cmd: Command) => {
       const client = api(cmd);
       const request = { id, requestId: opts.requestId ?? newRequestId() };
       const { task } = await client.callWithRetry(client.tasks, client.tasks.runTask, request, retryNotice(`running task ${id}`));
       if (!task) throw new CliError('the server returned no task');
       const json = (cmd.optsWithGlobals() as ClientOptions).json;
       if (opts.wait) {
-        await waitAndExit(client, task, json);
+        await waitAndExit(client, task, json, opts.raw);
         return;
       }
-      if (json) printJson(Task.toJSON(task));
+      if (json) printJson('taskgate.v1.Task', Task, task);
       else process.stdout.write(`task ${task.id} is ${statusName(task.status)}\n`);
     });
 
@@ -290,7 +213,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         const call = client.tasks.watchTask({ id }, client.metadata);
         for await (const message of call as AsyncIterable<WatchTaskResponse>) if (message.task) task = message.task;
       }
-      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson(Task.toJSON(task));
+      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson('taskgate.v1.Task', Task, task);
       else if (task.status === TaskStatus.TASK_STATUS_RUNNING) process.stdout.write(`kill of task ${task.id} requested; its agent is stopping it\n`);
       else process.stdout.write(`task ${task.id} is ${statusName(task.status)}${task.failureReason ? `: ${task.failureReason}` : ''}\n`);
     });
@@ -303,7 +226,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
       if (!task) throw new CliError('the server returned no task');
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson({ events: (Task.toJSON(task) as { events?: unknown[] }).events ?? [] });
+        printJson('taskgate.v1.Task', Task, Task.fromPartial({ events: task.events }));
         return;
       }
       const rows = task.events.map((e) => [
@@ -325,10 +248,17 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       const call = client.tasks.watchTask({ id }, client.metadata);
       const stop = (): void => call.cancel();
       process.once('SIGINT', stop);
+      let said: TaskStatus | undefined;
       try {
         for await (const { task } of call as AsyncIterable<WatchTaskResponse>) {
           if (!task) continue;
-          if (json) process.stdout.write(`${JSON.stringify(Task.toJSON(task))}\n`);
+          if (task.status !== said) {
+            // A task that has not started may wait a long time: say for what, once per status.
+            said = task.status;
+            const waiting = await whatItWaitsFor(client, task, 'watching');
+            if (waiting) process.stderr.write(`${waiting}\n`);
+          }
+          if (json) printJson('taskgate.v1.Task', Task, task, true);
           else {
             const last = task.events.at(-1);
             process.stdout.write(`${time(last?.time)}  ${statusName(task.status).padEnd(14)}  ${last ? `${last.actor}: ${last.reason}` : ''}\n`);
@@ -346,7 +276,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
       const client = api(cmd);
       const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
       if (!task) throw new CliError('the server returned no task');
-      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson(Task.toJSON(task));
+      if ((cmd.optsWithGlobals() as ClientOptions).json) printJson('taskgate.v1.Task', Task, task);
       else printTask(task);
     });
 
@@ -359,7 +289,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .action(async (opts: { status?: string[]; target: string; limit: number; pageToken: string }, cmd: Command) => {
       const statuses = (opts.status ?? []).map((name) => {
         const s = statusFromName(name);
-        if (s === undefined) throw new CliError(`unknown status "${name}"`, 2);
+        if (s === undefined) throw new CliError(`unknown status "${name}"`, EXIT_USAGE);
         return s;
       });
       const client = api(cmd);
@@ -371,7 +301,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         awaitingMyReview: false,
       });
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
-        printJson({ tasks: res.tasks.map((t) => Task.toJSON(t)), nextPageToken: res.nextPageToken });
+        printJson('taskgate.v1.ListTasksResponse', ListTasksResponse, res);
         return;
       }
       process.stdout.write(`${table(['ID', 'STATUS', 'TARGET', 'TYPE', 'CREATED', 'SCRIPT'], taskRows(res.tasks))}\n`);
@@ -379,22 +309,22 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     });
 
   withClient(tasks.command('logs'))
-    .description("print a task's output; with -f, follow it live until the task ends")
+    .description("print a task's output; with -f, follow it live until the task ends and exit as it did")
     .argument('<id>', 'task id')
-    .option('-f, --follow', 'keep streaming until the task ends')
-    .option('--offset <bytes>', 'start at this byte offset', wholeNumber('--offset'), 0)
-    .action(async (id: string, opts: { follow?: boolean; offset: number }, cmd: Command) => {
+    .option('-f, --follow', 'keep streaming until the task ends, then exit with its exit code')
+    .option('--offset <bytes>', 'start at this byte offset of the stored output', wholeNumber('--offset'), 0)
+    .addOption(rawOption())
+    .action(async (id: string, opts: { follow?: boolean; offset: number; raw?: boolean }, cmd: Command) => {
       const client = api(cmd);
       if (opts.follow) {
         // Following a task that has not started prints nothing for a while: say what it waits for.
         const { task } = await client.call(client.tasks, client.tasks.getTask, { id });
-        if (task?.status === TaskStatus.TASK_STATUS_PENDING_REVIEW) {
-          process.stderr.write(`taskgate: task ${id} is pending-review; it runs once ${pendingGroups(task)} approve (taskgate tasks review ${id} --approve); following\n`);
-        } else if (task?.status === TaskStatus.TASK_STATUS_APPROVED) {
-          process.stderr.write(`taskgate: task ${id} is approved; it runs once its creator or an admin runs it (taskgate tasks run ${id}); following\n`);
-        }
+        const waiting = task && (await whatItWaitsFor(client, task, 'following'));
+        if (waiting) process.stderr.write(`${waiting}\n`);
       }
-      await streamLogs(client, id, opts.follow ?? false, opts.offset);
+      const finished = await streamLogs(client, id, { follow: opts.follow ?? false, offset: opts.offset, raw: opts.raw });
+      // Following waits for the end, as --wait does, and ends the same way.
+      if (opts.follow && finished) exitAsTask(finished);
     });
 
   return tasks;

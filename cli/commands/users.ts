@@ -1,7 +1,8 @@
 /** `taskgate users ...`, `taskgate tokens ...` and `taskgate whoami`. */
 import { Command } from 'commander';
-import { Token, TokenKind, User } from '../../gen/taskgate/v1/user.js';
+import { CreateTokenResponse, ListTokensResponse, ListUsersResponse, Token, TokenKind, User, WhoAmIResponse } from '../../gen/taskgate/v1/user.js';
 import { type Api, CliError, type ClientOptions } from '../client.js';
+import { EXIT_USAGE } from '../exit-codes.js';
 import { list, printJson, table, time, ttlOption } from '../format.js';
 
 function json(cmd: Command): boolean {
@@ -13,7 +14,7 @@ function userRows(users: User[]): string[][] {
 }
 
 function printUsers(cmd: Command, users: User[]): void {
-  if (json(cmd)) printJson({ users: users.map((u) => User.toJSON(u)) });
+  if (json(cmd)) printJson('taskgate.v1.ListUsersResponse', ListUsersResponse, { users, nextPageToken: '' });
   else process.stdout.write(`${table(['EMAIL', 'NAME', 'GROUPS', 'ACTIVE', 'CREATED'], userRows(users))}\n`);
 }
 
@@ -80,7 +81,7 @@ export function usersCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('--active', 'let the user sign in')
     .option('--inactive', "refuse the user's tokens")
     .action(async (email: string, opts: { name?: string; groups?: string; active?: boolean; inactive?: boolean }, cmd: Command) => {
-      if (opts.active && opts.inactive) throw new CliError('give --active or --inactive, not both', 2);
+      if (opts.active && opts.inactive) throw new CliError('give --active or --inactive, not both', EXIT_USAGE);
       const fields: Partial<User> = { email };
       const mask: string[] = [];
       if (opts.name !== undefined) {
@@ -95,7 +96,7 @@ export function usersCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         fields.active = Boolean(opts.active);
         mask.push('active');
       }
-      if (mask.length === 0) throw new CliError('nothing to change: give --name, --groups, --active or --inactive', 2);
+      if (mask.length === 0) throw new CliError('nothing to change: give --name, --groups, --active or --inactive', EXIT_USAGE);
       const client = api(cmd);
       const { user } = await client.call(client.users, client.users.updateUser, { user: User.fromPartial(fields), updateMask: mask });
       if (!user) throw new CliError('the server returned no user');
@@ -118,7 +119,7 @@ export function tokensCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       const client = api(cmd);
       const res = await client.call(client.users, client.users.createToken, { user: opts.user, name: opts.name, ttl: ttlOption(opts.expires) });
       if (json(cmd)) {
-        printJson({ secret: res.secret, token: res.token ? Token.toJSON(res.token) : undefined });
+        printJson('taskgate.v1.CreateTokenResponse', CreateTokenResponse, res);
         return;
       }
       process.stderr.write(`token ${res.token?.id ?? ''} for ${res.token?.subject ?? ''}; it is shown once, keep it secret:\n`);
@@ -131,7 +132,7 @@ export function tokensCommand(withClient: (cmd: Command) => Command, api: (cmd: 
     .action(async (opts: { user: string }, cmd: Command) => {
       const client = api(cmd);
       const res = await client.call(client.users, client.users.listTokens, { subject: opts.user });
-      if (json(cmd)) printJson({ tokens: res.tokens.map((t) => Token.toJSON(t)) });
+      if (json(cmd)) printJson('taskgate.v1.ListTokensResponse', ListTokensResponse, res);
       else process.stdout.write(`${table(['ID', 'KIND', 'SUBJECT', 'NAME', 'CREATED', 'EXPIRES', 'LAST USED', 'STATE'], tokenRows(res.tokens))}\n`);
     });
 
@@ -141,7 +142,7 @@ export function tokensCommand(withClient: (cmd: Command) => Command, api: (cmd: 
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const client = api(cmd);
       const { token } = await client.call(client.users, client.users.revokeToken, { id });
-      if (json(cmd)) printJson(token ? Token.toJSON(token) : {});
+      if (json(cmd)) printJson('taskgate.v1.Token', Token, token ?? Token.create());
       else process.stdout.write(`revoked token ${id}\n`);
     });
 
@@ -156,7 +157,7 @@ export function whoamiCommand(withClient: (cmd: Command) => Command, api: (cmd: 
       const client = api(cmd);
       const res = await client.call(client.users, client.users.whoAmI, {});
       if (json(cmd)) {
-        printJson({ user: res.user ? User.toJSON(res.user) : undefined, token: res.token ? Token.toJSON(res.token) : undefined });
+        printJson('taskgate.v1.WhoAmIResponse', WhoAmIResponse, res);
         return;
       }
       const user = res.user;

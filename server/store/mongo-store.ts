@@ -1,6 +1,6 @@
 /**
  * The production store: MongoDB through the official driver. It uses only what
- * both MongoDB and FerretDB v1 support (DESIGN.md "Storage"): single-document
+ * both MongoDB and FerretDB v1 support (docs/design.md "Storage"): single-document
  * atomic updates (findOneAndUpdate without projection), unique indexes, no
  * transactions, no change streams, no TTL indexes, no dotted keys.
  *

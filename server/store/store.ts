@@ -345,7 +345,7 @@ export interface RequestRecord {
   done: boolean;
 }
 
-/** How often a store deletes expired request records (no TTL index: DESIGN.md), and how many at a time. */
+/** How often a store deletes expired request records (no TTL index: docs/design.md "Retries and request ids"), and how many at a time. */
 export const REQUEST_SWEEP = { everyMs: 10 * 60_000, limit: 500 } as const;
 
 /** A piece of a task's output, keyed by (taskId, seq). */

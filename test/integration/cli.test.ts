@@ -65,9 +65,9 @@ describe('taskgate CLI', function () {
 
   it('runs a task with --wait: prints its output live and exits with its exit code', async () => {
     const ok = await taskgate('tasks', 'create', '-t', 'local', '-s', 'echo hello', '--wait');
-    expect([ok.code, ok.stdout, ok.stderr]).to.deep.equal([0, 'hello\r\n', '']);
+    expect([ok.code, ok.stdout, ok.stderr]).to.deep.equal([0, 'hello\n', '']);
     const failed = await taskgate('tasks', 'create', '-t', 'local', '-s', 'echo oops; exit 7', '--wait');
-    expect([failed.code, failed.stdout]).to.deep.equal([7, 'oops\r\n']);
+    expect([failed.code, failed.stdout]).to.deep.equal([7, 'oops\n']);
     expect(failed.stderr).to.match(/failure: exited with status 7\n$/);
   });
 
@@ -80,7 +80,7 @@ describe('taskgate CLI', function () {
     const table = await taskgate('tasks', 'get', id);
     expect(table.stdout).to.match(/^id\s+\S+\nstatus\s+success\n/);
     const logs = await taskgate('tasks', 'logs', id);
-    expect(logs.stdout).to.equal('hi\r\n');
+    expect(logs.stdout).to.equal('hi\n');
     const list = await taskgate('tasks', 'list', '--status', 'success', '--target', 'local');
     expect(list.stdout.split('\n')[0]).to.match(/^ID\s+STATUS\s+TARGET\s+TYPE\s+CREATED\s+SCRIPT$/);
     expect(list.stdout).to.contain(id);
@@ -92,31 +92,49 @@ describe('taskgate CLI', function () {
     writeFileSync(file, 'print("from file")\n');
     const id = (await taskgate('tasks', 'create', '-t', 'local', '-f', file, '--type', 'python')).stdout.trim();
     const follow = await taskgate('tasks', 'logs', id, '-f');
-    expect(follow.stdout).to.equal('from file\r\n');
+    expect(follow.stdout).to.equal('from file\n');
   });
 
-  it('turns each error into one line and a non-zero exit', async () => {
-    const cases: Array<[string[], RegExp]> = [
-      [['tasks', 'create', '-t', 'nope', '-s', 'x'], /^taskgate: target "nope" not found \(NOT_FOUND\)\n$/],
-      [['tasks', 'create', '-t', 'local', '-s', ''], /^taskgate: script must not be empty \(INVALID_ARGUMENT\)\n$/],
-      [['tasks', 'create', '-t', 'local', '-s', 'x', '--type', 'cobol'], /^taskgate: type "cobol" is not supported.*\(INVALID_ARGUMENT\)\n$/],
-      [['tasks', 'get', 'nope'], /^taskgate: task nope not found \(NOT_FOUND\)\n$/],
-      [['tasks', 'list', '--token', 'wrong'], /^taskgate: not authenticated: unknown token/],
-      [['tasks', 'list', '--server', '127.0.0.1:1'], /^taskgate: cannot reach the Taskgate server at 127.0.0.1:1/],
-      [['tasks', 'create', '-t', 'local'], /^taskgate: give the script with exactly one of -s SCRIPT or -f FILE\n$/],
-      [['tasks', 'create', '-t', 'local', '-s', 'x', '--timeout', 'abc'], /^taskgate: --timeout must be a whole number of seconds, not "abc"\n$/],
-      [['tasks', 'create', '-t', 'local', '-f', './missing.py'], /^taskgate: -f \.\/missing\.py: no such file\n$/],
-      [['tasks', 'list', '--server', 'http://127.0.0.1:7070'], /^taskgate: --server takes HOST:PORT, not a URL: use --server 127\.0\.0\.1:7070\n$/],
-      [['tasks', 'list', '--server', '127.0.0.2'], /^taskgate: cannot reach the Taskgate server at 127\.0\.0\.2:7070 /],
-      [['tasks', 'list', '--token', 'tg_user_secretpart\nsecond-line'], /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
-      [['tasks', 'logs', 'x', '--offset', '-5'], /^taskgate: --offset must be a whole number, not "-5"\n$/],
+  it('turns each error into one line and its exit code: 2 for a usage error, 1 when the server refused', async () => {
+    const USAGE = 2;
+    const REFUSED = 1;
+    const cases: Array<[string[], number, RegExp]> = [
+      [['tasks', 'create', '-t', 'nope', '-s', 'x'], REFUSED, /^taskgate: target "nope" not found \(NOT_FOUND\)\n$/],
+      [['tasks', 'create', '-t', 'local', '-s', ''], REFUSED, /^taskgate: script must not be empty \(INVALID_ARGUMENT\)\n$/],
+      [['tasks', 'create', '-t', 'local', '-s', 'x', '--type', 'cobol'], REFUSED, /^taskgate: type "cobol" is not supported.*\(INVALID_ARGUMENT\)\n$/],
+      [['tasks', 'get', 'nope'], REFUSED, /^taskgate: task nope not found \(NOT_FOUND\)\n$/],
+      [['tasks', 'list', '--token', 'tg_user_wrongsecret'], REFUSED, /^taskgate: not authenticated: unknown token \(--token, TASKGATE_TOKEN\)\n$/],
+      [['tasks', 'list', '--token', '  Bearer   tg_user_wrongsecret  '], REFUSED, /^taskgate: not authenticated: unknown token \(--token, TASKGATE_TOKEN\)\n$/],
+      [['tasks', 'list', '--server', '127.0.0.1:1'], REFUSED, /^taskgate: cannot reach the Taskgate server at 127.0.0.1:1/],
+      [['tasks', 'create', '-t', 'local'], USAGE, /^taskgate: give the script with exactly one of -s SCRIPT or -f FILE\n$/],
+      [['tasks', 'create', '-s', 'x'], USAGE, /^error: required option '-t, --target <name>' not specified\n$/],
+      [['tasks', 'list', '--bogus'], USAGE, /^error: unknown option '--bogus'/],
+      [['tasks', 'frobnicate'], USAGE, /^error: unknown command 'frobnicate'/],
+      [['tasks', 'create', '-t', 'local', '-s', 'x', '--timeout', 'abc'], USAGE, /^taskgate: --timeout must be a whole number of seconds, not "abc"\n$/],
+      [['tasks', 'create', '-t', 'local', '-f', './missing.py'], USAGE, /^taskgate: -f \.\/missing\.py: no such file\n$/],
+      [['tasks', 'list', '--server', 'http://127.0.0.1:7070'], USAGE, /^taskgate: --server takes HOST:PORT, not a URL: use --server 127\.0\.0\.1:7070\n$/],
+      [['tasks', 'list', '--server', '127.0.0.2'], REFUSED, /^taskgate: cannot reach the Taskgate server at 127\.0\.0\.2:7070 /],
+      [['tasks', 'list', '--token', 'tg_user_secretpart\nsecond-line'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
+      [['tasks', 'list', '--token', 'Bearer tg_user_secret part'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
+      [['tasks', 'list', '--token', ' Bearer   '], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) is empty\n$/],
+      [['tasks', 'list', '--token', '', '--token-file', './no-such-token'], USAGE, /^taskgate: cannot read token file \.\/no-such-token: ENOENT\n$/],
+      [['tasks', 'logs', 'x', '--offset', '-5'], USAGE, /^taskgate: --offset must be a whole number, not "-5"\n$/],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, code, message] of cases) {
       const r = await taskgate(...args);
-      expect(r.code, args.join(' ')).to.not.equal(0);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code);
       expect(r.stderr, args.join(' ')).to.match(message);
       expect(r.stderr.trim().split('\n'), args.join(' ')).to.have.length(1);
+      expect(r.stderr, 'never prints a token').to.not.contain('secret');
     }
+  });
+
+  it('takes a token with spaces around it or a "Bearer " in front, from --token and from a token file', async () => {
+    expect(await ok(`  Bearer   ${h.adminToken}  `, 'whoami')).to.match(/^admin@test /);
+    const { writeFileSync } = await import('node:fs');
+    const file = join(cwd, 'token-with-spaces');
+    writeFileSync(file, `\n  bearer ${h.adminToken} \n`);
+    expect(await ok('', 'whoami', '--token-file', file)).to.match(/^admin@test /);
   });
 
   it('walks a reviewed task from creation to success, and a rejected one to its end, as users would', async () => {
@@ -143,7 +161,7 @@ describe('taskgate CLI', function () {
     const notCreator = await taskgateAs(dba, 'tasks', 'run', id!);
     expect(notCreator.stderr).to.match(/only the task's creator \(user:dev@example.com\) or an admin may run it/);
     const run = await taskgateAs(dev, 'tasks', 'run', id!, '--wait');
-    expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'reviewed run\r\n', '']);
+    expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'reviewed run\n', '']);
 
     // A second task is rejected with a comment the creator sees, and can never run.
     const second = (await ok(dev, 'tasks', 'create', '-t', 'prod-db', '-s', 'drop table users')).trim();
@@ -223,5 +241,80 @@ describe('taskgate CLI', function () {
     child.kill('SIGINT');
     await new Promise((resolve) => child.once('exit', resolve));
     expect(stderr.split('\n')[0]).to.equal(`taskgate: task ${id} is pending-review; it runs once anyone approve (taskgate tasks review ${id} --approve); following`);
+  });
+
+  /** Starts the CLI; `line()` resolves once stderr has a whole line, `exited` with its exit code. */
+  function start(...args: string[]): { line: () => Promise<string>; exited: Promise<number | null>; stdout: () => string; stderr: () => string } {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const firstLine = new Promise<string>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('\n')) resolve(stderr.split('\n')[0]!);
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { line: () => firstLine, exited, stdout: () => stdout, stderr: () => stderr };
+  }
+
+  it('gives a script "\\n" line ends when stdout is not a terminal, the stored bytes with --raw or on a terminal', async () => {
+    // V=$(taskgate tasks create ... --wait): the shell strips the last "\n", and no "\r" is left.
+    const waited = await taskgate('tasks', 'create', '-t', 'local', '-s', 'echo 42', '--wait');
+    expect([waited.code, waited.stdout]).to.deep.equal([0, '42\n']);
+    const raw = await taskgate('tasks', 'create', '-t', 'local', '-s', 'echo 42', '--wait', '--raw');
+    expect(raw.stdout).to.equal('42\r\n');
+    // A lone "\r" (a progress bar) stays; the pty's onlcr made every "\n" a "\r\n".
+    const id = (await ok(h.adminToken, 'tasks', 'create', '-t', 'local', '-s', 'printf "10%%\\r100%%\\nline 2\\n"')).trim();
+    await h.finished(id);
+    expect((await taskgate('tasks', 'logs', id)).stdout).to.equal('10%\r100%\nline 2\n');
+    expect((await taskgate('tasks', 'logs', id, '--raw')).stdout).to.equal('10%\r100%\r\nline 2\r\n');
+    expect((await taskgate('tasks', 'logs', id, '-f')).stdout).to.equal('10%\r100%\nline 2\n');
+    // On a terminal the stored "\r\n" is written as is: that terminal's own onlcr then shows "\r\r\n".
+    const pty = await import('node-pty');
+    const term = pty.spawn(process.execPath, [CLI, 'tasks', 'logs', id], { cwd, env: { PATH: process.env.PATH ?? '', TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } });
+    let seen = '';
+    term.onData((d) => (seen += d));
+    const code = await new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    expect([code, seen]).to.deep.equal([0, '10%\r100%\r\r\nline 2\r\r\n']);
+  });
+
+  it('tasks logs -f exits as the task did, like create --wait; without -f it exits 0', async () => {
+    const id = (await ok(h.adminToken, 'tasks', 'create', '-t', 'local', '-s', 'echo oops; exit 7')).trim();
+    const followed = await taskgate('tasks', 'logs', id, '-f');
+    expect([followed.code, followed.stdout, followed.stderr]).to.deep.equal([7, 'oops\n', `task ${id} failure: exited with status 7\n`]);
+    const printed = await taskgate('tasks', 'logs', id);
+    expect([printed.code, printed.stdout, printed.stderr]).to.deep.equal([0, 'oops\n', '']);
+    const signalled = await taskgate('tasks', 'create', '-t', 'local', '-s', 'kill -TERM $$', '--wait');
+    expect([signalled.code, signalled.stderr]).to.match(/^143,task \S+ failure: killed by signal SIGTERM\n$/);
+  });
+
+  it("warns when a target's agent never connected, and says so while create --wait, logs -f and watch wait for it", async () => {
+    const created = await taskgate('targets', 'create', '--name', 'edge', '--agent', 'edge-9');
+    expect(created.code, created.stderr).to.equal(0);
+    expect(created.stderr).to.equal('taskgate: warning: agent edge-9 has never connected (it has no token yet: taskgate agents token --name edge-9); tasks on target edge wait until it does\n');
+    await ok(h.adminToken, 'agents', 'token', '--name', 'edge-10');
+    const updated = await taskgate('targets', 'update', 'edge', '--agent', 'edge-10');
+    expect([updated.code, updated.stderr]).to.deep.equal([0, 'taskgate: warning: agent edge-10 has never connected (it has a token); tasks on target edge wait until it does\n']);
+    const connected = await taskgate('targets', 'update', 'edge', '-m', 'now on local', '--agent', 'local');
+    expect([connected.code, connected.stderr]).to.deep.equal([0, '']);
+    await ok(h.adminToken, 'targets', 'update', 'edge', '--agent', 'edge-10');
+
+    const waiting = start('tasks', 'create', '-t', 'edge', '-s', 'echo never', '--wait');
+    const line = await waiting.line();
+    const id = /^taskgate: task (\S+) is ready/.exec(line)?.[1];
+    expect(line).to.equal(`taskgate: task ${id} is ready, waiting for agent edge-10, which is not connected (it never connected); waiting`);
+    const following = start('tasks', 'logs', '-f', id!);
+    expect(await following.line()).to.equal(`taskgate: task ${id} is ready, waiting for agent edge-10, which is not connected (it never connected); following`);
+    const watching = start('tasks', 'watch', id!);
+    expect(await watching.line()).to.equal(`taskgate: task ${id} is ready, waiting for agent edge-10, which is not connected (it never connected); watching`);
+    await ok(h.adminToken, 'tasks', 'kill', id!, '-r', 'no agent');
+    // Killed before it ran: the followers end with the task-failed code and say why; watch just ends.
+    expect(await waiting.exited).to.equal(1);
+    expect(waiting.stderr().split('\n')[1]).to.equal(`task ${id} killed: killed by user:admin@test before it ran: no agent`);
+    expect(await following.exited).to.equal(1);
+    expect(await watching.exited).to.equal(0);
+    expect(watching.stdout()).to.match(/ killed /);
   });
 });

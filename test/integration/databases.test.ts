@@ -86,10 +86,10 @@ describe('postgres target as a new user would set it up (CLI processes, real Pos
     const created = await taskgate('targets', 'create', '--name', 'shop', '--agent', 'db1', '--type', 'postgres', '--secret-provider', 'env', '--secret-path', 'SHOP_DB', '--secret-mapping', mapping, '--redact', 'EMAIL_ADDRESS');
     expect(created.code, created.stderr).to.equal(0);
     const count = await taskgate('tasks', 'create', '-t', 'shop', '-s', 'select count(*) from orders;', '--wait');
-    expect([count.code, count.stdout, count.stderr]).to.deep.equal([0, ' count \r\n-------\r\n     3\r\n(1 row)\r\n\r\n', '']);
+    expect([count.code, count.stdout, count.stderr]).to.deep.equal([0, ' count \n-------\n     3\n(1 row)\n\n', '']);
     // Redaction applies to query results like any other output.
     const emails = await taskgate('tasks', 'create', '-t', 'shop', '-s', 'select email from orders order by id;', '--wait');
-    expect(emails.stdout).to.equal(' email  \r\n--------\r\n [EMAIL_ADDRESS]\r\n [EMAIL_ADDRESS]\r\n [EMAIL_ADDRESS]\r\n(3 rows)\r\n\r\n');
+    expect(emails.stdout).to.equal(' email  \n--------\n [EMAIL_ADDRESS]\n [EMAIL_ADDRESS]\n [EMAIL_ADDRESS]\n(3 rows)\n\n');
   });
 
   it('stops at the first error (ON_ERROR_STOP) and fails with psql\'s exit status', async () => {

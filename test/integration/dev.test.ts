@@ -58,7 +58,7 @@ describe('taskgate dev', function () {
       expect((statSync(join(dataDir, file)).mode & 0o777).toString(8), file).to.equal('600');
     }
     const run = await taskgate(token, 'tasks', 'create', '-t', 'local', '-s', 'echo hello', '--wait');
-    expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'hello\r\n', '']);
+    expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'hello\n', '']);
     const byAdmin = (await taskgate(token, 'events', 'list', '--actor', 'user:admin@localhost')).stdout.split('\n');
     expect(byAdmin.filter((l) => /\stoken\.created\s.*agent token for local$/.test(l))).to.have.length(1);
     expect(byAdmin.filter((l) => /\starget\.created\s+targets\/local\s+agent local, type bash, review none, groups everyone$/.test(l))).to.have.length(1);
@@ -76,6 +76,6 @@ describe('taskgate dev', function () {
     expect(events.match(/\starget\.created\s/g)).to.have.length(1);
     expect(events.match(/\stoken\.created\s/g)).to.have.length(2); // the admin's and the agent's, once each
     const run = await taskgate(first, 'tasks', 'create', '-t', 'local', '-s', 'echo again', '--wait');
-    expect([run.code, run.stdout]).to.deep.equal([0, 'again\r\n']);
+    expect([run.code, run.stdout]).to.deep.equal([0, 'again\n']);
   });
 });

@@ -18,8 +18,9 @@ import { TaskgateAgent } from '../../agent/agent.js';
 import { agentCredentials } from '../../agent/connection.js';
 import { Api } from '../../cli/client.js';
 import { TaskgateServer } from '../../server/server.js';
+import { TASKGATE_SERVICES } from '../../server/standard-services.js';
 import { Pki, type Pem } from '../helpers/certs.js';
-import { Harness } from '../helpers/harness.js';
+import { ADMIN_EMAIL, Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
 const BIN = join(process.cwd(), '.cache', 'bin');
@@ -65,6 +66,75 @@ describe('standard gRPC services: reflection and health (grpcurl, grpc-health-pr
     expect(created.task).to.include({ status: 'TASK_STATUS_READY', script: 'echo from grpcurl' });
     const denied = await tool('grpcurl', ['-plaintext', '-d', '{}', h.address, 'taskgate.v1.TaskService/ListTasks']);
     expect(denied.stderr).to.contain('Code: Unauthenticated');
+  });
+
+  it('grpcurl describes every service it lists and calls Health/Check and each read-only Taskgate method', async () => {
+    const list = await tool('grpcurl', ['-plaintext', h.address, 'list']);
+    expect(list.code, list.stderr).to.equal(0);
+    const services = list.stdout.trim().split('\n');
+    expect(services).to.include.members(['grpc.health.v1.Health', ...TASKGATE_SERVICES]);
+    for (const service of services) {
+      // describe resolves the service's file and every file it imports: one malformed descriptor fails it.
+      const described = await tool('grpcurl', ['-plaintext', h.address, 'describe', service]);
+      expect(described.code, `${service}: ${described.stderr}`).to.equal(0);
+      expect(described.stdout, service).to.contain(`${service} is a service:`);
+    }
+    const statuses = await tool('grpcurl', ['-plaintext', h.address, 'describe', 'grpc.health.v1.HealthListResponse']);
+    expect(statuses.stdout).to.contain('map<string, .grpc.health.v1.HealthCheckResponse> statuses = 1;');
+    const check = await tool('grpcurl', ['-plaintext', h.address, 'grpc.health.v1.Health/Check']);
+    expect([check.code, JSON.parse(check.stdout)], check.stderr).to.deep.equal([0, { status: 'SERVING' }]);
+    const named = await tool('grpcurl', ['-plaintext', '-d', '{"service": "taskgate.v1.TaskService"}', h.address, 'grpc.health.v1.Health/Check']);
+    expect(JSON.parse(named.stdout)).to.deep.equal({ status: 'SERVING' });
+
+    await h.startAgent('grpcurl-agent');
+    await h.createTarget('grpcurl-target', 'grpcurl-agent');
+    const task = await h.createTask('grpcurl-target', 'printf grpcurl-output');
+    await h.finished(task.id);
+    const call = async (method: string, body: object): Promise<string> => {
+      const r = await tool('grpcurl', ['-plaintext', '-H', `authorization: Bearer ${h.adminToken}`, '-d', JSON.stringify(body), h.address, `taskgate.v1.${method}`]);
+      expect(r.code, `${method}: ${r.stderr}`).to.equal(0);
+      return r.stdout;
+    };
+    // Each read-only method once (those that change nothing), with what it answers checked.
+    const id = task.id;
+    expect(await call('TaskService/GetTask', { id })).to.contain('"status": "TASK_STATUS_SUCCESS"');
+    expect(await call('TaskService/ListTasks', { target: 'grpcurl-target' })).to.contain(`"id": "${id}"`);
+    expect(await call('TaskService/WatchTask', { id })).to.contain('"status": "TASK_STATUS_SUCCESS"');
+    expect(await call('TaskService/GetTaskLogs', { id })).to.contain(`"data": "${Buffer.from('grpcurl-output').toString('base64')}"`);
+    expect(await call('TargetService/GetTarget', { name: 'grpcurl-target' })).to.contain('"agent": "grpcurl-agent"');
+    expect(await call('TargetService/ListTargets', {})).to.contain('"name": "grpcurl-target"');
+    expect(JSON.parse(await call('TargetService/ListSecrets', { target: 'grpcurl-target' }))).to.deep.equal({});
+    expect(await call('AgentService/ListAgents', {})).to.contain('"name": "grpcurl-agent"');
+    expect(await call('UserService/WhoAmI', {})).to.contain(`"email": "${ADMIN_EMAIL}"`);
+    expect(await call('UserService/GetUser', { email: ADMIN_EMAIL })).to.contain(`"email": "${ADMIN_EMAIL}"`);
+    expect(await call('UserService/ListUsers', {})).to.contain(`"email": "${ADMIN_EMAIL}"`);
+    expect(await call('UserService/ListTokens', {})).to.contain('"name": "harness"');
+    expect(await call('EventService/ListEvents', { resource: `tasks/${id}` })).to.contain(id);
+  });
+
+  it("prints with the CLI's --json exactly what grpcurl prints for the same call (int64 as strings, maps, timestamps)", async () => {
+    await h.startAgent('json-agent');
+    await h.createTarget('json-target', 'json-agent', 'bash', { redact: ['EMAIL_ADDRESS'] });
+    const task = await h.createTask('json-target', 'echo mail me at someone@example.com');
+    await h.finished(task.id);
+    const cli = (...args: string[]): Promise<unknown> =>
+      new Promise((resolve, reject) =>
+        execFile(process.execPath, [CLI, ...args, '--json'], { env: { PATH: process.env.PATH, TASKGATE_SERVER: h.address, TASKGATE_TOKEN: h.adminToken } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${args.join(' ')}: ${stderr}`)) : resolve(JSON.parse(stdout)),
+        ),
+      );
+    const grpcurl = async (method: string, body: object): Promise<Record<string, unknown>> => {
+      const r = await tool('grpcurl', ['-plaintext', '-H', `authorization: Bearer ${h.adminToken}`, '-d', JSON.stringify(body), h.address, `taskgate.v1.${method}`]);
+      expect(r.code, r.stderr).to.equal(0);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const shown = (await cli('tasks', 'get', task.id)) as Record<string, unknown>;
+    expect(shown).to.deep.equal((await grpcurl('TaskService/GetTask', { id: task.id })).task);
+    expect(shown).to.include({ outputBytes: String('mail me at [EMAIL_ADDRESS]\r\n'.length), status: 'TASK_STATUS_SUCCESS' });
+    expect(shown.findings).to.deep.equal({ EMAIL_ADDRESS: '1' });
+    expect(await cli('tasks', 'list', '--target', 'json-target')).to.deep.equal(await grpcurl('TaskService/ListTasks', { target: 'json-target', pageSize: 50 }));
+    expect(await cli('targets', 'get', 'json-target')).to.deep.equal((await grpcurl('TargetService/GetTarget', { name: 'json-target' })).target);
+    expect(await cli('whoami')).to.deep.equal(await grpcurl('UserService/WhoAmI', {}));
   });
 
   it('grpc-health-probe reports SERVING, then NOT_SERVING while the server drains', async () => {

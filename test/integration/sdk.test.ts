@@ -1,12 +1,13 @@
 /**
  * The Go and Python SDKs (sdk/go, sdk/python), generated from proto/ by
- * `npm run gen`, driven the way their users drive them: each language's
- * example program creates a task on a live server, follows its logs and
- * exits with its status. A proto change that breaks either client fails
+ * `npm run gen`, installed and driven the way their users do: the Go example
+ * built in a module of its own against sdk/go, the Python one run from a
+ * fresh virtualenv after `pip install ./sdk/python`. Each creates a task on
+ * a live server, follows its logs and exits with its status. A proto change that breaks either client fails
  * here.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -17,7 +18,6 @@ import { STORE_KINDS } from '../helpers/stores.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const ROOT = process.cwd();
-const CACHE = join(ROOT, '.cache');
 
 interface Run {
   code: number;
@@ -36,38 +36,57 @@ function run(file: string, args: string[], options: { cwd?: string; env?: Record
   });
 }
 
-/** Builds the Go example into .cache; the Go build cache makes reruns quick. */
-async function goExample(): Promise<string[]> {
-  if (spawnSync('go', ['version']).status !== 0) throw new Error('Go is not installed: the Go SDK example needs it');
-  const out = join(CACHE, 'sdk', 'go-example');
-  const built = await run('go', ['build', '-o', out, './example'], { cwd: join(ROOT, 'sdk', 'go'), timeout: 600_000 });
-  expect(built.code, `go build ./example in sdk/go:\n${built.stderr}`).to.equal(0);
-  return [out];
+/** What a language's example needs: the command that runs it, and what to remove afterwards. */
+interface Example {
+  command: string[];
+  dir: string;
 }
 
 /**
- * A virtualenv with only sdk/python/requirements.txt installed (what a user
- * of the generated code installs), reused while that file is unchanged.
+ * The Go example as a user of the SDK builds it: main.go alone in a module
+ * of its own that requires github.com/taskgate/taskgate/sdk/go, replaced by
+ * this checkout's sdk/go (docs/api.md "Using the SDKs"); `go get .` fills in
+ * go.mod and go.sum through the Go module proxy, then `go build`. The Go
+ * module and build caches make reruns quick.
  */
-async function pythonExample(): Promise<string[]> {
-  const venv = join(CACHE, 'sdk', 'python-venv');
-  const requirements = join(ROOT, 'sdk', 'python', 'requirements.txt');
-  const stamp = join(venv, 'requirements.txt');
-  const python = join(venv, 'bin', 'python');
-  if (!existsSync(python)) {
-    mkdirSync(join(CACHE, 'sdk'), { recursive: true });
-    const made = await run('python3', ['-m', 'venv', venv]);
-    expect(made.code, `python3 -m venv:\n${made.stderr}`).to.equal(0);
+async function goExample(): Promise<Example> {
+  if (spawnSync('go', ['version']).status !== 0) throw new Error('Go is not installed: the Go SDK example needs it');
+  const dir = mkdtempSync(join(tmpdir(), 'taskgate-go-user-'));
+  copyFileSync(join(ROOT, 'sdk', 'go', 'example', 'main.go'), join(dir, 'main.go'));
+  writeFileSync(join(dir, 'go.mod'), 'module example.com/taskgate-user\n\ngo 1.26.0\n');
+  const steps: string[][] = [
+    ['mod', 'edit', '-require=github.com/taskgate/taskgate/sdk/go@v0.0.0', `-replace=github.com/taskgate/taskgate/sdk/go=${join(ROOT, 'sdk', 'go')}`],
+    ['get', '.'],
+    ['build', '-o', 'example', '.'],
+  ];
+  for (const args of steps) {
+    const r = await run('go', args, { cwd: dir, timeout: 600_000 });
+    expect(r.code, `go ${args.join(' ')} in a module of its own:\n${r.stderr}`).to.equal(0);
   }
-  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== readFileSync(requirements, 'utf8')) {
-    const installed = await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', requirements], { timeout: 600_000 });
-    expect(installed.code, `pip install -r sdk/python/requirements.txt:\n${installed.stderr}`).to.equal(0);
-    writeFileSync(stamp, readFileSync(requirements));
-  }
-  return [python, join(ROOT, 'sdk', 'python', 'example.py')];
+  return { command: [join(dir, 'example')], dir };
 }
 
-const LANGUAGES: Array<{ name: string; prepare: () => Promise<string[]> }> = [
+/**
+ * The Python example as a user runs it: a fresh virtualenv, `pip install
+ * ./sdk/python` (pyproject.toml; grpcio and protobuf as requirements.txt
+ * says, from PyPI or pip's cache), and example.py copied out of the
+ * checkout, so `import taskgate` finds the installed package and not the
+ * source tree beside it.
+ */
+async function pythonExample(): Promise<Example> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskgate-python-user-'));
+  const venv = join(dir, 'venv');
+  const made = await run('python3', ['-m', 'venv', venv]);
+  expect(made.code, `python3 -m venv:\n${made.stderr}`).to.equal(0);
+  const installed = await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', './sdk/python'], { timeout: 600_000 });
+  expect(installed.code, `pip install ./sdk/python:\n${installed.stderr}`).to.equal(0);
+  copyFileSync(join(ROOT, 'sdk', 'python', 'example.py'), join(dir, 'example.py'));
+  const where = await run(join(venv, 'bin', 'python'), ['-c', 'import taskgate.v1.task_pb2 as m; print(m.__file__)'], { cwd: dir });
+  expect(where.stdout.toString()).to.contain(join(venv, 'lib'));
+  return { command: [join(venv, 'bin', 'python'), join(dir, 'example.py')], dir };
+}
+
+const LANGUAGES: Array<{ name: string; prepare: () => Promise<Example> }> = [
   { name: 'Go', prepare: goExample },
   { name: 'Python', prepare: pythonExample },
 ];
@@ -76,17 +95,22 @@ for (const language of LANGUAGES) {
   describe(`${language.name} SDK example against a live server`, function () {
     let h: Harness;
     let command: string[];
+    let installed: Example | undefined;
 
     before(async function () {
       this.timeout(900_000);
-      command = await language.prepare();
+      installed = await language.prepare();
+      command = installed.command;
       h = await Harness.start((await STORE_KINDS[0]!.location())!);
       await h.startAgent('a1');
       await h.createTarget('t', 'a1');
       await h.createTarget('reviewed', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_ANYONE });
     });
 
-    after(async () => h?.close());
+    after(async () => {
+      await h?.close();
+      if (installed) rmSync(installed.dir, { recursive: true, force: true });
+    });
 
     function example(args: string[], token = h.adminToken, env: Record<string, string> = {}): Promise<Run> {
       return run(command[0]!, [...command.slice(1), ...args], { env: { TASKGATE_SERVER: h.address, TASKGATE_TOKEN: token, ...env } });

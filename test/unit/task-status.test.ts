@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { canMove, isTerminal, sourcesOf, TASK_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 
 describe('task state machine', () => {
-  // DESIGN.md's table, plus running -> ready (the delivery protocol's requeue).
+  // docs/state-machine.md's table, plus running -> ready (the delivery protocol's requeue).
   const allowed: Array<[TaskStatus, TaskStatus]> = [
     ['created', 'pending-review'],
     ['created', 'ready'],
