@@ -8,7 +8,10 @@
 import { CommanderError } from 'commander';
 import { ConfigError } from '../shared/config-error.js';
 import { VERSION } from '../shared/version.js';
+import { dropIpServerNameWarning } from '../shared/warnings.js';
 import { agentCommand } from './command.js';
+
+dropIpServerNameWarning();
 
 const program = agentCommand('taskgate-agent').version(VERSION).exitOverride();
 

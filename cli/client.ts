@@ -26,6 +26,7 @@ import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { readClientTls } from '../shared/tls.js';
+import { connect as tlsConnect } from 'node:tls';
 import { EXIT_USAGE } from './exit-codes.js';
 
 /** Options every client command takes. */
@@ -133,6 +134,8 @@ export class Api {
   readonly events: EventServiceClient;
   readonly metadata: Metadata;
   readonly server: string;
+  /** Whether it connects with TLS. */
+  readonly tls: boolean;
 
   constructor(options: ClientOptions) {
     this.server = options.server;
@@ -142,6 +145,7 @@ export class Api {
     try {
       const pem = readClientTls({ tls: options.tls, tlsCa: options.tlsCa });
       creds = pem ? credentials.createSsl(pem.ca) : credentials.createInsecure();
+      this.tls = pem !== null;
     } catch (err) {
       throw new CliError((err as Error).message, EXIT_USAGE);
     }
@@ -223,6 +227,33 @@ function withRequestId<Req>(method: UnaryMethod<Req, unknown>, request: CallRequ
 /** Whether a value is a gRPC ServiceError. */
 export function isServiceError(err: unknown): err is ServiceError {
   return typeof err === 'object' && err !== null && 'code' in err && 'details' in err && 'metadata' in err;
+}
+
+/**
+ * For a server that cannot be reached, whether TLS is the reason: one line
+ * saying so, or null. A TLS client against a plaintext server sees OpenSSL's
+ * "wrong version number"; a plaintext client against a TLS server sees only
+ * a dropped connection, so it tries a TLS handshake of its own to tell.
+ */
+export async function diagnoseUnreachable(err: ServiceError, api: Api): Promise<string | null> {
+  if (err.code !== status.UNAVAILABLE) return null;
+  if (api.tls && /wrong version number|packet length too long|WRONG_VERSION_NUMBER/i.test(err.details)) {
+    return `the server at ${api.server} does not speak TLS: call it without --tls/--tls-ca (TASKGATE_TLS, TASKGATE_TLS_CA), or start it with --tls-cert and --tls-key`;
+  }
+  if (api.tls) return null;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(api.server);
+  if (!m) return null;
+  const speaksTls = await new Promise<boolean>((resolve) => {
+    const socket = tlsConnect({ host: m[1] ?? m[2], port: Number(m[3]), rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    const done = (yes: boolean): void => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+  return speaksTls ? `the server at ${api.server} speaks TLS: add --tls-ca FILE (the CA of its certificate) or --tls (system roots); TASKGATE_TLS_CA, TASKGATE_TLS` : null;
 }
 
 /** One line describing a gRPC error. */

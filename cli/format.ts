@@ -99,6 +99,11 @@ export function serverOption(value: string): string {
   }
   const address = value.trim();
   if (address === '') throw new CliError('--server needs HOST:PORT, e.g. 127.0.0.1:7070', EXIT_USAGE);
-  if (/^\[[^\]]+\]$/.test(address) || /^[^:]+$/.test(address)) return `${address}:${DEFAULT_PORT}`;
+  if (/^\[[^\]]+\]$/.test(address) || /^[^:/\s]+$/.test(address)) return `${address}:${DEFAULT_PORT}`;
+  const port = /^(?:dns:\/\/\/)?(?:\[[^\]\s]+\]|[^:/\s[\]]+):(\d{1,5})$/.exec(address)?.[1];
+  if (/^dns:\/\/\/[^:/\s]+$/.test(address)) return `${address}:${DEFAULT_PORT}`;
+  if (port === undefined || Number(port) < 1 || Number(port) > 65535) {
+    throw new CliError(`--server takes HOST, HOST:PORT or dns:///HOST:PORT (port 1-65535), not "${address}"`, EXIT_USAGE);
+  }
   return address;
 }

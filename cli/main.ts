@@ -5,9 +5,10 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../shared/config-error.js';
+import { dropIpServerNameWarning } from '../shared/warnings.js';
 import { VERSION } from '../shared/version.js';
 import { serverOption } from './format.js';
-import { Api, CliError, describeError, isServiceError, type ClientOptions } from './client.js';
+import { Api, CliError, describeError, diagnoseUnreachable, isServiceError, type ClientOptions } from './client.js';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE } from './exit-codes.js';
 import { agentsCommand } from './commands/agents.js';
 import { eventsCommand, reviewsCommand } from './commands/events.js';
@@ -27,6 +28,8 @@ function withClient(cmd: Command): Command {
     .addOption(new Option('--tls-ca <file>', 'connect with TLS, verifying the server against this CA (PEM)').env('TASKGATE_TLS_CA'))
     .addOption(new Option('--json', 'print proto3 JSON, as grpcurl does (int64 as strings; fields at their default left out)').env('TASKGATE_JSON'));
 }
+
+dropIpServerNameWarning();
 
 let api: Api | undefined;
 function connect(cmd: Command): Api {
@@ -80,7 +83,8 @@ try {
     process.stderr.write(`taskgate: ${err.message}\n`);
     process.exitCode = 2;
   } else if (isServiceError(err)) {
-    process.stderr.write(`taskgate: ${describeError(err, api?.server ?? '?')}\n`);
+    const why = api ? await diagnoseUnreachable(err, api) : null;
+    process.stderr.write(`taskgate: ${why ?? describeError(err, api?.server ?? '?')}\n`);
     process.exitCode = EXIT_REFUSED;
   } else {
     process.stderr.write(`taskgate: ${(err as Error).message ?? String(err)}\n`);

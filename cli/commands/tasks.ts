@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { type Api, CliError, type ClientOptions, newRequestId, type RetryOptions } from '../client.js';
 import { EXIT_PENDING_REVIEW, EXIT_USAGE } from '../exit-codes.js';
 import { exitAsTask, pendingGroups, streamLogs, whatItWaitsFor } from '../follow.js';
-import { SCRIPT_TYPES } from '../../shared/limits.js';
+import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES, SCRIPT_TYPES } from '../../shared/limits.js';
 import { printJson, secondsOption, statusFromName, statusName, table, time, wholeNumber } from '../format.js';
 
 /** The `--raw` option of the commands that print a task's output. */
@@ -116,6 +116,10 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         throw new CliError('give the script with exactly one of -s SCRIPT or -f FILE', EXIT_USAGE);
       }
       const script = opts.script ?? readScript(opts.file!);
+      const bytes = Buffer.byteLength(script, 'utf8');
+      if (bytes > MAX_SCRIPT_BYTES) throw new CliError(`the script is ${bytes} bytes; the limit is ${MAX_SCRIPT_BYTES} bytes (1 MiB)`, EXIT_USAGE);
+      const messageBytes = Buffer.byteLength(opts.message, 'utf8');
+      if (messageBytes > MAX_MESSAGE_BYTES) throw new CliError(`the message is ${messageBytes} bytes; the limit is ${MAX_MESSAGE_BYTES} bytes (16 KiB)`, EXIT_USAGE);
       const client = api(cmd);
       const request = {
         target: opts.target,

@@ -3,7 +3,7 @@
  * real server and agent.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -88,7 +88,6 @@ describe('taskgate CLI', function () {
 
   it('reads the script from a file and follows logs with -f', async () => {
     const file = join(cwd, 'script.py');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(file, 'print("from file")\n');
     const id = (await taskgate('tasks', 'create', '-t', 'local', '-f', file, '--type', 'python')).stdout.trim();
     const follow = await taskgate('tasks', 'logs', id, '-f');
@@ -98,6 +97,7 @@ describe('taskgate CLI', function () {
   it('turns each error into one line and its exit code: 2 for a usage error, 1 when the server refused', async () => {
     const USAGE = 2;
     const REFUSED = 1;
+    const bigScript = join(cwd, 'big.sh');
     const cases: Array<[string[], number, RegExp]> = [
       [['tasks', 'create', '-t', 'nope', '-s', 'x'], REFUSED, /^taskgate: target "nope" not found \(NOT_FOUND\)\n$/],
       [['tasks', 'create', '-t', 'local', '-s', ''], REFUSED, /^taskgate: script must not be empty \(INVALID_ARGUMENT\)\n$/],
@@ -119,7 +119,15 @@ describe('taskgate CLI', function () {
       [['tasks', 'list', '--token', ' Bearer   '], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) is empty\n$/],
       [['tasks', 'list', '--token', '', '--token-file', './no-such-token'], USAGE, /^taskgate: cannot read token file \.\/no-such-token: ENOENT\n$/],
       [['tasks', 'logs', 'x', '--offset', '-5'], USAGE, /^taskgate: --offset must be a whole number, not "-5"\n$/],
+      [['tasks', 'list', '--server', '127.0.0.1:70700'], USAGE, /^taskgate: --server takes HOST, HOST:PORT or dns:\/\/\/HOST:PORT \(port 1-65535\), not "127\.0\.0\.1:70700"\n$/],
+      [['tasks', 'list', '--server', 'host:port:extra'], USAGE, /^taskgate: --server takes HOST, HOST:PORT or dns:\/\/\/HOST:PORT/],
+      // Checked before sending: the server's limit, not grpc-js's "message larger than max".
+      [['tasks', 'create', '-t', 'local', '-f', bigScript], USAGE, /^taskgate: the script is 10485760 bytes; the limit is 1048576 bytes \(1 MiB\)\n$/],
+      [['tasks', 'create', '-t', 'local', '-s', 'x', '-m', 'm'.repeat(20_000)], USAGE, /^taskgate: the message is 20000 bytes; the limit is 16384 bytes \(16 KiB\)\n$/],
+      // TLS against this plaintext server: said once, with no DEP0123 warning for the IP.
+      [['tasks', 'list', '--tls'], REFUSED, /^taskgate: the server at 127\.0\.0\.1:\d+ does not speak TLS: call it without --tls\/--tls-ca/],
     ];
+    writeFileSync(bigScript, 'x'.repeat(10 * 1024 * 1024));
     for (const [args, code, message] of cases) {
       const r = await taskgate(...args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code);
@@ -129,9 +137,14 @@ describe('taskgate CLI', function () {
     }
   });
 
+  it('says in one line when the address a server should listen on is taken', async () => {
+    const r = await taskgate('server', '--listen', h.address, '--data-dir', join(cwd, 'second-server'));
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^taskgate: cannot listen on ${h.address.replace(/\./g, '\\.')}: the address is in use \\(another server on that port\\?\\)\n$`));
+  });
+
   it('takes a token with spaces around it or a "Bearer " in front, from --token and from a token file', async () => {
     expect(await ok(`  Bearer   ${h.adminToken}  `, 'whoami')).to.match(/^admin@test /);
-    const { writeFileSync } = await import('node:fs');
     const file = join(cwd, 'token-with-spaces');
     writeFileSync(file, `\n  bearer ${h.adminToken} \n`);
     expect(await ok('', 'whoami', '--token-file', file)).to.match(/^admin@test /);

@@ -255,6 +255,23 @@ describe('TLS, and mutual TLS for agents', function () {
     expect(err).to.match(/cannot reach the Taskgate server|UNAVAILABLE/);
   });
 
+  it('says so in one line when the CLI forgets TLS, and prints no warning for a TLS call to an IP address', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'cli', 'main.js'), ...args], (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const plain = await cli('whoami', '--server', `127.0.0.1:${server.port}`, '--token', adminToken);
+    expect([plain.code, plain.stderr]).to.deep.equal([
+      1,
+      `taskgate: the server at 127.0.0.1:${server.port} speaks TLS: add --tls-ca FILE (the CA of its certificate) or --tls (system roots); TASKGATE_TLS_CA, TASKGATE_TLS\n`,
+    ]);
+    const secure = await cli('whoami', '--server', `127.0.0.1:${server.port}`, '--token', adminToken, '--tls-ca', ca.cert);
+    expect([secure.code, secure.stderr]).to.deep.equal([0, '']);
+    expect(secure.stdout).to.match(/^admin@tls /);
+  });
+
   it('runs a task on an agent that proved its name with a client certificate', async () => {
     const good = pki.issue(ca, 'a1', 'DNS:a1', 'clientAuth');
     expect(await agentOutcome(good, server.agentPort!)).to.equal('connected');
