@@ -14,6 +14,7 @@
 import { eventId } from '../shared/ids.js';
 import type { Logger } from '../shared/logger.js';
 import { hasUnpublished, type AuditEventRecord, type Store, type TaskRecord } from './store/store.js';
+import { SerialPass } from '../shared/serial-pass.js';
 
 /** Receives published task events (the webhook sender). */
 export interface TaskEventSink {
@@ -50,8 +51,12 @@ export class EventPublisher {
   readonly #logger: Logger;
   readonly #sweepMs: number;
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #passes = new SerialPass(
+    async () => {
+      if (!this.#stopped) await this.#pass();
+    },
+    (err) => this.#logger.warn({ err }, 'publishing task events failed; will retry'),
+  );
   #stopped = false;
   /** Tasks announced since the last pass: published without scanning the store. */
   #announced = new Map<string, TaskRecord>();
@@ -87,26 +92,15 @@ export class EventPublisher {
   /** Runs a pass soon. Passes never overlap; a wake during one runs another. */
   wake(): void {
     if (this.#stopped) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.#pass()
-      .catch((err: unknown) => this.#logger.warn({ err }, 'publishing task events failed; will retry'))
-      .finally(() => {
-        this.#running = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.wake();
-        }
-      });
+    this.#passes.run();
   }
 
   /** Resolves once every event announced before the call is published (read-your-writes for ListEvents). */
   async flush(): Promise<void> {
+    // A pass under way may have begun before the caller's events: ask for one more.
     this.wake();
-    if (this.#running) this.#again = true;
-    while (this.#running) await this.#running;
+    this.wake();
+    await this.#passes.idle();
   }
 
   async #pass(): Promise<void> {
@@ -149,6 +143,6 @@ export class EventPublisher {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    await this.#running;
+    await this.#passes.idle();
   }
 }

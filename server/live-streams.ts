@@ -12,6 +12,7 @@
 import { TaskgateError, UnavailableError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Authenticator, Principal } from './auth.js';
+import { SerialPass } from '../shared/serial-pass.js';
 
 /** One open stream, as the check sees it. */
 export interface Watched {
@@ -41,8 +42,10 @@ export class LiveStreams {
   readonly #everyMs: number;
   readonly #byToken = new Map<string, Set<Watched>>();
   #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
-  #again = false;
+  readonly #checks = new SerialPass(
+    () => this.check(),
+    (err) => this.#logger.warn({ err }, 'could not re-check open streams; trying again at the next interval'),
+  );
 
   constructor(auth: Authenticator, logger: Logger, options: { everyMs: number }) {
     this.#auth = auth;
@@ -83,19 +86,7 @@ export class LiveStreams {
 
   /** Checks every open stream again, now or right after the check under way. */
   checkSoon(): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.check()
-      .catch((err: unknown) => this.#logger.warn({ err }, 'could not re-check open streams; trying again at the next interval'))
-      .finally(() => {
-        this.#running = null;
-        if (this.#again) {
-          this.#again = false;
-          this.checkSoon();
-        }
-      });
+    this.#checks.run();
   }
 
   /** One pass over every open stream's token. */

@@ -93,8 +93,8 @@ export interface RunningServer {
 /** The running server program. */
 export interface ServerProgram {
   readonly server: TaskgateServer;
-  /** Set on a first start: the admin user created and the token saved for it (shown once). */
-  readonly firstStart: { email: string; tokenFile: string; token: string } | null;
+  /** Set on a first start: the admin user created and the file its token was saved in (never printed). */
+  readonly firstStart: { email: string; tokenFile: string } | null;
   /** Stops the server, then closes the store. */
   stop(): Promise<void>;
 }
@@ -164,8 +164,8 @@ export async function runServer(config: ServerConfig): Promise<ServerProgram> {
     let firstStart: ServerProgram['firstStart'] = null;
     if ((await running.store.countUsers()) === 0) {
       const tokenFile = join(config.dataDir, 'admin.token');
-      const { token } = await keepAdminToken(running.server, tokenFile, config.adminEmail);
-      firstStart = { email: config.adminEmail, tokenFile, token };
+      await keepAdminToken(running.server, tokenFile, config.adminEmail);
+      firstStart = { email: config.adminEmail, tokenFile };
     }
     return { server: running.server, firstStart, stop: () => running.stop() };
   } catch (err) {

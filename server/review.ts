@@ -8,7 +8,7 @@
 import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../shared/errors.js';
 import { canMove, isTerminal, type TaskStatus } from '../shared/task-status.js';
 import { actorOf, type UserPrincipal } from './auth.js';
-import { pendingReviewsFor, requireNotCreator, requireReview } from './access.js';
+import { requireNotCreator, requireReview } from './access.js';
 import type { ReviewRecord, TargetRecord, TaskRecord } from './store/store.js';
 
 /** The reviews a new task on `target` needs: none, one from anyone, or one per reviewer group. */
@@ -131,7 +131,3 @@ export function applyReview(task: TaskRecord, user: UserPrincipal, input: Review
   return { ...task, review: reviews, status, events };
 }
 
-/** The groups (or "anyone") whose review the user could give now. */
-export function reviewableBy(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): string[] {
-  return task.status === 'pending-review' ? pendingReviewsFor(user, task, target).map(label) : [];
-}

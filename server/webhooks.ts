@@ -32,6 +32,7 @@ import type { Logger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import type { TaskEventSink } from './audit.js';
 import type { AuditEventRecord, DeliveryRecord, Store, TaskRecord } from './store/store.js';
+import { SerialPass } from '../shared/serial-pass.js';
 
 /** Actions that are posted: one per task status. */
 export const WEBHOOK_ACTIONS: ReadonlySet<string> = new Set([
@@ -263,8 +264,12 @@ export class WebhookSender implements TaskEventSink {
   readonly #pollMs: number;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #passes = new SerialPass(
+    async () => {
+      if (!this.#abort.signal.aborted) await this.#pass();
+    },
+    (err) => this.#logger.warn({ err }, 'webhook pass failed; will retry'),
+  );
 
   /** Throws a {@link ConfigError} for a hook that cannot work (bad URL, missing or malformed secret, a URL given twice). */
   constructor(store: Store, logger: Logger, options: WebhookOptions) {
@@ -309,19 +314,7 @@ export class WebhookSender implements TaskEventSink {
   /** Sends what is due now. Passes never overlap. */
   wake(): void {
     if (this.#abort.signal.aborted || this.#hooks.size === 0) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.#pass()
-      .catch((err: unknown) => this.#logger.warn({ err }, 'webhook pass failed; will retry'))
-      .finally(() => {
-        this.#running = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.wake();
-        }
-      });
+    this.#passes.run();
   }
 
   async #pass(): Promise<void> {
@@ -393,6 +386,6 @@ export class WebhookSender implements TaskEventSink {
   async stop(): Promise<void> {
     this.#abort.abort();
     clearInterval(this.#timer);
-    await this.#running;
+    await this.#passes.idle();
   }
 }
