@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { stopMongo, mongoUri } from '../test/helpers/mongo.js';
 import { EchoServer, ScriptDir } from './baselines.js';
 import { chartSvg } from './chart.js';
+import { compareProbes, describeCheck, probeBaselines, type QuietCheck } from './quiet-check.js';
 import type { Figure } from './lib.js';
 import { api, connections, latency, output, redaction, throughput, type StoreChoice } from './suites.js';
 
@@ -45,7 +46,10 @@ function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
+let quietCheck: QuietCheck | null = null;
 try {
+  log('quiet-machine check: baselines at the start');
+  const startProbe = await probeBaselines(echo, scripts);
   if (only.has('latency')) {
     for (const store of stores) {
       // FerretDB's SQLite backend scans collections, so each task there costs
@@ -87,6 +91,8 @@ try {
       figures.push(...(await api(store, 64, sizes.apiSeconds, echo)));
     }
   }
+  log('quiet-machine check: baselines at the end');
+  quietCheck = compareProbes(startProbe, await probeBaselines(echo, scripts));
 } finally {
   await echo.stop();
   scripts.close();
@@ -103,7 +109,7 @@ const mode = quick ? 'quick' : 'full';
 const stamp = started.toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(import.meta.dirname, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
-const result = { mode, started: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000), machine, sizes, figures, samples };
+const result = { mode, started: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000), machine, sizes, quietCheck, figures, samples };
 const jsonPath = join(resultsDir, `${mode}-${stamp}.json`);
 // Figures one per line for diffs; the raw latency samples (ms, 3 decimals) compact.
 const rounded = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((x) => Math.round(x * 1000) / 1000)]));
@@ -126,11 +132,13 @@ function markdownTable(rows: Figure[]): string {
   return lines.join('\n');
 }
 
-const table = markdownTable(figures);
+const table = `${markdownTable(figures)}\n\n${quietCheck ? describeCheck(quietCheck) : 'Quiet-machine check: not run.'}`;
 console.log(table);
 console.log(`\nresults: ${jsonPath}`);
 
-if (!quick && opts.docs && only.size === GROUPS.length) {
+if (!quick && opts.docs && only.size === GROUPS.length && !quietCheck?.quiet) {
+  console.log('docs/benchmarks.md left as it was: the quiet-machine check failed (see above); run again on a quieter machine');
+} else if (!quick && opts.docs && only.size === GROUPS.length) {
   const docPath = join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.md');
   writeFileSync(join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.svg'), svg);
   const doc = readFileSync(docPath, 'utf8');
