@@ -103,6 +103,9 @@ export interface SessionDeps {
 /** Messages waiting to be processed before reading from the stream pauses. */
 const MAX_QUEUED = 64;
 
+/** A running task's dropped-output total is written at most this often, in ms. */
+const DROPPED_WRITE_EVERY_MS = 1000;
+
 /** Task ids a session remembers having warned about (messages for tasks it does not hold). */
 const MAX_WARNED = 1024;
 
@@ -152,6 +155,8 @@ export class AgentSession {
   #queued = 0;
   #pumping = false;
   #pumpAgain = false;
+  /** Per running task, the dropped-output total heartbeats reported: written, still to write, and when last written. */
+  readonly #dropped = new Map<string, { written: number; pending: number; at: number }>();
   #lastSeenWrite = 0;
   /** Next expected output seq per task (lazily loaded from the store). */
   readonly #nextSeq = new Map<string, number>();
@@ -451,10 +456,24 @@ export class AgentSession {
   }
 
   async #heartbeat(heartbeat: Heartbeat): Promise<void> {
-    // Dropped output so far, kept while the task runs: if this agent is lost, the task still says it.
+    // Dropped output so far, kept while the task runs: if this agent is lost,
+    // the task still says it. At most one write per task per second, and only
+    // of a larger total, however often (or whatever) an agent sends.
+    const now = Date.now();
     for (const { taskId, droppedBytes } of heartbeat.tasks.slice(0, this.#deps.options.maxTasksPerAgent)) {
       if (!this.running.has(taskId) || !Number.isSafeInteger(droppedBytes) || droppedBytes <= 0) continue;
-      await this.#deps.store.patchTask(taskId, 'running', { outputDroppedBytes: droppedBytes });
+      const kept = this.#dropped.get(taskId);
+      if (!kept || droppedBytes > kept.pending) this.#dropped.set(taskId, { written: kept?.written ?? 0, pending: droppedBytes, at: kept?.at ?? 0 });
+    }
+    for (const [taskId, kept] of this.#dropped) {
+      if (!this.running.has(taskId)) {
+        this.#dropped.delete(taskId);
+        continue;
+      }
+      if (kept.pending <= kept.written || now - kept.at < DROPPED_WRITE_EVERY_MS) continue;
+      kept.written = kept.pending;
+      kept.at = now;
+      await this.#deps.store.patchTask(taskId, 'running', { outputDroppedBytes: kept.pending });
     }
     if (Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
     this.#lastSeenWrite = Date.now();

@@ -42,6 +42,9 @@ export function hashToken(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
+/** How long a token this server verified skips the failed-authentication gate, in ms. */
+const KNOWN_FOR_MS = 24 * 60 * 60 * 1000;
+
 /** Options for {@link Authenticator}. */
 export interface AuthenticatorOptions {
   /** How long a verified caller stays cached, in ms. Default 5000. */
@@ -59,6 +62,13 @@ export class Authenticator {
   readonly #cacheMs: number;
   readonly #touchEveryMs: number;
   readonly #cache = new Map<string, { principal: Principal; until: number }>();
+  /**
+   * Hashes of tokens this server verified in the last {@link KNOWN_FOR_MS}:
+   * their lookups are never refused by `beforeLookup` (a token-guesser at
+   * the same address does not lock out its users). They are still looked
+   * up, so a revocation still counts.
+   */
+  readonly #known = new Map<string, number>();
   /** When this server last wrote each token's lastUsed. */
   readonly #touched = new Map<string, number>();
   readonly #listeners: Array<() => void> = [];
@@ -71,8 +81,9 @@ export class Authenticator {
 
   /**
    * The caller named by a request's `authorization` header (`Bearer ...`).
-   * `beforeLookup` runs when the token is not cached, before the store is
-   * asked (it may throw to refuse the call).
+   * `beforeLookup` runs when the token is neither cached nor verified by
+   * this server lately, before the store is asked (it may throw to refuse
+   * the call).
    */
   async authenticate(header: string | undefined, beforeLookup?: () => void): Promise<Principal> {
     if (header === undefined || header === '') {
@@ -92,15 +103,21 @@ export class Authenticator {
       this.#touch(cached.principal.tokenId, now);
       return cached.principal;
     }
-    beforeLookup?.();
+    const known = this.#known.get(hash);
+    if (known === undefined || now - known > KNOWN_FOR_MS) beforeLookup?.();
     const record = await this.#store.findTokenByHash(hash);
     const user = record?.kind === 'user' ? await this.#store.getUser(record.subject) : null;
     const verdict = judge(record, user, now);
-    if ('error' in verdict) throw verdict.error;
+    if ('error' in verdict) {
+      this.#known.delete(hash);
+      throw verdict.error;
+    }
     if (this.#cache.size > 10_000) this.#cache.clear();
     // Never cached past its expiry.
     const until = Math.min(now + this.#cacheMs, record?.expires?.getTime() ?? Infinity);
     this.#cache.set(hash, { principal: verdict.principal, until });
+    if (this.#known.size >= 100_000) this.#known.clear();
+    this.#known.set(hash, now);
     this.#touch(verdict.principal.tokenId, now);
     return verdict.principal;
   }

@@ -12,9 +12,10 @@
  *   again (a client that opens connections and stays silent holds none);
  * - holds at most `maxConnections` connections (net.Server.maxConnections);
  * - under mutual TLS, answers a connection whose client certificate does not
- *   verify with UNAUTHENTICATED and the reason on every call, from a bare
- *   HTTP/2 responder that never reaches a handler: the agent reads one line
- *   and stops, instead of retrying a handshake failure forever.
+ *   verify with UNAUTHENTICATED and the reason, from a bare HTTP/2 responder
+ *   that never reaches a handler, then closes it (after its first answer, or
+ *   `handshakeTimeoutMs` at the latest): the agent reads one line and stops,
+ *   instead of retrying a handshake failure forever.
  */
 import type { ConnectionInjector, Server } from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
@@ -95,6 +96,10 @@ export class Listener {
         socket.on('error', () => undefined);
         if (mutual && !socket.authorized) {
           logger.debug({ peer: socket.remoteAddress, reason: socket.authorizationError }, 'client certificate refused');
+          // Long enough to read the answer, never longer: a refused connection holds no place.
+          const timer = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
+          timer.unref();
+          socket.once('close', () => clearTimeout(timer));
           refusals.emit('connection', socket);
           return;
         }
@@ -153,6 +158,8 @@ function certificateRefusals(): Http2Server {
     const message = presented ? certificateMessage(String(socket.authorizationError)) : NO_CERTIFICATE;
     stream.on('error', () => undefined);
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(Code.UNAUTHENTICATED), 'grpc-message': grpcMessage(message) }, { endStream: true });
+    // One answer is all it gets: GOAWAY, then the connection closes once the answer is out.
+    stream.session?.close();
   });
   server.on('sessionError', () => undefined);
   return server;

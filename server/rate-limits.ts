@@ -103,9 +103,11 @@ export class RateLimits {
  * Failed authentications per client address (docs/limits.md "Per caller"):
  * each address may fail `perSecond` times a second (a bucket holding five
  * times as many); past that, its calls with a token this server has not
- * verified recently are refused RESOURCE_EXHAUSTED before the store is
- * asked. Tokens it verified stay good, so a user behind the same address as
- * a token-guesser keeps working. Per server process, like the limits above.
+ * verified in the last day are refused RESOURCE_EXHAUSTED before the store
+ * is asked. Each such lookup is counted before it is made and given back if
+ * the token was good, so a burst in flight at once counts too. Tokens the
+ * server verified stay good, so a user behind the same address as a
+ * token-guesser keeps working. Per server process, like the limits above.
  */
 export class AuthFailureLimits {
   readonly #perSecond: number;
@@ -122,24 +124,16 @@ export class AuthFailureLimits {
     if (!bucket) return undefined;
     bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#perSecond);
     bucket.at = now;
-    if (bucket.tokens >= this.#burst) this.#buckets.delete(address);
     return bucket;
   }
 
-  /** Before a store lookup for `address`: throws when it has failed too often. */
-  check(address: string): void {
-    if (this.#perSecond <= 0) return;
-    const bucket = this.#refill(address, performance.now());
-    if (!bucket || bucket.tokens >= 1) return;
-    const retryDelayMs = Math.ceil(((1 - bucket.tokens) / this.#perSecond) * 1000);
-    throw new ResourceExhaustedError(
-      `too many failed authentications from ${address}: at most ${this.#perSecond} per second; retry in ${(retryDelayMs / 1000).toFixed(1)} s with a valid token`,
-      { retryDelayMs },
-    );
-  }
-
-  /** Counts one failed authentication from `address`. */
-  failed(address: string): void {
+  /**
+   * Before a store lookup for `address`: takes one failure from its bucket
+   * in advance (so a burst of lookups in flight at once counts, not only
+   * those that have failed), or throws when it is empty. {@link refund}
+   * gives it back when the token was good.
+   */
+  take(address: string): void {
     if (this.#perSecond <= 0) return;
     const now = performance.now();
     let bucket = this.#refill(address, now);
@@ -148,10 +142,28 @@ export class AuthFailureLimits {
       bucket = { tokens: this.#burst, at: now };
       this.#buckets.set(address, bucket);
     }
-    bucket.tokens = Math.max(0, bucket.tokens - 1);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return;
+    }
+    const retryDelayMs = Math.ceil(((1 - bucket.tokens) / this.#perSecond) * 1000);
+    throw new ResourceExhaustedError(
+      `too many failed authentications from ${address}: at most ${this.#perSecond} per second; retry in ${(retryDelayMs / 1000).toFixed(1)} s with a valid token`,
+      { retryDelayMs },
+    );
   }
 
+  /** The lookup {@link take} counted found a good token: not a failure after all. */
+  refund(address: string): void {
+    if (this.#perSecond <= 0) return;
+    const bucket = this.#refill(address, performance.now());
+    if (bucket) bucket.tokens = Math.min(this.#burst, bucket.tokens + 1);
+  }
+
+  /** Drops buckets that are full again: they carry no state. */
   #sweep(now: number): void {
-    for (const address of [...this.#buckets.keys()]) this.#refill(address, now);
+    for (const address of [...this.#buckets.keys()]) {
+      if (this.#refill(address, now)!.tokens >= this.#burst) this.#buckets.delete(address);
+    }
   }
 }

@@ -5,7 +5,7 @@
  * open-stream check. Each is applied once per method
  * when a service is added, so a call pays only for what it runs.
  */
-import { CancelledError, UnauthenticatedError } from '../../shared/errors.js';
+import { CancelledError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
 import type { Authenticator, UserPrincipal } from '../auth.js';
@@ -101,17 +101,14 @@ export function recordMetrics(metrics: Metrics): Middleware {
 /** Who is calling, from the `authorization: Bearer ...` header. */
 export function authenticate(auth: Authenticator, failures: AuthFailureLimits): Middleware {
   return (_method, next) => async (request, ctx) => {
-    // Only failures that cost a store lookup count against the address.
-    let looked = false;
-    try {
-      ctx.principal = await auth.authenticate(ctx.header('authorization'), () => {
-        failures.check(ctx.peer());
-        looked = true;
-      });
-    } catch (err) {
-      if (looked && err instanceof UnauthenticatedError) failures.failed(ctx.peer());
-      throw err;
-    }
+    // Only lookups of tokens this server has not verified lately count
+    // against the address: counted before the lookup, given back if it was good.
+    let counted = false;
+    ctx.principal = await auth.authenticate(ctx.header('authorization'), () => {
+      failures.take(ctx.peer());
+      counted = true;
+    });
+    if (counted) failures.refund(ctx.peer());
     return next(request, ctx);
   };
 }

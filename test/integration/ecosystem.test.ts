@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { connect as tlsConnect } from 'node:tls';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { Target } from '../../gen/taskgate/v1/target.js';
@@ -207,6 +208,7 @@ describe('TLS, and mutual TLS for agents', function () {
       dataDir: dir,
       tls: { cert: pki.read(serverPem.cert), key: pki.read(serverPem.key) },
       agentTls: { listen: '127.0.0.1:0', clientCa: pki.read(ca.cert) },
+      handshakeTimeoutMs: 1500,
     });
     await server.ensureAdmin('admin@tls');
     adminToken = await server.issueUserToken('admin@tls', 'tls');
@@ -314,6 +316,12 @@ describe('TLS, and mutual TLS for agents', function () {
     intruder.close();
     expect(refused?.code).to.equal(status.UNAUTHENTICATED);
     expect(refused?.details).to.match(/^the client certificate was refused/);
+    // A refused connection that says nothing holds no place: closed within the handshake timeout.
+    const silent = tlsConnect({ host: '127.0.0.1', port: server.agentPort!, ca: pki.read(ca.cert), ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    silent.on('error', () => undefined);
+    silent.resume();
+    await new Promise((resolve) => silent.once('secureConnect', resolve));
+    await new Promise((resolve) => silent.once('close', resolve));
   });
 });
 

@@ -168,10 +168,27 @@ describe('connection limits', function () {
       expect(codes.at(-1)).to.equal(status.RESOURCE_EXHAUSTED);
       const err = await guesser.call(guesser.users, guesser.users.whoAmI, {}).catch((e: ServiceError) => e);
       expect((err as ServiceError).details).to.match(/^too many failed authentications from 127\.0\.0\.1: at most 2 per second; retry in \d\.\d s with a valid token$/);
-      // The member's token, verified before, still works from the same address.
+      // The member's token, verified before, still works from the same address,
+      // also once this server's 5 s cache of verified callers has expired.
+      await member.call(member.users, member.users.whoAmI, {});
+      await new Promise((resolve) => setTimeout(resolve, 5500));
       await member.call(member.users, member.users.whoAmI, {});
     } finally {
       guesser.close();
+    }
+  });
+
+  it('counts lookups in flight at once: a parallel burst of unknown tokens gets no more lookups than the bucket holds', async () => {
+    h = await Harness.start((await STORE_KINDS[0]!.location())!, { authFailuresPerSecond: 2 });
+    const guessers = Array.from({ length: 200 }, (_, i) => new Api({ server: h.address, token: `tg_user_guess${i}` }));
+    try {
+      const codes = await Promise.all(guessers.map((g) => g.call(g.users, g.users.whoAmI, {}).then(() => 0, (err: ServiceError) => err.code)));
+      const looked = codes.filter((c) => c === status.UNAUTHENTICATED).length;
+      // The bucket holds 10 (and refills at 2/s while the burst is served).
+      expect(looked, 'lookups that failed').to.be.within(10, 14);
+      expect(codes.filter((c) => c === status.RESOURCE_EXHAUSTED).length).to.equal(200 - looked);
+    } finally {
+      for (const g of guessers) g.close();
     }
   });
 });
