@@ -37,12 +37,14 @@ export class HttpListener {
   readonly url: string;
   readonly #server: HttpServer | Http2SecureServer;
   readonly #sockets: Set<Socket>;
+  readonly #responses: OpenResponses;
 
-  private constructor(port: number, url: string, server: HttpServer | Http2SecureServer, sockets: Set<Socket>) {
+  private constructor(port: number, url: string, server: HttpServer | Http2SecureServer, sockets: Set<Socket>, responses: OpenResponses) {
     this.port = port;
     this.url = url;
     this.#server = server;
     this.#sockets = sockets;
+    this.#responses = responses;
   }
 
   /** Listens on `options.listen`; rejects with one line when it cannot. */
@@ -50,7 +52,9 @@ export class HttpListener {
     const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(options.listen);
     if (!m) throw new Error(`cannot listen on ${options.listen}: expected HOST:PORT`);
     const host = m[1] ?? m[2] ?? '';
-    const { tls, handler, logger } = options;
+    const { tls, logger } = options;
+    const responses = new OpenResponses();
+    const handler = responses.counting(options.handler);
     const server: HttpServer | Http2SecureServer = tls
       ? createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true, handshakeTimeout: options.handshakeTimeoutMs }, handler)
       : createHttpServer({ headersTimeout: options.handshakeTimeoutMs, requestTimeout: 0 }, handler);
@@ -72,7 +76,16 @@ export class HttpListener {
     });
     server.on('error', (err) => logger.error({ err, httpListen: options.listen }, 'HTTP listener error'));
     const shown = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    return new HttpListener(port, `${tls ? 'https' : 'http'}://${shown}:${port}`, server, sockets);
+    return new HttpListener(port, `${tls ? 'https' : 'http'}://${shown}:${port}`, server, sockets, responses);
+  }
+
+  /**
+   * Resolves once every response is written to its end (a stream's last
+   * message is its status: a stop waits for it, up to its deadline, before
+   * closing connections).
+   */
+  drained(): Promise<void> {
+    return this.#responses.none();
   }
 
   /** Stops accepting connections; calls under way go on. */
@@ -85,5 +98,27 @@ export class HttpListener {
   destroy(): void {
     this.#server.close();
     for (const socket of this.#sockets) socket.destroy();
+  }
+}
+
+/** Responses begun and not yet closed. */
+class OpenResponses {
+  #open = 0;
+  #waiting: Array<() => void> = [];
+
+  /** `handler`, counting each response until it closes. */
+  counting(handler: NodeHandler): NodeHandler {
+    return (req, res) => {
+      this.#open++;
+      res.once('close', () => {
+        if (--this.#open === 0) for (const resolve of this.#waiting.splice(0)) resolve();
+      });
+      handler(req, res);
+    };
+  }
+
+  /** Resolves when none is open. */
+  none(): Promise<void> {
+    return this.#open === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiting.push(resolve));
   }
 }

@@ -57,7 +57,6 @@ export class TaskgateServer {
   readonly #grpc: Server;
   readonly #listeners: Listener[];
   readonly #http: HttpListener | null;
-  readonly #connect: ConnectTransport;
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
   readonly #sweeper: Sweeper;
@@ -77,7 +76,6 @@ export class TaskgateServer {
     agentPort: number | null;
     metricsPort: number | null;
     http: HttpListener | null;
-    connect: ConnectTransport;
     metrics: Metrics;
     health: Health;
     closeMetrics: () => Promise<void>;
@@ -102,7 +100,6 @@ export class TaskgateServer {
     this.httpPort = init.http?.port ?? null;
     this.httpUrl = init.http?.url ?? null;
     this.#http = init.http;
-    this.#connect = init.connect;
     this.metrics = init.metrics;
     this.#health = init.health;
     this.#closeMetrics = init.closeMetrics;
@@ -236,7 +233,6 @@ export class TaskgateServer {
       agentPort,
       metricsPort: served?.port ?? null,
       http,
-      connect,
       metrics,
       health,
       closeMetrics: served?.close ?? (async () => undefined),
@@ -347,7 +343,7 @@ export class TaskgateServer {
         resolve();
       }, this.#shutdownTimeoutMs);
       const grpcDone = new Promise<void>((done) => this.#grpc.tryShutdown(() => done()));
-      void Promise.all([grpcDone, this.#connect.drained()]).then(() => {
+      void Promise.all([grpcDone, this.#http?.drained()]).then(() => {
         clearTimeout(timer);
         resolve();
       });

@@ -65,9 +65,6 @@ export class ConnectTransport {
   readonly #refused = new Set<string>();
   /** Open calls: their controllers, with the reason each gets when the server stops. */
   readonly #live = new Map<AbortController, UnavailableError>();
-  /** Calls under way (the map above is emptied on shutdown), and who waits for none. */
-  #open = 0;
-  #idle: Array<() => void> = [];
 
   constructor(options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger }) {
     this.#middleware = options.middleware;
@@ -124,15 +121,8 @@ export class ConnectTransport {
     };
   }
 
-  /** Resolves once no call is under way (a graceful stop waits for it, up to its deadline). */
-  drained(): Promise<void> {
-    if (this.#open === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
   /** The context of one call, and what to run when it ends. */
   #context(hctx: HandlerContext, method: MethodInfo): { ctx: CallContext; done: () => void } {
-    this.#open++;
     const controller = new AbortController();
     const stopping = method.kind === 'unary' ? STOPPING_UNARY : STOPPING_STREAM;
     if (this.#shutdown.aborted) controller.abort(stopping);
@@ -157,7 +147,6 @@ export class ConnectTransport {
       done: () => {
         request.removeEventListener('abort', onAbort);
         this.#live.delete(controller);
-        if (--this.#open === 0) for (const resolve of this.#idle.splice(0)) resolve();
       },
     };
   }
