@@ -375,13 +375,14 @@ for (const kind of STORE_KINDS) {
             return (await reviewer.call(reviewer.tasks, reviewer.tasks.reviewTask, req)).task!;
           },
           freshTarget: async () => {
-            const name = `fresh-${targets++}`;
-            await h.createTarget(name, 'a1');
-            return name;
+            // Named per transport: the table runs once per transport on one server.
+            const target = `fresh-${name.toLowerCase()}-${targets++}`;
+            await h.createTarget(target, 'a1');
+            return target;
           },
           creatorToken: async () => (await h.api.call(h.api.users, h.api.users.createToken, { user: 'creator@x', name: 'spare', ttl: undefined })).token!.id,
           freshSecret: async () => {
-            const key = `S${targets++}`;
+            const key = `S${name.toUpperCase()}${targets++}`;
             await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'prod', key, value: 'v' });
             return key;
           },
