@@ -27,6 +27,8 @@ const LOCAL = 'local';
 export const DEV_DEFAULTS = {
   /** Loopback only: a dev control plane is for this machine. */
   listen: SERVER_DEFAULTS.listen,
+  /** The browser API (and later the console), loopback only too. */
+  httpListen: '127.0.0.1:7080',
   logLevel: 'warn',
   logFormat: 'pretty',
 } as const;
@@ -43,6 +45,8 @@ export interface DevProgram {
   readonly address: string;
   /** The admin's token, as saved in DATA_DIR/admin.token. */
   readonly adminToken: string;
+  /** Where browsers and curl reach the API ("http://127.0.0.1:7080"); null when --http-listen is off. */
+  readonly httpUrl: string | null;
   /** Stops the agent, then the server. */
   stop(): Promise<void>;
 }
@@ -90,6 +94,7 @@ export async function runDev(config: DevConfig): Promise<DevProgram> {
     return {
       address,
       adminToken: admin.token,
+      httpUrl: server.httpUrl,
       async stop() {
         await started.stop();
         await running.stop();
@@ -112,6 +117,9 @@ export function devBanner(config: DevConfig, dev: DevProgram): string {
     'In another shell, from this directory:',
     `  npx taskgate tasks create -t ${LOCAL} -s 'echo hello' --wait${defaultServer}`,
     `  npx taskgate tasks list${defaultServer}`,
+    ...(dev.httpUrl
+      ? ['', `The same API over HTTP (Connect; docs/console.md):`, `  curl -H "authorization: Bearer $(cat ${join(config.dataDir, 'admin.token')})" -H 'content-type: application/json' -d '{}' ${dev.httpUrl}/taskgate.v1.TaskService/ListTasks`]
+      : []),
     '',
     'Ctrl-C stops both.',
     '',

@@ -77,6 +77,12 @@ export interface ServerOptions extends StoreOptions {
   agentTls?: { listen: string; clientCa: Buffer };
   /** host:port for Prometheus metrics over HTTP (/metrics); none by default. */
   metricsListen?: string;
+  /**
+   * host:port for the browser API (Connect and gRPC-Web over HTTP; later the
+   * console) on one origin, with the `tls` certificate when given; none by
+   * default (docs/console.md).
+   */
+  httpListen?: string;
   /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
   drainMs?: number;
   /** A store to use instead of opening one from the options; the server then leaves it open when it stops. */
@@ -150,6 +156,7 @@ export interface CompiledServerOptions {
   /** With the server's certificate and key, which the agent address presents too. */
   agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
   metricsListen: string | undefined;
+  httpListen: string | undefined;
   drainMs: number;
   store: Store | undefined;
   logger: Logger;
@@ -202,6 +209,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     tls: o.tls,
     agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
     metricsListen: o.metricsListen,
+    httpListen: o.httpListen,
     drainMs: o.drainMs,
     store: o.store,
     logger: o.logger ?? silentLogger(),

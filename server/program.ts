@@ -46,6 +46,7 @@ export interface ServerConfig
     | 'shutdownTimeoutMs'
     | 'eventSweepMs'
     | 'metricsListen'
+    | 'httpListen'
     | 'drainMs'
     | 'callsPerSecond'
     | 'callBurst'
@@ -118,6 +119,7 @@ export function serverOptions(config: ServerConfig): ServerOptions {
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     eventSweepMs: config.eventSweepMs,
     metricsListen: config.metricsListen,
+    httpListen: config.httpListen,
     drainMs: config.drainMs,
     callsPerSecond: config.callsPerSecond,
     callBurst: config.callBurst,

@@ -1,6 +1,7 @@
 /**
  * The Taskgate control plane: a grpc-js server with TaskService,
- * TargetService and AgentService over one store.
+ * TargetService and AgentService over one store, and the same services for
+ * browsers and curl over Connect on the HTTP listener when configured.
  */
 import { Server } from '@grpc/grpc-js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
@@ -11,7 +12,10 @@ import { Metrics } from './metrics.js';
 import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
+import { HttpListener } from './http-listener.js';
 import { Listener } from './listeners.js';
+import { guardBrowsers } from './rpc/browser-guard.js';
+import { ConnectTransport } from './rpc/connect.js';
 import { GrpcTransport } from './rpc/grpc.js';
 import { authenticate, guardStreams, limitCallers, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
 import { AuthFailureLimits, RateLimits } from './rate-limits.js';
@@ -43,11 +47,16 @@ export class TaskgateServer {
   readonly agentPort: number | null;
   /** The metrics port, when configured. */
   readonly metricsPort: number | null;
+  /** The HTTP listener's port (Connect, the console), when configured. */
+  readonly httpPort: number | null;
+  /** Where browsers and curl reach it ("http://127.0.0.1:7080"), when configured. */
+  readonly httpUrl: string | null;
   readonly metrics: Metrics;
   readonly #store: Store;
   readonly #auth: Authenticator;
   readonly #grpc: Server;
   readonly #listeners: Listener[];
+  readonly #http: HttpListener | null;
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
   readonly #sweeper: Sweeper;
@@ -66,6 +75,7 @@ export class TaskgateServer {
     port: number;
     agentPort: number | null;
     metricsPort: number | null;
+    http: HttpListener | null;
     metrics: Metrics;
     health: Health;
     closeMetrics: () => Promise<void>;
@@ -87,6 +97,9 @@ export class TaskgateServer {
     this.port = init.port;
     this.agentPort = init.agentPort;
     this.metricsPort = init.metricsPort;
+    this.httpPort = init.http?.port ?? null;
+    this.httpUrl = init.http?.url ?? null;
+    this.#http = init.http;
     this.metrics = init.metrics;
     this.#health = init.health;
     this.#closeMetrics = init.closeMetrics;
@@ -165,30 +178,35 @@ export class TaskgateServer {
       live,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
-    // Every method, on every transport, runs through the same middleware (docs/design.md "The RPC layer").
-    const rpc = new GrpcTransport(grpc, {
-      middleware: [
-        recordMetrics(metrics),
-        mapErrors(logger),
-        authenticate(auth, new AuthFailureLimits(options.authFailuresPerSecond)),
-        requireAccess(),
-        limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
-        guardStreams(live),
-      ],
-      shutdown: shutdown.signal,
-      logger,
-    });
-    rpc.add(taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)));
-    rpc.add(targetService(store, publisher, secretBox));
-    rpc.add(agentService(auth, sessionDeps, publisher));
-    rpc.add(userService(store, auth, publisher));
-    rpc.add(eventService(store, publisher));
+    // Every method, on every transport, runs through the same middleware
+    // (docs/design.md "The RPC layer"), and so shares its limits.
+    const middleware = [
+      recordMetrics(metrics),
+      mapErrors(logger),
+      authenticate(auth, new AuthFailureLimits(options.authFailuresPerSecond)),
+      requireAccess(),
+      limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
+      guardStreams(live),
+    ];
+    const rpc = new GrpcTransport(grpc, { middleware, shutdown: shutdown.signal, logger });
+    const connect = new ConnectTransport({ middleware, shutdown: shutdown.signal, logger });
+    for (const spec of [
+      taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
+      targetService(store, publisher, secretBox),
+      agentService(auth, sessionDeps, publisher),
+      userService(store, auth, publisher),
+      eventService(store, publisher),
+    ]) {
+      rpc.add(spec);
+      connect.add(spec);
+    }
     const health = new Health(grpc, rawStore, logger);
     addReflection(grpc);
 
     const { listen } = options;
     const listeners: Listener[] = [];
     let served: { port: number; close: () => Promise<void> } | null = null;
+    let http: HttpListener | null = null;
     try {
       const limits = { handshakeTimeoutMs: options.handshakeTimeoutMs, maxConnections: options.maxConnections, logger };
       listeners.push(await Listener.open(grpc, { listen, tls: options.tls, ...limits }));
@@ -197,8 +215,13 @@ export class TaskgateServer {
         listeners.push(await Listener.open(grpc, { listen: options.agentTls.listen, tls: { cert, key, clientCa }, ...limits }));
       }
       if (options.metricsListen) served = await metrics.serve(options.metricsListen);
+      if (options.httpListen) {
+        const handler = guardBrowsers(connect.handler(), { tls: options.tls !== undefined });
+        http = await HttpListener.open({ listen: options.httpListen, tls: options.tls, handler, ...limits });
+      }
     } catch (err) {
       for (const listener of listeners) listener.destroy();
+      await served?.close();
       grpc.forceShutdown();
       if (!options.store) await rawStore.close();
       throw err;
@@ -209,6 +232,7 @@ export class TaskgateServer {
       port,
       agentPort,
       metricsPort: served?.port ?? null,
+      http,
       metrics,
       health,
       closeMetrics: served?.close ?? (async () => undefined),
@@ -240,6 +264,7 @@ export class TaskgateServer {
         tls: options.tls ? 'on' : 'off (plaintext: for local development only)',
         agentListen: agentPort === null ? undefined : `${options.agentTls!.listen.replace(/:\d+$/, '')}:${agentPort}`,
         metrics: served ? `http://${options.metricsListen!.replace(/:\d+$/, '')}:${served.port}/metrics` : undefined,
+        http: http?.url,
         store: options.mongodbUri ? 'mongodb' : 'embedded',
       },
       'taskgate server listening',
@@ -310,18 +335,21 @@ export class TaskgateServer {
     this.#live.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
     for (const listener of this.#listeners) listener.stopAccepting();
+    this.#http?.stopAccepting();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#logger.warn('graceful stop timed out; forcing');
         this.#grpc.forceShutdown();
         resolve();
       }, this.#shutdownTimeoutMs);
-      this.#grpc.tryShutdown(() => {
+      const grpcDone = new Promise<void>((done) => this.#grpc.tryShutdown(() => done()));
+      void Promise.all([grpcDone, this.#http?.drained()]).then(() => {
         clearTimeout(timer);
         resolve();
       });
     });
     for (const listener of this.#listeners) listener.destroy();
+    this.#http?.destroy();
     await this.#publisher.stop();
     await this.#closeMetrics();
     if (this.#ownsStore) await this.#store.close();

@@ -36,6 +36,7 @@ interface ServerFlags {
   agentListen?: string;
   agentClientCa?: string;
   metricsListen?: string;
+  httpListen?: string;
   drainSeconds: number;
   logFormat: 'json' | 'pretty';
   rateLimit: number;
@@ -96,13 +97,17 @@ async function start<T>(root: () => T | Promise<T>): Promise<T> {
   }
 }
 
-function serverOptions(cmd: Command, defaults: { listen: string; logLevel: string; logFormat: string }): Command {
+function serverOptions(cmd: Command, defaults: { listen: string; logLevel: string; logFormat: string; httpListen?: string }): Command {
+  const httpListen = new Option('--http-listen <host:port>', 'serve the API to browsers and curl (Connect, gRPC-Web) over HTTP here, with --tls-cert when given; "" turns it off (docs/console.md)').env(
+    'TASKGATE_HTTP_LISTEN',
+  );
   return cmd
     .addOption(new Option('--tls-cert <file>', 'server certificate (PEM); with --tls-key, serve TLS (default: plaintext, for local development)').env('TASKGATE_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'server private key (PEM)').env('TASKGATE_TLS_KEY'))
     .addOption(new Option('--agent-listen <host:port>', 'also listen here for agents, with mutual TLS (needs --agent-client-ca); agents must then connect here').env('TASKGATE_AGENT_LISTEN'))
     .addOption(new Option('--agent-client-ca <file>', 'CA (PEM) that signs agent client certificates; the certificate CN or a DNS name must be the agent name').env('TASKGATE_AGENT_CLIENT_CA'))
     .addOption(new Option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics').env('TASKGATE_METRICS_LISTEN'))
+    .addOption(defaults.httpListen === undefined ? httpListen : httpListen.default(defaults.httpListen))
     .addOption(
       new Option('--drain-seconds <n>', 'on SIGTERM, report NOT_SERVING to health checks this long before refusing new calls')
         .env('TASKGATE_DRAIN_SECONDS')
@@ -243,6 +248,7 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     agentListen: flags.agentListen,
     agentClientCaFile: flags.agentClientCa,
     metricsListen: flags.metricsListen,
+    httpListen: flags.httpListen || undefined,
     drainMs: flags.drainSeconds * 1000,
     callsPerSecond: flags.rateLimit,
     callBurst: flags.rateBurst,

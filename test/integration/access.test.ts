@@ -54,8 +54,10 @@ interface Row {
   request: (fx: Fixtures) => Promise<object> | object;
   /** What the answer says beyond OK ("sees"/"hidden"). */
   outcome?: (response: unknown, fx: Fixtures) => Promise<string>;
-  /** A method only one transport serves, with its own call (the agent stream). */
+  /** A method only gRPC serves, with its own call (the agent stream). */
   custom?: (address: string, token: string | undefined) => Promise<void>;
+  /** What every caller gets over Connect, when that differs from `expect` (the agent stream: refused). */
+  overConnect?: Outcome;
 }
 
 interface Fixtures {
@@ -128,6 +130,7 @@ const ROWS: Row[] = [
   {
     rpc: 'AgentService/Connect',
     expect: { agent: OK, noToken: UA, revoked: UA, inactive: UA, rest: PD },
+    overConnect: 'UNIMPLEMENTED',
     request: () => ({}),
     custom: async (address, token) => {
       const client = new AgentServiceClient(address, credentials.createInsecure());
@@ -191,16 +194,20 @@ function bearer(token: string | undefined): Metadata {
 
 /** A way to call any method with a token: unary calls return the response, streams their first message. */
 interface Transport {
-  name: string;
   call(method: GeneratedMethod, request: object, token: string | undefined): Promise<unknown>;
   close(): void;
 }
 
+/** Where the server listens: gRPC host:port, and the HTTP listener's URL. */
+interface Addresses {
+  grpc: string;
+  http: string;
+}
+
 /** gRPC, through a generic grpc-js client and the generated serializers. */
-function grpcTransport(address: string): Transport {
+function grpcTransport({ grpc: address }: Addresses): Transport {
   const client = new Client(address, credentials.createInsecure());
   return {
-    name: 'gRPC',
     call(method, request, token) {
       // Missing fields take their defaults: decode nothing, then lay the request over it.
       const full = { ...(method.requestDeserialize(Buffer.alloc(0)) as object), ...request };
@@ -216,8 +223,79 @@ function grpcTransport(address: string): Transport {
   };
 }
 
-/** The transports the table runs over; the browser API (Connect) joins here. */
-const TRANSPORTS: ReadonlyArray<(address: string) => Transport> = [grpcTransport];
+/** An error as the Connect protocol sends it, with its code as gRPC numbers it (as the table reads errors). */
+function connectFailure(body: string, httpStatus: number): Error & { code: number } {
+  let parsed: { code?: string; message?: string } = {};
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    // A bare HTTP error: no Connect body.
+  }
+  const code = parsed.code === undefined ? undefined : (status as unknown as Record<string, number>)[parsed.code.toUpperCase()];
+  if (code === undefined) throw new Error(`HTTP ${httpStatus} without a Connect error: ${body.slice(0, 200)}`);
+  return Object.assign(new Error(parsed.message ?? ''), { code });
+}
+
+/**
+ * Connect, spoken by hand with fetch and ts-proto's own serializers (so the
+ * reference is the wire form, not the server's converter): unary calls as
+ * application/proto, streams as enveloped application/connect+proto.
+ */
+function connectTransport({ http }: Addresses): Transport {
+  const abort = new AbortController();
+  return {
+    async call(method, request, token) {
+      const full = { ...(method.requestDeserialize(Buffer.alloc(0)) as object), ...request };
+      const body = method.requestSerialize(full);
+      const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+      const streaming = method.responseStream || method.requestStream;
+      const res = await fetch(`${http}${method.path}`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': streaming ? 'application/connect+proto' : 'application/proto' },
+        body: streaming ? envelope(0, body) : body,
+        signal: abort.signal,
+      });
+      if (!streaming || res.status !== 200) {
+        const bytes = Buffer.from(await res.arrayBuffer());
+        if (res.status !== 200) throw connectFailure(bytes.toString('utf8'), res.status);
+        return method.responseDeserialize(bytes);
+      }
+      // The first envelope (a stream that follows does not end): a message, or the end-of-stream message's error.
+      const reader = res.body!.getReader();
+      try {
+        let bytes = Buffer.alloc(0);
+        for (;;) {
+          if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt32BE(1)) break;
+          const { done, value } = await reader.read();
+          if (done) throw new Error(`${method.path}: the stream ended inside an envelope`);
+          bytes = Buffer.concat([bytes, value]);
+        }
+        const payload = bytes.subarray(5, 5 + bytes.readUInt32BE(1));
+        if ((bytes[0]! & 2) === 0) return method.responseDeserialize(payload);
+        const end = JSON.parse(payload.toString('utf8')) as { error?: unknown };
+        if (end.error) throw connectFailure(JSON.stringify(end.error), res.status);
+        return undefined;
+      } finally {
+        await reader.cancel();
+      }
+    },
+    close: () => abort.abort(),
+  };
+}
+
+/** One Connect envelope: flags, big-endian length, payload. */
+function envelope(flags: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flags;
+  head.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+/** The transports the table runs over. */
+const TRANSPORTS: ReadonlyArray<{ name: 'gRPC' | 'Connect'; make: (addresses: Addresses) => Transport }> = [
+  { name: 'gRPC', make: grpcTransport },
+  { name: 'Connect', make: connectTransport },
+];
 
 describe('authorization table rows', () => {
   it('cover every method of every generated service, and name only real ones', async () => {
@@ -248,7 +326,7 @@ for (const kind of STORE_KINDS) {
     before(async function () {
       const location = await kind.location();
       if (!location) this.skip();
-      h = await Harness.start(location, { secretsKey: randomBytes(32) });
+      h = await Harness.start(location, { secretsKey: randomBytes(32), httpListen: '127.0.0.1:0' });
       await h.createTarget('prod', 'a1', 'bash', { groups: ['dev'], review: 3 /* TEAM */, reviewers: ['dba'] });
       const user = async (caller: Caller, email: string, groups: string[]): Promise<Api & { token: string }> => {
         const api = await h.user(email, groups);
@@ -277,10 +355,10 @@ for (const kind of STORE_KINDS) {
       await h?.close();
     });
 
-    for (const makeTransport of TRANSPORTS) {
-      it(`answers every RPC for every caller as documented (${makeTransport('x').name})`, async () => {
+    for (const { name, make } of TRANSPORTS) {
+      it(`answers every RPC for every caller as documented (${name})`, async () => {
         const methods = await generatedMethods();
-        const transport = makeTransport(h.address);
+        const transport = make({ grpc: h.address, http: h.server.httpUrl! });
         const creator = clients.get('creator')!;
         const reviewer = clients.get('reviewer')!;
         let targets = 0;
@@ -297,13 +375,14 @@ for (const kind of STORE_KINDS) {
             return (await reviewer.call(reviewer.tasks, reviewer.tasks.reviewTask, req)).task!;
           },
           freshTarget: async () => {
-            const name = `fresh-${targets++}`;
-            await h.createTarget(name, 'a1');
-            return name;
+            // Named per transport: the table runs once per transport on one server.
+            const target = `fresh-${name.toLowerCase()}-${targets++}`;
+            await h.createTarget(target, 'a1');
+            return target;
           },
           creatorToken: async () => (await h.api.call(h.api.users, h.api.users.createToken, { user: 'creator@x', name: 'spare', ttl: undefined })).token!.id,
           freshSecret: async () => {
-            const key = `S${targets++}`;
+            const key = `S${name.toUpperCase()}${targets++}`;
             await h.api.call(h.api.targets, h.api.targets.setSecret, { target: 'prod', key, value: 'v' });
             return key;
           },
@@ -313,11 +392,11 @@ for (const kind of STORE_KINDS) {
           for (const row of ROWS) {
             const method = methods.get(row.rpc.replace(/ \(.*\)$/, ''))!;
             for (const caller of CALLERS) {
-              const want = row.expect[caller] ?? row.expect.rest;
+              const want = (name === 'Connect' ? row.overConnect : undefined) ?? row.expect[caller] ?? row.expect.rest;
               const token = tokens.get(caller);
               let got: Outcome;
               try {
-                if (row.custom) {
+                if (row.custom && name === 'gRPC') {
                   await row.custom(h.address, token);
                   got = OK;
                 } else {

@@ -17,6 +17,7 @@ describe('taskgate dev', function () {
   let dir: string;
   let dataDir: string;
   let address: string;
+  let httpAddress: string;
   let dev: CliProcess | undefined;
 
   function taskgate(token: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -29,7 +30,7 @@ describe('taskgate dev', function () {
 
   /** Starts `taskgate dev` and returns the admin token its banner shows. */
   async function startDev(): Promise<string> {
-    dev = new CliProcess(['dev', '--listen', address, '--data-dir', dataDir]);
+    dev = new CliProcess(['dev', '--listen', address, '--http-listen', httpAddress, '--data-dir', dataDir]);
     await dev.until(/^Ctrl-C stops both\.$/);
     const token = /^Admin admin@localhost, token \(in (\S+)\): (\S+)$/m.exec(dev.output);
     expect(token?.[1]).to.equal(join(dataDir, 'admin.token'));
@@ -41,6 +42,7 @@ describe('taskgate dev', function () {
     chmodSync(dir, 0o711);
     dataDir = join(dir, 'data');
     address = `127.0.0.1:${await freePort()}`;
+    httpAddress = `127.0.0.1:${await freePort()}`;
   });
 
   afterEach(async () => {
@@ -59,6 +61,13 @@ describe('taskgate dev', function () {
     }
     const run = await taskgate(token, 'tasks', 'create', '-t', 'local', '-s', 'echo hello', '--wait');
     expect([run.code, run.stdout, run.stderr]).to.deep.equal([0, 'hello\n', '']);
+    // The banner's curl line, run as printed (by a shell: it reads the token file).
+    const curlLine = /^ {2}(curl .*)$/m.exec(dev!.output)?.[1];
+    expect(curlLine).to.equal(
+      `curl -H "authorization: Bearer $(cat ${join(dataDir, 'admin.token')})" -H 'content-type: application/json' -d '{}' http://${httpAddress}/taskgate.v1.TaskService/ListTasks`,
+    );
+    const listed = await new Promise<string>((resolve, reject) => execFile('sh', ['-c', `${curlLine!} -sS --fail-with-body`], (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    expect((JSON.parse(listed) as { tasks: Array<{ script: string; status: string }> }).tasks.map((t) => [t.script, t.status])).to.deep.equal([['echo hello', 'TASK_STATUS_SUCCESS']]);
     const byAdmin = (await taskgate(token, 'events', 'list', '--actor', 'user:admin@localhost')).stdout.split('\n');
     expect(byAdmin.filter((l) => /\stoken\.created\s.*agent token for local$/.test(l))).to.have.length(1);
     expect(byAdmin.filter((l) => /\starget\.created\s+targets\/local\s+agent local, type bash, review none, groups everyone$/.test(l))).to.have.length(1);
