@@ -24,6 +24,8 @@ COPY --from=build /opt/taskgate/dist/server ./dist/server
 COPY --from=build /opt/taskgate/dist/agent ./dist/agent
 COPY --from=build /opt/taskgate/dist/shared ./dist/shared
 COPY --from=build /opt/taskgate/dist/gen ./dist/gen
+# Read at run time: reflection descriptors (gen/descriptors.binpb, gen/health.binpb) and the CLI's JSON output.
+COPY --from=build /opt/taskgate/gen ./gen
 RUN useradd --system --uid 10001 --home-dir /var/lib/taskgate --shell /usr/sbin/nologin taskgate \
   && install -d -o taskgate -g taskgate -m 0700 /var/lib/taskgate
 USER taskgate

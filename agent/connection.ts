@@ -23,6 +23,7 @@ import { randomId } from '../shared/ids.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { readClientTls, type ClientTls } from '../shared/tls.js';
+import { NOT_TLS, speaksTls } from '../shared/tls-probe.js';
 
 /** Where the connection stands. */
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
@@ -48,6 +49,9 @@ const FATAL = new Set<status>([status.UNAUTHENTICATED, status.PERMISSION_DENIED,
  */
 const CERT_ALERT = /alert (certificate required|bad certificate|unsupported certificate|certificate revoked|certificate expired|certificate unknown|unknown ca)/i;
 export const CERT_REFUSALS = 5;
+
+/** Unreachable attempts in a row after which a plaintext agent checks whether the server speaks TLS. */
+const TLS_PROBE_AFTER = 3;
 
 /**
  * Channel credentials for an agent's TLS settings (plaintext when they ask
@@ -89,6 +93,8 @@ export class AgentConnection {
   readonly #client: AgentServiceClient;
   /** Handshakes in a row the server refused with a client-certificate alert. */
   #certRefusals = 0;
+  /** Unreachable attempts in a row (a TLS probe follows the third). */
+  #failures = 0;
   readonly #backoff: Backoff;
   #call: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -162,6 +168,7 @@ export class AgentConnection {
         this.#transition('connected');
         this.#backoff.reset();
         this.#certRefusals = 0;
+        this.#failures = 0;
         // Speaking at once tells the server the Welcome (and its secret) arrived; only then does it push tasks.
         this.send({ message: { $case: 'heartbeat', value: { tasks: [] } } });
         this.#startHeartbeat(welcome.heartbeatIntervalMs);
@@ -185,6 +192,14 @@ export class AgentConnection {
         },
       },
     });
+  }
+
+  /** Stops for good on a TLS mismatch, with the reason as the error's details. */
+  #mismatch(err: ServiceError, details: string): void {
+    const fatal = Object.assign(err, { details });
+    this.#options.logger.error({ details }, 'cannot talk to this server');
+    this.stop();
+    this.#options.onFatal(fatal);
   }
 
   #startHeartbeat(intervalMs: number): void {
@@ -214,6 +229,19 @@ export class AgentConnection {
       this.stop();
       this.#options.onFatal(err);
       return;
+    }
+    // TLS on one side only never works, however often it is tried: say which side.
+    const secure = this.#options.credentials?._isSecure() ?? false;
+    if (err?.code === status.UNAVAILABLE && secure && NOT_TLS.test(err.details)) {
+      return this.#mismatch(err, `the server at ${this.#options.server} does not speak TLS: start the agent without --tls/--tls-ca, or the server with --tls-cert and --tls-key`);
+    }
+    this.#failures = err?.code === status.UNAVAILABLE ? this.#failures + 1 : 0;
+    if (!secure && this.#failures === TLS_PROBE_AFTER) {
+      void speaksTls(this.#options.server).then((yes) => {
+        if (yes && this.#state !== 'stopped' && this.#state !== 'connected') {
+          this.#mismatch(err!, `the server at ${this.#options.server} speaks TLS: start the agent with --tls-ca FILE (the CA of its certificate) or --tls`);
+        }
+      });
     }
     const delay = this.#backoff.next();
     this.#options.logger.warn(

@@ -26,7 +26,7 @@ import { UserServiceClient } from '../gen/taskgate/v1/user.js';
 import { Backoff, type BackoffOptions } from '../shared/backoff.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { readClientTls } from '../shared/tls.js';
-import { connect as tlsConnect } from 'node:tls';
+import { NOT_TLS, speaksTls } from '../shared/tls-probe.js';
 import { EXIT_USAGE } from './exit-codes.js';
 
 /** Options every client command takes. */
@@ -120,7 +120,7 @@ function checkedToken(given: string, from: string): string {
   const token = given.trim().replace(/^bearer(?:\s+|$)/i, '');
   if (token === '') throw new CliError(`the token in ${from} is empty`, EXIT_USAGE);
   if (!/^[\x21-\x7e]+$/.test(token)) {
-    throw new CliError(`the token in ${from} contains spaces or control characters; it must be the one line \`taskgate tokens create\` printed`, EXIT_USAGE);
+    throw new CliError(`the token in ${from} contains characters no token has (spaces, control characters or non-ASCII); it must be the one line \`taskgate tokens create\` printed`, EXIT_USAGE);
   }
   return token;
 }
@@ -188,6 +188,8 @@ export class Api {
         return await this.#invoke(client, method, full, { deadline });
       } catch (err) {
         if (!isServiceError(err) || !RETRYABLE_CODES.has(err.code) || attempt >= attempts) throw err;
+        // Retrying cannot mend a TLS mismatch or an untrusted certificate: say so at once.
+        if (attempt === 1 && ((await diagnoseUnreachable(err, this)) !== null || certificateProblem(err) !== null)) throw err;
         if (attempt === 1) options.onRetry?.(err, full.requestId);
       }
       await new Promise((resolve) => setTimeout(resolve, backoff.next()));
@@ -237,30 +239,33 @@ export function isServiceError(err: unknown): err is ServiceError {
  */
 export async function diagnoseUnreachable(err: ServiceError, api: Api): Promise<string | null> {
   if (err.code !== status.UNAVAILABLE) return null;
-  if (api.tls && /wrong version number|packet length too long|WRONG_VERSION_NUMBER/i.test(err.details)) {
+  if (api.tls && NOT_TLS.test(err.details)) {
     return `the server at ${api.server} does not speak TLS: call it without --tls/--tls-ca (TASKGATE_TLS, TASKGATE_TLS_CA), or start it with --tls-cert and --tls-key`;
   }
   if (api.tls) return null;
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(api.server);
+  return (await speaksTls(api.server)) ? `the server at ${api.server} speaks TLS: add --tls-ca FILE (the CA of its certificate) or --tls (system roots); TASKGATE_TLS_CA, TASKGATE_TLS` : null;
+}
+
+/** For an error that a TLS certificate check caused, one line saying what to do; otherwise null. */
+export function certificateProblem(err: ServiceError): string | null {
+  if (err.code !== status.UNAVAILABLE) return null;
+  const m = /(self[- ]signed certificate[^;)]*|unable to (?:verify|get) [^;)]*certificate[^;)]*|certificate has expired|Hostname\/IP does not match[^;)]*|ERR_TLS_CERT_ALTNAME_INVALID[^;)]*)/i.exec(err.details);
   if (!m) return null;
-  const speaksTls = await new Promise<boolean>((resolve) => {
-    const socket = tlsConnect({ host: m[1] ?? m[2], port: Number(m[3]), rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-    const done = (yes: boolean): void => {
-      socket.destroy();
-      resolve(yes);
-    };
-    socket.setTimeout(2000, () => done(false));
-    socket.once('secureConnect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-  return speaksTls ? `the server at ${api.server} speaks TLS: add --tls-ca FILE (the CA of its certificate) or --tls (system roots); TASKGATE_TLS_CA, TASKGATE_TLS` : null;
+  return `the server's TLS certificate is not trusted (${m[1]!.trim()}): pass --tls-ca FILE with the CA that signed it (TASKGATE_TLS_CA)`;
+}
+
+/** grpc-js's details without its empty trailing notes ("Resolution note: "). */
+function cleanDetails(details: string): string {
+  return details.replace(/\.?\s*Resolution note:\s*$/, '').trim();
 }
 
 /** One line describing a gRPC error. */
 export function describeError(err: ServiceError, server: string): string {
+  const certificate = certificateProblem(err);
+  if (certificate) return certificate;
   switch (err.code) {
     case status.UNAVAILABLE:
-      return `cannot reach the Taskgate server at ${server} (${err.details}); is it running? (--server, TASKGATE_SERVER)`;
+      return `cannot reach the Taskgate server at ${server} (${cleanDetails(err.details)}); is it running? (--server, TASKGATE_SERVER)`;
     case status.UNAUTHENTICATED:
       return `not authenticated: ${err.details} (--token, TASKGATE_TOKEN)`;
     case status.PERMISSION_DENIED:

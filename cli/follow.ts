@@ -42,6 +42,14 @@ export function pendingGroups(task: Task): string {
     .join(', ');
 }
 
+/** Who must still approve, in words: "someone who may use the target", "a member of dba", "members of dba and sec". */
+function approvers(task: Task): string {
+  const groups = task.review.filter((r) => r.status === ReviewStatus.REVIEW_STATUS_PENDING).map((r) => r.group);
+  if (groups.includes('')) return 'someone who may use the target';
+  if (groups.length === 1) return `a member of ${groups[0]}`;
+  return `members of ${groups.slice(0, -1).join(', ')} and ${groups.at(-1)}`;
+}
+
 /** What the server knows of an agent: listed (with its state) or never heard of. */
 type AgentState = { listed: false } | { listed: true; connected: boolean; lastSeen: Date | undefined };
 
@@ -65,7 +73,7 @@ export async function whatItWaitsFor(client: Api, task: Task, doing: string): Pr
   const id = task.id;
   switch (task.status) {
     case TaskStatus.TASK_STATUS_PENDING_REVIEW:
-      return `taskgate: task ${id} is pending-review; it runs once ${pendingGroups(task)} approve (taskgate tasks review ${id} --approve); ${doing}`;
+      return `taskgate: task ${id} is pending-review; it runs once approved by ${approvers(task)} (taskgate tasks review ${id} --approve); ${doing}`;
     case TaskStatus.TASK_STATUS_APPROVED:
       return `taskgate: task ${id} is approved; it runs once its creator or an admin runs it (taskgate tasks run ${id}); ${doing}`;
     case TaskStatus.TASK_STATUS_READY: {

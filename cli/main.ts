@@ -67,7 +67,9 @@ program.addCommand(eventsCommand(withClient, connect));
 // Every command throws its usage errors to the catch below instead of exiting 1 itself
 // (exitOverride is not inherited through addCommand).
 const everyCommand = (cmd: Command): Command[] => [cmd, ...cmd.commands.flatMap(everyCommand)];
-for (const cmd of everyCommand(program)) cmd.exitOverride();
+// commander's own usage errors ("error: unknown option …") get the same "taskgate: " prefix as ours.
+const output = { outputError: (message: string, write: (text: string) => void) => write(message.replace(/^error: /, 'taskgate: ')) };
+for (const cmd of everyCommand(program)) cmd.exitOverride().configureOutput(output);
 
 try {
   await program.parseAsync(process.argv);

@@ -107,15 +107,15 @@ describe('taskgate CLI', function () {
       [['tasks', 'list', '--token', '  Bearer   tg_user_wrongsecret  '], REFUSED, /^taskgate: not authenticated: unknown token \(--token, TASKGATE_TOKEN\)\n$/],
       [['tasks', 'list', '--server', '127.0.0.1:1'], REFUSED, /^taskgate: cannot reach the Taskgate server at 127.0.0.1:1/],
       [['tasks', 'create', '-t', 'local'], USAGE, /^taskgate: give the script with exactly one of -s SCRIPT or -f FILE\n$/],
-      [['tasks', 'create', '-s', 'x'], USAGE, /^error: required option '-t, --target <name>' not specified\n$/],
-      [['tasks', 'list', '--bogus'], USAGE, /^error: unknown option '--bogus'/],
-      [['tasks', 'frobnicate'], USAGE, /^error: unknown command 'frobnicate'/],
+      [['tasks', 'create', '-s', 'x'], USAGE, /^taskgate: required option '-t, --target <name>' not specified\n$/],
+      [['tasks', 'list', '--bogus'], USAGE, /^taskgate: unknown option '--bogus'/],
+      [['tasks', 'frobnicate'], USAGE, /^taskgate: unknown command 'frobnicate'/],
       [['tasks', 'create', '-t', 'local', '-s', 'x', '--timeout', 'abc'], USAGE, /^taskgate: --timeout must be a whole number of seconds, not "abc"\n$/],
       [['tasks', 'create', '-t', 'local', '-f', './missing.py'], USAGE, /^taskgate: -f \.\/missing\.py: no such file\n$/],
       [['tasks', 'list', '--server', 'http://127.0.0.1:7070'], USAGE, /^taskgate: --server takes HOST:PORT, not a URL: use --server 127\.0\.0\.1:7070\n$/],
       [['tasks', 'list', '--server', '127.0.0.2'], REFUSED, /^taskgate: cannot reach the Taskgate server at 127\.0\.0\.2:7070 /],
-      [['tasks', 'list', '--token', 'tg_user_secretpart\nsecond-line'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
-      [['tasks', 'list', '--token', 'Bearer tg_user_secret part'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains spaces or control characters; it must be the one line `taskgate tokens create` printed\n$/],
+      [['tasks', 'list', '--token', 'tg_user_secretpart\nsecond-line'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains characters no token has \(spaces, control characters or non-ASCII\); it must be the one line `taskgate tokens create` printed\n$/],
+      [['tasks', 'list', '--token', 'Bearer tg_user_secret part'], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) contains characters no token has \(spaces, control characters or non-ASCII\); it must be the one line `taskgate tokens create` printed\n$/],
       [['tasks', 'list', '--token', ' Bearer   '], USAGE, /^taskgate: the token in --token \(or TASKGATE_TOKEN\) is empty\n$/],
       [['tasks', 'list', '--token', '', '--token-file', './no-such-token'], USAGE, /^taskgate: cannot read token file \.\/no-such-token: ENOENT\n$/],
       [['tasks', 'logs', 'x', '--offset', '-5'], USAGE, /^taskgate: --offset must be a whole number, not "-5"\n$/],
@@ -253,7 +253,7 @@ describe('taskgate CLI', function () {
     );
     child.kill('SIGINT');
     await new Promise((resolve) => child.once('exit', resolve));
-    expect(stderr.split('\n')[0]).to.equal(`taskgate: task ${id} is pending-review; it runs once anyone approve (taskgate tasks review ${id} --approve); following`);
+    expect(stderr.split('\n')[0]).to.equal(`taskgate: task ${id} is pending-review; it runs once approved by someone who may use the target (taskgate tasks review ${id} --approve); following`);
   });
 
   /** Starts the CLI; `line()` resolves once stderr has a whole line, `exited` with its exit code. */

@@ -274,6 +274,38 @@ describe('TLS, and mutual TLS for agents', function () {
     expect(secure.stdout).to.match(/^admin@tls /);
   });
 
+  it('stops an agent with one line when TLS is on at one end only', async () => {
+    const outcome = async (agent: TaskgateAgent): Promise<string> => {
+      agents.push(agent);
+      let timer: NodeJS.Timeout | undefined;
+      const result = new Promise<string>((resolve) => {
+        agent.on('state', (s: string) => s === 'connected' && resolve('connected'));
+        agent.on('fatal', (err: ServiceError) => resolve(`${status[err.code]}: ${err.details}`));
+        timer = setTimeout(() => resolve('still retrying after 10 s'), 10_000);
+      });
+      agent.start();
+      const said = await result.finally(() => clearTimeout(timer));
+      await agent.stop();
+      return said;
+    };
+    const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: 'a1', ttl: undefined });
+    const base = { token, name: 'a1', backoff: { initialMs: 50, maxMs: 200 } };
+    // A plaintext agent against this TLS server.
+    expect(await outcome(new TaskgateAgent({ ...base, server: `127.0.0.1:${server.port}`, workDir: join(dir, 'agent-plain') }))).to.equal(
+      `UNAVAILABLE: the server at 127.0.0.1:${server.port} speaks TLS: start the agent with --tls-ca FILE (the CA of its certificate) or --tls`,
+    );
+    // A TLS agent against a plaintext server.
+    const plain = await TaskgateServer.start({ listen: '127.0.0.1:0', dataDir: join(dir, 'plain-server') });
+    try {
+      const agent = new TaskgateAgent({ ...base, server: `127.0.0.1:${plain.port}`, workDir: join(dir, 'agent-tls'), credentials: agentCredentials({ tlsCa: ca.cert }) });
+      expect(await outcome(agent)).to.equal(
+        `UNAVAILABLE: the server at 127.0.0.1:${plain.port} does not speak TLS: start the agent without --tls/--tls-ca, or the server with --tls-cert and --tls-key`,
+      );
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it('runs a task on an agent that proved its name with a client certificate', async () => {
     const good = pki.issue(ca, 'a1', 'DNS:a1', 'clientAuth');
     expect(await agentOutcome(good, server.agentPort!)).to.equal('connected');
