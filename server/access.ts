@@ -14,7 +14,7 @@
  */
 import { PermissionDeniedError } from '../shared/errors.js';
 import type { AgentPrincipal, Principal, UserPrincipal } from './auth.js';
-import type { ReviewRecord, TargetRecord, TaskRecord } from './store/store.js';
+import { targetKey, type ReviewRecord, type TargetRecord, type TaskRecord } from './store/store.js';
 
 /** Members of this group administer Taskgate. */
 export const ADMIN_GROUP = 'admin';
@@ -79,11 +79,13 @@ function mayActFor(user: UserPrincipal, review: ReviewRecord, target: TargetReco
 }
 
 /**
- * Whether the user may see the task, its output and its history. `target`
- * is null when the target was deleted (then only admins, the creator and
- * reviewers see it).
+ * Whether the user may see the task, its output and its history. `named`
+ * is the target of the task's target name now: null when it was deleted,
+ * and not the task's own when a new one was made under that name (either
+ * way only admins, the creator and reviewer groups see it).
  */
-export function maySeeTask(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): boolean {
+export function maySeeTask(user: UserPrincipal, task: TaskRecord, named: TargetRecord | null): boolean {
+  const target = targetOfTask(task, named);
   return (
     isAdmin(user) ||
     isCreator(user, task) ||
@@ -93,8 +95,9 @@ export function maySeeTask(user: UserPrincipal, task: TaskRecord, target: Target
 }
 
 /** The review entries still pending that the user may decide (never on their own task). */
-export function pendingReviewsFor(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null): ReviewRecord[] {
+export function pendingReviewsFor(user: UserPrincipal, task: TaskRecord, named: TargetRecord | null): ReviewRecord[] {
   if (isCreator(user, task)) return [];
+  const target = targetOfTask(task, named);
   return task.review.filter((r) => r.status === 'pending' && mayActFor(user, r, target));
 }
 
@@ -104,8 +107,9 @@ export function requireNotCreator(user: UserPrincipal, task: TaskRecord): void {
 }
 
 /** Throws PermissionDeniedError unless the user may review the task for `group`. */
-export function requireReview(user: UserPrincipal, task: TaskRecord, group: string, target: TargetRecord | null): void {
+export function requireReview(user: UserPrincipal, task: TaskRecord, group: string, named: TargetRecord | null): void {
   requireNotCreator(user, task);
+  const target = targetOfTask(task, named);
   const review = task.review.find((r) => r.group === group);
   if (review?.group === '' && !mayActFor(user, review, target)) {
     throw new PermissionDeniedError(`review "anyone" of target "${task.target}" is for users who may use it; you may not`);
@@ -135,6 +139,15 @@ export function requireRun(user: UserPrincipal, task: TaskRecord): void {
  * may use now), and those their groups review. Matches {@link maySeeTask}:
  * a review "anyone" entry is covered by the target's key.
  */
-export function audienceFor(user: UserPrincipal, usableTargets: readonly string[]): string[] {
-  return [`by:user:${user.email}`, ...usableTargets.map((t) => `target:${t}`), ...user.groups.map((g) => `group:${g}`)];
+export function audienceFor(user: UserPrincipal, usableTargets: readonly Pick<TargetRecord, 'name' | 'uid'>[]): string[] {
+  return [`by:user:${user.email}`, ...usableTargets.map((t) => targetKey(t.name, t.uid)), ...user.groups.map((g) => `group:${g}`)];
+}
+
+/**
+ * The task's own target, or null: `target` is the target of that name now,
+ * which is another one when the task's was deleted and a new one made under
+ * its name (its users are not the task's readers).
+ */
+export function targetOfTask(task: Pick<TaskRecord, 'targetUid'>, target: TargetRecord | null): TargetRecord | null {
+  return target !== null && (target.uid ?? '') === (task.targetUid ?? '') ? target : null;
 }

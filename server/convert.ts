@@ -101,7 +101,10 @@ export function reviewModeFromWire(value: WireReviewMode): ReviewMode | undefine
 
 /** A stored target as a wire Target. */
 export function targetToWire(target: TargetRecord): Target {
-  return Target.fromPartial({ ...target, review: MODE_TO_WIRE[target.review] });
+  // The uid stays inside the server: it tells a target from a later one of the same name.
+  const { uid, ...wire } = target;
+  void uid;
+  return Target.fromPartial({ ...wire, review: MODE_TO_WIRE[target.review] });
 }
 
 /** A stored user as a wire User. */

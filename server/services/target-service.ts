@@ -26,6 +26,7 @@ import { MAX_MESSAGE_BYTES } from '../../shared/limits.js';
 import type { EventPublisher } from '../audit.js';
 import type { SecretBox } from '../secret-box.js';
 import { actorOf } from '../auth.js';
+import { randomId } from '../../shared/ids.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
 import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
 import { checkGroups, checkName, checkRunAs, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
@@ -127,6 +128,7 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
     const now = new Date();
     const target: TargetRecord = {
       name: checkName('target.name', t.name),
+      uid: randomId().slice(0, 16),
       type: checkType('target.type', t.type || 'bash'),
       agent: checkName('target.agent', t.agent),
       message: checkSize('target.message', t.message, MAX_MESSAGE_BYTES),

@@ -119,6 +119,7 @@ export function taskService(
       script: req.script,
       type,
       target: target.name,
+      ...(target.uid ? { targetUid: target.uid } : {}),
       status: 'created',
       createdBy: actor,
       agent: '',
@@ -184,13 +185,13 @@ export function taskService(
     return { task: taskToWire(await visibleTask(user, req.id)) };
   }
 
-  /** Names of the targets the user may use now (targets are few: an admin makes each). */
-  async function usableTargets(user: UserPrincipal): Promise<string[]> {
-    const names: string[] = [];
+  /** The targets the user may use now (targets are few: an admin makes each). */
+  async function usableTargets(user: UserPrincipal): Promise<TargetRecord[]> {
+    const usable: TargetRecord[] = [];
     for (let after = ''; ; ) {
       const batch = await store.listTargets(after, 500);
-      for (const target of batch) if (mayUseTarget(user, target)) names.push(target.name);
-      if (batch.length < 500) return names;
+      for (const target of batch) if (mayUseTarget(user, target)) usable.push(target);
+      if (batch.length < 500) return usable;
       after = batch.at(-1)!.name;
     }
   }

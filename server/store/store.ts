@@ -73,6 +73,12 @@ export interface TaskRecord {
   review: ReviewRecord[];
   /** Each required group needs a different reviewer (from the target, fixed at creation; absent in older tasks: no). */
   distinctReviewers?: boolean;
+  /**
+   * The uid of the target it was made on (absent in older tasks, as in
+   * older targets): a target deleted and made again under the same name is
+   * another target, which does not inherit its tasks' readers.
+   */
+  targetUid?: string;
   events: TaskEventRecord[];
   /**
    * How many of `events` the event publisher has copied to the audit trail
@@ -138,6 +144,11 @@ export interface TaskQuery {
   limit: number;
 }
 
+/** The audience key of a target: its name, and its uid when it has one. */
+export function targetKey(name: string, uid: string | undefined): string {
+  return uid ? `target:${name}#${uid}` : `target:${name}`;
+}
+
 /**
  * Who a task is visible to, as keys fixed when it is created (its creator,
  * target and review groups never change): "by:user:EMAIL" for its creator,
@@ -146,8 +157,8 @@ export interface TaskQuery {
  * user may see are built by server/access.ts (`audienceFor`); admins list
  * without them.
  */
-export function taskAudience(task: Pick<TaskRecord, 'createdBy' | 'target' | 'review'>): string[] {
-  const keys = [`by:${task.createdBy}`, `target:${task.target}`];
+export function taskAudience(task: Pick<TaskRecord, 'createdBy' | 'target' | 'review' | 'targetUid'>): string[] {
+  const keys = [`by:${task.createdBy}`, targetKey(task.target, task.targetUid)];
   for (const review of task.review) if (review.group !== '') keys.push(`group:${review.group}`);
   return [...new Set(keys)];
 }
@@ -155,6 +166,8 @@ export function taskAudience(task: Pick<TaskRecord, 'createdBy' | 'target' | 're
 /** A target as stored. */
 export interface TargetRecord {
   name: string;
+  /** Random, set when it is made; absent in targets made before uids existed. */
+  uid?: string;
   type: string;
   agent: string;
   message: string;

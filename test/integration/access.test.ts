@@ -451,6 +451,23 @@ for (const kind of STORE_KINDS) {
       expect((await visible(h.api)).length).to.be.at.least(301);
     });
 
+    it('does not hand the tasks of a deleted target to a new target made under its name', async () => {
+      const nonMember = clients.get('nonMember')!; // group ops
+      const sre = clients.get('otherReviewer')!; // group sre
+      await h.createTarget('reused', 'a1', 'bash', { groups: ['ops'] });
+      const { task } = await nonMember.call(nonMember.tasks, nonMember.tasks.createTask, { target: 'reused', script: 'true', message: '', type: '', timeoutSeconds: 0 });
+      await nonMember.call(nonMember.tasks, nonMember.tasks.killTask, { id: task!.id, reason: 'never mind' });
+      await h.api.call(h.api.targets, h.api.targets.deleteTarget, { name: 'reused' });
+      await h.createTarget('reused', 'a1', 'bash', { groups: ['sre'] });
+      const seen = await sre.call(sre.tasks, sre.tasks.getTask, { id: task!.id }).then(() => 'seen', (err: ServiceError) => status[err.code]);
+      expect(seen, 'GetTask by a user of the new target').to.equal('NOT_FOUND');
+      const listed = await sre.call(sre.tasks, sre.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: 'reused', awaitingMyReview: false });
+      expect(listed.tasks.map((t) => t.id)).to.not.include(task!.id);
+      // Its creator still sees it, and so do admins.
+      expect((await nonMember.call(nonMember.tasks, nonMember.tasks.getTask, { id: task!.id })).task?.id).to.equal(task!.id);
+      expect((await h.api.call(h.api.tasks, h.api.tasks.getTask, { id: task!.id })).task?.id).to.equal(task!.id);
+    });
+
     it('lets members of the right group see a task only while it is theirs to see', async () => {
       // A task on a target whose groups change: the non-member sees it once the target opens up.
       const creator = clients.get('creator')!;
