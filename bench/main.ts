@@ -49,7 +49,7 @@ function log(line: string): void {
 let quietCheck: QuietCheck | null = null;
 try {
   log('quiet-machine check: baselines at the start');
-  const startProbe = await probeBaselines(echo, scripts);
+  const startProbe = await probeBaselines();
   if (only.has('latency')) {
     for (const store of stores) {
       // FerretDB's SQLite backend scans collections, so each task there costs
@@ -92,7 +92,7 @@ try {
     }
   }
   log('quiet-machine check: baselines at the end');
-  quietCheck = compareProbes(startProbe, await probeBaselines(echo, scripts));
+  quietCheck = compareProbes(startProbe, await probeBaselines());
 } finally {
   await echo.stop();
   scripts.close();

@@ -1,22 +1,27 @@
 /**
- * Was the machine quiet? The key baselines (a bidi round trip, a bare pty's
- * first byte, raw unary echo calls per second) are measured at the start of
- * a run and again at its end. On a shared machine a neighbour's load moves
+ * Was the machine quiet? The key baselines (a bidi round trip, the CPU a
+ * fixed hash takes, a bare pty's first byte, each in a fresh process:
+ * bench/probe-child.ts) are measured at the start of a run and again at its
+ * end. On a shared machine a neighbour's load moves
  * them (3-5× between days here); when start and end differ by more than
  * {@link MAX_DRIFT} the run's figures are not comparable with each other or
  * with another run's, and the run says so in its table and JSON and does not
  * rewrite docs/benchmarks.md.
  */
-import { bidiRoundTrips, ptyRun, unaryRate, type EchoServer, type ScriptDir } from './baselines.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 
 /** Largest relative difference between start and end allowed for a quiet run. */
 export const MAX_DRIFT = 0.25;
 
 /** The baselines of one moment. */
 export interface BaselineProbe {
+  /** Bidi round trip p50 on an echo server of the probe's own, after a warm-up. */
   bidiRoundTripP50Ms: number;
+  /** Hashing 32 MiB in a fresh process: the CPU the machine gives us now. */
+  cpuMs: number;
+  /** A bare pty's first byte, p50, spawned from a fresh process. */
   ptyFirstByteP50Ms: number;
-  unaryEchoPerSecond: number;
 }
 
 /** What the check found. */
@@ -28,19 +33,13 @@ export interface QuietCheck {
   quiet: boolean;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
-
-/** Measures the key baselines now (a few seconds). */
-export async function probeBaselines(echo: EchoServer, scripts: ScriptDir): Promise<BaselineProbe> {
-  const bidi = median(await bidiRoundTrips(echo, 500));
-  const file = scripts.write('echo x\n');
-  const firstBytes: number[] = [];
-  for (let i = 0; i < 30; i++) firstBytes.push((await ptyRun(file, 3)).firstByteMs);
-  const { perSecond } = await unaryRate(echo, 16, 1500);
-  return { bidiRoundTripP50Ms: bidi, ptyFirstByteP50Ms: median(firstBytes), unaryEchoPerSecond: perSecond };
+/** Measures the key baselines now, in a fresh process (a few seconds). */
+export async function probeBaselines(): Promise<BaselineProbe> {
+  const child = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [join(import.meta.dirname, 'probe-child.js')], (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  const { bidiMs, cpuMs, ptyFirstByteMs } = JSON.parse(child) as { bidiMs: number; cpuMs: number; ptyFirstByteMs: number };
+  return { bidiRoundTripP50Ms: bidiMs, cpuMs, ptyFirstByteP50Ms: ptyFirstByteMs };
 }
 
 /** Compares the probes from the start and the end of a run. */
