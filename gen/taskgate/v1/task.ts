@@ -343,6 +343,8 @@ export interface ListTasksRequest {
   pageToken: string;
   /** Only tasks waiting for a review the caller may give. */
   awaitingMyReview: boolean;
+  /** Only tasks the caller created. */
+  createdByMe: boolean;
 }
 
 export interface ListTasksResponse {
@@ -423,6 +425,13 @@ export interface GetTaskLogsRequest {
   offset: number;
   /** Keep streaming until the task ends. */
   follow: boolean;
+  /**
+   * Send at most this many bytes, then close (OK, without `finished`);
+   * 0 means no limit. With follow, the stream closes when it reaches the
+   * limit or the task's end, whichever comes first. For reading a range
+   * ("load earlier"): offset and limit_bytes.
+   */
+  limitBytes: number;
 }
 
 /** GetTaskLogsResponse is a piece of output or, last, the task as it ended. */
@@ -440,6 +449,41 @@ export interface LogChunk {
   /** Byte offset of data[0] in the task's output. */
   offset: number;
   data: Buffer;
+}
+
+export interface WatchTasksRequest {
+  /** As ListTasksRequest's fields of the same names. */
+  statuses: TaskStatus[];
+  target: string;
+  /**
+   * Tasks sent before `synced`, at most (default 50, at most 500). Later
+   * changes are sent whatever their number.
+   */
+  pageSize: number;
+  awaitingMyReview: boolean;
+  createdByMe: boolean;
+}
+
+/** WatchTasksResponse is one step of a followed list. */
+export interface WatchTasksResponse {
+  event:
+    | //
+    /**
+     * A task that matches the filters: one of the first page, or one that
+     * is new or changed since. Replaces any earlier copy of it.
+     */
+    { $case: "task"; value: Task }
+    | //
+    /**
+     * The id of a task sent earlier that no longer matches (its status left
+     * the filter, the review it waited for was given, or it is no longer
+     * visible to the caller).
+     */
+    { $case: "removed"; value: string }
+    | //
+    /** Sent once, after the first page: what follows are changes. */
+    { $case: "synced"; value: boolean }
+    | undefined;
 }
 
 function createBaseReview(): Review {
@@ -1660,7 +1704,7 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
 };
 
 function createBaseListTasksRequest(): ListTasksRequest {
-  return { statuses: [], target: "", pageSize: 0, pageToken: "", awaitingMyReview: false };
+  return { statuses: [], target: "", pageSize: 0, pageToken: "", awaitingMyReview: false, createdByMe: false };
 }
 
 export const ListTasksRequest: MessageFns<ListTasksRequest> = {
@@ -1683,6 +1727,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.awaitingMyReview !== false) {
       writer.uint32(40).bool(message.awaitingMyReview);
+    }
+    if (message.createdByMe !== false) {
+      writer.uint32(48).bool(message.createdByMe);
     }
     return writer;
   },
@@ -1750,6 +1797,14 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.awaitingMyReview = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.createdByMe = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1783,6 +1838,11 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
         : isSet(object.awaiting_my_review)
         ? globalThis.Boolean(object.awaiting_my_review)
         : false,
+      createdByMe: isSet(object.createdByMe)
+        ? globalThis.Boolean(object.createdByMe)
+        : isSet(object.created_by_me)
+        ? globalThis.Boolean(object.created_by_me)
+        : false,
     };
   },
 
@@ -1803,6 +1863,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     if (message.awaitingMyReview !== false) {
       obj.awaitingMyReview = message.awaitingMyReview;
     }
+    if (message.createdByMe !== false) {
+      obj.createdByMe = message.createdByMe;
+    }
     return obj;
   },
 
@@ -1816,6 +1879,7 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.awaitingMyReview = object.awaitingMyReview ?? false;
+    message.createdByMe = object.createdByMe ?? false;
     return message;
   },
 };
@@ -2576,7 +2640,7 @@ export const WatchTaskResponse: MessageFns<WatchTaskResponse> = {
 };
 
 function createBaseGetTaskLogsRequest(): GetTaskLogsRequest {
-  return { id: "", offset: 0, follow: false };
+  return { id: "", offset: 0, follow: false, limitBytes: 0 };
 }
 
 export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
@@ -2589,6 +2653,9 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     }
     if (message.follow !== false) {
       writer.uint32(24).bool(message.follow);
+    }
+    if (message.limitBytes !== 0) {
+      writer.uint32(32).int64(message.limitBytes);
     }
     return writer;
   },
@@ -2630,6 +2697,14 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
             message.follow = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limitBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2647,6 +2722,11 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
       follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+      limitBytes: isSet(object.limitBytes)
+        ? globalThis.Number(object.limitBytes)
+        : isSet(object.limit_bytes)
+        ? globalThis.Number(object.limit_bytes)
+        : 0,
     };
   },
 
@@ -2661,6 +2741,9 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     if (message.follow !== false) {
       obj.follow = message.follow;
     }
+    if (message.limitBytes !== 0) {
+      obj.limitBytes = Math.round(message.limitBytes);
+    }
     return obj;
   },
 
@@ -2672,6 +2755,7 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     message.id = object.id ?? "";
     message.offset = object.offset ?? 0;
     message.follow = object.follow ?? false;
+    message.limitBytes = object.limitBytes ?? 0;
     return message;
   },
 };
@@ -2862,6 +2946,289 @@ export const LogChunk: MessageFns<LogChunk> = {
   },
 };
 
+function createBaseWatchTasksRequest(): WatchTasksRequest {
+  return { statuses: [], target: "", pageSize: 0, awaitingMyReview: false, createdByMe: false };
+}
+
+export const WatchTasksRequest: MessageFns<WatchTasksRequest> = {
+  encode(message: WatchTasksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.statuses.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.statuses) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).int32(message.pageSize);
+    }
+    if (message.awaitingMyReview !== false) {
+      writer.uint32(32).bool(message.awaitingMyReview);
+    }
+    if (message.createdByMe !== false) {
+      writer.uint32(40).bool(message.createdByMe);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTasksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTasksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.statuses.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.statuses.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.awaitingMyReview = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.createdByMe = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTasksRequest {
+    return {
+      statuses: globalThis.Array.isArray(object?.statuses)
+        ? object.statuses.map((e: any) => taskStatusFromJSON(e))
+        : [],
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      awaitingMyReview: isSet(object.awaitingMyReview)
+        ? globalThis.Boolean(object.awaitingMyReview)
+        : isSet(object.awaiting_my_review)
+        ? globalThis.Boolean(object.awaiting_my_review)
+        : false,
+      createdByMe: isSet(object.createdByMe)
+        ? globalThis.Boolean(object.createdByMe)
+        : isSet(object.created_by_me)
+        ? globalThis.Boolean(object.created_by_me)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchTasksRequest): unknown {
+    const obj: any = {};
+    if (message.statuses?.length) {
+      obj.statuses = message.statuses.map((e) => taskStatusToJSON(e));
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.awaitingMyReview !== false) {
+      obj.awaitingMyReview = message.awaitingMyReview;
+    }
+    if (message.createdByMe !== false) {
+      obj.createdByMe = message.createdByMe;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTasksRequest>, I>>(base?: I): WatchTasksRequest {
+    return WatchTasksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTasksRequest>, I>>(object: I): WatchTasksRequest {
+    const message = createBaseWatchTasksRequest();
+    message.statuses = object.statuses?.map((e) => e) || [];
+    message.target = object.target ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.awaitingMyReview = object.awaitingMyReview ?? false;
+    message.createdByMe = object.createdByMe ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchTasksResponse(): WatchTasksResponse {
+  return { event: undefined };
+}
+
+export const WatchTasksResponse: MessageFns<WatchTasksResponse> = {
+  encode(message: WatchTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "task":
+        Task.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "removed":
+        writer.uint32(18).string(message.event.value);
+        break;
+      case "synced":
+        writer.uint32(24).bool(message.event.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTasksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTasksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "task", value: Task.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "removed", value: reader.string() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.event = { $case: "synced", value: reader.bool() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTasksResponse {
+    return {
+      event: isSet(object.task)
+        ? { $case: "task", value: Task.fromJSON(object.task) }
+        : isSet(object.removed)
+        ? { $case: "removed", value: globalThis.String(object.removed) }
+        : isSet(object.synced)
+        ? { $case: "synced", value: globalThis.Boolean(object.synced) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchTasksResponse): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "task") {
+      obj.task = Task.toJSON(message.event.value);
+    } else if (message.event?.$case === "removed") {
+      obj.removed = message.event.value;
+    } else if (message.event?.$case === "synced") {
+      obj.synced = message.event.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTasksResponse>, I>>(base?: I): WatchTasksResponse {
+    return WatchTasksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTasksResponse>, I>>(object: I): WatchTasksResponse {
+    const message = createBaseWatchTasksResponse();
+    switch (object.event?.$case) {
+      case "task": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "task", value: Task.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "removed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "removed", value: object.event.value };
+        }
+        break;
+      }
+      case "synced": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "synced", value: object.event.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /** TaskService creates tasks and reads them and their output. */
 export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
@@ -2967,6 +3334,24 @@ export const TaskServiceService = {
     responseSerialize: (value: GetTaskLogsResponse): Buffer => Buffer.from(GetTaskLogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetTaskLogsResponse => GetTaskLogsResponse.decode(value),
   },
+  /**
+   * WatchTasks follows a list: the tasks the caller may see that match the
+   * filters (ListTasks' filters). It sends the first page of them, newest
+   * first, then `synced`, then each change as it happens: a task that
+   * matches now (new, or its status or reviews changed) or the id of one it
+   * sent that no longer matches. It does not end by itself; when the server
+   * stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+   * again, and replace the list with what the new stream sends.
+   */
+  watchTasks: {
+    path: "/taskgate.v1.TaskService/WatchTasks" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTasksRequest): Buffer => Buffer.from(WatchTasksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTasksRequest => WatchTasksRequest.decode(value),
+    responseSerialize: (value: WatchTasksResponse): Buffer => Buffer.from(WatchTasksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchTasksResponse => WatchTasksResponse.decode(value),
+  },
 } as const;
 
 export interface TaskServiceServer extends UntypedServiceImplementation {
@@ -3008,6 +3393,16 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
    * (the last chunk's offset plus its length); no byte is lost or repeated.
    */
   getTaskLogs: handleServerStreamingCall<GetTaskLogsRequest, GetTaskLogsResponse>;
+  /**
+   * WatchTasks follows a list: the tasks the caller may see that match the
+   * filters (ListTasks' filters). It sends the first page of them, newest
+   * first, then `synced`, then each change as it happens: a task that
+   * matches now (new, or its status or reviews changed) or the id of one it
+   * sent that no longer matches. It does not end by itself; when the server
+   * stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+   * again, and replace the list with what the new stream sends.
+   */
+  watchTasks: handleServerStreamingCall<WatchTasksRequest, WatchTasksResponse>;
 }
 
 export interface TaskServiceClient extends Client {
@@ -3143,6 +3538,21 @@ export interface TaskServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<GetTaskLogsResponse>;
+  /**
+   * WatchTasks follows a list: the tasks the caller may see that match the
+   * filters (ListTasks' filters). It sends the first page of them, newest
+   * first, then `synced`, then each change as it happens: a task that
+   * matches now (new, or its status or reviews changed) or the id of one it
+   * sent that no longer matches. It does not end by itself; when the server
+   * stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+   * again, and replace the list with what the new stream sends.
+   */
+  watchTasks(request: WatchTasksRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchTasksResponse>;
+  watchTasks(
+    request: WatchTasksRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchTasksResponse>;
 }
 
 export const TaskServiceClient = makeGenericClientConstructor(

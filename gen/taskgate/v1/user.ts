@@ -33,6 +33,12 @@ export enum TokenKind {
   TOKEN_KIND_USER = 1,
   /** TOKEN_KIND_AGENT - An agent's token: only AgentService.Connect, as that agent. */
   TOKEN_KIND_AGENT = 2,
+  /**
+   * TOKEN_KIND_SESSION - A web console session: made by signing in with a user token, held in
+   * an HttpOnly cookie, valid as long as that token and its user are, and
+   * for 12 hours at most. Revoking it signs that browser out.
+   */
+  TOKEN_KIND_SESSION = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -47,6 +53,9 @@ export function tokenKindFromJSON(object: any): TokenKind {
     case 2:
     case "TOKEN_KIND_AGENT":
       return TokenKind.TOKEN_KIND_AGENT;
+    case 3:
+    case "TOKEN_KIND_SESSION":
+      return TokenKind.TOKEN_KIND_SESSION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -62,6 +71,8 @@ export function tokenKindToJSON(object: TokenKind): string {
       return "TOKEN_KIND_USER";
     case TokenKind.TOKEN_KIND_AGENT:
       return "TOKEN_KIND_AGENT";
+    case TokenKind.TOKEN_KIND_SESSION:
+      return "TOKEN_KIND_SESSION";
     case TokenKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskgate/v1/task.proto.
  */
 export const file_taskgate_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrZ2F0ZS92MS90YXNrLnByb3RvEgt0YXNrZ2F0ZS52MSKPAQoGUmV2aWV3Eg0KBWdyb3VwGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLnRhc2tnYXRlLnYxLlJldmlld1N0YXR1cxIQCghyZXZpZXdlchgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjb21tZW50GAUgASgJIrABCglUYXNrRXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAiABKAkSJQoEZnJvbRgDIAEoDjIXLnRhc2tnYXRlLnYxLlRhc2tTdGF0dXMSIwoCdG8YBCABKA4yFy50YXNrZ2F0ZS52MS5UYXNrU3RhdHVzEg4KBnJlYXNvbhgFIAEoCRIOCgZhY3Rpb24YBiABKAkiwAUKBFRhc2sSCgoCaWQYASABKAkSKwoHY3JlYXRlZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgDIAEoCRIOCgZzY3JpcHQYBCABKAkSDAoEdHlwZRgFIAEoCRIOCgZ0YXJnZXQYBiABKAkSIwoGcmV2aWV3GAcgAygLMhMudGFza2dhdGUudjEuUmV2aWV3EicKBnN0YXR1cxgIIAEoDjIXLnRhc2tnYXRlLnYxLlRhc2tTdGF0dXMSEgoKY3JlYXRlZF9ieRgJIAEoCRINCgVhZ2VudBgKIAEoCRIrCgdzdGFydGVkGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghmaW5pc2hlZBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJZXhpdF9jb2RlGA0gASgFSACIAQESDgoGc2lnbmFsGA4gASgJEhYKDmZhaWx1cmVfcmVhc29uGA8gASgJEhQKDG91dHB1dF9ieXRlcxgQIAEoAxImCgZldmVudHMYESADKAsyFi50YXNrZ2F0ZS52MS5UYXNrRXZlbnQSMgoOa2lsbF9yZXF1ZXN0ZWQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3RpbWVvdXRfc2Vjb25kcxgTIAEoBRIcChRvdXRwdXRfZHJvcHBlZF9ieXRlcxgUIAEoAxIxCghmaW5kaW5ncxgVIAMoCzIfLnRhc2tnYXRlLnYxLlRhc2suRmluZGluZ3NFbnRyeRIZChFjcmVhdGVkX2J5X2dyb3VwcxgWIAMoCRovCg1GaW5kaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAFCDAoKX2V4aXRfY29kZSJ/ChFDcmVhdGVUYXNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGc2NyaXB0GAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDAoEdHlwZRgEIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYBSABKAUSEgoKcmVxdWVzdF9pZBgGIAEoCSI1ChJDcmVhdGVUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tnYXRlLnYxLlRhc2siHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiMgoPR2V0VGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIpABChBMaXN0VGFza3NSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcudGFza2dhdGUudjEuVGFza1N0YXR1cxIOCgZ0YXJnZXQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSGgoSYXdhaXRpbmdfbXlfcmV2aWV3GAUgASgIIk4KEUxpc3RUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2dhdGUudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiggEKEVJldmlld1Rhc2tSZXF1ZXN0EgoKAmlkGAEgASgJEi0KCGRlY2lzaW9uGAIgASgOMhsudGFza2dhdGUudjEuUmV2aWV3RGVjaXNpb24SDQoFZ3JvdXAYAyABKAkSDwoHY29tbWVudBgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIjUKElJldmlld1Rhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2dhdGUudjEuVGFzayIwCg5SdW5UYXNrUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIjIKD1J1blRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2dhdGUudjEuVGFzayJBCg9LaWxsVGFza1JlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiMwoQS2lsbFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2dhdGUudjEuVGFzayIeChBXYXRjaFRhc2tSZXF1ZXN0EgoKAmlkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIkAKEkdldFRhc2tMb2dzUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMSDgoGZm9sbG93GAMgASgIIm0KE0dldFRhc2tMb2dzUmVzcG9uc2USJgoFY2h1bmsYASABKAsyFS50YXNrZ2F0ZS52MS5Mb2dDaHVua0gAEiUKCGZpbmlzaGVkGAIgASgLMhEudGFza2dhdGUudjEuVGFza0gAQgcKBWV2ZW50IigKCExvZ0NodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMKpACCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfQ1JFQVRFRBABEh4KGlRBU0tfU1RBVFVTX1BFTkRJTkdfUkVWSUVXEAISGAoUVEFTS19TVEFUVVNfQVBQUk9WRUQQAxIYChRUQVNLX1NUQVRVU19SRUpFQ1RFRBAEEhUKEVRBU0tfU1RBVFVTX1JFQURZEAUSFwoTVEFTS19TVEFUVVNfUlVOTklORxAGEhcKE1RBU0tfU1RBVFVTX1NVQ0NFU1MQBxIXChNUQVNLX1NUQVRVU19GQUlMVVJFEAgSFgoSVEFTS19TVEFUVVNfS0lMTEVEEAkqgAEKDFJldmlld1N0YXR1cxIdChlSRVZJRVdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVUkVWSUVXX1NUQVRVU19QRU5ESU5HEAESGgoWUkVWSUVXX1NUQVRVU19BUFBST1ZFRBACEhoKFlJFVklFV19TVEFUVVNfUkVKRUNURUQQAypqCg5SZXZpZXdEZWNpc2lvbhIfChtSRVZJRVdfREVDSVNJT05fVU5TUEVDSUZJRUQQABIbChdSRVZJRVdfREVDSVNJT05fQVBQUk9WRRABEhoKFlJFVklFV19ERUNJU0lPTl9SRUpFQ1QQAjLuBAoLVGFza1NlcnZpY2USTQoKQ3JlYXRlVGFzaxIeLnRhc2tnYXRlLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0Gh8udGFza2dhdGUudjEuQ3JlYXRlVGFza1Jlc3BvbnNlEkQKB0dldFRhc2sSGy50YXNrZ2F0ZS52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2tnYXRlLnYxLkdldFRhc2tSZXNwb25zZRJKCglMaXN0VGFza3MSHS50YXNrZ2F0ZS52MS5MaXN0VGFza3NSZXF1ZXN0Gh4udGFza2dhdGUudjEuTGlzdFRhc2tzUmVzcG9uc2USTQoKUmV2aWV3VGFzaxIeLnRhc2tnYXRlLnYxLlJldmlld1Rhc2tSZXF1ZXN0Gh8udGFza2dhdGUudjEuUmV2aWV3VGFza1Jlc3BvbnNlEkQKB1J1blRhc2sSGy50YXNrZ2F0ZS52MS5SdW5UYXNrUmVxdWVzdBocLnRhc2tnYXRlLnYxLlJ1blRhc2tSZXNwb25zZRJHCghLaWxsVGFzaxIcLnRhc2tnYXRlLnYxLktpbGxUYXNrUmVxdWVzdBodLnRhc2tnYXRlLnYxLktpbGxUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2dhdGUudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tnYXRlLnYxLldhdGNoVGFza1Jlc3BvbnNlMAESUgoLR2V0VGFza0xvZ3MSHy50YXNrZ2F0ZS52MS5HZXRUYXNrTG9nc1JlcXVlc3QaIC50YXNrZ2F0ZS52MS5HZXRUYXNrTG9nc1Jlc3BvbnNlMAFCQFo+Z2l0aHViLmNvbS90YXNrZ2F0ZS90YXNrZ2F0ZS9zZGsvZ28vZ2VuL3Rhc2tnYXRlL3YxO3Rhc2tnYXRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChZ0YXNrZ2F0ZS92MS90YXNrLnByb3RvEgt0YXNrZ2F0ZS52MSKPAQoGUmV2aWV3Eg0KBWdyb3VwGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLnRhc2tnYXRlLnYxLlJldmlld1N0YXR1cxIQCghyZXZpZXdlchgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjb21tZW50GAUgASgJIrABCglUYXNrRXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAiABKAkSJQoEZnJvbRgDIAEoDjIXLnRhc2tnYXRlLnYxLlRhc2tTdGF0dXMSIwoCdG8YBCABKA4yFy50YXNrZ2F0ZS52MS5UYXNrU3RhdHVzEg4KBnJlYXNvbhgFIAEoCRIOCgZhY3Rpb24YBiABKAkiwAUKBFRhc2sSCgoCaWQYASABKAkSKwoHY3JlYXRlZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgDIAEoCRIOCgZzY3JpcHQYBCABKAkSDAoEdHlwZRgFIAEoCRIOCgZ0YXJnZXQYBiABKAkSIwoGcmV2aWV3GAcgAygLMhMudGFza2dhdGUudjEuUmV2aWV3EicKBnN0YXR1cxgIIAEoDjIXLnRhc2tnYXRlLnYxLlRhc2tTdGF0dXMSEgoKY3JlYXRlZF9ieRgJIAEoCRINCgVhZ2VudBgKIAEoCRIrCgdzdGFydGVkGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghmaW5pc2hlZBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJZXhpdF9jb2RlGA0gASgFSACIAQESDgoGc2lnbmFsGA4gASgJEhYKDmZhaWx1cmVfcmVhc29uGA8gASgJEhQKDG91dHB1dF9ieXRlcxgQIAEoAxImCgZldmVudHMYESADKAsyFi50YXNrZ2F0ZS52MS5UYXNrRXZlbnQSMgoOa2lsbF9yZXF1ZXN0ZWQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3RpbWVvdXRfc2Vjb25kcxgTIAEoBRIcChRvdXRwdXRfZHJvcHBlZF9ieXRlcxgUIAEoAxIxCghmaW5kaW5ncxgVIAMoCzIfLnRhc2tnYXRlLnYxLlRhc2suRmluZGluZ3NFbnRyeRIZChFjcmVhdGVkX2J5X2dyb3VwcxgWIAMoCRovCg1GaW5kaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAFCDAoKX2V4aXRfY29kZSJ/ChFDcmVhdGVUYXNrUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSDgoGc2NyaXB0GAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDAoEdHlwZRgEIAEoCRIXCg90aW1lb3V0X3NlY29uZHMYBSABKAUSEgoKcmVxdWVzdF9pZBgGIAEoCSI1ChJDcmVhdGVUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tnYXRlLnYxLlRhc2siHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiMgoPR2V0VGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIqcBChBMaXN0VGFza3NSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcudGFza2dhdGUudjEuVGFza1N0YXR1cxIOCgZ0YXJnZXQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSGgoSYXdhaXRpbmdfbXlfcmV2aWV3GAUgASgIEhUKDWNyZWF0ZWRfYnlfbWUYBiABKAgiTgoRTGlzdFRhc2tzUmVzcG9uc2USIAoFdGFza3MYASADKAsyES50YXNrZ2F0ZS52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKCAQoRUmV2aWV3VGFza1JlcXVlc3QSCgoCaWQYASABKAkSLQoIZGVjaXNpb24YAiABKA4yGy50YXNrZ2F0ZS52MS5SZXZpZXdEZWNpc2lvbhINCgVncm91cBgDIAEoCRIPCgdjb21tZW50GAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkiNQoSUmV2aWV3VGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIjAKDlJ1blRhc2tSZXF1ZXN0EgoKAmlkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiMgoPUnVuVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIkEKD0tpbGxUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSIzChBLaWxsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZ2F0ZS52MS5UYXNrIh4KEFdhdGNoVGFza1JlcXVlc3QSCgoCaWQYASABKAkiNAoRV2F0Y2hUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tnYXRlLnYxLlRhc2siVQoSR2V0VGFza0xvZ3NSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIOCgZmb2xsb3cYAyABKAgSEwoLbGltaXRfYnl0ZXMYBCABKAMibQoTR2V0VGFza0xvZ3NSZXNwb25zZRImCgVjaHVuaxgBIAEoCzIVLnRhc2tnYXRlLnYxLkxvZ0NodW5rSAASJQoIZmluaXNoZWQYAiABKAsyES50YXNrZ2F0ZS52MS5UYXNrSABCBwoFZXZlbnQiKAoITG9nQ2h1bmsSDgoGb2Zmc2V0GAEgASgDEgwKBGRhdGEYAiABKAwilAEKEVdhdGNoVGFza3NSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcudGFza2dhdGUudjEuVGFza1N0YXR1cxIOCgZ0YXJnZXQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhoKEmF3YWl0aW5nX215X3JldmlldxgEIAEoCBIVCg1jcmVhdGVkX2J5X21lGAUgASgIImUKEldhdGNoVGFza3NSZXNwb25zZRIhCgR0YXNrGAEgASgLMhEudGFza2dhdGUudjEuVGFza0gAEhEKB3JlbW92ZWQYAiABKAlIABIQCgZzeW5jZWQYAyABKAhIAEIHCgVldmVudCqQAgoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX0NSRUFURUQQARIeChpUQVNLX1NUQVRVU19QRU5ESU5HX1JFVklFVxACEhgKFFRBU0tfU1RBVFVTX0FQUFJPVkVEEAMSGAoUVEFTS19TVEFUVVNfUkVKRUNURUQQBBIVChFUQVNLX1NUQVRVU19SRUFEWRAFEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQBhIXChNUQVNLX1NUQVRVU19TVUNDRVNTEAcSFwoTVEFTS19TVEFUVVNfRkFJTFVSRRAIEhYKElRBU0tfU1RBVFVTX0tJTExFRBAJKoABCgxSZXZpZXdTdGF0dXMSHQoZUkVWSUVXX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVJFVklFV19TVEFUVVNfUEVORElORxABEhoKFlJFVklFV19TVEFUVVNfQVBQUk9WRUQQAhIaChZSRVZJRVdfU1RBVFVTX1JFSkVDVEVEEAMqagoOUmV2aWV3RGVjaXNpb24SHwobUkVWSUVXX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASGwoXUkVWSUVXX0RFQ0lTSU9OX0FQUFJPVkUQARIaChZSRVZJRVdfREVDSVNJT05fUkVKRUNUEAIyvwUKC1Rhc2tTZXJ2aWNlEk0KCkNyZWF0ZVRhc2sSHi50YXNrZ2F0ZS52MS5DcmVhdGVUYXNrUmVxdWVzdBofLnRhc2tnYXRlLnYxLkNyZWF0ZVRhc2tSZXNwb25zZRJECgdHZXRUYXNrEhsudGFza2dhdGUudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZ2F0ZS52MS5HZXRUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza2dhdGUudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2tnYXRlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEk0KClJldmlld1Rhc2sSHi50YXNrZ2F0ZS52MS5SZXZpZXdUYXNrUmVxdWVzdBofLnRhc2tnYXRlLnYxLlJldmlld1Rhc2tSZXNwb25zZRJECgdSdW5UYXNrEhsudGFza2dhdGUudjEuUnVuVGFza1JlcXVlc3QaHC50YXNrZ2F0ZS52MS5SdW5UYXNrUmVzcG9uc2USRwoIS2lsbFRhc2sSHC50YXNrZ2F0ZS52MS5LaWxsVGFza1JlcXVlc3QaHS50YXNrZ2F0ZS52MS5LaWxsVGFza1Jlc3BvbnNlEkwKCVdhdGNoVGFzaxIdLnRhc2tnYXRlLnYxLldhdGNoVGFza1JlcXVlc3QaHi50YXNrZ2F0ZS52MS5XYXRjaFRhc2tSZXNwb25zZTABElIKC0dldFRhc2tMb2dzEh8udGFza2dhdGUudjEuR2V0VGFza0xvZ3NSZXF1ZXN0GiAudGFza2dhdGUudjEuR2V0VGFza0xvZ3NSZXNwb25zZTABEk8KCldhdGNoVGFza3MSHi50YXNrZ2F0ZS52MS5XYXRjaFRhc2tzUmVxdWVzdBofLnRhc2tnYXRlLnYxLldhdGNoVGFza3NSZXNwb25zZTABQkBaPmdpdGh1Yi5jb20vdGFza2dhdGUvdGFza2dhdGUvc2RrL2dvL2dlbi90YXNrZ2F0ZS92MTt0YXNrZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Review is the state of one required reviewer group on a task.
@@ -417,6 +417,13 @@ export type ListTasksRequest = Message<"taskgate.v1.ListTasksRequest"> & {
    * @generated from field: bool awaiting_my_review = 5;
    */
   awaitingMyReview: boolean;
+
+  /**
+   * Only tasks the caller created.
+   *
+   * @generated from field: bool created_by_me = 6;
+   */
+  createdByMe: boolean;
 };
 
 /**
@@ -667,6 +674,16 @@ export type GetTaskLogsRequest = Message<"taskgate.v1.GetTaskLogsRequest"> & {
    * @generated from field: bool follow = 3;
    */
   follow: boolean;
+
+  /**
+   * Send at most this many bytes, then close (OK, without `finished`);
+   * 0 means no limit. With follow, the stream closes when it reaches the
+   * limit or the task's end, whichever comes first. For reading a range
+   * ("load earlier"): offset and limit_bytes.
+   *
+   * @generated from field: int64 limit_bytes = 4;
+   */
+  limitBytes: bigint;
 };
 
 /**
@@ -735,6 +752,94 @@ export type LogChunk = Message<"taskgate.v1.LogChunk"> & {
  */
 export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
   messageDesc(file_taskgate_v1_task, 19);
+
+/**
+ * @generated from message taskgate.v1.WatchTasksRequest
+ */
+export type WatchTasksRequest = Message<"taskgate.v1.WatchTasksRequest"> & {
+  /**
+   * As ListTasksRequest's fields of the same names.
+   *
+   * @generated from field: repeated taskgate.v1.TaskStatus statuses = 1;
+   */
+  statuses: TaskStatus[];
+
+  /**
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * Tasks sent before `synced`, at most (default 50, at most 500). Later
+   * changes are sent whatever their number.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: bool awaiting_my_review = 4;
+   */
+  awaitingMyReview: boolean;
+
+  /**
+   * @generated from field: bool created_by_me = 5;
+   */
+  createdByMe: boolean;
+};
+
+/**
+ * Describes the message taskgate.v1.WatchTasksRequest.
+ * Use `create(WatchTasksRequestSchema)` to create a new message.
+ */
+export const WatchTasksRequestSchema: GenMessage<WatchTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskgate_v1_task, 20);
+
+/**
+ * WatchTasksResponse is one step of a followed list.
+ *
+ * @generated from message taskgate.v1.WatchTasksResponse
+ */
+export type WatchTasksResponse = Message<"taskgate.v1.WatchTasksResponse"> & {
+  /**
+   * @generated from oneof taskgate.v1.WatchTasksResponse.event
+   */
+  event: {
+    /**
+     * A task that matches the filters: one of the first page, or one that
+     * is new or changed since. Replaces any earlier copy of it.
+     *
+     * @generated from field: taskgate.v1.Task task = 1;
+     */
+    value: Task;
+    case: "task";
+  } | {
+    /**
+     * The id of a task sent earlier that no longer matches (its status left
+     * the filter, the review it waited for was given, or it is no longer
+     * visible to the caller).
+     *
+     * @generated from field: string removed = 2;
+     */
+    value: string;
+    case: "removed";
+  } | {
+    /**
+     * Sent once, after the first page: what follows are changes.
+     *
+     * @generated from field: bool synced = 3;
+     */
+    value: boolean;
+    case: "synced";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message taskgate.v1.WatchTasksResponse.
+ * Use `create(WatchTasksResponseSchema)` to create a new message.
+ */
+export const WatchTasksResponseSchema: GenMessage<WatchTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskgate_v1_task, 21);
 
 /**
  * TaskStatus is where a task stands in its lifecycle (the Runops model).
@@ -976,6 +1081,22 @@ export const TaskService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetTaskLogsRequestSchema;
     output: typeof GetTaskLogsResponseSchema;
+  },
+  /**
+   * WatchTasks follows a list: the tasks the caller may see that match the
+   * filters (ListTasks' filters). It sends the first page of them, newest
+   * first, then `synced`, then each change as it happens: a task that
+   * matches now (new, or its status or reviews changed) or the id of one it
+   * sent that no longer matches. It does not end by itself; when the server
+   * stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+   * again, and replace the list with what the new stream sends.
+   *
+   * @generated from rpc taskgate.v1.TaskService.WatchTasks
+   */
+  watchTasks: {
+    methodKind: "server_streaming";
+    input: typeof WatchTasksRequestSchema;
+    output: typeof WatchTasksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskgate_v1_task, 0);

@@ -172,18 +172,20 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("statuses", "target", "page_size", "page_token", "awaiting_my_review")
+    __slots__ = ("statuses", "target", "page_size", "page_token", "awaiting_my_review", "created_by_me")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AWAITING_MY_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_ME_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[TaskStatus]
     target: str
     page_size: int
     page_token: str
     awaiting_my_review: bool
-    def __init__(self, statuses: _Optional[_Iterable[_Union[TaskStatus, str]]] = ..., target: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., awaiting_my_review: _Optional[bool] = ...) -> None: ...
+    created_by_me: bool
+    def __init__(self, statuses: _Optional[_Iterable[_Union[TaskStatus, str]]] = ..., target: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., awaiting_my_review: _Optional[bool] = ..., created_by_me: _Optional[bool] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
     __slots__ = ("tasks", "next_page_token")
@@ -256,14 +258,16 @@ class WatchTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetTaskLogsRequest(_message.Message):
-    __slots__ = ("id", "offset", "follow")
+    __slots__ = ("id", "offset", "follow", "limit_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     offset: int
     follow: bool
-    def __init__(self, id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    limit_bytes: int
+    def __init__(self, id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
 
 class GetTaskLogsResponse(_message.Message):
     __slots__ = ("chunk", "finished")
@@ -280,3 +284,27 @@ class LogChunk(_message.Message):
     offset: int
     data: bytes
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WatchTasksRequest(_message.Message):
+    __slots__ = ("statuses", "target", "page_size", "awaiting_my_review", "created_by_me")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_MY_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_ME_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[TaskStatus]
+    target: str
+    page_size: int
+    awaiting_my_review: bool
+    created_by_me: bool
+    def __init__(self, statuses: _Optional[_Iterable[_Union[TaskStatus, str]]] = ..., target: _Optional[str] = ..., page_size: _Optional[int] = ..., awaiting_my_review: _Optional[bool] = ..., created_by_me: _Optional[bool] = ...) -> None: ...
+
+class WatchTasksResponse(_message.Message):
+    __slots__ = ("task", "removed", "synced")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    removed: str
+    synced: bool
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., removed: _Optional[str] = ..., synced: _Optional[bool] = ...) -> None: ...

@@ -75,6 +75,11 @@ class TaskServiceStub:
                 request_serializer=taskgate_dot_v1_dot_task__pb2.GetTaskLogsRequest.SerializeToString,
                 response_deserializer=taskgate_dot_v1_dot_task__pb2.GetTaskLogsResponse.FromString,
                 _registered_method=True)
+        self.WatchTasks = channel.unary_stream(
+                '/taskgate.v1.TaskService/WatchTasks',
+                request_serializer=taskgate_dot_v1_dot_task__pb2.WatchTasksRequest.SerializeToString,
+                response_deserializer=taskgate_dot_v1_dot_task__pb2.WatchTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -149,6 +154,19 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTasks(self, request, context):
+        """WatchTasks follows a list: the tasks the caller may see that match the
+        filters (ListTasks' filters). It sends the first page of them, newest
+        first, then `synced`, then each change as it happens: a task that
+        matches now (new, or its status or reviews changed) or the id of one it
+        sent that no longer matches. It does not end by itself; when the server
+        stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+        again, and replace the list with what the new stream sends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +209,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.GetTaskLogs,
                     request_deserializer=taskgate_dot_v1_dot_task__pb2.GetTaskLogsRequest.FromString,
                     response_serializer=taskgate_dot_v1_dot_task__pb2.GetTaskLogsResponse.SerializeToString,
+            ),
+            'WatchTasks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTasks,
+                    request_deserializer=taskgate_dot_v1_dot_task__pb2.WatchTasksRequest.FromString,
+                    response_serializer=taskgate_dot_v1_dot_task__pb2.WatchTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -410,6 +433,33 @@ class TaskService:
             '/taskgate.v1.TaskService/GetTaskLogs',
             taskgate_dot_v1_dot_task__pb2.GetTaskLogsRequest.SerializeToString,
             taskgate_dot_v1_dot_task__pb2.GetTaskLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/taskgate.v1.TaskService/WatchTasks',
+            taskgate_dot_v1_dot_task__pb2.WatchTasksRequest.SerializeToString,
+            taskgate_dot_v1_dot_task__pb2.WatchTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,9 +17,11 @@ class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOKEN_KIND_UNSPECIFIED: _ClassVar[TokenKind]
     TOKEN_KIND_USER: _ClassVar[TokenKind]
     TOKEN_KIND_AGENT: _ClassVar[TokenKind]
+    TOKEN_KIND_SESSION: _ClassVar[TokenKind]
 TOKEN_KIND_UNSPECIFIED: TokenKind
 TOKEN_KIND_USER: TokenKind
 TOKEN_KIND_AGENT: TokenKind
+TOKEN_KIND_SESSION: TokenKind
 
 class User(_message.Message):
     __slots__ = ("email", "name", "groups", "active", "created", "updated")

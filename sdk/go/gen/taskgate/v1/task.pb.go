@@ -846,8 +846,10 @@ type ListTasksRequest struct {
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only tasks waiting for a review the caller may give.
 	AwaitingMyReview bool `protobuf:"varint,5,opt,name=awaiting_my_review,json=awaitingMyReview,proto3" json:"awaiting_my_review,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Only tasks the caller created.
+	CreatedByMe   bool `protobuf:"varint,6,opt,name=created_by_me,json=createdByMe,proto3" json:"created_by_me,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTasksRequest) Reset() {
@@ -911,6 +913,13 @@ func (x *ListTasksRequest) GetPageToken() string {
 func (x *ListTasksRequest) GetAwaitingMyReview() bool {
 	if x != nil {
 		return x.AwaitingMyReview
+	}
+	return false
+}
+
+func (x *ListTasksRequest) GetCreatedByMe() bool {
+	if x != nil {
+		return x.CreatedByMe
 	}
 	return false
 }
@@ -1399,7 +1408,12 @@ type GetTaskLogsRequest struct {
 	// Byte offset to start from (0 = the beginning).
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Keep streaming until the task ends.
-	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Send at most this many bytes, then close (OK, without `finished`);
+	// 0 means no limit. With follow, the stream closes when it reaches the
+	// limit or the task's end, whichever comes first. For reading a range
+	// ("load earlier"): offset and limit_bytes.
+	LimitBytes    int64 `protobuf:"varint,4,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1453,6 +1467,13 @@ func (x *GetTaskLogsRequest) GetFollow() bool {
 		return x.Follow
 	}
 	return false
+}
+
+func (x *GetTaskLogsRequest) GetLimitBytes() int64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
 }
 
 // GetTaskLogsResponse is a piece of output or, last, the task as it ended.
@@ -1594,6 +1615,190 @@ func (x *LogChunk) GetData() []byte {
 	return nil
 }
 
+type WatchTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As ListTasksRequest's fields of the same names.
+	Statuses []TaskStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=taskgate.v1.TaskStatus" json:"statuses,omitempty"`
+	Target   string       `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// Tasks sent before `synced`, at most (default 50, at most 500). Later
+	// changes are sent whatever their number.
+	PageSize         int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	AwaitingMyReview bool  `protobuf:"varint,4,opt,name=awaiting_my_review,json=awaitingMyReview,proto3" json:"awaiting_my_review,omitempty"`
+	CreatedByMe      bool  `protobuf:"varint,5,opt,name=created_by_me,json=createdByMe,proto3" json:"created_by_me,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WatchTasksRequest) Reset() {
+	*x = WatchTasksRequest{}
+	mi := &file_taskgate_v1_task_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTasksRequest) ProtoMessage() {}
+
+func (x *WatchTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taskgate_v1_task_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTasksRequest.ProtoReflect.Descriptor instead.
+func (*WatchTasksRequest) Descriptor() ([]byte, []int) {
+	return file_taskgate_v1_task_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchTasksRequest) GetStatuses() []TaskStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *WatchTasksRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *WatchTasksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *WatchTasksRequest) GetAwaitingMyReview() bool {
+	if x != nil {
+		return x.AwaitingMyReview
+	}
+	return false
+}
+
+func (x *WatchTasksRequest) GetCreatedByMe() bool {
+	if x != nil {
+		return x.CreatedByMe
+	}
+	return false
+}
+
+// WatchTasksResponse is one step of a followed list.
+type WatchTasksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchTasksResponse_Task
+	//	*WatchTasksResponse_Removed
+	//	*WatchTasksResponse_Synced
+	Event         isWatchTasksResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchTasksResponse) Reset() {
+	*x = WatchTasksResponse{}
+	mi := &file_taskgate_v1_task_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTasksResponse) ProtoMessage() {}
+
+func (x *WatchTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taskgate_v1_task_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTasksResponse.ProtoReflect.Descriptor instead.
+func (*WatchTasksResponse) Descriptor() ([]byte, []int) {
+	return file_taskgate_v1_task_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchTasksResponse) GetEvent() isWatchTasksResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchTasksResponse) GetTask() *Task {
+	if x != nil {
+		if x, ok := x.Event.(*WatchTasksResponse_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
+func (x *WatchTasksResponse) GetRemoved() string {
+	if x != nil {
+		if x, ok := x.Event.(*WatchTasksResponse_Removed); ok {
+			return x.Removed
+		}
+	}
+	return ""
+}
+
+func (x *WatchTasksResponse) GetSynced() bool {
+	if x != nil {
+		if x, ok := x.Event.(*WatchTasksResponse_Synced); ok {
+			return x.Synced
+		}
+	}
+	return false
+}
+
+type isWatchTasksResponse_Event interface {
+	isWatchTasksResponse_Event()
+}
+
+type WatchTasksResponse_Task struct {
+	// A task that matches the filters: one of the first page, or one that
+	// is new or changed since. Replaces any earlier copy of it.
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3,oneof"`
+}
+
+type WatchTasksResponse_Removed struct {
+	// The id of a task sent earlier that no longer matches (its status left
+	// the filter, the review it waited for was given, or it is no longer
+	// visible to the caller).
+	Removed string `protobuf:"bytes,2,opt,name=removed,proto3,oneof"`
+}
+
+type WatchTasksResponse_Synced struct {
+	// Sent once, after the first page: what follows are changes.
+	Synced bool `protobuf:"varint,3,opt,name=synced,proto3,oneof"`
+}
+
+func (*WatchTasksResponse_Task) isWatchTasksResponse_Event() {}
+
+func (*WatchTasksResponse_Removed) isWatchTasksResponse_Event() {}
+
+func (*WatchTasksResponse_Synced) isWatchTasksResponse_Event() {}
+
 var File_taskgate_v1_task_proto protoreflect.FileDescriptor
 
 const file_taskgate_v1_task_proto_rawDesc = "" +
@@ -1655,14 +1860,15 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x0eGetTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
 	"\x0fGetTaskResponse\x12%\n" +
-	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"\xc9\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"\xed\x01\n" +
 	"\x10ListTasksRequest\x123\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\x17.taskgate.v1.TaskStatusR\bstatuses\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12,\n" +
-	"\x12awaiting_my_review\x18\x05 \x01(\bR\x10awaitingMyReview\"d\n" +
+	"\x12awaiting_my_review\x18\x05 \x01(\bR\x10awaitingMyReview\x12\"\n" +
+	"\rcreated_by_me\x18\x06 \x01(\bR\vcreatedByMe\"d\n" +
 	"\x11ListTasksResponse\x12'\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x11.taskgate.v1.TaskR\x05tasks\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x01\n" +
@@ -1691,18 +1897,31 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x10WatchTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
 	"\x11WatchTaskResponse\x12%\n" +
-	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"T\n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"u\n" +
 	"\x12GetTaskLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06follow\x18\x03 \x01(\bR\x06follow\"~\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x1f\n" +
+	"\vlimit_bytes\x18\x04 \x01(\x03R\n" +
+	"limitBytes\"~\n" +
 	"\x13GetTaskLogsResponse\x12-\n" +
 	"\x05chunk\x18\x01 \x01(\v2\x15.taskgate.v1.LogChunkH\x00R\x05chunk\x12/\n" +
 	"\bfinished\x18\x02 \x01(\v2\x11.taskgate.v1.TaskH\x00R\bfinishedB\a\n" +
 	"\x05event\"6\n" +
 	"\bLogChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data*\x90\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xcf\x01\n" +
+	"\x11WatchTasksRequest\x123\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2\x17.taskgate.v1.TaskStatusR\bstatuses\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12,\n" +
+	"\x12awaiting_my_review\x18\x04 \x01(\bR\x10awaitingMyReview\x12\"\n" +
+	"\rcreated_by_me\x18\x05 \x01(\bR\vcreatedByMe\"|\n" +
+	"\x12WatchTasksResponse\x12'\n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskH\x00R\x04task\x12\x1a\n" +
+	"\aremoved\x18\x02 \x01(\tH\x00R\aremoved\x12\x18\n" +
+	"\x06synced\x18\x03 \x01(\bH\x00R\x06syncedB\a\n" +
+	"\x05event*\x90\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
 	"\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1723,7 +1942,7 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x0eReviewDecision\x12\x1f\n" +
 	"\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17REVIEW_DECISION_APPROVE\x10\x01\x12\x1a\n" +
-	"\x16REVIEW_DECISION_REJECT\x10\x022\xee\x04\n" +
+	"\x16REVIEW_DECISION_REJECT\x10\x022\xbf\x05\n" +
 	"\vTaskService\x12M\n" +
 	"\n" +
 	"CreateTask\x12\x1e.taskgate.v1.CreateTaskRequest\x1a\x1f.taskgate.v1.CreateTaskResponse\x12D\n" +
@@ -1734,7 +1953,9 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\aRunTask\x12\x1b.taskgate.v1.RunTaskRequest\x1a\x1c.taskgate.v1.RunTaskResponse\x12G\n" +
 	"\bKillTask\x12\x1c.taskgate.v1.KillTaskRequest\x1a\x1d.taskgate.v1.KillTaskResponse\x12L\n" +
 	"\tWatchTask\x12\x1d.taskgate.v1.WatchTaskRequest\x1a\x1e.taskgate.v1.WatchTaskResponse0\x01\x12R\n" +
-	"\vGetTaskLogs\x12\x1f.taskgate.v1.GetTaskLogsRequest\x1a .taskgate.v1.GetTaskLogsResponse0\x01B@Z>github.com/taskgate/taskgate/sdk/go/gen/taskgate/v1;taskgatev1b\x06proto3"
+	"\vGetTaskLogs\x12\x1f.taskgate.v1.GetTaskLogsRequest\x1a .taskgate.v1.GetTaskLogsResponse0\x01\x12O\n" +
+	"\n" +
+	"WatchTasks\x12\x1e.taskgate.v1.WatchTasksRequest\x1a\x1f.taskgate.v1.WatchTasksResponse0\x01B@Z>github.com/taskgate/taskgate/sdk/go/gen/taskgate/v1;taskgatev1b\x06proto3"
 
 var (
 	file_taskgate_v1_task_proto_rawDescOnce sync.Once
@@ -1749,7 +1970,7 @@ func file_taskgate_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_taskgate_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_taskgate_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_taskgate_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_taskgate_v1_task_proto_goTypes = []any{
 	(TaskStatus)(0),               // 0: taskgate.v1.TaskStatus
 	(ReviewStatus)(0),             // 1: taskgate.v1.ReviewStatus
@@ -1774,23 +1995,25 @@ var file_taskgate_v1_task_proto_goTypes = []any{
 	(*GetTaskLogsRequest)(nil),    // 20: taskgate.v1.GetTaskLogsRequest
 	(*GetTaskLogsResponse)(nil),   // 21: taskgate.v1.GetTaskLogsResponse
 	(*LogChunk)(nil),              // 22: taskgate.v1.LogChunk
-	nil,                           // 23: taskgate.v1.Task.FindingsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*WatchTasksRequest)(nil),     // 23: taskgate.v1.WatchTasksRequest
+	(*WatchTasksResponse)(nil),    // 24: taskgate.v1.WatchTasksResponse
+	nil,                           // 25: taskgate.v1.Task.FindingsEntry
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_taskgate_v1_task_proto_depIdxs = []int32{
 	1,  // 0: taskgate.v1.Review.status:type_name -> taskgate.v1.ReviewStatus
-	24, // 1: taskgate.v1.Review.time:type_name -> google.protobuf.Timestamp
-	24, // 2: taskgate.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 1: taskgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	26, // 2: taskgate.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
 	0,  // 3: taskgate.v1.TaskEvent.from:type_name -> taskgate.v1.TaskStatus
 	0,  // 4: taskgate.v1.TaskEvent.to:type_name -> taskgate.v1.TaskStatus
-	24, // 5: taskgate.v1.Task.created:type_name -> google.protobuf.Timestamp
+	26, // 5: taskgate.v1.Task.created:type_name -> google.protobuf.Timestamp
 	3,  // 6: taskgate.v1.Task.review:type_name -> taskgate.v1.Review
 	0,  // 7: taskgate.v1.Task.status:type_name -> taskgate.v1.TaskStatus
-	24, // 8: taskgate.v1.Task.started:type_name -> google.protobuf.Timestamp
-	24, // 9: taskgate.v1.Task.finished:type_name -> google.protobuf.Timestamp
+	26, // 8: taskgate.v1.Task.started:type_name -> google.protobuf.Timestamp
+	26, // 9: taskgate.v1.Task.finished:type_name -> google.protobuf.Timestamp
 	4,  // 10: taskgate.v1.Task.events:type_name -> taskgate.v1.TaskEvent
-	24, // 11: taskgate.v1.Task.kill_requested:type_name -> google.protobuf.Timestamp
-	23, // 12: taskgate.v1.Task.findings:type_name -> taskgate.v1.Task.FindingsEntry
+	26, // 11: taskgate.v1.Task.kill_requested:type_name -> google.protobuf.Timestamp
+	25, // 12: taskgate.v1.Task.findings:type_name -> taskgate.v1.Task.FindingsEntry
 	5,  // 13: taskgate.v1.CreateTaskResponse.task:type_name -> taskgate.v1.Task
 	5,  // 14: taskgate.v1.GetTaskResponse.task:type_name -> taskgate.v1.Task
 	0,  // 15: taskgate.v1.ListTasksRequest.statuses:type_name -> taskgate.v1.TaskStatus
@@ -1802,27 +2025,31 @@ var file_taskgate_v1_task_proto_depIdxs = []int32{
 	5,  // 21: taskgate.v1.WatchTaskResponse.task:type_name -> taskgate.v1.Task
 	22, // 22: taskgate.v1.GetTaskLogsResponse.chunk:type_name -> taskgate.v1.LogChunk
 	5,  // 23: taskgate.v1.GetTaskLogsResponse.finished:type_name -> taskgate.v1.Task
-	6,  // 24: taskgate.v1.TaskService.CreateTask:input_type -> taskgate.v1.CreateTaskRequest
-	8,  // 25: taskgate.v1.TaskService.GetTask:input_type -> taskgate.v1.GetTaskRequest
-	10, // 26: taskgate.v1.TaskService.ListTasks:input_type -> taskgate.v1.ListTasksRequest
-	12, // 27: taskgate.v1.TaskService.ReviewTask:input_type -> taskgate.v1.ReviewTaskRequest
-	14, // 28: taskgate.v1.TaskService.RunTask:input_type -> taskgate.v1.RunTaskRequest
-	16, // 29: taskgate.v1.TaskService.KillTask:input_type -> taskgate.v1.KillTaskRequest
-	18, // 30: taskgate.v1.TaskService.WatchTask:input_type -> taskgate.v1.WatchTaskRequest
-	20, // 31: taskgate.v1.TaskService.GetTaskLogs:input_type -> taskgate.v1.GetTaskLogsRequest
-	7,  // 32: taskgate.v1.TaskService.CreateTask:output_type -> taskgate.v1.CreateTaskResponse
-	9,  // 33: taskgate.v1.TaskService.GetTask:output_type -> taskgate.v1.GetTaskResponse
-	11, // 34: taskgate.v1.TaskService.ListTasks:output_type -> taskgate.v1.ListTasksResponse
-	13, // 35: taskgate.v1.TaskService.ReviewTask:output_type -> taskgate.v1.ReviewTaskResponse
-	15, // 36: taskgate.v1.TaskService.RunTask:output_type -> taskgate.v1.RunTaskResponse
-	17, // 37: taskgate.v1.TaskService.KillTask:output_type -> taskgate.v1.KillTaskResponse
-	19, // 38: taskgate.v1.TaskService.WatchTask:output_type -> taskgate.v1.WatchTaskResponse
-	21, // 39: taskgate.v1.TaskService.GetTaskLogs:output_type -> taskgate.v1.GetTaskLogsResponse
-	32, // [32:40] is the sub-list for method output_type
-	24, // [24:32] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	0,  // 24: taskgate.v1.WatchTasksRequest.statuses:type_name -> taskgate.v1.TaskStatus
+	5,  // 25: taskgate.v1.WatchTasksResponse.task:type_name -> taskgate.v1.Task
+	6,  // 26: taskgate.v1.TaskService.CreateTask:input_type -> taskgate.v1.CreateTaskRequest
+	8,  // 27: taskgate.v1.TaskService.GetTask:input_type -> taskgate.v1.GetTaskRequest
+	10, // 28: taskgate.v1.TaskService.ListTasks:input_type -> taskgate.v1.ListTasksRequest
+	12, // 29: taskgate.v1.TaskService.ReviewTask:input_type -> taskgate.v1.ReviewTaskRequest
+	14, // 30: taskgate.v1.TaskService.RunTask:input_type -> taskgate.v1.RunTaskRequest
+	16, // 31: taskgate.v1.TaskService.KillTask:input_type -> taskgate.v1.KillTaskRequest
+	18, // 32: taskgate.v1.TaskService.WatchTask:input_type -> taskgate.v1.WatchTaskRequest
+	20, // 33: taskgate.v1.TaskService.GetTaskLogs:input_type -> taskgate.v1.GetTaskLogsRequest
+	23, // 34: taskgate.v1.TaskService.WatchTasks:input_type -> taskgate.v1.WatchTasksRequest
+	7,  // 35: taskgate.v1.TaskService.CreateTask:output_type -> taskgate.v1.CreateTaskResponse
+	9,  // 36: taskgate.v1.TaskService.GetTask:output_type -> taskgate.v1.GetTaskResponse
+	11, // 37: taskgate.v1.TaskService.ListTasks:output_type -> taskgate.v1.ListTasksResponse
+	13, // 38: taskgate.v1.TaskService.ReviewTask:output_type -> taskgate.v1.ReviewTaskResponse
+	15, // 39: taskgate.v1.TaskService.RunTask:output_type -> taskgate.v1.RunTaskResponse
+	17, // 40: taskgate.v1.TaskService.KillTask:output_type -> taskgate.v1.KillTaskResponse
+	19, // 41: taskgate.v1.TaskService.WatchTask:output_type -> taskgate.v1.WatchTaskResponse
+	21, // 42: taskgate.v1.TaskService.GetTaskLogs:output_type -> taskgate.v1.GetTaskLogsResponse
+	24, // 43: taskgate.v1.TaskService.WatchTasks:output_type -> taskgate.v1.WatchTasksResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_taskgate_v1_task_proto_init() }
@@ -1835,13 +2062,18 @@ func file_taskgate_v1_task_proto_init() {
 		(*GetTaskLogsResponse_Chunk)(nil),
 		(*GetTaskLogsResponse_Finished)(nil),
 	}
+	file_taskgate_v1_task_proto_msgTypes[21].OneofWrappers = []any{
+		(*WatchTasksResponse_Task)(nil),
+		(*WatchTasksResponse_Removed)(nil),
+		(*WatchTasksResponse_Synced)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taskgate_v1_task_proto_rawDesc), len(file_taskgate_v1_task_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

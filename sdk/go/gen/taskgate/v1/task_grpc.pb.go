@@ -27,6 +27,7 @@ const (
 	TaskService_KillTask_FullMethodName    = "/taskgate.v1.TaskService/KillTask"
 	TaskService_WatchTask_FullMethodName   = "/taskgate.v1.TaskService/WatchTask"
 	TaskService_GetTaskLogs_FullMethodName = "/taskgate.v1.TaskService/GetTaskLogs"
+	TaskService_WatchTasks_FullMethodName  = "/taskgate.v1.TaskService/WatchTasks"
 )
 
 // TaskServiceClient is the client API for TaskService service.
@@ -63,6 +64,14 @@ type TaskServiceClient interface {
 	// ("server stopping; follow again"): follow again from the offset reached
 	// (the last chunk's offset plus its length); no byte is lost or repeated.
 	GetTaskLogs(ctx context.Context, in *GetTaskLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetTaskLogsResponse], error)
+	// WatchTasks follows a list: the tasks the caller may see that match the
+	// filters (ListTasks' filters). It sends the first page of them, newest
+	// first, then `synced`, then each change as it happens: a task that
+	// matches now (new, or its status or reviews changed) or the id of one it
+	// sent that no longer matches. It does not end by itself; when the server
+	// stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+	// again, and replace the list with what the new stream sends.
+	WatchTasks(ctx context.Context, in *WatchTasksRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTasksResponse], error)
 }
 
 type taskServiceClient struct {
@@ -171,6 +180,25 @@ func (c *taskServiceClient) GetTaskLogs(ctx context.Context, in *GetTaskLogsRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TaskService_GetTaskLogsClient = grpc.ServerStreamingClient[GetTaskLogsResponse]
 
+func (c *taskServiceClient) WatchTasks(ctx context.Context, in *WatchTasksRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTasksResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TaskService_ServiceDesc.Streams[2], TaskService_WatchTasks_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchTasksRequest, WatchTasksResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TaskService_WatchTasksClient = grpc.ServerStreamingClient[WatchTasksResponse]
+
 // TaskServiceServer is the server API for TaskService service.
 // All implementations must embed UnimplementedTaskServiceServer
 // for forward compatibility.
@@ -205,6 +233,14 @@ type TaskServiceServer interface {
 	// ("server stopping; follow again"): follow again from the offset reached
 	// (the last chunk's offset plus its length); no byte is lost or repeated.
 	GetTaskLogs(*GetTaskLogsRequest, grpc.ServerStreamingServer[GetTaskLogsResponse]) error
+	// WatchTasks follows a list: the tasks the caller may see that match the
+	// filters (ListTasks' filters). It sends the first page of them, newest
+	// first, then `synced`, then each change as it happens: a task that
+	// matches now (new, or its status or reviews changed) or the id of one it
+	// sent that no longer matches. It does not end by itself; when the server
+	// stops it ends with UNAVAILABLE ("server stopping; follow again"): watch
+	// again, and replace the list with what the new stream sends.
+	WatchTasks(*WatchTasksRequest, grpc.ServerStreamingServer[WatchTasksResponse]) error
 	mustEmbedUnimplementedTaskServiceServer()
 }
 
@@ -238,6 +274,9 @@ func (UnimplementedTaskServiceServer) WatchTask(*WatchTaskRequest, grpc.ServerSt
 }
 func (UnimplementedTaskServiceServer) GetTaskLogs(*GetTaskLogsRequest, grpc.ServerStreamingServer[GetTaskLogsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method GetTaskLogs not implemented")
+}
+func (UnimplementedTaskServiceServer) WatchTasks(*WatchTasksRequest, grpc.ServerStreamingServer[WatchTasksResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchTasks not implemented")
 }
 func (UnimplementedTaskServiceServer) mustEmbedUnimplementedTaskServiceServer() {}
 func (UnimplementedTaskServiceServer) testEmbeddedByValue()                     {}
@@ -390,6 +429,17 @@ func _TaskService_GetTaskLogs_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TaskService_GetTaskLogsServer = grpc.ServerStreamingServer[GetTaskLogsResponse]
 
+func _TaskService_WatchTasks_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchTasksRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TaskServiceServer).WatchTasks(m, &grpc.GenericServerStream[WatchTasksRequest, WatchTasksResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TaskService_WatchTasksServer = grpc.ServerStreamingServer[WatchTasksResponse]
+
 // TaskService_ServiceDesc is the grpc.ServiceDesc for TaskService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -431,6 +481,11 @@ var TaskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "GetTaskLogs",
 			Handler:       _TaskService_GetTaskLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchTasks",
+			Handler:       _TaskService_WatchTasks_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -33,6 +33,10 @@ const (
 	TokenKind_TOKEN_KIND_USER TokenKind = 1
 	// An agent's token: only AgentService.Connect, as that agent.
 	TokenKind_TOKEN_KIND_AGENT TokenKind = 2
+	// A web console session: made by signing in with a user token, held in
+	// an HttpOnly cookie, valid as long as that token and its user are, and
+	// for 12 hours at most. Revoking it signs that browser out.
+	TokenKind_TOKEN_KIND_SESSION TokenKind = 3
 )
 
 // Enum value maps for TokenKind.
@@ -41,11 +45,13 @@ var (
 		0: "TOKEN_KIND_UNSPECIFIED",
 		1: "TOKEN_KIND_USER",
 		2: "TOKEN_KIND_AGENT",
+		3: "TOKEN_KIND_SESSION",
 	}
 	TokenKind_value = map[string]int32{
 		"TOKEN_KIND_UNSPECIFIED": 0,
 		"TOKEN_KIND_USER":        1,
 		"TOKEN_KIND_AGENT":       2,
+		"TOKEN_KIND_SESSION":     3,
 	}
 )
 
@@ -1115,11 +1121,12 @@ const file_taskgate_v1_user_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"?\n" +
 	"\x13RevokeTokenResponse\x12(\n" +
-	"\x05token\x18\x01 \x01(\v2\x12.taskgate.v1.TokenR\x05token*R\n" +
+	"\x05token\x18\x01 \x01(\v2\x12.taskgate.v1.TokenR\x05token*j\n" +
 	"\tTokenKind\x12\x1a\n" +
 	"\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fTOKEN_KIND_USER\x10\x01\x12\x14\n" +
-	"\x10TOKEN_KIND_AGENT\x10\x022\xf3\x04\n" +
+	"\x10TOKEN_KIND_AGENT\x10\x02\x12\x16\n" +
+	"\x12TOKEN_KIND_SESSION\x10\x032\xf3\x04\n" +
 	"\vUserService\x12M\n" +
 	"\n" +
 	"CreateUser\x12\x1e.taskgate.v1.CreateUserRequest\x1a\x1f.taskgate.v1.CreateUserResponse\x12D\n" +
