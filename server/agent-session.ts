@@ -357,7 +357,7 @@ export class AgentSession {
     const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: time });
     if (!task) return;
     this.#deps.metrics.started(task, time);
-    this.#deps.hub.notify(task.id);
+    this.#deps.hub.notify(task.id, task);
   }
 
   async #output(output: TaskOutput): Promise<void> {

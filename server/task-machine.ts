@@ -97,7 +97,7 @@ export class TaskMachine {
   announce(task: TaskRecord): void {
     const last = task.events[task.events.length - 1];
     this.#logger.debug({ task: task.id, action: last?.action, from: last?.from, to: task.status, actor: last?.actor }, 'task changed');
-    this.#hub.notify(task.id);
+    this.#hub.notify(task.id, task);
     this.#onChange(task);
   }
 }
