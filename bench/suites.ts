@@ -49,7 +49,7 @@ function watchUntilDone(server: ServerProcess, id: string): Promise<{ task: Task
 
 /** Follows a task's logs from the start: epoch ms of the first byte, total bytes, and the finished task. */
 function follow(server: ServerProcess, id: string): Promise<{ firstByteAt: number; bytes: number; finished: Task; doneAt: number }> {
-  const call = server.api.tasks.getTaskLogs({ id, offset: 0, follow: true }, server.api.metadata) as ClientReadableStream<GetTaskLogsResponse>;
+  const call = server.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, server.api.metadata) as ClientReadableStream<GetTaskLogsResponse>;
   let firstByteAt = -1;
   let bytes = 0;
   return new Promise((resolve, reject) => {
@@ -151,7 +151,7 @@ async function countSucceeded(server: ServerProcess): Promise<number> {
   let succeeded = 0;
   let pageToken = '';
   do {
-    const page = await server.api.call(server.api.tasks, server.api.tasks.listTasks, { statuses: [TaskStatus.TASK_STATUS_SUCCESS], target: '', pageSize: 500, pageToken, awaitingMyReview: false });
+    const page = await server.api.call(server.api.tasks, server.api.tasks.listTasks, { statuses: [TaskStatus.TASK_STATUS_SUCCESS], target: '', pageSize: 500, pageToken, awaitingMyReview: false, createdByMe: false });
     succeeded += page.tasks.length;
     pageToken = page.nextPageToken;
   } while (pageToken);

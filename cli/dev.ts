@@ -47,6 +47,8 @@ export interface DevProgram {
   readonly adminToken: string;
   /** Where browsers and curl reach the API ("http://127.0.0.1:7080"); null when --http-listen is off. */
   readonly httpUrl: string | null;
+  /** A one-time link that signs a browser in to the console as the admin; null when --http-listen is off. */
+  readonly signInLink: string | null;
   /** Stops the agent, then the server. */
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export async function runDev(config: DevConfig): Promise<DevProgram> {
       address,
       adminToken: admin.token,
       httpUrl: server.httpUrl,
+      signInLink: await server.signInLink(admin.token),
       async stop() {
         await started.stop();
         await running.stop();
@@ -117,6 +120,7 @@ export function devBanner(config: DevConfig, dev: DevProgram): string {
     'In another shell, from this directory:',
     `  npx taskgate tasks create -t ${LOCAL} -s 'echo hello' --wait${defaultServer}`,
     `  npx taskgate tasks list${defaultServer}`,
+    ...(dev.signInLink ? ['', 'The web console: open this one-time link to sign in as the admin (valid for a day, once):', `  ${dev.signInLink}`] : []),
     ...(dev.httpUrl
       ? ['', `The same API over HTTP (Connect; docs/console.md):`, `  curl -H "authorization: Bearer $(cat ${join(config.dataDir, 'admin.token')})" -H 'content-type: application/json' -d '{}' ${dev.httpUrl}/taskgate.v1.TaskService/ListTasks`]
       : []),

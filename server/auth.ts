@@ -8,6 +8,11 @@
  * path (every RPC) does not hit the store each time; revoking a token or
  * changing a user clears this server's cache at once, and other replicas
  * notice within `cacheMs` (docs/access.md).
+ *
+ * A console session (docs/console.md "Signing in") is a token of its own,
+ * kind "session", made from a user token (its parent) and held in an
+ * HttpOnly cookie: it authenticates as its user while it, its parent token
+ * and the user are valid, and for {@link SESSION_MS} at most.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { UnauthenticatedError } from '../shared/errors.js';
@@ -41,6 +46,9 @@ export function actorOf(principal: Principal): string {
 export function hashToken(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
+
+/** How long a console session lasts at most, in ms: 12 hours, a working day. */
+export const SESSION_MS = 12 * 60 * 60 * 1000;
 
 /** How long a token this server verified skips the failed-authentication gate, in ms. */
 const KNOWN_FOR_MS = 24 * 60 * 60 * 1000;
@@ -87,7 +95,7 @@ export class Authenticator {
    */
   async authenticate(header: string | undefined, beforeLookup?: () => void): Promise<Principal> {
     if (header === undefined || header === '') {
-      throw new UnauthenticatedError('missing token: send metadata "authorization: Bearer <token>"');
+      throw new UnauthenticatedError('missing token: send "authorization: Bearer <token>" (gRPC metadata or an HTTP header), or sign in to the web console');
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new UnauthenticatedError('malformed authorization header: expected "Bearer <token>"');
@@ -106,15 +114,16 @@ export class Authenticator {
     const known = this.#known.get(hash);
     if (known === undefined || now - known > KNOWN_FOR_MS) beforeLookup?.();
     const record = await this.#store.findTokenByHash(hash);
-    const user = record?.kind === 'user' ? await this.#store.getUser(record.subject) : null;
-    const verdict = judge(record, user, now);
+    const parent = record?.kind === 'session' && record.parent ? await this.#store.getToken(record.parent) : null;
+    const user = record?.kind === 'user' || record?.kind === 'session' ? await this.#store.getUser(record.subject) : null;
+    const verdict = judge(record, user, now, parent);
     if ('error' in verdict) {
       this.#known.delete(hash);
       throw verdict.error;
     }
     if (this.#cache.size > 10_000) this.#cache.clear();
     // Never cached past its expiry.
-    const until = Math.min(now + this.#cacheMs, record?.expires?.getTime() ?? Infinity);
+    const until = Math.min(now + this.#cacheMs, record?.expires?.getTime() ?? Infinity, parent?.expires?.getTime() ?? Infinity);
     this.#cache.set(hash, { principal: verdict.principal, until });
     if (this.#known.size >= 100_000) this.#known.clear();
     this.#known.set(hash, now);
@@ -130,11 +139,15 @@ export class Authenticator {
   async recheck(tokenIds: readonly string[]): Promise<Map<string, Verdict>> {
     const now = Date.now();
     const records = await this.#store.getTokens(tokenIds);
-    const emails = [...new Set(records.filter((r) => r.kind === 'user').map((r) => r.subject))];
+    const parentIds = [...new Set(records.flatMap((r) => (r.kind === 'session' && r.parent ? [r.parent] : [])))];
+    const parents = new Map((parentIds.length > 0 ? await this.#store.getTokens(parentIds) : []).map((t) => [t.id, t]));
+    const emails = [...new Set(records.filter((r) => r.kind !== 'agent').map((r) => r.subject))];
     const users = new Map((emails.length > 0 ? await this.#store.getUsers(emails) : []).map((u) => [u.email, u]));
     const verdicts = new Map<string, Verdict>();
     for (const id of tokenIds) verdicts.set(id, { error: new UnauthenticatedError(`token ${id} no longer exists`) });
-    for (const record of records) verdicts.set(record.id, judge(record, users.get(record.subject) ?? null, now));
+    for (const record of records) {
+      verdicts.set(record.id, judge(record, users.get(record.subject) ?? null, now, parents.get(record.parent ?? '') ?? null));
+    }
     return verdicts;
   }
 
@@ -159,11 +172,35 @@ export class Authenticator {
     this.#listeners.push(listener);
   }
 
+  /**
+   * Signs a browser in: a session for the user a user token stands for,
+   * ending with that token, for {@link SESSION_MS} at most. Only user
+   * tokens sign in (not agents', nor another session's).
+   */
+  async startSession(secret: string, beforeLookup?: () => void): Promise<{ secret: string; record: TokenRecord }> {
+    const principal = await this.verify(secret, beforeLookup);
+    const parent = principal.kind === 'user' ? await this.#store.getToken(principal.tokenId) : null;
+    if (principal.kind !== 'user' || parent?.kind !== 'user') throw new UnauthenticatedError('sign in with a user token (taskgate users tokens create); agent tokens and sessions cannot');
+    return this.sessionFrom(parent);
+  }
+
+  /** A session made from a user token already verified (a one-time sign-in link's). */
+  async sessionFrom(parent: TokenRecord): Promise<{ secret: string; record: TokenRecord }> {
+    const limit = Date.now() + SESSION_MS;
+    const expires = new Date(Math.min(limit, parent.expires?.getTime() ?? limit));
+    return this.issue('session', parent.subject, { name: 'console session', createdBy: `user:${parent.subject}`, expires, parent: parent.id });
+  }
+
+  /** The token record a secret names, whatever its state, or null. */
+  find(secret: string): Promise<TokenRecord | null> {
+    return this.#store.findTokenByHash(hashToken(secret));
+  }
+
   /** Creates a token; the secret is returned once and never stored. */
   async issue(
     kind: TokenKind,
     subject: string,
-    details: { name?: string; createdBy?: string; expires?: Date | null } = {},
+    details: { name?: string; createdBy?: string; expires?: Date | null; parent?: string } = {},
   ): Promise<{ secret: string; record: TokenRecord }> {
     const secret = `tg_${kind}_${randomBytes(32).toString('base64url')}`;
     const record: TokenRecord = {
@@ -177,16 +214,28 @@ export class Authenticator {
       revoked: null,
       expires: details.expires ?? null,
       lastUsed: null,
+      ...(details.parent ? { parent: details.parent } : {}),
     };
     await this.#store.insertToken(record);
     return { secret, record };
   }
 }
 
-/** What a token record (and its user, for a user token) stands for at `now`. */
-function judge(record: TokenRecord | null, user: UserRecord | null, now: number): Verdict {
+/**
+ * What a token record (and its user, for a user token or session; and a
+ * session's parent token) stands for at `now`.
+ */
+function judge(record: TokenRecord | null, user: UserRecord | null, now: number, parent: TokenRecord | null = null): Verdict {
   const refuse = (message: string): Verdict => ({ error: new UnauthenticatedError(message) });
   if (!record) return refuse('unknown token');
+  if (record.kind === 'session') {
+    if (record.revoked) return refuse('signed out: sign in again');
+    if (record.expires && record.expires.getTime() <= now) return refuse('the session expired: sign in again');
+    if (!parent || parent.kind !== 'user' || parent.subject !== record.subject) return refuse('the token this session was signed in with no longer exists: sign in again');
+    const ended = judge(parent, user, now);
+    if ('error' in ended) return refuse(`the session ended: ${ended.error.message}; sign in again`);
+    return { principal: { ...ended.principal, tokenId: record.id } };
+  }
   if (record.revoked) return refuse(`token ${record.id} was revoked`);
   if (record.expires && record.expires.getTime() <= now) return refuse(`token ${record.id} expired at ${record.expires.toISOString()}`);
   if (record.kind === 'agent') return { principal: { kind: 'agent', name: record.subject, tokenId: record.id } };

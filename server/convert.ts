@@ -112,11 +112,17 @@ export function userToWire(user: UserRecord): User {
   return User.fromPartial({ ...user });
 }
 
+const TOKEN_KINDS = {
+  user: WireTokenKind.TOKEN_KIND_USER,
+  agent: WireTokenKind.TOKEN_KIND_AGENT,
+  session: WireTokenKind.TOKEN_KIND_SESSION,
+} as const satisfies Record<TokenRecord['kind'], WireTokenKind>;
+
 /** A stored token as a wire Token; the hash never leaves the server. */
 export function tokenToWire(token: TokenRecord): Token {
   return Token.fromPartial({
     id: token.id,
-    kind: token.kind === 'agent' ? WireTokenKind.TOKEN_KIND_AGENT : WireTokenKind.TOKEN_KIND_USER,
+    kind: TOKEN_KINDS[token.kind],
     subject: token.subject,
     name: token.name,
     created: token.created,

@@ -78,11 +78,13 @@ export interface ServerOptions extends StoreOptions {
   /** host:port for Prometheus metrics over HTTP (/metrics); none by default. */
   metricsListen?: string;
   /**
-   * host:port for the browser API (Connect and gRPC-Web over HTTP; later the
-   * console) on one origin, with the `tls` certificate when given; none by
+   * host:port for the web console and its API (Connect and gRPC-Web over
+   * HTTP) on one origin, with the `tls` certificate when given; none by
    * default (docs/console.md).
    */
   httpListen?: string;
+  /** Where the console's build output is; default dist/console (tests point it elsewhere). */
+  consoleDir?: string;
   /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
   drainMs?: number;
   /** A store to use instead of opening one from the options; the server then leaves it open when it stops. */
@@ -157,6 +159,7 @@ export interface CompiledServerOptions {
   agentTls: { listen: string; clientCa: Buffer; cert: Buffer; key: Buffer } | undefined;
   metricsListen: string | undefined;
   httpListen: string | undefined;
+  consoleDir: string | undefined;
   drainMs: number;
   store: Store | undefined;
   logger: Logger;
@@ -210,6 +213,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     agentTls: o.agentTls && o.tls ? { ...o.agentTls, cert: o.tls.cert, key: o.tls.key } : undefined,
     metricsListen: o.metricsListen,
     httpListen: o.httpListen,
+    consoleDir: o.consoleDir,
     drainMs: o.drainMs,
     store: o.store,
     logger: o.logger ?? silentLogger(),

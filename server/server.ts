@@ -12,6 +12,8 @@ import { Metrics } from './metrics.js';
 import { addReflection, Health } from './standard-services.js';
 import { Authenticator } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
+import { consoleRoutes, SignInLinks } from './console-http.js';
+import { sessionCookieName } from './session-cookie.js';
 import { HttpListener } from './http-listener.js';
 import { Listener } from './listeners.js';
 import { guardBrowsers } from './rpc/browser-guard.js';
@@ -69,6 +71,7 @@ export class TaskgateServer {
   readonly #health: Health;
   readonly #closeMetrics: () => Promise<void>;
   readonly #drainMs: number;
+  readonly #links: SignInLinks;
   #stopped = false;
 
   private constructor(init: {
@@ -93,6 +96,7 @@ export class TaskgateServer {
     logger: Logger;
     shutdownTimeoutMs: number;
     ownsStore: boolean;
+    links: SignInLinks;
   }) {
     this.port = init.port;
     this.agentPort = init.agentPort;
@@ -117,6 +121,7 @@ export class TaskgateServer {
     this.#logger = init.logger;
     this.#shutdownTimeoutMs = init.shutdownTimeoutMs;
     this.#ownsStore = init.ownsStore;
+    this.#links = init.links;
   }
 
   /** Opens the store (unless one is given), binds the port and starts serving; defaults in server/options.ts. */
@@ -180,16 +185,18 @@ export class TaskgateServer {
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
     // Every method, on every transport, runs through the same middleware
     // (docs/design.md "The RPC layer"), and so shares its limits.
+    const authFailures = new AuthFailureLimits(options.authFailuresPerSecond);
     const middleware = [
       recordMetrics(metrics),
       mapErrors(logger),
-      authenticate(auth, new AuthFailureLimits(options.authFailuresPerSecond)),
+      authenticate(auth, authFailures),
       requireAccess(),
       limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
       guardStreams(live),
     ];
     const rpc = new GrpcTransport(grpc, { middleware, shutdown: shutdown.signal, logger });
-    const connect = new ConnectTransport({ middleware, shutdown: shutdown.signal, logger });
+    const connect = new ConnectTransport({ middleware, shutdown: shutdown.signal, logger, sessionCookie: sessionCookieName(options.tls !== undefined) });
+    const links = new SignInLinks();
     for (const spec of [
       taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
       targetService(store, publisher, secretBox),
@@ -216,7 +223,9 @@ export class TaskgateServer {
       }
       if (options.metricsListen) served = await metrics.serve(options.metricsListen);
       if (options.httpListen) {
-        const handler = guardBrowsers(connect.handler(), { tls: options.tls !== undefined });
+        const tls = options.tls !== undefined;
+        const api = guardBrowsers(connect.handler(), { tls });
+        const handler = consoleRoutes({ auth, store, audit: publisher, links, failures: authFailures, tls, api, logger, ...(options.consoleDir ? { staticDir: options.consoleDir } : {}) });
         http = await HttpListener.open({ listen: options.httpListen, tls: options.tls, handler, ...limits });
       }
     } catch (err) {
@@ -250,6 +259,7 @@ export class TaskgateServer {
       logger,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       ownsStore: !options.store,
+      links,
     });
     await server.#recover(machine);
     publisher.start();
@@ -299,6 +309,18 @@ export class TaskgateServer {
     const { secret, record } = await this.#auth.issue('user', email, { name, createdBy: 'system' });
     await this.#publisher.record({ actor: 'system', action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email} (${name})` });
     return secret;
+  }
+
+  /**
+   * A one-time link that signs a browser in to the console as the user of
+   * `token` (a user token): used once, within a day, on this server
+   * (docs/console.md "Signing in"). Null without an HTTP listener.
+   */
+  async signInLink(token: string): Promise<string | null> {
+    if (!this.httpUrl) return null;
+    const principal = await this.#auth.verify(token);
+    if (principal.kind !== 'user') throw new Error('a sign-in link needs a user token');
+    return `${this.httpUrl}/auth/link?code=${this.#links.create(principal.tokenId)}`;
   }
 
   /**

@@ -69,6 +69,7 @@ export function reviewsCommand(withClient: (cmd: Command) => Command, api: (cmd:
           pageSize: 500,
           pageToken,
           awaitingMyReview: true,
+          createdByMe: false,
         });
         all.push(...res.tasks);
         pageToken = res.nextPageToken;

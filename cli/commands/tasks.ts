@@ -290,7 +290,8 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
     .option('-t, --target <name>', 'only this target', '')
     .option('-n, --limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
     .option('--page-token <token>', 'continue a previous listing', '')
-    .action(async (opts: { status?: string[]; target: string; limit: number; pageToken: string }, cmd: Command) => {
+    .option('--mine', 'only tasks you created')
+    .action(async (opts: { status?: string[]; target: string; limit: number; pageToken: string; mine?: boolean }, cmd: Command) => {
       const statuses = (opts.status ?? []).map((name) => {
         const s = statusFromName(name);
         if (s === undefined) throw new CliError(`unknown status "${name}"`, EXIT_USAGE);
@@ -303,6 +304,7 @@ export function tasksCommand(withClient: (cmd: Command) => Command, api: (cmd: C
         pageSize: opts.limit,
         pageToken: opts.pageToken,
         awaitingMyReview: false,
+        createdByMe: opts.mine === true,
       });
       if ((cmd.optsWithGlobals() as ClientOptions).json) {
         printJson('taskgate.v1.ListTasksResponse', ListTasksResponse, res);

@@ -25,6 +25,7 @@ import type { Logger } from '../../shared/logger.js';
 import { compose, methodsOf, type AnyServiceSpec, type CallContext, type Handler, type MethodInfo, type Middleware } from './core.js';
 import { toProtobufEs, toTsProto } from './message-bridge.js';
 import { toRpcError } from './status.js';
+import { sessionFromCookies } from '../session-cookie.js';
 
 /** The protobuf-es descriptors of every service in proto/, by full name. */
 const SERVICES: ReadonlyMap<string, DescService> = new Map([AgentService, EventService, TargetService, TaskService, UserService].map((s) => [s.typeName, s]));
@@ -66,8 +67,12 @@ export class ConnectTransport {
   /** Open calls: their controllers, with the reason each gets when the server stops. */
   readonly #live = new Map<AbortController, UnavailableError>();
 
-  constructor(options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger }) {
+  /** The console's session cookie: a call without an authorization header authenticates with it. */
+  readonly #sessionCookie: string;
+
+  constructor(options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger; sessionCookie: string }) {
     this.#middleware = options.middleware;
+    this.#sessionCookie = options.sessionCookie;
     this.#shutdown = options.shutdown;
     this.#logger = options.logger;
     options.shutdown.addEventListener(
@@ -136,7 +141,7 @@ export class ConnectTransport {
     else request.addEventListener('abort', onAbort, { once: true });
     const ctx: CallContext = {
       method,
-      header: (name) => hctx.requestHeader.get(name) ?? undefined,
+      header: (name) => hctx.requestHeader.get(name) ?? (name === 'authorization' ? this.#fromCookie(hctx) : undefined),
       peer: () => hctx.values.get(PEER),
       signal: controller.signal,
       shutdown: this.#shutdown,
@@ -149,6 +154,16 @@ export class ConnectTransport {
         this.#live.delete(controller);
       },
     };
+  }
+
+  /**
+   * The console's session as a bearer header, when the request carries its
+   * cookie (a browser; the cross-site guard, server/rpc/browser-guard.ts,
+   * has already refused requests from other sites).
+   */
+  #fromCookie(hctx: HandlerContext): string | undefined {
+    const secret = sessionFromCookies(hctx.requestHeader.get('cookie') ?? undefined, this.#sessionCookie);
+    return secret === undefined ? undefined : `Bearer ${secret}`;
   }
 
   #unary(info: MethodInfo, method: DescMethod, handler: Handler) {

@@ -18,12 +18,14 @@ import {
   TaskServiceService,
   type WatchTaskRequest,
   type WatchTaskResponse,
+  type WatchTasksRequest,
+  type WatchTasksResponse,
 } from '../../gen/taskgate/v1/task.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/errors.js';
 import { newTaskId } from '../../shared/ids.js';
 import { MAX_MESSAGE_BYTES, MAX_SCRIPT_BYTES } from '../../shared/limits.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
-import { audienceFor, isAdmin, maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
+import { audienceFor, isAdmin, isCreator, maySeeTask, mayUseTarget, pendingReviewsFor, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
 import { applyOnce, bindRequest, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
@@ -44,6 +46,58 @@ const FOLLOW_POLL_MS = 1000;
 const LIST_SCAN_LIMIT = 5000;
 /** Tasks ListTasks reads per store query, at least. */
 const LIST_BATCH = 250;
+
+/** How often a followed list re-reads the store for changes other replicas made, in ms. */
+const WATCH_POLL_MS = 5000;
+/** Open tasks of a followed list re-read per poll, at most, besides its first page. */
+const WATCH_RECHECK_LIMIT = 100;
+/** Changes a followed list holds before it gives them up for the next poll. */
+const WATCH_PENDING_LIMIT = 10_000;
+
+/** ListTasks' and WatchTasks' filters. */
+interface TaskFilters {
+  statuses: TaskStatus[];
+  target: string;
+  awaitingMyReview: boolean;
+  createdByMe: boolean;
+}
+
+/** What a followed list compares to know whether a task changed: its state, not its output. */
+function fingerprint(task: TaskRecord): string {
+  const reviews = task.review.map((r) => r.status).join(',');
+  return `${isTerminal(task.status) ? 'ended' : 'open'}/${task.status}/${task.events.length}/${reviews}/${task.killRequested ? 'k' : ''}`;
+}
+
+/** Tasks a followed list remembers, at most; past it, it forgets ended ones (they change no more), the oldest first. */
+const WATCH_REMEMBER_LIMIT = 10_000;
+
+/** Keeps a followed list's memory bounded: forgets ended tasks past {@link WATCH_REMEMBER_LIMIT}. */
+function forgetEnded(sent: Map<string, string>): void {
+  if (sent.size <= WATCH_REMEMBER_LIMIT) return;
+  for (const [id, print] of sent) {
+    if (sent.size <= WATCH_REMEMBER_LIMIT / 2) return;
+    if (print.startsWith('ended/')) sent.delete(id);
+  }
+}
+
+/** Targets by name, read at most every few seconds (a followed list checks each change against its target). */
+class TargetCache {
+  readonly #store: Store;
+  readonly #targets = new Map<string, { target: TargetRecord | null; at: number }>();
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  async get(name: string): Promise<TargetRecord | null> {
+    const hit = this.#targets.get(name);
+    if (hit && Date.now() - hit.at < WATCH_POLL_MS) return hit.target;
+    const target = await this.#store.getTarget(name);
+    if (this.#targets.size > 1000) this.#targets.clear();
+    this.#targets.set(name, { target, at: Date.now() });
+    return target;
+  }
+}
 
 /** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
 function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
@@ -196,7 +250,8 @@ export function taskService(
     }
   }
 
-  async function listTasks(req: ListTasksRequest, { user }: UserContext): Promise<ListTasksResponse> {
+  /** ListTasks' and WatchTasks' filters, checked. */
+  function filtersOf(req: Pick<ListTasksRequest, 'statuses' | 'target' | 'awaitingMyReview' | 'createdByMe'>): TaskFilters {
     // Deduplicated: a request's length never changes the query's shape or cost.
     let statuses: TaskStatus[] = [...new Set(req.statuses)].map((s) => {
       const status = statusFromWire(s);
@@ -204,27 +259,40 @@ export function taskService(
       return status;
     });
     if (req.awaitingMyReview) statuses = ['pending-review'];
-    const limit = pageSize(req.pageSize, 50);
+    return { statuses, target: req.target, awaitingMyReview: req.awaitingMyReview, createdByMe: req.createdByMe };
+  }
+
+  /** Whether the user sees the task and it passes the filters; `target` is the target of its name now. */
+  function matches(user: UserPrincipal, task: TaskRecord, target: TargetRecord | null, filters: TaskFilters): boolean {
+    if (filters.statuses.length > 0 && !filters.statuses.includes(task.status)) return false;
+    if (filters.target !== '' && task.target !== filters.target) return false;
+    if (filters.createdByMe && !isCreator(user, task)) return false;
+    if (filters.awaitingMyReview) return pendingReviewsFor(user, task, target).length > 0;
+    return maySeeTask(user, task, target);
+  }
+
+  /**
+   * A page of the tasks the user sees that pass the filters, newest first,
+   * from before `cursor`; and the cursor to go on from, empty at the end.
+   */
+  async function listPage(user: UserPrincipal, filters: TaskFilters, limit: number, cursor: string | undefined): Promise<{ tasks: TaskRecord[]; next: string }> {
     // Visibility is filtered in the store, by audience keys (admins see everything).
-    const audience = isAdmin(user) ? undefined : audienceFor(user, await usableTargets(user));
+    const audience = filters.createdByMe ? [`by:${actorOf(user)}`] : isAdmin(user) ? undefined : audienceFor(user, await usableTargets(user));
     const targets = new Map<string, TargetRecord | null>();
     const visible = async (task: TaskRecord): Promise<boolean> => {
       if (!targets.has(task.target)) targets.set(task.target, await store.getTarget(task.target));
-      const target = targets.get(task.target) ?? null;
-      if (req.awaitingMyReview) return pendingReviewsFor(user, task, target).length > 0;
-      return maySeeTask(user, task, target);
+      return matches(user, task, targets.get(task.target) ?? null, filters);
     };
     // The store returns only tasks the caller may see; each is checked again
     // here (and the review inbox is narrower still), so a page may take
     // another read; it stops after LIST_SCAN_LIMIT and returns a short page
     // with a token to go on.
     const page: TaskRecord[] = [];
-    let cursor = pageToken.decode(req.pageToken) || undefined;
     let exhausted = false;
     for (let scanned = 0; page.length < limit && scanned < LIST_SCAN_LIMIT; ) {
       // The inbox skips tasks already reviewed: read it in batches of at least LIST_BATCH.
-      const batchSize = req.awaitingMyReview ? Math.max(limit + 1, LIST_BATCH) : limit + 1;
-      const batch = await store.listTasks({ statuses, target: req.target || undefined, beforeId: cursor, audience, limit: batchSize });
+      const batchSize = filters.awaitingMyReview ? Math.max(limit + 1, LIST_BATCH) : limit + 1;
+      const batch = await store.listTasks({ statuses: filters.statuses, target: filters.target || undefined, beforeId: cursor, audience, limit: batchSize });
       let examined = 0;
       for (const task of batch) {
         if (page.length === limit) break;
@@ -238,7 +306,88 @@ export function taskService(
         break;
       }
     }
-    return { tasks: page.map(taskToWire), nextPageToken: !exhausted && cursor ? pageToken.encode(cursor) : '' };
+    return { tasks: page, next: !exhausted && cursor ? cursor : '' };
+  }
+
+  async function listTasks(req: ListTasksRequest, { user }: UserContext): Promise<ListTasksResponse> {
+    const page = await listPage(user, filtersOf(req), pageSize(req.pageSize, 50), pageToken.decode(req.pageToken) || undefined);
+    return { tasks: page.tasks.map(taskToWire), nextPageToken: page.next ? pageToken.encode(page.next) : '' };
+  }
+
+  /**
+   * A followed list (docs/console.md "Live lists"): the first page, then
+   * every change this server makes (told by the hub, with the task as
+   * written, so a change costs no read), and every WATCH_POLL_MS a re-read
+   * for what other replicas changed.
+   */
+  async function* watchTasks(req: WatchTasksRequest, ctx: UserContext): AsyncIterable<WatchTasksResponse> {
+    const { signal } = ctx;
+    const filters = filtersOf(req);
+    const limit = pageSize(req.pageSize, 50);
+    // The caller's groups can change under an open stream: ctx.user is replaced, and read at each step.
+    ctx.recheck = async () => undefined;
+    const changed = new Map<string, TaskRecord>();
+    let wake: (() => void) | undefined;
+    const unsubscribe = hub.subscribeStates((task) => {
+      if (changed.size >= WATCH_PENDING_LIMIT) changed.clear(); // far behind: the next poll catches up
+      changed.set(task.id, task);
+      wake?.();
+    });
+    const targets = new TargetCache(store);
+    /** What was sent of each task in the list, by id. */
+    const sent = new Map<string, string>();
+    try {
+      const first = await listPage(ctx.user, filters, limit, undefined);
+      for (const task of first.tasks) {
+        sent.set(task.id, fingerprint(task));
+        yield { event: { $case: 'task', value: taskToWire(task) } };
+      }
+      yield { event: { $case: 'synced', value: true } };
+      let polled = Date.now();
+      for (;;) {
+        signal.throwIfAborted();
+        const tasks = [...changed.values()];
+        changed.clear();
+        const removed: string[] = [];
+        if (Date.now() - polled >= WATCH_POLL_MS) {
+          polled = Date.now();
+          // Changes made by other replicas: the first page again, and the open tasks of the list beyond it.
+          const page = await listPage(ctx.user, filters, limit, undefined);
+          const onPage = new Set(page.tasks.map((t) => t.id));
+          const open = [...sent].filter(([id, print]) => !print.startsWith('ended/') && !onPage.has(id)).map(([id]) => id).slice(0, WATCH_RECHECK_LIMIT);
+          const reread = await Promise.all(open.map((id) => store.getTask(id)));
+          tasks.push(...page.tasks);
+          reread.forEach((task, i) => (task ? tasks.push(task) : removed.push(open[i]!)));
+        }
+        for (const task of tasks) {
+          if (matches(ctx.user, task, await targets.get(task.target), filters)) {
+            const print = fingerprint(task);
+            if (sent.get(task.id) === print) continue;
+            sent.set(task.id, print);
+            yield { event: { $case: 'task', value: taskToWire(task) } };
+          } else {
+            removed.push(task.id);
+          }
+        }
+        for (const id of removed) if (sent.delete(id)) yield { event: { $case: 'removed', value: id } };
+        forgetEnded(sent);
+        if (changed.size === 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, Math.max(0, WATCH_POLL_MS - (Date.now() - polled)));
+            signal.addEventListener('abort', done, { once: true });
+            wake = done;
+            function done(): void {
+              clearTimeout(timer);
+              signal.removeEventListener('abort', done);
+              wake = undefined;
+              resolve();
+            }
+          });
+        }
+      }
+    } finally {
+      unsubscribe();
+    }
   }
 
   async function reviewTask(req: ReviewTaskRequest, { user }: UserContext): Promise<ReviewTaskResponse> {
@@ -394,6 +543,8 @@ export function taskService(
   async function* getTaskLogs(req: GetTaskLogsRequest, ctx: UserContext): AsyncIterable<GetTaskLogsResponse> {
     const { signal } = ctx;
     if (req.offset < 0) throw new InvalidArgumentError('offset must not be negative');
+    if (req.limitBytes < 0) throw new InvalidArgumentError('limit_bytes must not be negative (0: no limit)');
+    let left = req.limitBytes === 0 ? Infinity : req.limitBytes;
     await visibleTask(ctx.user, req.id);
     ctx.recheck = async (user) => void (await visibleTask(user, req.id));
     // Subscribe before the first read so no change between a read and the
@@ -417,7 +568,11 @@ export function taskService(
           lastSeq = chunk.seq;
           bytes += chunk.data.length;
           if (skip >= chunk.data.length) continue;
-          yield { event: { $case: 'chunk', value: { offset: chunk.offset + skip, data: chunk.data.subarray(skip) } } };
+          const data = chunk.data.subarray(skip, skip + left);
+          left -= data.length;
+          yield { event: { $case: 'chunk', value: { offset: chunk.offset + skip, data } } };
+          // A range read (limit_bytes) ends where its limit does, without `finished`.
+          if (left === 0) return;
         }
         // A full read: more may be there.
         if (chunks.length === LOG_BATCH || bytes >= LOG_READ_AHEAD_BYTES) continue;
@@ -446,7 +601,8 @@ export function taskService(
       killTask: 'user',
       watchTask: 'user',
       getTaskLogs: 'user',
+      watchTasks: 'user',
     },
-    methods: { createTask, getTask, listTasks, reviewTask, runTask, killTask, watchTask, getTaskLogs },
+    methods: { createTask, getTask, listTasks, reviewTask, runTask, killTask, watchTask, getTaskLogs, watchTasks },
   };
 }

@@ -139,14 +139,15 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     if (req.id === '') throw new InvalidArgumentError('id is required');
     const token = await store.getToken(req.id);
     // Someone else's token is NOT_FOUND to a non-admin: ids do not leak.
-    if (!token || (!isAdmin(caller) && !(token.kind === 'user' && token.subject === caller.email))) {
+    if (!token || (!isAdmin(caller) && !(token.kind !== 'agent' && token.subject === caller.email))) {
       throw new NotFoundError(`token ${req.id} not found`);
     }
     const revoked = await store.revokeToken(req.id, new Date());
     if (!revoked) throw new NotFoundError(`token ${req.id} not found`);
     auth.invalidate();
     if (!token.revoked) {
-      await audit.record({ actor: actorOf(caller), action: 'token.revoked', resource: `tokens/${token.id}`, detail: `${token.kind} token of ${token.subject}` });
+      const what = token.kind === 'session' ? 'console session' : `${token.kind} token`;
+      await audit.record({ actor: actorOf(caller), action: 'token.revoked', resource: `tokens/${token.id}`, detail: `${what} of ${token.subject}` });
     }
     return { token: tokenToWire(revoked) };
   }

@@ -265,8 +265,8 @@ export interface AgentRecord {
 /** Agent fields a live session refreshes; the session's identity is not among them. */
 export type AgentPresence = Pick<AgentRecord, 'lastSeen' | 'connected'>;
 
-/** Kinds of bearer token. */
-export type TokenKind = 'user' | 'agent';
+/** Kinds of bearer token: a session is a console sign-in, made from a user token (its `parent`). */
+export type TokenKind = 'user' | 'agent' | 'session';
 
 /** A bearer token; only its SHA-256 hash is kept. */
 export interface TokenRecord {
@@ -287,6 +287,8 @@ export interface TokenRecord {
   expires?: Date | null;
   /** When it was last used, to within a minute per server; null: never. */
   lastUsed?: Date | null;
+  /** A session's: the id of the user token it was signed in with; it ends when that token does. */
+  parent?: string;
 }
 
 /** One entry of the audit trail (proto Event). Stored once, never edited. */

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentServiceClient, ConnectRequest, type ConnectResponse } from '../../gen/taskgate/v1/agent.js';
 import { Target } from '../../gen/taskgate/v1/target.js';
-import { ReviewDecision, type ListTasksResponse, type Task } from '../../gen/taskgate/v1/task.js';
+import { ReviewDecision, type ListTasksResponse, type Task, type WatchTasksResponse } from '../../gen/taskgate/v1/task.js';
 import { User } from '../../gen/taskgate/v1/user.js';
 import { type Api } from '../../cli/client.js';
 import { Harness } from '../helpers/harness.js';
@@ -108,6 +108,19 @@ const ROWS: Row[] = [
   { rpc: 'TaskService/RunTask', expect: { ...NOT_USERS, admin: OK, creator: OK, member: PD, reviewer: PD, rest: NF }, request: async (fx) => ({ id: (await fx.approved()).id }) },
   { rpc: 'TaskService/KillTask', expect: { ...NOT_USERS, admin: OK, creator: OK, member: PD, reviewer: PD, rest: NF }, request: async (fx) => ({ id: (await fx.pending()).id }) },
   { rpc: 'TaskService/WatchTask', expect: SEE_TASK, request: async (fx) => ({ id: (await fx.pending()).id }) },
+  {
+    // The first message: the newest task the caller sees (the fixture task, when they see it), or `synced`.
+    rpc: 'TaskService/WatchTasks',
+    expect: { ...NOT_USERS, admin: 'OK sees', member: 'OK sees', reviewer: 'OK sees', creator: 'OK sees', rest: 'OK hidden' },
+    request: async (fx) => {
+      await fx.pending();
+      return {};
+    },
+    outcome: async (res, fx) => {
+      const event = (res as WatchTasksResponse).event;
+      return event?.$case === 'task' && event.value.id === fx.lastPending().id ? 'sees' : 'hidden';
+    },
+  },
   { rpc: 'TaskService/GetTaskLogs', expect: SEE_TASK, request: async (fx) => ({ id: (await fx.pending()).id, follow: false }) },
   {
     rpc: 'TargetService/CreateTarget',
@@ -432,7 +445,7 @@ for (const kind of STORE_KINDS) {
       const visible = async (api: Api): Promise<string[]> => {
         const ids: string[] = [];
         for (let token = ''; ; ) {
-          const page = await api.call(api.tasks, api.tasks.listTasks, { pageSize: 100, pageToken: token, statuses: [], target: '', awaitingMyReview: false });
+          const page = await api.call(api.tasks, api.tasks.listTasks, { pageSize: 100, pageToken: token, statuses: [], target: '', awaitingMyReview: false, createdByMe: false });
           ids.push(...page.tasks.map((t) => t.id));
           if (!page.nextPageToken) return ids;
           token = page.nextPageToken;
@@ -444,7 +457,7 @@ for (const kind of STORE_KINDS) {
         for (const id of await visible(api)) await api.call(api.tasks, api.tasks.getTask, { id });
       }
       const before = await listQueries();
-      const page = await nonMember.call(nonMember.tasks, nonMember.tasks.listTasks, { pageSize: 1, pageToken: '', statuses: [], target: '', awaitingMyReview: false });
+      const page = await nonMember.call(nonMember.tasks, nonMember.tasks.listTasks, { pageSize: 1, pageToken: '', statuses: [], target: '', awaitingMyReview: false, createdByMe: false });
       expect(page.tasks.map((t) => t.id)).to.deep.equal([theirs!.id]);
       expect((await listQueries()) - before, 'store queries for one page').to.equal(1);
       // Admins list everything.
@@ -461,7 +474,7 @@ for (const kind of STORE_KINDS) {
       await h.createTarget('reused', 'a1', 'bash', { groups: ['sre'] });
       const seen = await sre.call(sre.tasks, sre.tasks.getTask, { id: task!.id }).then(() => 'seen', (err: ServiceError) => status[err.code]);
       expect(seen, 'GetTask by a user of the new target').to.equal('NOT_FOUND');
-      const listed = await sre.call(sre.tasks, sre.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: 'reused', awaitingMyReview: false });
+      const listed = await sre.call(sre.tasks, sre.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: 'reused', awaitingMyReview: false, createdByMe: false });
       expect(listed.tasks.map((t) => t.id)).to.not.include(task!.id);
       // Its creator still sees it, and so do admins.
       expect((await nonMember.call(nonMember.tasks, nonMember.tasks.getTask, { id: task!.id })).task?.id).to.equal(task!.id);

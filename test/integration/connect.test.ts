@@ -103,7 +103,7 @@ describe('the browser API (Connect)', function () {
   });
 
   it('refuses a forged cross-origin POST and a form post before anything acts', async () => {
-    const before = (await h.api.call(h.api.tasks, h.api.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: '', awaitingMyReview: false })).tasks.length;
+    const before = (await h.api.call(h.api.tasks, h.api.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: '', awaitingMyReview: false, createdByMe: false })).tasks.length;
     const createTask = `${url}/taskgate.v1.TaskService/CreateTask`;
     const body = JSON.stringify({ target: 'box', script: 'echo pwned' });
     // What a page on another site can make the browser send, even with a token the browser holds.
@@ -116,7 +116,7 @@ describe('the browser API (Connect)', function () {
       const form = await curl('-H', `authorization: Bearer ${h.adminToken}`, '-H', `content-type: ${type}`, '-H', `origin: ${url}`, '-d', body, createTask);
       expect([form.status, (JSON.parse(form.body) as { code: string }).code], type).to.deep.equal([415, 'invalid_argument']);
     }
-    const after = (await h.api.call(h.api.tasks, h.api.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: '', awaitingMyReview: false })).tasks.length;
+    const after = (await h.api.call(h.api.tasks, h.api.tasks.listTasks, { pageSize: 500, pageToken: '', statuses: [], target: '', awaitingMyReview: false, createdByMe: false })).tasks.length;
     expect(after, 'tasks created by refused requests').to.equal(before);
     // The console's own requests (same origin) go through.
     const own = await curl('-H', `authorization: Bearer ${h.adminToken}`, '-H', 'content-type: application/json', '-H', `origin: ${url}`, '-H', 'sec-fetch-site: same-origin', '-d', body, createTask);

@@ -178,7 +178,7 @@ function rawClient(address: string): Client {
 
 /** Every task's history agrees with its status: a chain of moves ending where the task is. */
 async function checkTasks(h: Harness): Promise<void> {
-  const { tasks } = await h.api.call(h.api.tasks, h.api.tasks.listTasks, { statuses: [], target: '', pageSize: 500, pageToken: '', awaitingMyReview: false });
+  const { tasks } = await h.api.call(h.api.tasks, h.api.tasks.listTasks, { statuses: [], target: '', pageSize: 500, pageToken: '', awaitingMyReview: false, createdByMe: false });
   for (const t of tasks) {
     expect(statusFromWire(t.status), t.id).to.not.equal(undefined);
     expect(t.events.at(-1)?.to, `${t.id} ends where its events say`).to.equal(t.status);

@@ -72,7 +72,7 @@ for (const kind of STORE_KINDS) {
       const task = await create(dev, 't1');
       expect((await outcome(ops.call(ops.tasks, ops.tasks.getTask, { id: task.id })))?.code).to.equal(status.NOT_FOUND);
       expect((await outcome(review(ops, task.id, APPROVE)))?.code).to.equal(status.NOT_FOUND);
-      const { tasks } = await ops.call(ops.tasks, ops.tasks.listTasks, { statuses: [], target: '', pageSize: 0, pageToken: '', awaitingMyReview: true });
+      const { tasks } = await ops.call(ops.tasks, ops.tasks.listTasks, { statuses: [], target: '', pageSize: 0, pageToken: '', awaitingMyReview: true, createdByMe: false });
       expect(tasks.map((t) => t.id)).not.to.include(task.id);
       const approved = await review(peer, task.id, APPROVE);
       expect([approved.status, approved.review[0]?.reviewer]).to.deep.equal([TaskStatus.TASK_STATUS_APPROVED, 'user:peer@x']);
