@@ -20,9 +20,9 @@ import { TargetService } from '../../gen/es/taskgate/v1/target_pb.js';
 import { TaskService } from '../../gen/es/taskgate/v1/task_pb.js';
 import { UserService } from '../../gen/es/taskgate/v1/user_pb.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../../shared/limits.js';
-import { CancelledError, DeadlineExceededError, UnavailableError } from '../../shared/errors.js';
+import { CancelledError, DeadlineExceededError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { compose, methodsOf, type AnyServiceSpec, type CallContext, type Handler, type MethodInfo, type Middleware } from './core.js';
+import { compose, methodsOf, OpenCalls, type AnyServiceSpec, type CallContext, type Handler, type MethodInfo, type Middleware } from './core.js';
 import { toProtobufEs, toTsProto } from './message-bridge.js';
 import { toRpcError } from './status.js';
 import { sessionFromCookies } from '../session-cookie.js';
@@ -39,10 +39,6 @@ export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 /** A request listener for node:http or node:http2. */
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
-
-/** Why calls end when the server stops: clients should call, or follow, again. */
-const STOPPING_UNARY = new UnavailableError('server stopping; try again');
-const STOPPING_STREAM = new UnavailableError('server stopping; follow again');
 
 /** The one line a client that opens the agent stream over Connect reads. */
 export const AGENT_STREAM_REFUSED = 'AgentService.Connect is served over gRPC only: point the agent at the gRPC address (--listen, or --agent-listen with mutual TLS), not the HTTP one';
@@ -64,8 +60,7 @@ export class ConnectTransport {
   readonly #routes: Array<(router: ConnectRouter) => void> = [];
   /** Paths of the gRPC-only methods (the agent stream). */
   readonly #refused = new Set<string>();
-  /** Open calls: their controllers, with the reason each gets when the server stops. */
-  readonly #live = new Map<AbortController, UnavailableError>();
+  readonly #open: OpenCalls;
 
   /** The console's session cookie: a call without an authorization header authenticates with it. */
   readonly #sessionCookie: string;
@@ -75,14 +70,7 @@ export class ConnectTransport {
     this.#sessionCookie = options.sessionCookie;
     this.#shutdown = options.shutdown;
     this.#logger = options.logger;
-    options.shutdown.addEventListener(
-      'abort',
-      () => {
-        for (const [controller, reason] of this.#live) controller.abort(reason);
-        this.#live.clear();
-      },
-      { once: true },
-    );
+    this.#open = new OpenCalls(options.shutdown);
   }
 
   /** Adds a service: every method of its definition, through the middleware, at /PACKAGE.SERVICE/METHOD. */
@@ -128,10 +116,7 @@ export class ConnectTransport {
 
   /** The context of one call, and what to run when it ends. */
   #context(hctx: HandlerContext, method: MethodInfo): { ctx: CallContext; done: () => void } {
-    const controller = new AbortController();
-    const stopping = method.kind === 'unary' ? STOPPING_UNARY : STOPPING_STREAM;
-    if (this.#shutdown.aborted) controller.abort(stopping);
-    else this.#live.set(controller, stopping);
+    const { controller, done: forget } = this.#open.open(method);
     const request = hctx.signal;
     const onAbort = (): void => {
       const deadline = ConnectError.from(request.reason).code === ConnectCode.DeadlineExceeded;
@@ -151,7 +136,7 @@ export class ConnectTransport {
       ctx,
       done: () => {
         request.removeEventListener('abort', onAbort);
-        this.#live.delete(controller);
+        forget();
       },
     };
   }

@@ -13,6 +13,7 @@
  * the RpcError that comes out into its own status.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { UnavailableError } from '../../shared/errors.js';
 import type { AgentPrincipal, Principal, UserPrincipal } from '../auth.js';
 import type { Requirement } from '../access.js';
 
@@ -172,4 +173,39 @@ export function watchStream<T>(source: AsyncIterable<T>, observe: (err: unknown)
       if (!settled) observe(cancelled());
     }
   })();
+}
+
+/** Why calls end when the server stops: clients should call, or follow, again. */
+const STOPPING = { unary: new UnavailableError('server stopping; try again'), stream: new UnavailableError('server stopping; follow again') } as const;
+
+/**
+ * The calls a transport has open, so a server stop ends each with the
+ * reason its kind gets ("try again" for unary, "follow again" for streams).
+ * One listener on the shutdown signal for all of them (a listener per call
+ * costs more than the call's own work).
+ */
+export class OpenCalls {
+  readonly #shutdown: AbortSignal;
+  readonly #open = new Map<AbortController, UnavailableError>();
+
+  constructor(shutdown: AbortSignal) {
+    this.#shutdown = shutdown;
+    shutdown.addEventListener(
+      'abort',
+      () => {
+        for (const [controller, reason] of this.#open) controller.abort(reason);
+        this.#open.clear();
+      },
+      { once: true },
+    );
+  }
+
+  /** A controller for a new call of `method`, aborted at once if the server is stopping; `done` forgets it. */
+  open(method: MethodInfo): { controller: AbortController; done: () => void } {
+    const controller = new AbortController();
+    const stopping = method.kind === 'unary' ? STOPPING.unary : STOPPING.stream;
+    if (this.#shutdown.aborted) controller.abort(stopping);
+    else this.#open.set(controller, stopping);
+    return { controller, done: () => void this.#open.delete(controller) };
+  }
 }

@@ -7,9 +7,9 @@
  * except the agent stream's session, which owns its bidi call.
  */
 import { Metadata, type sendUnaryData, type Server, type ServerWritableStream, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { CancelledError, DeadlineExceededError, UnavailableError } from '../../shared/errors.js';
+import { CancelledError, DeadlineExceededError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { compose, methodsOf, type AnyServiceSpec, type CallContext, type MethodInfo, type Middleware } from './core.js';
+import { compose, methodsOf, OpenCalls, type AnyServiceSpec, type CallContext, type MethodInfo, type Middleware } from './core.js';
 import { toRpcError } from './status.js';
 
 /** The metadata key gRPC clients read a retry delay from (gRPC A6, retry pushback). */
@@ -26,10 +26,6 @@ export function grpcStatus(err: unknown, logger: Logger, method: string): Partia
 
 /** How close to its deadline a client's cancel counts as the deadline, in ms. */
 const DEADLINE_SLACK_MS = 1000;
-
-/** Why calls end when the server stops: clients should call, or follow, again. */
-const STOPPING_UNARY = new UnavailableError('server stopping; try again');
-const STOPPING_STREAM = new UnavailableError('server stopping; follow again');
 
 /** The kind of call object grpc-js hands each handler. */
 interface GrpcCall {
@@ -52,23 +48,14 @@ export class GrpcTransport {
   readonly #middleware: readonly Middleware[];
   readonly #shutdown: AbortSignal;
   readonly #logger: Logger;
-  /** Open calls: their controllers, with the reason each gets when the server stops. */
-  readonly #live = new Map<AbortController, UnavailableError>();
+  readonly #open: OpenCalls;
 
   constructor(server: Server, options: { middleware: readonly Middleware[]; shutdown: AbortSignal; logger: Logger }) {
     this.#server = server;
     this.#middleware = options.middleware;
     this.#shutdown = options.shutdown;
     this.#logger = options.logger;
-    // One listener for every open call (a listener per call costs more than the call's own work).
-    options.shutdown.addEventListener(
-      'abort',
-      () => {
-        for (const [controller, reason] of this.#live) controller.abort(reason);
-        this.#live.clear();
-      },
-      { once: true },
-    );
+    this.#open = new OpenCalls(options.shutdown);
   }
 
   /** Adds a service: every method of its definition, through the middleware. */
@@ -84,11 +71,8 @@ export class GrpcTransport {
 
   /** The context of one call, and what to run when it ends. */
   #context(call: GrpcCall, method: MethodInfo): { ctx: CallContext; done: () => void } {
-    const controller = new AbortController();
     const shutdown = this.#shutdown;
-    const stopping = method.kind === 'unary' ? STOPPING_UNARY : STOPPING_STREAM;
-    if (shutdown.aborted) controller.abort(stopping);
-    else this.#live.set(controller, stopping);
+    const { controller, done } = this.#open.open(method);
     call.on('cancelled', () => {
       const deadline = call.getDeadline();
       // A client gives up at its own deadline, which is a little earlier than
@@ -109,7 +93,7 @@ export class GrpcTransport {
       shutdown,
       end: (reason) => controller.abort(reason),
     };
-    return { ctx, done: () => this.#live.delete(controller) };
+    return { ctx, done };
   }
 
   #unary(method: MethodInfo, handler: ReturnType<typeof compose>) {
