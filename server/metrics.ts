@@ -15,7 +15,7 @@ export class Metrics {
   readonly #outputBytes: Counter;
   readonly #agentStreams: Counter<'kind'>;
   readonly #storeSeconds: Histogram<'op' | 'outcome'>;
-  readonly #rpcHandled: Counter<'method' | 'code'>;
+  readonly #rpcHandled: Counter<'method' | 'code' | 'transport'>;
   readonly #rpcSeconds: Histogram<'method'>;
   readonly #seenAgents = new Set<string>();
 
@@ -53,8 +53,8 @@ export class Metrics {
     });
     this.#rpcHandled = new Counter({
       name: 'taskgate_rpc_handled_total',
-      help: 'Calls finished, by method ("TaskService/GetTask") and status code name ("OK", "NOT_FOUND", "CANCELLED", ...); the agent stream counts when it is accepted or refused.',
-      labelNames: ['method', 'code'],
+      help: 'Calls finished, by method ("TaskService/GetTask"), status code name ("OK", "NOT_FOUND", "CANCELLED", ...) and transport ("grpc", or "connect" for Connect and gRPC-Web on the HTTP listener); the agent stream counts when it is accepted or refused.',
+      labelNames: ['method', 'code', 'transport'],
       registers: [this.registry],
     });
     this.#rpcSeconds = new Histogram({
@@ -110,12 +110,12 @@ export class Metrics {
    * A recorder of one method's calls: `handled(code, seconds)` per call.
    * Label children are looked up once per method and code, not per call.
    */
-  rpc(method: string): (code: string, seconds: number) => void {
+  rpc(method: string, transport: string): (code: string, seconds: number) => void {
     const seconds = this.#rpcSeconds.labels({ method });
     const counters = new Map<string, { inc: () => void }>();
     return (code, elapsed) => {
       let counter = counters.get(code);
-      if (!counter) counters.set(code, (counter = this.#rpcHandled.labels({ method, code })));
+      if (!counter) counters.set(code, (counter = this.#rpcHandled.labels({ method, code, transport })));
       counter.inc();
       seconds.observe(elapsed);
     };

@@ -75,7 +75,7 @@ export class ConnectTransport {
 
   /** Adds a service: every method of its definition, through the middleware, at /PACKAGE.SERVICE/METHOD. */
   add(spec: AnyServiceSpec): void {
-    for (const { key, info, definition } of methodsOf(spec)) {
+    for (const { key, info, definition } of methodsOf(spec, 'connect')) {
       const serviceName = /^\/([^/]+)\//.exec(definition.path)?.[1] ?? '';
       const method = SERVICES.get(serviceName)?.methods.find((m) => `/${m.parent.typeName}/${m.name}` === definition.path);
       if (!method) throw new Error(`${definition.path}: no protobuf-es descriptor (run npm run gen)`);

@@ -29,6 +29,8 @@ export interface MethodInfo {
   readonly kind: MethodKind;
   /** Who may call it before it looks at any object (server/access.ts). */
   readonly requirement: Requirement;
+  /** What carries it: "grpc" (grpc-js) or "connect" (Connect and gRPC-Web, the HTTP listener); metrics label calls by it. */
+  readonly transport: 'grpc' | 'connect';
 }
 
 /** What every call carries, whatever its transport. */
@@ -131,14 +133,14 @@ export function kindOf(method: MethodDefinition): MethodKind {
 }
 
 /** The method info of every method of a spec, keyed as the definition keys them. */
-export function methodsOf(spec: AnyServiceSpec): Array<{ key: string; info: MethodInfo; definition: MethodDefinition }> {
+export function methodsOf(spec: AnyServiceSpec, transport: MethodInfo['transport']): Array<{ key: string; info: MethodInfo; definition: MethodDefinition }> {
   return Object.entries(spec.definition).map(([key, definition]) => {
     const requirement = spec.access[key];
     if (!requirement) throw new Error(`${definition.path} has no access row`);
     return {
       key,
       definition,
-      info: { path: definition.path, name: definition.path.replace(/^\/[^/]*\.(\w+)\//, '$1/'), kind: kindOf(definition), requirement },
+      info: { path: definition.path, name: definition.path.replace(/^\/[^/]*\.(\w+)\//, '$1/'), kind: kindOf(definition), requirement, transport },
     };
   });
 }

@@ -61,7 +61,7 @@ export class GrpcTransport {
   /** Adds a service: every method of its definition, through the middleware. */
   add(spec: AnyServiceSpec): void {
     const implementation: UntypedServiceImplementation = {};
-    for (const { key, info } of methodsOf(spec)) {
+    for (const { key, info } of methodsOf(spec, 'grpc')) {
       const handler = compose(info, spec.methods[key], this.#middleware);
       implementation[key] =
         info.kind === 'unary' ? this.#unary(info, handler) : info.kind === 'server-streaming' ? this.#serverStreaming(info, handler) : this.#bidi(info, handler);

@@ -67,7 +67,7 @@ export function mapErrors(logger: Logger): Middleware {
 /** Counts each call by method and status and times it (taskgate_rpc_*). */
 export function recordMetrics(metrics: Metrics): Middleware {
   return (method, next) => {
-    const handled = metrics.rpc(method.name);
+    const handled = metrics.rpc(method.name, method.transport);
     const codeName = (err: unknown): string => CODE_NAMES[err instanceof RpcError ? err.code : Code.INTERNAL];
     if (method.kind !== 'server-streaming') {
       return (request, ctx) => {

@@ -64,6 +64,11 @@ describe('the browser API (Connect)', function () {
     const listed = (JSON.parse(body) as { tasks: Array<{ id: string; status: string; created: string; outputBytes: string }> }).tasks.find((t) => t.id === task.id);
     const viaGrpc = await h.getTask(task.id);
     expect(listed).to.include({ status: 'TASK_STATUS_SUCCESS', created: viaGrpc.created!.toISOString(), outputBytes: String(viaGrpc.outputBytes) });
+    // Counted in the same metric as gRPC calls, told apart by transport.
+    const counted = (await h.server.metrics.registry.getSingleMetric('taskgate_rpc_handled_total')!.get()).values;
+    const count = (transport: string): number => counted.find((v) => v.labels.method === 'TaskService/ListTasks' && v.labels.code === 'OK' && v.labels.transport === transport)?.value ?? 0;
+    expect(count('connect')).to.be.at.least(1);
+    expect(counted.filter((v) => v.labels.method === 'TaskService/GetTask' && v.labels.transport === 'grpc').length).to.equal(1);
   });
 
   it('answers errors with their code and one-line message, as Connect spells them', async () => {
