@@ -312,6 +312,39 @@ for (const kind of STORE_KINDS) {
       expect([done.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'hi\r\n']);
     });
 
+    it("writes a running task's dropped-output total at most once a second, however often heartbeats report it", async function () {
+      this.timeout(15_000);
+      await h.createTarget('tp', 'p1');
+      const token = await h.agentToken('p1');
+      const task = await h.createTask('tp', 'echo hi');
+      const stream = raw(token);
+      stream.hello({ name: 'p1', bootId: randomId() });
+      await stream.welcome();
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await stream.next((m) => m.message?.$case === 'run');
+      stream.send({ $case: 'started', value: { taskId: task.id, time: new Date(), pid: 1 } });
+      while ((await h.getTask(task.id)).status !== TaskStatus.TASK_STATUS_RUNNING) await new Promise((r) => setTimeout(r, 20));
+      /** Store task patches so far (the server's own store metric: the flood below is the only writer). */
+      const patches = async (): Promise<number> => {
+        const metric = await h.server.metrics.registry.getSingleMetric('taskgate_store_operation_seconds')!.get();
+        return (metric.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>).find((v) => v.metricName === 'taskgate_store_operation_seconds_count' && v.labels.op === 'patchTask')?.value ?? 0;
+      };
+      const before = await patches();
+      const start = Date.now();
+      // 400 heartbeats over about 1.6 s, each with a larger total, as a hostile agent would send them.
+      for (let i = 1; i <= 400; i++) {
+        stream.send({ $case: 'heartbeat', value: { tasks: [{ taskId: task.id, droppedBytes: i }] } });
+        if (i % 100 === 0) await new Promise((r) => setTimeout(r, 400));
+      }
+      // A heartbeat past the throttle window carries the last total to the store.
+      await new Promise((r) => setTimeout(r, 1100));
+      stream.send({ $case: 'heartbeat', value: { tasks: [{ taskId: task.id, droppedBytes: 400 }] } });
+      for (let i = 0; i < 100 && (await h.getTask(task.id)).outputDroppedBytes !== 400; i++) await new Promise((r) => setTimeout(r, 20));
+      const seconds = (Date.now() - start) / 1000;
+      expect((await h.getTask(task.id)).outputDroppedBytes).to.equal(400);
+      expect(await patches() - before).to.be.within(1, Math.ceil(seconds) + 1);
+    });
+
     it('runs tasks waiting for an agent as soon as it connects, not at its first heartbeat', async function () {
       this.timeout(10_000);
       await h.close();
