@@ -114,7 +114,7 @@ export class Authenticator {
     const known = this.#known.get(hash);
     if (known === undefined || now - known > KNOWN_FOR_MS) beforeLookup?.();
     const record = await this.#store.findTokenByHash(hash);
-    const parent = record?.kind === 'session' && record.parent ? await this.#store.getToken(record.parent) : null;
+    const parent = record?.parent ? await this.#store.getToken(record.parent) : null;
     const user = record?.kind === 'user' || record?.kind === 'session' ? await this.#store.getUser(record.subject) : null;
     const verdict = judge(record, user, now, parent);
     if ('error' in verdict) {
@@ -139,7 +139,7 @@ export class Authenticator {
   async recheck(tokenIds: readonly string[]): Promise<Map<string, Verdict>> {
     const now = Date.now();
     const records = await this.#store.getTokens(tokenIds);
-    const parentIds = [...new Set(records.flatMap((r) => (r.kind === 'session' && r.parent ? [r.parent] : [])))];
+    const parentIds = [...new Set(records.flatMap((r) => (r.parent ? [r.parent] : [])))];
     const parents = new Map((parentIds.length > 0 ? await this.#store.getTokens(parentIds) : []).map((t) => [t.id, t]));
     const emails = [...new Set(records.filter((r) => r.kind !== 'agent').map((r) => r.subject))];
     const users = new Map((emails.length > 0 ? await this.#store.getUsers(emails) : []).map((u) => [u.email, u]));
@@ -228,19 +228,31 @@ export class Authenticator {
 function judge(record: TokenRecord | null, user: UserRecord | null, now: number, parent: TokenRecord | null = null): Verdict {
   const refuse = (message: string): Verdict => ({ error: new UnauthenticatedError(message) });
   if (!record) return refuse('unknown token');
+  // Made from another token (a session; a token made in a session): it ends with that one.
+  const parentEnded = record.parent === undefined ? undefined : whyEnded(parent, now);
   if (record.kind === 'session') {
+    if (user && !user.active) return refuse(`the session ended: user ${user.email} is deactivated; sign in again`);
     if (record.revoked) return refuse('signed out: sign in again');
     if (record.expires && record.expires.getTime() <= now) return refuse('the session expired: sign in again');
-    if (!parent || parent.kind !== 'user' || parent.subject !== record.subject) return refuse('the token this session was signed in with no longer exists: sign in again');
-    const ended = judge(parent, user, now);
+    if (parentEnded !== undefined || parent?.subject !== record.subject) return refuse(`the session ended: ${parentEnded ?? 'its token is not this user\'s'}; sign in again`);
+    const ended = judge({ ...record, kind: 'user', parent: undefined, revoked: null, expires: null }, user, now);
     if ('error' in ended) return refuse(`the session ended: ${ended.error.message}; sign in again`);
-    return { principal: { ...ended.principal, tokenId: record.id } };
+    return ended;
   }
   if (record.revoked) return refuse(`token ${record.id} was revoked`);
   if (record.expires && record.expires.getTime() <= now) return refuse(`token ${record.id} expired at ${record.expires.toISOString()}`);
+  if (parentEnded !== undefined) return refuse(`token ${record.id} was made in a console session whose ${parentEnded.replace(/^token \S+/, 'token')}`);
   if (record.kind === 'agent') return { principal: { kind: 'agent', name: record.subject, tokenId: record.id } };
   if (record.kind !== 'user') return refuse('token of an unknown kind; create a new one');
   if (!user) return refuse(`user ${record.subject} no longer exists`);
   if (!user.active) return refuse(`user ${user.email} is deactivated`);
   return { principal: { kind: 'user', email: user.email, groups: user.groups, tokenId: record.id } };
+}
+
+/** Why a token no longer stands for anyone (revoked, expired, gone), or undefined while it does. */
+function whyEnded(token: TokenRecord | null, now: number): string | undefined {
+  if (!token) return 'the token it was made from no longer exists';
+  if (token.revoked) return `token ${token.id} was revoked`;
+  if (token.expires && token.expires.getTime() <= now) return `token ${token.id} expired at ${token.expires.toISOString()}`;
+  return undefined;
 }

@@ -16,7 +16,7 @@
  * Everything else (the RPCs) goes on to the API handler.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,7 @@ import type { Logger } from '../shared/logger.js';
 import { InvalidArgumentError, NotFoundError, UnauthenticatedError } from '../shared/errors.js';
 import { maySeeTask } from './access.js';
 import type { Authenticator, Principal } from './auth.js';
-import type { AuthFailureLimits } from './rate-limits.js';
+import type { AuthFailureLimits, RateLimits } from './rate-limits.js';
 import { refusal } from './rpc/browser-guard.js';
 import { writeConnectError, type NodeHandler, type NodeRequest, type NodeResponse } from './rpc/connect.js';
 import { Code, toRpcError } from './rpc/status.js';
@@ -114,6 +114,8 @@ export interface ConsoleRoutesOptions {
   tls: boolean;
   /** Where the console's build output is (default {@link CONSOLE_DIR}). */
   staticDir?: string;
+  /** The per-caller limits the API's calls take from (a download is a call and an open stream). */
+  limits: RateLimits;
   /** The API (Connect, behind the cross-site guard). */
   api: NodeHandler;
   logger: Logger;
@@ -131,7 +133,7 @@ const HTTP_OF: Partial<Record<Code, [number, string]>> = {
 
 /** The console's routes in front of `options.api`. */
 export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
-  const { auth, store, audit, links, failures, tls, logger } = options;
+  const { auth, store, audit, links, failures, limits, tls, logger } = options;
   const cookie = sessionCookieName(tls);
   const files = new StaticFiles(options.staticDir ?? CONSOLE_DIR);
 
@@ -215,6 +217,7 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
   async function download(req: NodeRequest, res: NodeResponse, id: string): Promise<void> {
     req.resume();
     const principal = await caller(req);
+    limits.call(principal);
     const task = principal.kind === 'user' ? await store.getTask(id) : null;
     if (principal.kind !== 'user' || !task || !maySeeTask(principal, task, await store.getTarget(task.target))) throw new NotFoundError(`task ${id} not found`);
     res.writeHead(200, {
@@ -225,17 +228,23 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
       // Output of a task still running: what is stored so far.
       'x-taskgate-task-status': task.status,
     });
-    let after = -1;
-    for (;;) {
-      const chunks = await store.readChunks(id, { afterSeq: after }, DOWNLOAD_BATCH, 4 * 1024 * 1024);
-      for (const chunk of chunks) {
-        after = chunk.seq;
-        if (!(res as ServerResponse).write(chunk.data)) await new Promise((resolve) => res.once('drain', resolve));
-        if (res.destroyed) return;
+    if (req.method === 'HEAD') return void res.end();
+    const release = limits.openStream(principal);
+    try {
+      let after = -1;
+      for (;;) {
+        const chunks = await store.readChunks(id, { afterSeq: after }, DOWNLOAD_BATCH, 4 * 1024 * 1024);
+        for (const chunk of chunks) {
+          after = chunk.seq;
+          if (!(res as ServerResponse).write(chunk.data)) await drained(res);
+          if (res.destroyed) return;
+        }
+        if (chunks.length === 0) break;
       }
-      if (chunks.length === 0) break;
+      res.end();
+    } finally {
+      release();
     }
-    res.end();
   }
 
   return (req, res) => {
@@ -248,9 +257,10 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
         return path === '/auth/sign-in' ? signIn(req, res) : signOut(req, res);
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') return options.api(req, res);
-      if (path === '/auth/link') return link(req, res, url);
+      // Only a GET uses the link up: a HEAD (a link preview) learns nothing and spends nothing.
+      if (path === '/auth/link') return req.method === 'GET' ? link(req, res, url) : void res.writeHead(204, PAGE_HEADERS).end();
       const output = /^\/download\/tasks\/([^/]+)\/output$/.exec(path);
-      if (output) return download(req, res, decodeURIComponent(output[1]!));
+      if (output) return download(req, res, decodedOr404(output[1]!));
       return files.serve(req, res, path);
     };
     route().catch((err: unknown) => {
@@ -261,6 +271,28 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
       fail(req, res, err);
     });
   };
+}
+
+/** Resolves when the response may be written again, or has closed. */
+function drained(res: NodeResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+/** A path segment decoded; a malformed escape is a task no one has. */
+function decodedOr404(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new NotFoundError('no such task: the id in the path is not valid');
+  }
 }
 
 /** The request's JSON body, at most MAX_SIGN_IN_BYTES. */
@@ -293,8 +325,13 @@ function writeJson(res: NodeResponse, status: number, body: unknown, headers: Re
 class StaticFiles {
   readonly #root: string;
 
+  #realRoot: string;
+
   constructor(root: string) {
     this.#root = resolve(root);
+    this.#realRoot = this.#root;
+    // The folder may be a link itself (or be made after the server starts).
+    void realpath(this.#root).then((real) => (this.#realRoot = real), () => undefined);
   }
 
   async serve(req: NodeRequest, res: NodeResponse, path: string): Promise<void> {
@@ -309,7 +346,9 @@ class StaticFiles {
     const page = extname(decoded) === '';
     const file = resolve(this.#root, `.${page ? '/index.html' : decoded}`);
     if (!file.startsWith(this.#root + sep) || decoded.includes('\0')) return this.#send(req, res, 404, 'text/plain; charset=utf-8', Buffer.from('not found\n'), 'no-store');
-    const info = await stat(file).catch(() => null);
+    // Only files really inside the folder: a link out of it is not served.
+    const real = await realpath(file).catch(() => null);
+    const info = real !== null && (real === this.#realRoot || real.startsWith(this.#realRoot + sep)) ? await stat(real).catch(() => null) : null;
     if (!info?.isFile()) {
       if (page) {
         const text = 'The web console is not built: run "npm run build" (it writes dist/console), then reload.\n';
@@ -317,7 +356,7 @@ class StaticFiles {
       }
       return this.#send(req, res, 404, 'text/plain; charset=utf-8', Buffer.from('not found\n'), 'no-store');
     }
-    const body = await readFile(file);
+    const body = await readFile(real!);
     const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
     const cache = decoded.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
     this.#send(req, res, 200, type, body, cache);

@@ -89,6 +89,23 @@ export class LiveStreams {
     this.#checks.run();
   }
 
+  /**
+   * Checks every open stream again against what it streams, its caller
+   * unchanged: a target's groups or reviewers changed (or it was deleted),
+   * so a caller may no longer see what they follow. Streams that may not go
+   * on end with why.
+   */
+  recheckAll(): void {
+    for (const set of this.#byToken.values()) {
+      for (const watched of [...set]) {
+        watched.changed?.(watched.principal).catch((err: unknown) => {
+          if (!(err instanceof TaskgateError)) this.#logger.error({ err }, 'unexpected error re-checking an open stream');
+          watched.end(err instanceof TaskgateError ? err : new UnavailableError('could not check the caller again; call again'));
+        });
+      }
+    }
+  }
+
   /** One pass over every open stream's token. */
   async check(): Promise<void> {
     const ids = [...this.#byToken.keys()];

@@ -186,12 +186,13 @@ export class TaskgateServer {
     // Every method, on every transport, runs through the same middleware
     // (docs/design.md "The RPC layer"), and so shares its limits.
     const authFailures = new AuthFailureLimits(options.authFailuresPerSecond);
+    const callerLimits = new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser });
     const middleware = [
       recordMetrics(metrics),
       mapErrors(logger),
       authenticate(auth, authFailures),
       requireAccess(),
-      limitCallers(new RateLimits({ callsPerSecond: options.callsPerSecond, burst: options.callBurst, streams: options.streamsPerUser })),
+      limitCallers(callerLimits),
       guardStreams(live),
     ];
     const rpc = new GrpcTransport(grpc, { middleware, shutdown: shutdown.signal, logger });
@@ -199,7 +200,7 @@ export class TaskgateServer {
     const links = new SignInLinks();
     for (const spec of [
       taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
-      targetService(store, publisher, secretBox),
+      targetService(store, publisher, secretBox, () => live.recheckAll()),
       agentService(auth, sessionDeps, publisher),
       userService(store, auth, publisher),
       eventService(store, publisher),
@@ -225,7 +226,7 @@ export class TaskgateServer {
       if (options.httpListen) {
         const tls = options.tls !== undefined;
         const api = guardBrowsers(connect.handler(), { tls });
-        const handler = consoleRoutes({ auth, store, audit: publisher, links, failures: authFailures, tls, api, logger, ...(options.consoleDir ? { staticDir: options.consoleDir } : {}) });
+        const handler = consoleRoutes({ auth, store, audit: publisher, links, failures: authFailures, limits: callerLimits, tls, api, logger, ...(options.consoleDir ? { staticDir: options.consoleDir } : {}) });
         http = await HttpListener.open({ listen: options.httpListen, tls: options.tls, handler, ...limits });
       }
     } catch (err) {

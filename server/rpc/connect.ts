@@ -208,6 +208,6 @@ export function writeConnectError(req: NodeRequest, res: NodeResponse, http: num
   const body = JSON.stringify({ code, message });
   // Drain the body we will not read, so the connection can be reused.
   req.resume();
-  (res as ServerResponse).writeHead(http, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  (res as ServerResponse).writeHead(http, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-content-type-options': 'nosniff' });
   res.end(body);
 }

@@ -114,7 +114,12 @@ function describeChange(before: TargetRecord, after: TargetRecord, keys: readonl
 }
 
 /** The TargetService implementation. */
-export function targetService(store: Store, audit: EventPublisher, secretBox: SecretBox | null): ServiceSpec<typeof TargetServiceService> {
+/**
+ * The TargetService implementation. `onChange` is told after a target is
+ * updated or deleted: who may see its tasks may have changed, and open
+ * streams are checked again.
+ */
+export function targetService(store: Store, audit: EventPublisher, secretBox: SecretBox | null, onChange: () => void = () => undefined): ServiceSpec<typeof TargetServiceService> {
   async function mustGet(name: string): Promise<TargetRecord> {
     if (name === '') throw new InvalidArgumentError('name is required');
     const target = await store.getTarget(name);
@@ -224,6 +229,7 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
     checkReviewRules({ ...before, ...patch });
     const updated = await store.updateTarget(t.name, patch, new Date());
     if (!updated) throw new NotFoundError(`target "${t.name}" not found`);
+    onChange();
     await audit.record({
       actor: actorOf(user),
       action: 'target.updated',
@@ -239,6 +245,7 @@ export function targetService(store: Store, audit: EventPublisher, secretBox: Se
       throw new FailedPreconditionError(`target "${req.name}" has unfinished tasks; wait for them or kill them first`);
     }
     if (!(await store.deleteTarget(req.name))) throw new NotFoundError(`target "${req.name}" not found`);
+    onChange();
     await audit.record({ actor: actorOf(user), action: 'target.deleted', resource: `targets/${req.name}`, detail: '' });
     return {};
   }

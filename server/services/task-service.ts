@@ -51,8 +51,9 @@ const LIST_BATCH = 250;
 const WATCH_POLL_MS = 5000;
 /** Open tasks of a followed list re-read per poll, at most, besides its first page. */
 const WATCH_RECHECK_LIMIT = 100;
-/** Changes a followed list holds before it gives them up for the next poll. */
-const WATCH_PENDING_LIMIT = 10_000;
+/** Changes a followed list holds (tasks, and their scripts' and messages' bytes) before it gives them up for the next poll. */
+const WATCH_PENDING_LIMIT = 1000;
+const WATCH_PENDING_BYTES = 16 * 1024 * 1024;
 
 /** ListTasks' and WatchTasks' filters. */
 interface TaskFilters {
@@ -328,9 +329,15 @@ export function taskService(
     ctx.recheck = async () => undefined;
     const changed = new Map<string, TaskRecord>();
     let wake: (() => void) | undefined;
+    let pendingBytes = 0;
     const unsubscribe = hub.subscribeStates((task) => {
-      if (changed.size >= WATCH_PENDING_LIMIT) changed.clear(); // far behind: the next poll catches up
+      // Far behind (a client that stopped reading): give the changes up; the next poll catches up.
+      if (changed.size >= WATCH_PENDING_LIMIT || pendingBytes >= WATCH_PENDING_BYTES) {
+        changed.clear();
+        pendingBytes = 0;
+      }
       changed.set(task.id, task);
+      pendingBytes += task.script.length + task.message.length;
       wake?.();
     });
     const targets = new TargetCache(store);
@@ -348,6 +355,7 @@ export function taskService(
         signal.throwIfAborted();
         const tasks = [...changed.values()];
         changed.clear();
+        pendingBytes = 0;
         const removed: string[] = [];
         if (Date.now() - polled >= WATCH_POLL_MS) {
           polled = Date.now();

@@ -100,12 +100,24 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     if (demotesSelf) throw new FailedPreconditionError('you cannot deactivate yourself or leave the admin group; ask another admin');
     const updated = await store.updateUser(u.email, patch, new Date());
     if (!updated) throw new NotFoundError(`user ${u.email} not found`);
+    // Deactivation ends the user's console sessions for good: reactivating
+    // the user does not bring back a browser (or a stolen cookie) signed in before.
+    const ended = patch.active === false ? await endSessions(updated.email) : 0;
     auth.invalidate();
+    if (ended > 0) await audit.record({ actor: actorOf(caller), action: 'session.ended', resource: `users/${updated.email}`, detail: `${ended} console session(s) ended by deactivation` });
     const changes = (Object.keys(patch) as (keyof UserPatch)[])
       .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(updated[k]))
       .map((k) => `${k}: ${JSON.stringify(before[k])} -> ${JSON.stringify(updated[k])}`);
     await audit.record({ actor: actorOf(caller), action: 'user.updated', resource: `users/${updated.email}`, detail: changes.join('; ') || 'no change' });
     return { user: userToWire(updated) };
+  }
+
+  /** Revokes every console session of the user still valid; how many. */
+  async function endSessions(email: string): Promise<number> {
+    const now = new Date();
+    const open = (await store.listTokens(email)).filter((t) => t.kind === 'session' && !t.revoked);
+    for (const session of open) await store.revokeToken(session.id, now);
+    return open.length;
   }
 
   async function whoAmI(_req: unknown, { user: caller }: UserContext): Promise<WhoAmIResponse> {
@@ -118,10 +130,18 @@ export function userService(store: Store, auth: Authenticator, audit: EventPubli
     if (email !== caller.email && !isAdmin(caller)) throw new PermissionDeniedError('only admins may create tokens for other users');
     const user = await mustGet(email);
     if (!user.active) throw new FailedPreconditionError(`user ${email} is deactivated`);
+    // Made in a console session: it ends with the token that session was
+    // signed in with, and never outlives it, so a stolen cookie cannot be
+    // turned into lasting access (docs/console.md "Signing in").
+    const session = await store.getToken(caller.tokenId);
+    const root = session?.kind === 'session' && session.parent ? await store.getToken(session.parent) : null;
+    const asked = checkTtl('ttl', req.ttl, new Date());
+    const limit = root?.expires ?? null;
     const { secret, record } = await auth.issue('user', email, {
       name: checkPlainText('name', checkSize('name', req.name, MAX_NAME_BYTES)),
       createdBy: actorOf(caller),
-      expires: checkTtl('ttl', req.ttl, new Date()),
+      expires: limit && (!asked || asked > limit) ? limit : asked,
+      ...(root ? { parent: root.id } : {}),
     });
     const expiry = record.expires ? `, expires ${record.expires.toISOString()}` : '';
     await audit.record({ actor: actorOf(caller), action: 'token.created', resource: `tokens/${record.id}`, detail: `user token for ${email}${record.name ? ` (${record.name})` : ''}${expiry}` });

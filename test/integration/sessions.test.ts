@@ -10,11 +10,12 @@
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskService } from '../../gen/es/taskgate/v1/task_pb.js';
+import { Target } from '../../gen/taskgate/v1/target.js';
 import { ListEventsRequest } from '../../gen/taskgate/v1/event.js';
 import { TokenKind, User } from '../../gen/taskgate/v1/user.js';
 import { CONTENT_SECURITY_POLICY } from '../../server/console-http.js';
@@ -174,11 +175,53 @@ describe('console sessions and HTTP routes', function () {
     await h.api.call(h.api.users, h.api.users.updateUser, { user: User.fromPartial({ email: 'dev5@x', active: false }), updateMask: ['active'] });
     const refused = await call('UserService/WhoAmI', {}, { cookie: second });
     expect([refused.status, refused.body.message]).to.deep.equal([401, 'the session ended: user dev5@x is deactivated; sign in again']);
+    // Reactivated, the user signs in again; the browser (or stolen cookie) signed in before stays out.
+    await h.api.call(h.api.users, h.api.users.updateUser, { user: User.fromPartial({ email: 'dev5@x', active: true }), updateMask: ['active'] });
+    expect((await call('UserService/WhoAmI', {}, { cookie: second })).body.message).to.equal('signed out: sign in again');
+    expect((await other.call(other.users, other.users.whoAmI, {})).user?.email).to.equal('dev5@x');
+  });
+
+  it('ties a token made in a session to the token the session was signed in with', async () => {
+    const dev = await h.user('dev6@x', ['dev']);
+    const cookie = await cookieOf(dev.token);
+    const made = await call('UserService/CreateToken', { name: 'from-console' }, { cookie });
+    expect(made.status).to.equal(200);
+    const minted = made.body.secret as string;
+    const api = h.client(minted);
+    expect((await api.call(api.users, api.users.whoAmI, {})).user?.email).to.equal('dev6@x');
+    // Revoking the token the browser signed in with ends the session and what it made.
+    const root = (await dev.call(dev.users, dev.users.whoAmI, {})).token!.id;
+    await h.api.call(h.api.users, h.api.users.revokeToken, { id: root });
+    const err = await api.call(api.users, api.users.whoAmI, {}).then(() => undefined, (e: Error) => e.message);
+    expect(err).to.match(/^16 UNAUTHENTICATED: token \S+ was made in a console session whose token was revoked$/);
+  });
+
+  it('checks open streams again when a target changes: a follower who may no longer see the task is cut off', async () => {
+    await h.createTarget('shared', 'a1', 'bash', { groups: ['dev', 'qa'] });
+    const qa = await h.user('qa1@x', ['qa']);
+    const task = await h.createTask('shared', 'for i in $(seq 1 600); do echo tick $i; sleep 0.05; done');
+    const cookie = await cookieOf(qa.token);
+    const tasks = createClient(TaskService, createConnectTransport({ baseUrl: url, httpVersion: '1.1', useBinaryFormat: true }));
+    let chunks = 0;
+    const ended = (async () => {
+      try {
+        for await (const m of tasks.getTaskLogs({ id: task.id, follow: true }, { headers: { cookie } })) if (m.event.case === 'chunk') chunks++;
+        return 'ended OK';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    while (chunks === 0) await new Promise((r) => setTimeout(r, 20));
+    await h.api.call(h.api.targets, h.api.targets.updateTarget, { target: Target.fromPartial({ name: 'shared', groups: ['dev'] }), updateMask: ['groups'] });
+    expect(await ended).to.equal(`[not_found] task ${task.id} not found`);
+    await h.api.call(h.api.tasks, h.api.tasks.killTask, { id: task.id, reason: '', requestId: '' });
   });
 
   it('signs in once with the one-time link, then sends the link back to the sign-in page', async () => {
     const link = await h.server.signInLink(h.adminToken);
     expect(link).to.match(new RegExp(`^${url}/auth/link\\?code=[\\w-]{32}$`));
+    const preview = await fetch(link!, { method: 'HEAD', redirect: 'manual' });
+    expect([preview.status, preview.headers.get('set-cookie')]).to.deep.equal([204, null]);
     const first = await fetch(link!, { redirect: 'manual' });
     expect([first.status, first.headers.get('location')]).to.deep.equal([303, '/']);
     const cookie = parseSetCookie(first.headers.get('set-cookie')).pair;
@@ -202,6 +245,11 @@ describe('console sessions and HTTP routes', function () {
     expect([hidden.status, ((await hidden.json()) as { message: string }).message]).to.deep.equal([404, `task ${task.id} not found`]);
     const anonymous = await fetch(`${url}/download/tasks/${task.id}/output`);
     expect(anonymous.status).to.equal(401);
+    // A HEAD answers the headers without reading the output; a malformed id is a task no one has.
+    const head = await fetch(`${url}/download/tasks/${task.id}/output`, { method: 'HEAD', headers: { cookie } });
+    expect([head.status, head.headers.get('x-taskgate-task-status')]).to.deep.equal([200, 'success']);
+    const malformed = await fetch(`${url}/download/tasks/%ZZ/output`, { headers: { cookie } });
+    expect(malformed.status).to.equal(404);
   });
 
   it("serves the console's files with a CSP that allows no inline script, and its routes as index.html", async () => {
@@ -214,7 +262,8 @@ describe('console sessions and HTTP routes', function () {
     expect(await page.text()).to.contain('/assets/app-1.js');
     const asset = await fetch(`${url}/assets/app-1.js`);
     expect([asset.status, asset.headers.get('content-type'), asset.headers.get('cache-control')]).to.deep.equal([200, 'text/javascript; charset=utf-8', 'public, max-age=31536000, immutable']);
-    for (const path of ['/assets/../../package.json', '/%2e%2e/%2e%2e/package.json', '/assets/nope.js']) {
+    symlinkSync('/etc/hostname', join(consoleDir, 'assets', 'link.txt'));
+    for (const path of ['/assets/../../package.json', '/%2e%2e/%2e%2e/package.json', '/assets/nope.js', '/assets/link.txt']) {
       expect((await fetch(`${url}${path}`)).status, path).to.equal(404);
     }
     rmSync(join(consoleDir, 'index.html'));
