@@ -99,6 +99,21 @@ describe("the README's commands, as written", function () {
     expect([first.code, first.stdout, first.stderr]).to.deep.equal([0, 'hello\n', '']);
   });
 
+  it("npm start prints the console's one-time sign-in link, which signs a browser in once, and serves the console", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).to.contain('`http://127.0.0.1:7080/auth/link?code=…`');
+    const link = /^\s+(http:\/\/127\.0\.0\.1:7080\/auth\/link\?code=\S+)$/m.exec(startOutput)?.[1];
+    expect(link, startOutput).to.be.a('string');
+    const signedIn = await fetch(link!, { redirect: 'manual' });
+    expect([signedIn.status, signedIn.headers.get('location')]).to.deep.equal([303, '/']);
+    const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+    const who = await fetch('http://127.0.0.1:7080/taskgate.v1.UserService/WhoAmI', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+    expect(((await who.json()) as { user: { email: string } }).user.email).to.equal('admin@localhost');
+    const page = await fetch('http://127.0.0.1:7080/');
+    expect([page.status, page.headers.get('content-type')]).to.deep.equal([200, 'text/html; charset=utf-8']);
+    expect((await fetch(link!, { redirect: 'manual' })).headers.get('location')).to.match(/^\/sign-in\?error=/);
+  });
+
   it('the short tour runs line by line, with the output it promises', async () => {
     const tour = blockAfter('## A short tour');
     expect(shellBlocks()).to.include(tour);
