@@ -171,7 +171,7 @@ function Timeline({ task }: { task: Task }) {
       {task.events.map((event, i) => (
         <li key={i}>
           <Time time={event.time} /> <strong>{event.action || `task.${statusName(event.to)}`}</strong> by {actorName(event.actor)}
-          {event.from !== event.to ? ` (${statusName(event.from)} → ${statusName(event.to)})` : ''}
+          {event.from !== event.to ? ` (${event.from ? `${statusName(event.from)} ` : ''}→ ${statusName(event.to)})` : ''}
           {event.reason ? <span class="pre reason">: {event.reason}</span> : null}
         </li>
       ))}
