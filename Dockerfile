@@ -24,6 +24,8 @@ COPY --from=build /opt/taskgate/dist/server ./dist/server
 COPY --from=build /opt/taskgate/dist/agent ./dist/agent
 COPY --from=build /opt/taskgate/dist/shared ./dist/shared
 COPY --from=build /opt/taskgate/dist/gen ./dist/gen
+# The web console's build (docs/console.md), served by the HTTP listener.
+COPY --from=build /opt/taskgate/dist/console ./dist/console
 # Read at run time: reflection descriptors (gen/descriptors.binpb, gen/health.binpb) and the CLI's JSON output.
 COPY --from=build /opt/taskgate/gen ./gen
 RUN useradd --system --uid 10001 --home-dir /var/lib/taskgate --shell /usr/sbin/nologin taskgate \

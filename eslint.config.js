@@ -40,9 +40,11 @@ export default tseslint.config(
         {
           basePath: import.meta.dirname,
           zones: [
-            zone('./agent', ['./server', './cli', './test', './bench'], 'The agent is its own program: it shares code through shared/ only.'),
-            zone('./server', ['./agent', './cli', './test', './bench'], 'The server is its own program: it shares code through shared/ only.'),
-            zone('./cli', ['./test', './bench'], 'Programs never import tests or benchmarks.'),
+            zone('./agent', ['./server', './cli', './console', './test', './bench'], 'The agent is its own program: it shares code through shared/ only.'),
+            zone('./server', ['./agent', './cli', './console', './test', './bench'], 'The server is its own program: it shares code through shared/ only (it serves the console\'s build, never its code).'),
+            zone('./cli', ['./console', './test', './bench'], 'Programs never import tests, benchmarks or the console.'),
+            zone('./console', ['./server', './agent', './cli', './test', './bench'], 'The console is its own program: it imports gen/ and pure shared/ code only.'),
+            zone('./test', ['./console'], 'Tests drive the console through a browser, never by importing it.'),
             {
               target: './shared',
               from: '.',
@@ -70,6 +72,26 @@ export default tseslint.config(
     // TypeScript program: linted without type information.
     files: ['deploy/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The web console: a browser program with its own tsconfig (DOM types).
+    files: ['console/**/*.ts', 'console/**/*.tsx'],
+    languageOptions: {
+      parserOptions: { project: './console/tsconfig.json', tsconfigRootDir: import.meta.dirname, ecmaFeatures: { jsx: true } },
+    },
+    settings: {
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: `${import.meta.dirname}/console/tsconfig.json` })],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx'] },
+      'import-x/extensions': ['.ts', '.tsx', '.js'],
+    },
+    rules: {
+      // User text is rendered as text: no raw HTML from strings.
+      'no-restricted-syntax': [
+        'error',
+        { selector: "JSXAttribute[name.name='dangerouslySetInnerHTML']", message: 'Render user text as text (issue 17: no raw HTML).' },
+        { selector: "AssignmentExpression[left.property.name=/^(innerHTML|outerHTML)$/]", message: 'Render user text as text (issue 17: no raw HTML).' },
+      ],
+    },
   },
   {
     files: ['test/**/*.ts'],
