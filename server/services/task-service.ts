@@ -100,13 +100,39 @@ class TargetCache {
   }
 }
 
+/** A wait that ends after a time, on abort, or when woken, whichever comes first. */
+class Wakeup {
+  #wake: (() => void) | undefined;
+
+  /** Ends the wait under way, if any. */
+  wake(): void {
+    this.#wake?.();
+  }
+
+  /** Resolves after `ms`, when `signal` aborts or at the next {@link wake}; at once when `now` holds. */
+  wait(ms: number, signal: AbortSignal, now = false): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+      if (now || signal.aborted) done();
+    });
+  }
+}
+
 /** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
 function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
   let changed = true;
-  let wake: (() => void) | undefined;
+  const wakeup = new Wakeup();
   const unsubscribe = hub.subscribe(id, () => {
     changed = true;
-    wake?.();
+    wakeup.wake();
   });
   return {
     changed: () => {
@@ -115,19 +141,7 @@ function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: 
       return was;
     },
     close: unsubscribe,
-    wait: () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(done, pollMs);
-        signal.addEventListener('abort', done, { once: true });
-        wake = done;
-        function done(): void {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          wake = undefined;
-          resolve();
-        }
-        if (changed || signal.aborted) done();
-      }),
+    wait: () => wakeup.wait(pollMs, signal, changed),
   };
 }
 
@@ -328,7 +342,7 @@ export function taskService(
     // The caller's groups can change under an open stream: ctx.user is replaced, and read at each step.
     ctx.recheck = async () => undefined;
     const changed = new Map<string, TaskRecord>();
-    let wake: (() => void) | undefined;
+    const wakeup = new Wakeup();
     let pendingBytes = 0;
     const unsubscribe = hub.subscribeStates((task) => {
       // Far behind (a client that stopped reading): give the changes up; the next poll catches up.
@@ -338,7 +352,7 @@ export function taskService(
       }
       changed.set(task.id, task);
       pendingBytes += task.script.length + task.message.length;
-      wake?.();
+      wakeup.wake();
     });
     const targets = new TargetCache(store);
     /** What was sent of each task in the list, by id. */
@@ -379,19 +393,7 @@ export function taskService(
         }
         for (const id of removed) if (sent.delete(id)) yield { event: { $case: 'removed', value: id } };
         forgetEnded(sent);
-        if (changed.size === 0) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, Math.max(0, WATCH_POLL_MS - (Date.now() - polled)));
-            signal.addEventListener('abort', done, { once: true });
-            wake = done;
-            function done(): void {
-              clearTimeout(timer);
-              signal.removeEventListener('abort', done);
-              wake = undefined;
-              resolve();
-            }
-          });
-        }
+        if (changed.size === 0) await wakeup.wait(Math.max(0, WATCH_POLL_MS - (Date.now() - polled)), signal);
       }
     } finally {
       unsubscribe();
