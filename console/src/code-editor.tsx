@@ -1,55 +1,14 @@
 /**
  * Scripts in CodeMirror 6, highlighted by task type (docs/target-types.md):
- * bash and sh as plain text (see languageFor), python, postgres and mysql as their SQL dialects,
- * node as JavaScript. Read-only on the task page; an editor on New task.
- * The script is the document's text: CodeMirror never reads it as HTML.
+ * bash and sh as plain text (see languageFor in code-mirror.ts), python,
+ * postgres and mysql as their SQL dialects, node as JavaScript. Read-only
+ * on the task page; an editor on New task. The script is the document's
+ * text: CodeMirror never reads it as HTML. CodeMirror is loaded on demand
+ * (./code-mirror.ts, a chunk of its own); until it is, the script shows as
+ * plain text.
  */
-import { javascript } from '@codemirror/lang-javascript';
-import { python } from '@codemirror/lang-python';
-import { MySQL, PostgreSQL, sql } from '@codemirror/lang-sql';
-import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
-import { bracketMatching, defaultHighlightStyle, foldGutter, syntaxHighlighting } from '@codemirror/language';
-import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
-import { Compartment, EditorState, type Extension } from '@codemirror/state';
-import { drawSelection, EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers } from '@codemirror/view';
-import { useEffect, useRef } from 'preact/hooks';
-
-/**
- * CodeMirror's basic setup without autocompletion and bracket closing: word
- * completion helps little in scripts, and its open popup kept headless
- * Chromium from taking screenshots in the browser tests.
- */
-const setup: Extension = [
-  lineNumbers(),
-  highlightActiveLineGutter(),
-  foldGutter(),
-  history(),
-  drawSelection(),
-  syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-  bracketMatching(),
-  highlightActiveLine(),
-  highlightSelectionMatches(),
-  keymap.of([...defaultKeymap, ...historyKeymap, ...searchKeymap, indentWithTab]),
-];
-
-/** The language extension for a task type; none for an unknown type. */
-export function languageFor(type: string): Extension {
-  switch (type) {
-    // bash and sh are shown as plain text: the legacy shell mode
-    // (@codemirror/legacy-modes 6.5.5 through StreamLanguage) froze the tab
-    // on an unclosed "$(" followed by a space, which any half-typed script has.
-    case 'python':
-      return python();
-    case 'postgres':
-      return sql({ dialect: PostgreSQL });
-    case 'mysql':
-      return sql({ dialect: MySQL });
-    case 'node':
-      return javascript();
-    default:
-      return [];
-  }
-}
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Editor } from './code-mirror.js';
 
 interface Props {
   /** The task type, for highlighting. */
@@ -64,42 +23,52 @@ interface Props {
 /** A CodeMirror view of a script; editable when `onChange` is given. */
 export function CodeEditor({ type, value, onChange, label }: Props) {
   const host = useRef<HTMLDivElement>(null);
-  const view = useRef<EditorView | null>(null);
-  const language = useRef(new Compartment());
+  const editor = useRef<Editor | null>(null);
+  const [ready, setReady] = useState(false);
+  const [loadError, setLoadError] = useState('');
   const changed = useRef(onChange);
   // The text this editor last reported: a render carrying it back is not an outside change.
   const emitted = useRef(value);
+  // The latest props, for an editor created after the chunk arrived.
+  const latest = useRef({ type, value });
+  latest.current = { type, value };
   changed.current = onChange;
   const editable = onChange !== undefined;
 
   useEffect(() => {
-    const state = EditorState.create({
-      doc: value,
-      extensions: [
-        setup,
-        language.current.of(languageFor(type)),
-        EditorView.lineWrapping,
-        EditorState.readOnly.of(!editable),
-        EditorView.editable.of(editable),
-        EditorView.contentAttributes.of({ 'aria-label': label }),
-        EditorView.updateListener.of((update) => {
-          if (!update.docChanged) return;
-          emitted.current = update.state.doc.toString();
-          changed.current?.(emitted.current);
-        }),
-      ],
-    });
-    view.current = new EditorView({ state, parent: host.current! });
+    let disposed = false;
+    import('./code-mirror.js')
+      .then(({ createEditor }) => {
+        if (disposed) return;
+        emitted.current = latest.current.value;
+        editor.current = createEditor({
+          parent: host.current!,
+          doc: latest.current.value,
+          type: latest.current.type,
+          editable,
+          label,
+          onText: (text) => {
+            emitted.current = text;
+            changed.current?.(text);
+          },
+        });
+        setReady(true);
+      })
+      .catch((e: unknown) => {
+        if (!disposed) setLoadError(e instanceof Error ? e.message : String(e));
+      });
     return () => {
-      view.current?.destroy();
-      view.current = null;
+      disposed = true;
+      editor.current?.destroy();
+      editor.current = null;
+      setReady(false);
     };
     // Created once; value and type changes are dispatched below.
   }, [editable, label]);
 
   useEffect(() => {
-    view.current?.dispatch({ effects: language.current.reconfigure(languageFor(type)) });
-  }, [type]);
+    editor.current?.setType(type);
+  }, [type, ready]);
 
   useEffect(() => {
     // An editor owns its text once mounted: effects run after the browser
@@ -107,11 +76,23 @@ export function CodeEditor({ type, value, onChange, label }: Props) {
     // value undid them (and froze CodeMirror mid-update in Chromium).
     if (editable || value === emitted.current) return;
     emitted.current = value;
-    const current = view.current;
-    if (current && current.state.doc.toString() !== value) {
-      current.dispatch({ changes: { from: 0, to: current.state.doc.length, insert: value } });
-    }
+    const current = editor.current;
+    if (current && current.text() !== value) current.setText(value);
   }, [value]);
 
-  return <div class={editable ? 'code code-edit' : 'code'} ref={host} data-testid={editable ? 'script-editor' : 'script'} />;
+  // CodeMirror's view lives in a child of its own, which Preact leaves empty.
+  return (
+    <div class={editable ? 'code code-edit' : 'code'} data-testid={editable ? 'script-editor' : 'script'}>
+      {ready ? null : loadError ? (
+        <p class="error" role="status">
+          The editor could not be loaded ({loadError}): reload the page
+        </p>
+      ) : (
+        <pre class="code-loading" aria-label={label}>
+          {value}
+        </pre>
+      )}
+      <div ref={host} />
+    </div>
+  );
 }

@@ -3,11 +3,12 @@
  * untrusted: the terminal takes no input, follows no OSC 8 hyperlink (the
  * link handler does nothing, so no `javascript:` link and no prompt), has
  * no clipboard addon (OSC 52 is ignored) and nobody listens to title
- * changes or to the terminal's replies to queries.
+ * changes or to the terminal's replies to queries. xterm.js is loaded on
+ * demand (./xterm.ts, a chunk of its own), so pages without a terminal do
+ * not fetch it.
  */
-import { FitAddon } from '@xterm/addon-fit';
-import { Terminal, type IBuffer } from '@xterm/xterm';
-import '@xterm/xterm/css/xterm.css';
+import type { FitAddon } from '@xterm/addon-fit';
+import type { IBuffer, Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Task } from '../../gen/es/taskgate/v1/task_pb.js';
 import { formatBytes } from './format.js';
@@ -48,21 +49,40 @@ export function TaskTerminal({ taskId, outputBytes, onFinished }: Props) {
   const feed = useRef<TerminalFeed | null>(null);
   const [state, setState] = useState<FeedState | null>(null);
   const [loading, setLoading] = useState(false);
+  const [loadError, setLoadError] = useState('');
   const finished = useRef(onFinished);
   finished.current = onFinished;
 
   useEffect(() => {
     const element = host.current!;
-    const term = new Terminal({
-      scrollback: SCROLLBACK_LINES,
-      disableStdin: true,
-      cursorBlink: false,
-      convertEol: false,
-      fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace',
-      fontSize: 13,
-      linkHandler: { activate: () => undefined, allowNonHttpProtocols: false },
-    });
-    const fit = new FitAddon();
+    let cleanup: (() => void) | undefined;
+    let disposed = false;
+    import('./xterm.js')
+      .then(({ Terminal, FitAddon }) => {
+        if (disposed) return;
+        const term = new Terminal({
+          scrollback: SCROLLBACK_LINES,
+          disableStdin: true,
+          cursorBlink: false,
+          convertEol: false,
+          fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace',
+          fontSize: 13,
+          linkHandler: { activate: () => undefined, allowNonHttpProtocols: false },
+        });
+        cleanup = start(element, term, new FitAddon());
+      })
+      .catch((e: unknown) => {
+        if (!disposed) setLoadError(e instanceof Error ? e.message : String(e));
+      });
+    return () => {
+      disposed = true;
+      cleanup?.();
+    };
+    // outputBytes is read once, when the page opens the task.
+  }, [taskId]);
+
+  /** Opens `term` in `element` and feeds it; returns its cleanup. */
+  function start(element: TerminalHost, term: Terminal, fit: FitAddon): () => void {
     term.loadAddon(fit);
     term.open(element);
     fit.fit();
@@ -90,8 +110,7 @@ export function TaskTerminal({ taskId, outputBytes, onFinished }: Props) {
       delete element.taskgateText;
       term.dispose();
     };
-    // outputBytes is read once, when the page opens the task.
-  }, [taskId]);
+  }
 
   const loadEarlier = async (): Promise<void> => {
     setLoading(true);
@@ -120,6 +139,7 @@ export function TaskTerminal({ taskId, outputBytes, onFinished }: Props) {
           Download raw
         </a>
         {state?.error ? <span class="error" role="status">Reconnecting: {state.error}</span> : null}
+        {loadError ? <span class="error" role="status">The terminal could not be loaded ({loadError}): reload the page</span> : null}
       </div>
       <div class="terminal" ref={host} data-testid="terminal" />
       <p class="hint">The terminal holds at most 8 MiB and the last {SCROLLBACK_LINES.toLocaleString()} lines; download the raw output for all of it.</p>

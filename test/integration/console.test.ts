@@ -12,14 +12,18 @@ import { expect } from 'chai';
 import { mkdirSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ReviewMode } from '../../gen/taskgate/v1/target.js';
+import { TaskStatus } from '../../gen/taskgate/v1/task.js';
+import { startPostgres, type Database } from '../helpers/databases.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
 const SHOTS = 'docs/console';
 
 // The few browser globals the page functions below use: this program has no DOM types.
-declare const document: { querySelector(selector: string): { textContent: string | null } | null };
-declare const window: { __xss?: unknown };
+declare const document: { querySelector(selector: string): { textContent: string | null } | null; documentElement: { scrollWidth: number } };
+declare const window: { __xss?: unknown; innerWidth: number };
+
+const MiB = 1024 * 1024;
 
 describe('the web console (browser)', function () {
   this.timeout(60_000);
@@ -52,8 +56,8 @@ describe('the web console (browser)', function () {
   });
 
   /** A signed-in page for `token` in a browser context of its own; dialogs are recorded. */
-  async function signedIn(token: string, path = '/tasks'): Promise<{ page: Page; dialogs: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  async function signedIn(token: string, path = '/tasks', viewport = { width: 1280, height: 860 }): Promise<{ page: Page; dialogs: string[] }> {
+    const context = await browser.newContext({ viewport });
     contexts.push(context);
     const page = await context.newPage();
     const dialogs: string[] = [];
@@ -81,6 +85,39 @@ describe('the web console (browser)', function () {
   async function terminalText(page: Page): Promise<string> {
     await page.waitForFunction(() => !document.querySelector('[data-testid=terminal-range]')?.textContent?.includes('following'), null, { timeout: 20_000 });
     return page.$eval('[data-testid=terminal]', (el) => (el as unknown as { taskgateText: () => string }).taskgateText());
+  }
+
+  /** The text of the terminal's rendered rows (what is on its screen), trailing blank rows dropped. */
+  async function screenRows(page: Page): Promise<string[]> {
+    const rows = await page.$$eval('[data-testid=terminal] .xterm-rows > div', (els) => els.map((el) => (el as unknown as { textContent: string | null }).textContent ?? ''));
+    const text = rows.map((row) => row.replace(/\u00a0/g, ' ').trimEnd());
+    while (text.length > 0 && text[text.length - 1] === '') text.pop();
+    return text;
+  }
+
+  /**
+   * The page's live JS heap after a full collection, in bytes (CDP): V8's
+   * heap plus the typed arrays' backing stores (xterm keeps its buffer in
+   * them, outside the V8 heap proper).
+   */
+  async function heapUsed(page: Page): Promise<{ used: number; backing: number; total: number }> {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('HeapProfiler.collectGarbage');
+    const usage = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number; backingStorageSize?: number };
+    await cdp.detach();
+    const backing = usage.backingStorageSize ?? 0;
+    return { used: usage.usedSize, backing, total: usage.usedSize + backing };
+  }
+
+  /** Waits until the task has a terminal status; the task. */
+  async function settled(id: string, timeoutMs: number): Promise<Awaited<ReturnType<Harness['getTask']>>> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const task = await h.getTask(id);
+      if (![TaskStatus.TASK_STATUS_CREATED, TaskStatus.TASK_STATUS_PENDING_REVIEW, TaskStatus.TASK_STATUS_APPROVED, TaskStatus.TASK_STATUS_READY, TaskStatus.TASK_STATUS_RUNNING].includes(task.status)) return task;
+      if (Date.now() > until) throw new Error(`task ${id} still ${task.status} after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 
   it('takes a reviewed task from New task through the DBA’s live inbox to live output', async () => {
@@ -213,5 +250,125 @@ describe('the web console (browser)', function () {
     // Its live streams end at once or the next call is refused: either way, the sign-in page.
     await second.goto(`${url}/agents`);
     await second.waitForURL(/\/sign-in\?next=%2Fagents/, { timeout: 20_000 });
+  });
+  it('opens a 50 MB task at its tail with a bounded heap, and loads 1 MiB earlier on request', async function () {
+    this.timeout(120_000);
+    // 50 MB of 35-byte lines, then a last line to find on the screen.
+    const began = Date.now();
+    const task = await h.createTask('box', "yes 'some log line with text 1234567890' | head -n 1428572; echo 'the very last line: 50 MB done'");
+    const done = await settled(task.id, 90_000);
+    console.log(`      the 50 MB task ran in ${((Date.now() - began) / 1000).toFixed(1)} s`);
+    expect(done.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+    const total = Number(done.outputBytes);
+    expect(total).to.be.greaterThan(50_000_000);
+    const totalText = `${Math.round(total / MiB)} MiB`;
+
+    const { page } = await signedIn(h.adminToken, `/tasks/${task.id}`);
+    const range = page.getByTestId('terminal-range');
+    await range.filter({ hasText: `Showing the last 1.0 MiB of ${totalText}` }).waitFor({ timeout: 20_000 });
+    expect(await range.textContent()).to.equal(`Showing the last 1.0 MiB of ${totalText}`); // not following: the feed has all of it
+    await page.waitForFunction(() => document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent?.includes('the very last line'), null, { timeout: 20_000 });
+    const rows = await screenRows(page);
+    expect(rows[rows.length - 1]).to.equal('the very last line: 50 MB done');
+    expect(rows[rows.length - 2]).to.equal('some log line with text 1234567890');
+    // The heap bound: the terminal holds at most 10,000 lines of scrollback;
+    // nothing else of the output may stay in memory.
+    const HEAP_BOUND = 60 * MiB;
+    const mib = (n: number): string => (n / MiB).toFixed(1);
+    const heap = await heapUsed(page);
+    console.log(`      JS heap with the last 1 MiB of ${totalText} shown: ${mib(heap.used)} MiB + ${mib(heap.backing)} MiB array buffers (bound ${HEAP_BOUND / MiB} MiB)`);
+    expect(heap.total).to.be.lessThan(HEAP_BOUND);
+
+    await page.getByRole('button', { name: 'Load earlier' }).click();
+    await range.filter({ hasText: `Showing the last 2.0 MiB of ${totalText}` }).waitFor({ timeout: 30_000 });
+    expect(await range.textContent()).to.equal(`Showing the last 2.0 MiB of ${totalText}`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent?.includes('the very last line'), null, { timeout: 20_000 });
+    expect((await screenRows(page)).pop()).to.equal('the very last line: 50 MB done');
+    const after = await heapUsed(page);
+    console.log(`      JS heap after Load earlier (2 MiB shown): ${mib(after.used)} MiB + ${mib(after.backing)} MiB array buffers`);
+    expect(after.total).to.be.lessThan(HEAP_BOUND);
+  });
+
+  it('works at a phone’s width: the nav, the tasks list, a task page and one-click Approve', async () => {
+    const phone = { width: 390, height: 844 };
+    const created = await dev.call(dev.tasks, dev.tasks.createTask, { target: 'db', script: 'echo phone-approved', message: 'from a phone', type: '', timeoutSeconds: 0, requestId: '' });
+    const id = created.task!.id;
+    const { page } = await signedIn(dba.token, '/tasks', phone);
+    const noSideScroll = (): Promise<boolean> => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    await page.locator(`tr[data-task-id="${id}"]`).waitFor();
+    expect(await noSideScroll(), 'horizontal scroll on /tasks').to.equal(true);
+    for (const name of ['Tasks', 'Reviews', 'New task', 'Targets', 'Agents']) {
+      const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+      expect(await link.isVisible(), `nav link ${name}`).to.equal(true);
+    }
+    await page.screenshot({ path: `${SHOTS}/tasks-phone.png` });
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reviews' }).click();
+    const card = page.locator(`li[data-task-id="${id}"]`);
+    await card.waitFor();
+    expect(await noSideScroll(), 'horizontal scroll on /reviews').to.equal(true);
+    const approve = card.getByRole('button', { name: 'Approve' });
+    await approve.scrollIntoViewIfNeeded();
+    expect(await approve.isVisible()).to.equal(true);
+    await approve.click(); // fails if anything covers it
+    await card.waitFor({ state: 'detached' });
+
+    await page.goto(`${url}/tasks/${id}`);
+    await status(page, 'approved');
+    expect(await noSideScroll(), 'horizontal scroll on the task page').to.equal(true);
+  });
+
+  it('lands a bad sign-in link on the sign-in page with the server’s message', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${url}/auth/link?code=bogus`);
+    await page.waitForURL(/\/sign-in\?error=/);
+    await page.locator('#token').waitFor();
+    expect(await page.getByTestId('sign-in-error').textContent()).to.equal('this sign-in link is used up or expired: sign in with a token, or restart taskgate dev for a new link');
+    expect(await page.getByRole('alert').count()).to.equal(1);
+  });
+
+  describe('a postgres task’s Table view (real PostgreSQL)', () => {
+    let pg: Database;
+
+    before(async function () {
+      this.timeout(90_000);
+      pg = await startPostgres();
+      const config = JSON.stringify({ host: pg.host, port: String(pg.port), user: pg.user, pass: pg.password, name: pg.database });
+      await h.startAgent('pg-agent', { env: { PATH: process.env.PATH ?? '', PG: config } });
+      const pgMap = { PG_HOST: 'host', PG_PORT: 'port', PG_USER: 'user', PG_PASS: 'pass', PG_DB: 'name' };
+      await h.createTarget('pg', 'pg-agent', 'postgres', { secretProvider: 'env', secretPath: 'PG', secretMapping: pgMap });
+    });
+
+    after(async () => {
+      await pg?.stop();
+    });
+
+    it('shows psql’s aligned output as an HTML table of text cells', async () => {
+      const hostile = '<b>bold</b> | pipe';
+      const task = await h.createTask('pg', `select n, 'item ' || n as name from generate_series(1, 3) n;\nselect '${hostile}' as "odd | column";`);
+      expect((await settled(task.id, 30_000)).status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      const { page } = await signedIn(h.adminToken, `/tasks/${task.id}`);
+      const button = page.getByRole('button', { name: 'Table' });
+      await button.waitFor({ timeout: 20_000 });
+      expect(await button.getAttribute('aria-pressed')).to.equal('false');
+      await button.click();
+      expect(await button.getAttribute('aria-pressed')).to.equal('true');
+      const tables = page.locator('.output-tables table');
+      await tables.first().waitFor();
+      expect(await tables.count()).to.equal(2);
+      const cells = (table: number): Promise<string[][]> =>
+        tables.nth(table).locator('tr').evaluateAll((trs) => trs.map((tr) => Array.from((tr as unknown as { children: ArrayLike<{ textContent: string | null }> }).children, (c) => c.textContent ?? '')));
+      expect(await cells(0)).to.deep.equal([
+        ['n', 'name'],
+        ['1', 'item 1'],
+        ['2', 'item 2'],
+        ['3', 'item 3'],
+      ]);
+      expect(await cells(1)).to.deep.equal([['odd | column'], [hostile]]);
+      expect(await tables.nth(1).locator('b').count()).to.equal(0);
+      await page.screenshot({ path: `${SHOTS}/task-table.png`, fullPage: true });
+    });
   });
 });
