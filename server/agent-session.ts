@@ -562,18 +562,18 @@ export class AgentSession {
     do {
       this.#pumpAgain = false;
       while (this.#state === 'active' && this.#heard && !this.draining && this.running.size < options.maxTasksPerAgent) {
-        // As many as it has room for, in one store step; fewer means none is left.
+        // As many as it has room for, in one store step where the store can.
         const room = options.maxTasksPerAgent - this.running.size;
         // Redaction rules are read when the tasks start (with the claim), so
         // a tightened target applies at once.
-        const { tasks, targets } = await claimReady(store, this.name, this.bootId, new Date(), room);
+        const { tasks, targets, exhausted } = await claimReady(store, this.name, this.bootId, new Date(), room);
         for (const task of tasks) {
           this.running.add(task.id);
           this.#claimedHere.set(task.id, task);
           machine.announce(task);
         }
         for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
-        if (tasks.length < room) break;
+        if (exhausted) break;
       }
     } while (this.#pumpAgain && this.#state === 'active');
   }

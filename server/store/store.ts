@@ -591,19 +591,20 @@ export async function markPublished(store: Store, marks: readonly PublishedMark[
 /**
  * Claims up to `limit` of an agent's ready tasks, oldest first, and reads
  * their targets: in one step where the store can (see {@link Store.claimReady}).
+ * A store without that form claims one task a call, so on a slow store each
+ * is on its way to the agent before the next is claimed (a claimed task
+ * not yet sent is lost with an agent that restarts meanwhile). `exhausted`:
+ * no more tasks were ready.
  */
-export async function claimReady(store: Store, agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks> {
-  if (limit <= 0) return { tasks: [], targets: new Map() };
-  if (store.claimReady) return store.claimReady(agent, bootId, time, limit);
-  const tasks: TaskRecord[] = [];
-  while (tasks.length < limit) {
-    const task = await store.claimNextReady(agent, bootId, time);
-    if (!task) break;
-    tasks.push(task);
+export async function claimReady(store: Store, agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks & { exhausted: boolean }> {
+  if (limit <= 0) return { tasks: [], targets: new Map(), exhausted: false };
+  if (store.claimReady) {
+    const claimed = await store.claimReady(agent, bootId, time, limit);
+    return { ...claimed, exhausted: claimed.tasks.length < limit };
   }
-  const targets = new Map<string, TargetRecord | null>();
-  for (const task of tasks) if (!targets.has(task.target)) targets.set(task.target, await store.getTarget(task.target));
-  return { tasks, targets };
+  const task = await store.claimNextReady(agent, bootId, time);
+  if (!task) return { tasks: [], targets: new Map(), exhausted: true };
+  return { tasks: [task], targets: new Map([[task.target, await store.getTarget(task.target)]]), exhausted: false };
 }
 
 /**
