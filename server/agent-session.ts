@@ -107,7 +107,7 @@ const MAX_QUEUED = 64;
 const DROPPED_WRITE_EVERY_MS = 1000;
 
 /** How long a claimed task's start time may wait to be written with its exit, in ms (see AgentSession #started). */
-const STARTED_WRITE_DELAY_MS = 200;
+const STARTED_WRITE_DELAY_MS = 1000;
 
 /** Task ids a session remembers having warned about (messages for tasks it does not hold). */
 const MAX_WARNED = 1024;
@@ -210,6 +210,12 @@ export class AgentSession {
   #queued = 0;
   #pumping = false;
   #pumpAgain = false;
+  /**
+   * Whether ready tasks may be waiting for this agent: false once a claim
+   * found none left, true again on every wake (pump()); a task's exit looks
+   * for more only then, instead of asking the store after every exit.
+   */
+  #maybeReady = true;
   /** Per running task, the dropped-output total heartbeats reported: written, still to write, and when last written. */
   readonly #dropped = new Map<string, { written: number; pending: number; at: number }>();
   #lastSeenWrite = 0;
@@ -506,7 +512,8 @@ export class AgentSession {
     if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
     this.#forget(taskId);
     this.#write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
-    this.pump();
+    // A slot is free: tasks left waiting while the agent was full go now.
+    if (this.#maybeReady) this.pump();
   }
 
   /** Stops tracking a task that no longer runs in this session. */
@@ -545,6 +552,7 @@ export class AgentSession {
 
   /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */
   pump(): void {
+    this.#maybeReady = true;
     if (this.#pumping) {
       this.#pumpAgain = true;
       return;
@@ -573,7 +581,10 @@ export class AgentSession {
           machine.announce(task);
         }
         for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
-        if (exhausted) break;
+        if (exhausted) {
+          this.#maybeReady = false;
+          break;
+        }
       }
     } while (this.#pumpAgain && this.#state === 'active');
   }
