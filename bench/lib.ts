@@ -14,6 +14,15 @@ import { Api } from '../cli/client.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../shared/limits.js';
 import { CliProcess, freePort } from '../test/helpers/processes.js';
 
+/** Where server processes write CPU profiles (bench --profile-server); null: they do not. */
+let serverProfileDir: string | null = null;
+
+/** Makes every server started from now on able to write CPU profiles into `dir` ({@link ServerProcess.profileMark}). */
+export function profileServers(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  serverProfileDir = dir;
+}
+
 /** One measured figure, with the baseline it should be read against. */
 export interface Figure {
   /** Benchmark group, e.g. "latency". */
@@ -91,28 +100,60 @@ export class ServerProcess {
     readonly address: string,
     readonly dir: string,
     readonly args: string[],
+    readonly metricsUrl: string,
+    readonly env: Record<string, string>,
   ) {}
 
-  /** Starts a server on the embedded store, or on `mongodbUri`. */
-  static async start(mongodbUri: string | null, extra: string[] = []): Promise<ServerProcess> {
+  /**
+   * Starts a server on the embedded store, or on `mongodbUri`. With
+   * `profileDir` (bench --profile-server) it loads bench/profile-hook.ts:
+   * {@link profileMark} starts and stops a CPU profile written there.
+   */
+  static async start(mongodbUri: string | null, extra: string[] = [], profileDir = serverProfileDir): Promise<ServerProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
     chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     const address = `127.0.0.1:${await freePort()}`;
+    // Its Prometheus port: the store operations it made are counted there (taskgate_store_operation_seconds_count).
+    const metrics = `127.0.0.1:${await freePort()}`;
     // One admin token drives every client: the per-user limits would measure themselves.
-    const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', '--rate-limit', '0', '--max-streams-per-user', '0', '--max-connections', '0', ...extra];
+    const args = ['server', '--listen', address, '--data-dir', dir, '--log-level', 'info', '--rate-limit', '0', '--max-streams-per-user', '0', '--max-connections', '0', '--metrics-listen', metrics, ...extra];
     if (mongodbUri) args.push('--mongodb-uri', mongodbUri);
-    const proc = new CliProcess(args);
+    const hook = join(import.meta.dirname, 'profile-hook.js');
+    const env: Record<string, string> = profileDir ? { NODE_OPTIONS: `--import ${hook}`, TASKGATE_BENCH_PROFILE_DIR: profileDir } : {};
+    const proc = new CliProcess(args, env);
     await proc.until(/taskgate server listening/);
     await proc.until(/token written to/);
-    return new ServerProcess(proc, new Api({ server: address, tokenFile: join(dir, 'admin.token') }), address, dir, args);
+    return new ServerProcess(proc, new Api({ server: address, tokenFile: join(dir, 'admin.token') }), address, dir, args, `http://${metrics}/metrics`, env);
   }
 
   /** A new process of a stopped server, on the same address and data. */
   static async restart(old: ServerProcess): Promise<ServerProcess> {
     old.api.close();
-    const proc = new CliProcess(old.args);
+    const proc = new CliProcess(old.args, old.env);
     await proc.until(/taskgate server listening/);
-    return new ServerProcess(proc, new Api({ server: old.address, tokenFile: join(old.dir, 'admin.token') }), old.address, old.dir, old.args);
+    return new ServerProcess(proc, new Api({ server: old.address, tokenFile: join(old.dir, 'admin.token') }), old.address, old.dir, old.args, old.metricsUrl, old.env);
+  }
+
+  /** Starts, then (the next call) stops and writes the server's CPU profile, when it was started with a profile directory. */
+  profileMark(): void {
+    if (this.env.TASKGATE_BENCH_PROFILE_DIR) this.proc.child.kill('SIGUSR2');
+  }
+
+  /**
+   * How many store operations the server has made so far, by operation
+   * (every method call on its Store, each one round trip to the database:
+   * one synchronous statement or transaction on SQLite, at least one
+   * command on MongoDB), read from its metrics.
+   */
+  async storeCalls(): Promise<Map<string, number>> {
+    const res = await fetch(this.metricsUrl);
+    const text = await res.text();
+    const calls = new Map<string, number>();
+    for (const m of text.matchAll(/^taskgate_store_operation_seconds_count\{([^}]*)\} (\d+)$/gm)) {
+      const op = /op="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
+      calls.set(op, (calls.get(op) ?? 0) + Number(m[2]));
+    }
+    return calls;
   }
 
   get pid(): number {

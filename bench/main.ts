@@ -12,7 +12,7 @@ import { stopMongo, mongoUri } from '../test/helpers/mongo.js';
 import { EchoServer, ScriptDir } from './baselines.js';
 import { chartSvg } from './chart.js';
 import { compareProbes, describeCheck, probeBaselines, type QuietCheck } from './quiet-check.js';
-import type { Figure } from './lib.js';
+import { profileServers, type Figure } from './lib.js';
 import { api, connections, latency, output, redaction, throughput, type StoreChoice } from './suites.js';
 
 const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api'] as const;
@@ -22,8 +22,10 @@ const program = new Command('bench')
   .option('--quick', 'small sizes: a smoke run for CI (about two minutes)')
   .option('--only <groups>', `comma-separated subset of ${GROUPS.join(', ')}`)
   .option('--no-docs', 'do not rewrite docs/benchmarks.md after a full run')
+  .option('--profile-server <dir>', 'server processes write V8 CPU profiles of the throughput runs\' measured windows into DIR (read them with dist/bench/profile-summary.js)')
   .parse();
-const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean }>();
+const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean; profileServer?: string }>();
+if (opts.profileServer) profileServers(opts.profileServer);
 const quick = Boolean(opts.quick);
 const only = new Set(opts.only ? opts.only.split(',') : GROUPS);
 for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) program.error(`unknown group "${g}"; use ${GROUPS.join(', ')}`);

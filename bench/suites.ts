@@ -207,6 +207,8 @@ export async function throughput(store: StoreChoice, count: number, agentCount: 
     const allExited = new Promise<void>((resolve) => {
       for (const a of agents) a.on('task-exit', () => ++exited === count && resolve());
     });
+    const calls0 = await server.storeCalls();
+    server.profileMark();
     const cpu0 = procStat(server.pid).cpuSeconds;
     const t0 = nowMs();
     await workers(count, 16, async (i) => {
@@ -223,6 +225,8 @@ export async function throughput(store: StoreChoice, count: number, agentCount: 
     if (succeeded !== count) throw new Error(`${succeeded} of ${count} tasks succeeded`);
     const seconds = (nowMs() - t0) / 1000;
     const serverCpuMs = ((procStat(server.pid).cpuSeconds - cpu0) * 1000) / count;
+    server.profileMark();
+    const perTask = perTaskCalls(calls0, await server.storeCalls(), count);
     await Promise.all(agents.map((a) => a.stop()));
     const concurrency = Math.min(agentCount * 30, count);
     const baseCount = Math.min(count, 2000);
@@ -231,10 +235,26 @@ export async function throughput(store: StoreChoice, count: number, agentCount: 
     return [
       figure('throughput', `tasks/s, ${agentCount} agent${agentCount > 1 ? 's' : ''} (${store.name})`, count / seconds, 'tasks/s', 'higher', { name: `bare node-pty spawn+exit of the same script, ${concurrency} at once`, value: rate }, params),
       figure('throughput', `server CPU per task, ${agentCount} agent${agentCount > 1 ? 's' : ''} (${store.name})`, serverCpuMs, 'ms', 'lower', null, params),
+      figure('throughput', `store round trips per task, ${agentCount} agent${agentCount > 1 ? 's' : ''} (${store.name})`, perTask.total, 'calls', 'lower', null, {
+        ...params,
+        byMethod: perTask.byMethod,
+      }),
     ];
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * Store operations per task between two counts of a server's, in total and
+ * by method ("transition 2.00, getTarget 1.00, ..."), most frequent first.
+ * Everything the server did meanwhile counts: its periodic sweeps and the
+ * benchmark's own ListTasks polls included.
+ */
+function perTaskCalls(before: Map<string, number>, after: Map<string, number>, tasks: number): { total: number; byMethod: string } {
+  const rows = [...after].map(([op, n]) => [op, (n - (before.get(op) ?? 0)) / tasks] as const).filter(([, n]) => n > 0);
+  rows.sort((a, b) => b[1] - a[1]);
+  return { total: rows.reduce((sum, [, n]) => sum + n, 0), byMethod: rows.map(([op, n]) => `${op} ${n.toFixed(2)}`).join(', ') };
 }
 
 /** A script printing `bytes` bytes of ordinary log lines. */

@@ -37,9 +37,9 @@ import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { grpcStatus } from './rpc/grpc.js';
-import type { AgentRecord, Store, TaskRecord } from './store/store.js';
+import { claimReady, type AgentRecord, type OutputTotals, type Store, type TargetRecord, type TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
-import type { TaskMachine } from './task-machine.js';
+import type { MoveContext, TaskMachine } from './task-machine.js';
 
 /** Where a session stands. */
 export type SessionState = 'handshaking' | 'active' | 'closed';
@@ -106,6 +106,9 @@ const MAX_QUEUED = 64;
 /** A running task's dropped-output total is written at most this often, in ms. */
 const DROPPED_WRITE_EVERY_MS = 1000;
 
+/** How long a claimed task's start time may wait to be written with its exit, in ms (see AgentSession #started). */
+const STARTED_WRITE_DELAY_MS = 1000;
+
 /** Task ids a session remembers having warned about (messages for tasks it does not hold). */
 const MAX_WARNED = 1024;
 
@@ -120,6 +123,58 @@ function secretMatches(record: AgentRecord, secret: string): boolean {
     if (stored.length === presented.length && timingSafeEqual(stored, presented)) match = true;
   }
   return match;
+}
+
+/**
+ * The move a task's exit makes, from the task as stored and the output
+ * stored for it: success, failure (with why) or killed; a failure when the
+ * server does not hold every chunk the agent says it sent.
+ */
+function exitMove(task: TaskRecord, stored: OutputTotals, exit: TaskExit, agent: string): { to: 'success' | 'failure' | 'killed'; context: MoveContext } {
+  let to: 'success' | 'failure' | 'killed';
+  let failureReason = '';
+  let reason = '';
+  const stopped = exit.signal !== '' || exit.error !== '';
+  if (stored.chunks !== exit.chunks || stored.bytes !== exit.totalBytes) {
+    to = 'failure';
+    failureReason = `output incomplete: agent sent ${exit.chunks} chunks (${exit.totalBytes} bytes), server holds ${stored.chunks} (${stored.bytes} bytes)`;
+  } else if (task.killRequested && stopped) {
+    to = 'killed';
+    failureReason = exit.signal ? `killed on request (${exit.signal})` : 'killed on request before it started';
+  } else if (exit.timedOut) {
+    to = 'failure';
+    failureReason = `timeout: still running after ${task.timeoutSeconds} s; killed${exit.signal ? ` (${exit.signal})` : ''}`;
+  } else if (exit.error !== '') {
+    to = 'failure';
+    failureReason = `could not start: ${exit.error}`;
+  } else if (exit.signal !== '') {
+    to = 'failure';
+    failureReason = `killed by signal ${exit.signal}`;
+  } else if (exit.exitCode === 0) {
+    to = 'success';
+  } else {
+    to = 'failure';
+    failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
+  }
+  // A kill that lost the race with a normal exit: the exit is what happened.
+  if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process had already exited)';
+  return {
+    to,
+    context: {
+      actor: `agent:${agent}`,
+      reason: (failureReason || 'exited with status 0') + reason,
+      from: ['running'],
+      patch: {
+        finished: new Date(),
+        exitCode: exit.exitCode ?? null,
+        signal: exit.signal,
+        failureReason,
+        outputBytes: stored.bytes,
+        outputDroppedBytes: exit.droppedBytes,
+        findings: exit.findings,
+      },
+    },
+  };
 }
 
 /** One connected agent. */
@@ -155,11 +210,22 @@ export class AgentSession {
   #queued = 0;
   #pumping = false;
   #pumpAgain = false;
+  /**
+   * Whether ready tasks may be waiting for this agent: false once a claim
+   * found none left, true again on every wake (pump()); a task's exit looks
+   * for more only then, instead of asking the store after every exit.
+   */
+  #maybeReady = true;
   /** Per running task, the dropped-output total heartbeats reported: written, still to write, and when last written. */
   readonly #dropped = new Map<string, { written: number; pending: number; at: number }>();
   #lastSeenWrite = 0;
   /** Next expected output seq per task (lazily loaded from the store). */
   readonly #nextSeq = new Map<string, number>();
+  /** Running tasks this session claimed itself, as claimed: assigned to this agent without asking the store. */
+  readonly #claimedHere = new Map<string, TaskRecord>();
+  /** Start times not yet written (see #started), by task. */
+  readonly #startedPending = new Map<string, Date>();
+  #startedTimer: NodeJS.Timeout | undefined;
   readonly #helloTimer: NodeJS.Timeout;
   readonly #unwatch: () => void;
 
@@ -351,13 +417,42 @@ export class AgentSession {
     this.#write({ message: { $case: 'ack', value: { taskId, seq: -1, done: true } } });
   }
 
+  /**
+   * A task's process started. For a task claimed in this session the time
+   * is written with the task's next write, its exit, which for a short task
+   * is a few ms away; one still running after STARTED_WRITE_DELAY_MS gets
+   * its own write then (#writeStarted). Either way one write fewer per
+   * short task, and a task's start is never more than that late in the store.
+   */
   async #started(started: TaskStarted): Promise<void> {
     if (!this.running.has(started.taskId)) return this.#notHeld(started.taskId, 'started');
     const time = started.time ?? new Date();
+    const claimed = this.#claimedHere.get(started.taskId);
+    if (claimed) {
+      this.#deps.metrics.started(claimed, time);
+      this.#startedPending.set(started.taskId, time);
+      this.#startedTimer ??= setTimeout(() => {
+        // In the message queue: never between an exit's read and its write.
+        this.#queue = this.#queue.then(() => this.#writeStarted()).catch((err: unknown) => this.#logger.warn({ err }, 'could not record task starts'));
+      }, STARTED_WRITE_DELAY_MS);
+      return;
+    }
     const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: time });
     if (!task) return;
     this.#deps.metrics.started(task, time);
     this.#deps.hub.notify(task.id, task);
+  }
+
+  /** Writes the start times still pending (tasks running longer than STARTED_WRITE_DELAY_MS, or this stream closed). */
+  async #writeStarted(): Promise<void> {
+    clearTimeout(this.#startedTimer);
+    this.#startedTimer = undefined;
+    const pending = [...this.#startedPending];
+    this.#startedPending.clear();
+    for (const [taskId, time] of pending) {
+      const task = await this.#deps.store.patchTask(taskId, 'running', { started: time });
+      if (task) this.#deps.hub.notify(task.id, task);
+    }
   }
 
   async #output(output: TaskOutput): Promise<void> {
@@ -373,8 +468,7 @@ export class AgentSession {
     if (seq === expected) {
       if (!(await this.#deps.store.putChunkIfRunning({ taskId, seq, offset: output.offset, data: Buffer.from(data) }))) {
         // It ended meanwhile without its exit (given up elsewhere).
-        this.running.delete(taskId);
-        this.#nextSeq.delete(taskId);
+        this.#forget(taskId);
         return this.#notHeld(taskId, 'output');
       }
       this.#deps.metrics.output(data.length);
@@ -388,9 +482,11 @@ export class AgentSession {
   async #expectedSeq(taskId: string): Promise<number> {
     let next = this.#nextSeq.get(taskId);
     if (next === undefined) {
-      const task = await this.#deps.store.getTask(taskId);
-      if (!task || task.agent !== this.name) {
-        throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
+      if (!this.#claimedHere.has(taskId)) {
+        const task = await this.#deps.store.getTask(taskId);
+        if (!task || task.agent !== this.name) {
+          throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
+        }
       }
       next = (await this.#deps.store.chunkStats(taskId)).chunks;
       this.#nextSeq.set(taskId, next);
@@ -401,58 +497,32 @@ export class AgentSession {
   async #exit(exit: TaskExit): Promise<void> {
     const { taskId } = exit;
     if (!this.running.has(taskId)) return this.#notHeld(taskId, 'exit');
-    const task = await this.#deps.store.getTask(taskId);
-    if (!task || task.agent !== this.name) {
-      throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
-    }
-    const stats = await this.#deps.store.chunkStats(taskId);
-    const now = new Date();
-    let to: 'success' | 'failure' | 'killed';
-    let failureReason = '';
-    let reason = '';
-    const stopped = exit.signal !== '' || exit.error !== '';
-    if (stats.chunks !== exit.chunks || stats.bytes !== exit.totalBytes) {
-      to = 'failure';
-      failureReason = `output incomplete: agent sent ${exit.chunks} chunks (${exit.totalBytes} bytes), server holds ${stats.chunks} (${stats.bytes} bytes)`;
-    } else if (task.killRequested && stopped) {
-      to = 'killed';
-      failureReason = exit.signal ? `killed on request (${exit.signal})` : 'killed on request before it started';
-    } else if (exit.timedOut) {
-      to = 'failure';
-      failureReason = `timeout: still running after ${task.timeoutSeconds} s; killed${exit.signal ? ` (${exit.signal})` : ''}`;
-    } else if (exit.error !== '') {
-      to = 'failure';
-      failureReason = `could not start: ${exit.error}`;
-    } else if (exit.signal !== '') {
-      to = 'failure';
-      failureReason = `killed by signal ${exit.signal}`;
-    } else if (exit.exitCode === 0) {
-      to = 'success';
-    } else {
-      to = 'failure';
-      failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
-    }
-    // A kill that lost the race with a normal exit: the exit is what happened.
-    if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process had already exited)';
-    await this.#deps.machine.tryMove(taskId, to, {
-      actor: `agent:${this.name}`,
-      reason: (failureReason || 'exited with status 0') + reason,
-      from: ['running'],
-      patch: {
-        finished: now,
-        exitCode: exit.exitCode ?? null,
-        signal: exit.signal,
-        failureReason,
-        outputBytes: stats.bytes,
-        outputDroppedBytes: exit.droppedBytes,
-        findings: exit.findings,
-      },
+    // One atomic step reads the task and its stored output and writes the
+    // outcome decided from them (every chunk sent before the exit is stored:
+    // messages are handled in order).
+    let assigned = false as boolean;
+    const started = this.#startedPending.get(taskId);
+    const { output } = await this.#deps.machine.tryMoveDecided(taskId, (task, stored) => {
+      assigned = task.agent === this.name;
+      if (!assigned) return null;
+      const move = exitMove(task, stored, exit, this.name);
+      if (started) move.context.patch = { ...move.context.patch, started };
+      return move;
     });
+    if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
+    this.#forget(taskId);
+    this.#write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
+    // A slot is free: tasks left waiting while the agent was full go now.
+    if (this.#maybeReady) this.pump();
+  }
+
+  /** Stops tracking a task that no longer runs in this session. */
+  #forget(taskId: string): void {
     this.running.delete(taskId);
     this.#killsSent.delete(taskId);
     this.#nextSeq.delete(taskId);
-    this.#write({ message: { $case: 'ack', value: { taskId, seq: stats.chunks - 1, done: true } } });
-    this.pump();
+    this.#claimedHere.delete(taskId);
+    this.#startedPending.delete(taskId);
   }
 
   async #heartbeat(heartbeat: Heartbeat): Promise<void> {
@@ -482,6 +552,7 @@ export class AgentSession {
 
   /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */
   pump(): void {
+    this.#maybeReady = true;
     if (this.#pumping) {
       this.#pumpAgain = true;
       return;
@@ -499,50 +570,64 @@ export class AgentSession {
     do {
       this.#pumpAgain = false;
       while (this.#state === 'active' && this.#heard && !this.draining && this.running.size < options.maxTasksPerAgent) {
-        const task = await store.claimNextReady(this.name, this.bootId, new Date());
-        if (!task) break;
-        this.running.add(task.id);
-        machine.announce(task);
-        // Redaction rules are read when the task starts, so a tightened target applies at once.
-        const target = await store.getTarget(task.target);
-        let storedSecrets: Record<string, string> = {};
-        try {
-          storedSecrets = target?.secretProvider === 'stored' ? await this.#openSecrets(target.name) : {};
-        } catch (err) {
-          this.running.delete(task.id);
-          await machine.tryMove(task.id, 'failure', {
-            actor: 'system',
-            reason: 'stored secrets unavailable',
-            from: ['running'],
-            patch: { finished: new Date(), failureReason: `could not start: ${(err as Error).message}` },
-          });
-          continue;
+        // As many as it has room for, in one store step where the store can.
+        const room = options.maxTasksPerAgent - this.running.size;
+        // Redaction rules are read when the tasks start (with the claim), so
+        // a tightened target applies at once.
+        const { tasks, targets, exhausted } = await claimReady(store, this.name, this.bootId, new Date(), room);
+        for (const task of tasks) {
+          this.running.add(task.id);
+          this.#claimedHere.set(task.id, task);
+          machine.announce(task);
         }
-        this.#write({
-          message: {
-            $case: 'run',
-            value: {
-              taskId: task.id,
-              script: task.script,
-              type: task.type,
-              target: task.target,
-              createdBy: task.createdBy,
-              message: task.message,
-              timeoutMs: task.timeoutSeconds * 1000,
-              killGraceMs: options.killGraceMs,
-              redact: target?.redact ?? [],
-              customDetectors: target?.customDetectors ?? [],
-              secretProvider: target?.secretProvider ?? '',
-              secretPath: target?.secretPath ?? '',
-              secretMapping: target?.secretMapping ?? {},
-              userGroups: task.createdByGroups,
-              storedSecrets,
-              runAs: target?.runAs ?? '',
-            },
-          },
-        });
+        for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
+        if (exhausted) {
+          this.#maybeReady = false;
+          break;
+        }
       }
     } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  /** Sends a claimed task down the stream, with its target's rules (fails it when its stored secrets cannot be opened). */
+  async #push(task: TaskRecord, target: TargetRecord | null): Promise<void> {
+    const { machine, options } = this.#deps;
+    let storedSecrets: Record<string, string> = {};
+    try {
+      storedSecrets = target?.secretProvider === 'stored' ? await this.#openSecrets(target.name) : {};
+    } catch (err) {
+      this.#forget(task.id);
+      await machine.tryMove(task.id, 'failure', {
+        actor: 'system',
+        reason: 'stored secrets unavailable',
+        from: ['running'],
+        patch: { finished: new Date(), failureReason: `could not start: ${(err as Error).message}` },
+      });
+      return;
+    }
+    this.#write({
+      message: {
+        $case: 'run',
+        value: {
+          taskId: task.id,
+          script: task.script,
+          type: task.type,
+          target: task.target,
+          createdBy: task.createdBy,
+          message: task.message,
+          timeoutMs: task.timeoutSeconds * 1000,
+          killGraceMs: options.killGraceMs,
+          redact: target?.redact ?? [],
+          customDetectors: target?.customDetectors ?? [],
+          secretProvider: target?.secretProvider ?? '',
+          secretPath: target?.secretPath ?? '',
+          secretMapping: target?.secretMapping ?? {},
+          userGroups: task.createdByGroups,
+          storedSecrets,
+          runAs: target?.runAs ?? '',
+        },
+      },
+    });
   }
 
   /** Decrypts a target's stored secrets for the agent that runs its task. */
@@ -605,6 +690,12 @@ export class AgentSession {
     if (!wasActive) return;
     this.#logger.info({ why }, 'agent disconnected');
     const { dispatcher, store } = this.#deps;
+    // Start times still waiting for their task's exit: written now (after any message being handled).
+    if (this.#startedPending.size > 0) {
+      this.#queue = this.#queue.then(() => this.#writeStarted()).catch((err: unknown) => this.#logger.warn({ err }, 'could not record task starts'));
+    } else {
+      clearTimeout(this.#startedTimer);
+    }
     if (dispatcher.get(this.name) !== this) return;
     dispatcher.unregister(this);
     store

@@ -7,7 +7,7 @@
 import { FailedPreconditionError, NotFoundError } from '../shared/errors.js';
 import { sourcesOf, type TaskStatus } from '../shared/task-status.js';
 import type { Logger } from '../shared/logger.js';
-import type { Store, TaskPatch, TaskRecord } from './store/store.js';
+import { applyTransition, updateTaskWithOutput, type OutputTotals, type Store, type TargetRecord, type TaskPatch, type TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 
 /** Who made a move and why. */
@@ -64,11 +64,44 @@ export class TaskMachine {
   }
 
   /**
-   * Routes a new task: to review when it needs any, else straight to ready
-   * for its target's agent (or failure when the target is gone). Returns
-   * null when the task was no longer created (routed already).
+   * A move decided from the task as stored and the output stored for it,
+   * both read in the same atomic step as the write (one round trip on the
+   * embedded store): `decide` returns the move, or null to leave the task
+   * as it is. Returns the task after the move (null when none was made) and
+   * the output totals `decide` saw (null when the task does not exist).
    */
-  async route(task: TaskRecord): Promise<TaskRecord | null> {
+  async tryMoveDecided(
+    id: string,
+    decide: (task: TaskRecord, output: OutputTotals) => { to: TaskStatus; context: MoveContext } | null,
+  ): Promise<{ task: TaskRecord | null; output: OutputTotals | null }> {
+    let seen: OutputTotals | null = null;
+    const task = await updateTaskWithOutput(this.#store, id, (current, output) => {
+      seen = output;
+      const move = decide(current, output);
+      if (!move) return null;
+      const allowed = sourcesOf(move.to);
+      const from = move.context.from ? move.context.from.filter((s) => allowed.includes(s)) : allowed;
+      return applyTransition(current, {
+        id,
+        from,
+        to: move.to,
+        patch: move.context.patch,
+        actor: move.context.actor,
+        reason: move.context.reason,
+        time: new Date(),
+      });
+    });
+    if (task) this.announce(task);
+    return { task, output: seen };
+  }
+
+  /**
+   * Routes a new task: to review when it needs any, else straight to ready
+   * for its target's agent (or failure when the target is gone). `target`,
+   * when the caller has just read it, saves reading it again. Returns null
+   * when the task was no longer created (routed already).
+   */
+  async route(task: TaskRecord, target?: TargetRecord | null): Promise<TaskRecord | null> {
     if (task.review.length > 0) {
       return this.tryMove(task.id, 'pending-review', {
         actor: 'system',
@@ -76,7 +109,7 @@ export class TaskMachine {
         from: ['created'],
       });
     }
-    const target = await this.#store.getTarget(task.target);
+    if (target === undefined || (target !== null && target.name !== task.target)) target = await this.#store.getTarget(task.target);
     if (!target) {
       return this.tryMove(task.id, 'failure', {
         actor: 'system',

@@ -8,6 +8,7 @@
  * write, so a task's history can never disagree with its status. Neither
  * implementation needs multi-document transactions.
  */
+import { eventId } from '../../shared/ids.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 
 /** One thing that happened to a task: a status change or a review decision. */
@@ -375,8 +376,33 @@ export interface ChunkRecord {
 /** Where to start reading a task's output. */
 export type ChunkCursor = { afterSeq: number } | { fromOffset: number };
 
+/** How far the event publisher has published a task's events (TaskRecord.published). */
+export interface PublishedMark {
+  id: string;
+  published: number;
+}
+
+/** Tasks claimed together, oldest first, with their targets as they were at the claim, by name (null: deleted). */
+export interface ClaimedTasks {
+  tasks: TaskRecord[];
+  targets: Map<string, TargetRecord | null>;
+}
+
+/** Chunks and bytes of output stored for a task. */
+export interface OutputTotals {
+  chunks: number;
+  bytes: number;
+}
+
 /** The persistence Taskgate needs. */
 export interface Store {
+  /**
+   * Set when every write of a task also stores, in the same atomic step, the
+   * audit records ({@link taskAuditEvent}) of its events past `published`,
+   * so the event publisher need not copy those of tasks it saw written.
+   */
+  readonly recordsTaskEvents?: boolean;
+
   /** Creates tables/collections and indexes; idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;
@@ -501,6 +527,23 @@ export interface Store {
 
   /** Stores an audit event; storing the same id again is a no-op. */
   insertEvent(event: AuditEventRecord): Promise<void>;
+
+  // Batch forms (optional): a store that has one does in a single round trip
+  // what the forms above do in several. Callers go through the functions of
+  // the same names below, which fall back to the single forms.
+
+  /** {@link insertEvent} of each, in one step. */
+  insertEvents?(events: readonly AuditEventRecord[]): Promise<void>;
+  /** Advances each task's `published` to `published` (never back), in one step; unknown tasks are skipped. */
+  markPublished?(marks: readonly PublishedMark[]): Promise<void>;
+  /** Like {@link claimNextReady}, up to `limit` tasks (oldest first) and their targets, in one atomic step. */
+  claimReady?(agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks>;
+  /**
+   * Like {@link updateTask}, with `mutate` also given the chunks and bytes
+   * stored for the task, read in the same atomic step.
+   */
+  updateTaskWithOutput?(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null>;
+
   listEvents(query: AuditQuery): Promise<AuditEventRecord[]>;
 
   /** Queues a delivery; queueing the same id again is a no-op. */
@@ -512,6 +555,74 @@ export interface Store {
   claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]>;
   updateDelivery(id: string, patch: DeliveryPatch): Promise<void>;
   getDelivery(id: string): Promise<DeliveryRecord | null>;
+}
+
+/** The audit record of a task's `index`-th event (its id fixed by the task and the index, so storing it twice is a no-op). */
+export function taskAuditEvent(task: TaskRecord, index: number): AuditEventRecord {
+  const e = task.events[index];
+  if (!e) throw new RangeError(`task ${task.id} has no event ${index}`);
+  return {
+    id: eventId(e.time, `${task.id}-${String(index).padStart(5, '0')}`),
+    time: e.time,
+    actor: e.actor,
+    action: e.action,
+    resource: `tasks/${task.id}`,
+    from: e.from ?? '',
+    to: e.to,
+    detail: e.reason,
+  };
+}
+
+/** Stores audit events: in one step where the store can (see {@link Store.insertEvents}). */
+export async function insertEvents(store: Store, events: readonly AuditEventRecord[]): Promise<void> {
+  if (events.length === 0) return;
+  if (store.insertEvents) return store.insertEvents(events);
+  for (const event of events) await store.insertEvent(event);
+}
+
+/** Advances tasks' `published`: in one step where the store can (see {@link Store.markPublished}). */
+export async function markPublished(store: Store, marks: readonly PublishedMark[]): Promise<void> {
+  if (marks.length === 0) return;
+  if (store.markPublished) return store.markPublished(marks);
+  for (const { id, published } of marks) {
+    // Only forward: a later change may already have published more.
+    await store.updateTask(id, (t) => (t.published >= published ? null : { ...t, published }));
+  }
+}
+
+/**
+ * Claims up to `limit` of an agent's ready tasks, oldest first, and reads
+ * their targets: in one step where the store can (see {@link Store.claimReady}).
+ * A store without that form claims one task a call, so on a slow store each
+ * is on its way to the agent before the next is claimed (a claimed task
+ * not yet sent is lost with an agent that restarts meanwhile). `exhausted`:
+ * no more tasks were ready.
+ */
+export async function claimReady(store: Store, agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks & { exhausted: boolean }> {
+  if (limit <= 0) return { tasks: [], targets: new Map(), exhausted: false };
+  if (store.claimReady) {
+    const claimed = await store.claimReady(agent, bootId, time, limit);
+    return { ...claimed, exhausted: claimed.tasks.length < limit };
+  }
+  const task = await store.claimNextReady(agent, bootId, time);
+  if (!task) return { tasks: [], targets: new Map(), exhausted: true };
+  return { tasks: [task], targets: new Map([[task.target, await store.getTarget(task.target)]]), exhausted: false };
+}
+
+/**
+ * {@link Store.updateTask} with the task's stored output totals: in one
+ * atomic step where the store can (see {@link Store.updateTaskWithOutput}),
+ * else the totals are read first. `mutate` is called once when the task
+ * exists.
+ */
+export async function updateTaskWithOutput(
+  store: Store,
+  id: string,
+  mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null,
+): Promise<TaskRecord | null> {
+  if (store.updateTaskWithOutput) return store.updateTaskWithOutput(id, mutate);
+  const output = await store.chunkStats(id);
+  return store.updateTask(id, (task) => mutate(task, output));
 }
 
 /**

@@ -1,0 +1,171 @@
+/**
+ * The Store's batch forms (claimReady, updateTaskWithOutput, insertEvents,
+ * markPublished, recordsTaskEvents), through the functions the server
+ * calls, so a store with a batch form and one falling back to the single
+ * forms must agree: run against both stores like store-contract.test.ts.
+ */
+import { expect } from 'chai';
+import { newTaskId } from '../../shared/ids.js';
+import { openStore } from '../../server/store/open-store.js';
+import {
+  claimReady,
+  insertEvents,
+  markPublished,
+  taskAuditEvent,
+  updateTaskWithOutput,
+  type Store,
+  type TargetRecord,
+  type TaskRecord,
+} from '../../server/store/store.js';
+import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
+
+function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
+  const now = new Date();
+  return {
+    id: newTaskId(),
+    created: now,
+    message: '',
+    script: 'true',
+    type: 'bash',
+    target: 't1',
+    status: 'ready',
+    createdBy: 'user:admin@test',
+    agent: 'a1',
+    bootId: '',
+    started: null,
+    finished: null,
+    exitCode: null,
+    signal: '',
+    failureReason: '',
+    outputBytes: 0,
+    killRequested: null,
+    timeoutSeconds: 0,
+    outputDroppedBytes: 0,
+    findings: {},
+    createdByGroups: [],
+    review: [],
+    events: [
+      { time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' },
+      { time: now, actor: 'system', action: 'task.ready', from: 'created', to: 'ready', reason: 'no review required' },
+    ],
+    published: 0,
+    ...overrides,
+  };
+}
+
+function target(name: string, redact: string[]): TargetRecord {
+  const now = new Date();
+  return {
+    name,
+    type: 'bash',
+    agent: 'a1',
+    message: '',
+    review: 'none',
+    reviewers: [],
+    groups: [],
+    allowTypeOverride: false,
+    active: true,
+    timeoutSeconds: 0,
+    redact,
+    customDetectors: [],
+    secretProvider: '',
+    secretPath: '',
+    secretMapping: {},
+    runAs: '',
+    distinctReviewers: true,
+    created: now,
+    updated: now,
+  };
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`Store batch forms: ${kind.name}`, function () {
+    let location: StoreLocation;
+    let store: Store;
+
+    beforeEach(async function () {
+      const loc = await kind.location();
+      if (!loc) this.skip();
+      location = loc;
+      store = await openStore(location.options);
+    });
+
+    afterEach(async () => {
+      await store?.close();
+      location?.cleanup();
+    });
+
+    it('claims an agent\'s ready tasks oldest first, each once, with their targets as they are', async function () {
+      this.timeout(60_000);
+      await store.insertTarget(target('t1', ['EMAIL_ADDRESS']));
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t = task();
+        ids.push(t.id);
+        await store.insertTask(t);
+      }
+      await store.insertTask(task({ agent: 'other' }));
+      const claimed: TaskRecord[] = [];
+      for (;;) {
+        const batch = await claimReady(store, 'a1', 'boot-1', new Date(), 3);
+        for (const t of batch.tasks) {
+          expect(batch.targets.get(t.target)?.redact).to.deep.equal(['EMAIL_ADDRESS']);
+          claimed.push(t);
+        }
+        if (batch.exhausted) break;
+      }
+      expect(claimed.map((t) => t.id)).to.deep.equal(ids);
+      for (const t of claimed) {
+        expect(t.status).to.equal('running');
+        expect(t.bootId).to.equal('boot-1');
+        expect(t.events.at(-1)).to.include({ from: 'ready', to: 'running', actor: 'agent:a1' });
+        expect((await store.getTask(t.id))?.status).to.equal('running');
+      }
+      expect((await claimReady(store, 'a1', 'boot-1', new Date(), 3)).tasks).to.deep.equal([]);
+    });
+
+    it('ends a task from its stored output in one step, and counts the output whatever the writer says', async function () {
+      const t = task({ status: 'running' });
+      await store.insertTask(t);
+      await store.putChunk({ taskId: t.id, seq: 0, offset: 0, data: Buffer.from('hello ') });
+      await store.putChunk({ taskId: t.id, seq: 1, offset: 6, data: Buffer.from('world') });
+      let seen: { chunks: number; bytes: number } | null = null;
+      const ended = await updateTaskWithOutput(store, t.id, (current, output) => {
+        seen = output;
+        return { ...current, status: 'success', outputBytes: 999, finished: new Date() };
+      });
+      expect(seen).to.deep.equal({ chunks: 2, bytes: 11 });
+      expect(ended?.status).to.equal('success');
+      expect(ended?.outputBytes).to.equal(11);
+      expect((await store.getTask(t.id))?.outputBytes).to.equal(11);
+      expect(await updateTaskWithOutput(store, t.id, () => null)).to.equal(null);
+      expect(await updateTaskWithOutput(store, 'no-such-task', () => task())).to.equal(null);
+    });
+
+    it('publishes events: audit records stored once, `published` only forward', async function () {
+      const t = task();
+      await store.insertTask(t);
+      const events = t.events.map((_, i) => taskAuditEvent(t, i));
+      await insertEvents(store, events);
+      await insertEvents(store, events);
+      const listed = await store.listEvents({ resource: `tasks/${t.id}`, limit: 10 });
+      expect(listed.map((e) => e.id)).to.deep.equal(events.map((e) => e.id));
+      expect((await store.listUnpublished(10)).map((u) => u.id)).to.include(t.id);
+      await markPublished(store, [{ id: t.id, published: 2 }, { id: 'no-such-task', published: 1 }]);
+      await markPublished(store, [{ id: t.id, published: 1 }]);
+      expect((await store.getTask(t.id))?.published).to.equal(2);
+      expect((await store.listUnpublished(10)).map((u) => u.id)).not.to.include(t.id);
+    });
+
+    it('records a task\'s events with its writes when it says it does', async function () {
+      if (!store.recordsTaskEvents) this.skip();
+      const t = task();
+      await store.insertTask(t);
+      await store.transition({ id: t.id, from: ['ready'], to: 'running', actor: 'agent:a1', reason: 'handed to agent', time: new Date() });
+      const after = (await store.getTask(t.id))!;
+      const listed = await store.listEvents({ resource: `tasks/${t.id}`, limit: 10 });
+      expect(listed.map((e) => e.id)).to.deep.equal(after.events.map((_, i) => taskAuditEvent(after, i).id));
+      expect(listed.map((e) => e.to)).to.deep.equal(['created', 'ready', 'running']);
+    });
+  });
+}
