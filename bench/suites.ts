@@ -49,7 +49,7 @@ function watchUntilDone(server: ServerProcess, id: string): Promise<{ task: Task
 
 /** Follows a task's logs from the start: epoch ms of the first byte, total bytes, and the finished task. */
 function follow(server: ServerProcess, id: string): Promise<{ firstByteAt: number; bytes: number; finished: Task; doneAt: number }> {
-  const call = server.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, server.api.metadata) as ClientReadableStream<GetTaskLogsResponse>;
+  const call = server.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, server.api.metadata) as ClientReadableStream<GetTaskLogsResponse>;
   let firstByteAt = -1;
   let bytes = 0;
   return new Promise((resolve, reject) => {

@@ -153,7 +153,7 @@ async function write(data: Uint8Array): Promise<void> {
 
 /** One GetTaskLogs stream; `advance` is told of each stored byte count written. */
 async function streamOnce(api: Api, id: string, follow: boolean, offset: number, lineEnds: CrlfToLf | null, advance: (bytes: number) => void): Promise<Task | null> {
-  const call = api.tasks.getTaskLogs({ id, offset, follow, limitBytes: 0 }, api.metadata);
+  const call = api.tasks.getTaskLogs({ id, offset, follow, limitBytes: 0, tailBytes: 0 }, api.metadata);
   let finished: Task | null = null;
   const stop = (): void => {
     interrupted = true;

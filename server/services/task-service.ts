@@ -554,8 +554,10 @@ export function taskService(
     const { signal } = ctx;
     if (req.offset < 0) throw new InvalidArgumentError('offset must not be negative');
     if (req.limitBytes < 0) throw new InvalidArgumentError('limit_bytes must not be negative (0: no limit)');
+    if (req.tailBytes < 0) throw new InvalidArgumentError('tail_bytes must not be negative (0: start at offset)');
     let left = req.limitBytes === 0 ? Infinity : req.limitBytes;
     await visibleTask(ctx.user, req.id);
+    if (req.tailBytes > 0) req = { ...req, offset: Math.max(0, (await store.chunkStats(req.id)).bytes - req.tailBytes) };
     ctx.recheck = async (user) => void (await visibleTask(user, req.id));
     // Subscribe before the first read so no change between a read and the
     // wait is missed.

@@ -4,7 +4,7 @@ import type { Api } from '../../cli/client.js';
 
 /** Follows the task's output until it contains `text`. */
 export async function untilOutput(api: Api, taskId: string, text: string): Promise<void> {
-  const call = api.tasks.getTaskLogs({ id: taskId, offset: 0, follow: true, limitBytes: 0 }, api.metadata);
+  const call = api.tasks.getTaskLogs({ id: taskId, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, api.metadata);
   let seen = '';
   try {
     for await (const { event } of call as AsyncIterable<GetTaskLogsResponse>) {

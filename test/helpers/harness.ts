@@ -133,7 +133,7 @@ export class Harness {
 
   /** Reads a task's log stream; with follow, until the task ends. */
   async logs(id: string, options: { follow: boolean; offset?: number }): Promise<{ output: Buffer; finished: Task | null; chunks: number }> {
-    const call = this.api.tasks.getTaskLogs({ id, offset: options.offset ?? 0, follow: options.follow, limitBytes: 0 }, this.api.metadata);
+    const call = this.api.tasks.getTaskLogs({ id, offset: options.offset ?? 0, follow: options.follow, limitBytes: 0, tailBytes: 0 }, this.api.metadata);
     const parts: Buffer[] = [];
     let finished: Task | null = null;
     for await (const message of call as AsyncIterable<GetTaskLogsResponse>) {

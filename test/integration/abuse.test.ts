@@ -75,7 +75,7 @@ describe('a member abusing the server while another user works', function () {
     const pid = server.child.pid!;
     // A task with 40 MB of output, for followers that never read.
     const { task: big } = await alice.call(alice.tasks, alice.tasks.createTask, { target: 'shared', script: 'head -c 40000000 /dev/zero | tr "\\0" x', message: '', type: '', timeoutSeconds: 0 });
-    const done = alice.tasks.getTaskLogs({ id: big!.id, offset: 0, follow: true, limitBytes: 0 }, alice.metadata);
+    const done = alice.tasks.getTaskLogs({ id: big!.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, alice.metadata);
     for await (const { event } of done as AsyncIterable<GetTaskLogsResponse>) if (event?.$case === 'finished') break;
     // A running task for watchers to stay open on.
     const { task: sleeper } = await alice.call(alice.tasks, alice.tasks.createTask, { target: 'shared', script: 'sleep 200', message: '', type: '', timeoutSeconds: 0 });
@@ -88,7 +88,7 @@ describe('a member abusing the server while another user works', function () {
     // 150 followers of the 40 MB output that never read a byte.
     const stalled: ClientReadableStream<GetTaskLogsResponse>[] = [];
     const followed = Array.from({ length: 150 }, async () => {
-      const call = mallory.tasks.getTaskLogs({ id: big!.id, offset: 0, follow: true, limitBytes: 0 }, mallory.metadata);
+      const call = mallory.tasks.getTaskLogs({ id: big!.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, mallory.metadata);
       stalled.push(call);
       await new Promise<void>((resolve) => {
         call.once('data', () => {
@@ -145,7 +145,7 @@ describe('a member abusing the server while another user works', function () {
     const { task: hers } = await alice.call(alice.tasks, alice.tasks.createTask, { target: 'shared', script: 'echo alive', message: '', type: '', timeoutSeconds: 0 });
     let output = '';
     let finished = null;
-    for await (const { event } of alice.tasks.getTaskLogs({ id: hers!.id, offset: 0, follow: true, limitBytes: 0 }, alice.metadata) as AsyncIterable<GetTaskLogsResponse>) {
+    for await (const { event } of alice.tasks.getTaskLogs({ id: hers!.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, alice.metadata) as AsyncIterable<GetTaskLogsResponse>) {
       if (event?.$case === 'chunk') output += Buffer.from(event.value.data).toString();
       else if (event?.$case === 'finished') finished = event.value;
     }

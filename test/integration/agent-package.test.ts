@@ -189,7 +189,7 @@ describe('the agent package (npm run pack:agent, installed without a compiler)',
     async function finished(id: string): Promise<{ task: Task; output: string }> {
       const parts: Buffer[] = [];
       let task: Task | undefined;
-      for await (const m of api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, api.metadata) as AsyncIterable<GetTaskLogsResponse>) {
+      for await (const m of api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, api.metadata) as AsyncIterable<GetTaskLogsResponse>) {
         if (m.event?.$case === 'chunk') parts.push(Buffer.from(m.event.value.data));
         else if (m.event?.$case === 'finished') task = m.event.value;
       }

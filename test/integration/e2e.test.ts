@@ -101,7 +101,7 @@ for (const kind of STORE_KINDS) {
       );
       // Follower A from the start; once it has seen "first" the task is
       // running and blocked, and follower B attaches mid-run.
-      const callA = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+      const callA = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
       let a = '';
       let followerB: ReturnType<Harness['logs']> | undefined;
       for await (const message of callA) {
@@ -131,7 +131,7 @@ for (const kind of STORE_KINDS) {
       const marker = join(markers, 'released');
       // The script prints, then waits until the test has seen that output.
       const t = await h.createTask('t1', `echo waiting; while [ ! -e ${marker} ]; do sleep 0.05; done; echo released; rm -f ${marker}`);
-      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
       let seen = '';
       for await (const message of call) {
         const event = (message as { event?: { $case: string; value: { data?: Uint8Array } } }).event;
@@ -164,7 +164,7 @@ for (const kind of STORE_KINDS) {
       await h.createTarget('t1', 'a1');
       const marker = join(markers, 'restart');
       const t = await h.createTask('t1', `echo before; while [ ! -e ${marker} ]; do sleep 0.02; done; rm -f ${marker}; echo after`);
-      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
       for await (const message of call) {
         const event = (message as { event?: { $case: string } }).event;
         if (event?.$case === 'chunk') break;

@@ -155,7 +155,7 @@ for (const kind of STORE_KINDS) {
       const followed = await new Promise<{ output: string; finished: Task | null }>((resolve, reject) => {
         let output = '';
         let finished: Task | null = null;
-        const call = api.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: true, limitBytes: 0 }, api.metadata);
+        const call = api.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, api.metadata);
         call.on('data', ({ event }: GetTaskLogsResponse) => {
           if (event?.$case === 'chunk') output += Buffer.from(event.value.data).toString();
           else if (event?.$case === 'finished') finished = event.value;

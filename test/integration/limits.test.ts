@@ -85,14 +85,14 @@ describe('per-caller limits', function () {
     await h.finished(task!.id);
     // Three followers (the limit) each read one message of 20 MB and cancel.
     for (let i = 0; i < 3; i++) {
-      const call = reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: true, limitBytes: 0 }, reader.metadata);
+      const call = reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, reader.metadata);
       call.on('error', () => undefined);
       await new Promise((resolve) => call.once('data', resolve));
       call.cancel();
     }
     // Their places come back: three new streams are accepted.
     await eventually('the cancelled followers end on the server', async () => {
-      const calls = [0, 1, 2].map(() => reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: false, limitBytes: 0 }, reader.metadata));
+      const calls = [0, 1, 2].map(() => reader.tasks.getTaskLogs({ id: task!.id, offset: 0, follow: false, limitBytes: 0, tailBytes: 0 }, reader.metadata));
       const results = await Promise.all(
         calls.map(
           (call) =>

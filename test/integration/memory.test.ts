@@ -47,7 +47,7 @@ describe('memory under a 200 MB flood (sqlite)', function () {
       let read = 0;
       let stalls = 0;
       const followed = new Promise<void>((resolve, reject) => {
-        const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+        const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
         let sinceStall = 0;
         call.on('data', ({ event }: GetTaskLogsResponse) => {
           if (event?.$case !== 'chunk') return;

@@ -52,7 +52,7 @@ for (const kind of STORE_KINDS) {
         const task = await h.createTask('t1', [...SCRIPT, tail].join('\n'));
         // Live: a follower from the start.
         const live: Buffer[] = [];
-        const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+        const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
         for await (const { event } of call as AsyncIterable<GetTaskLogsResponse>) if (event?.$case === 'chunk') live.push(Buffer.from(event.value.data));
         const stored = await h.logs(task.id, { follow: false });
         expect(Buffer.concat(live).toString()).to.equal(EXPECTED);

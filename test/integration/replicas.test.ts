@@ -46,7 +46,7 @@ describe('server replicas on one MongoDB', function () {
 
   it('delivers a kill requested through replica A to the agent on replica B', async () => {
     const task = await h.createTask('t1', 'echo begin; sleep 60');
-    const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+    const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
     for await (const { event } of call as AsyncIterable<GetTaskLogsResponse>) {
       if (event?.$case === 'chunk' && Buffer.from(event.value.data).toString().includes('begin')) break;
     }

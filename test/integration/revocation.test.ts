@@ -29,7 +29,7 @@ async function openWatcher(api: Api, id: string): Promise<{ ended: Promise<Servi
 
 /** Opens a log follower of a task with no output yet; resolves with how it ends. */
 function follow(api: Api, id: string): Promise<ServiceError | null> {
-  const call = api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, api.metadata);
+  const call = api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, api.metadata);
   return new Promise((resolve) => {
     call.on('data', () => undefined);
     call.on('error', (err: ServiceError) => resolve(err));

@@ -62,7 +62,7 @@ describe('RPC layer', function () {
 
   it('ends log followers and watchers with UNAVAILABLE "server stopping; follow again" when the server stops', async () => {
     const id = await waitingTask();
-    const follower = h.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata);
+    const follower = h.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
     const watcher = h.api.tasks.watchTask({ id }, h.api.metadata);
     const watched: WatchTaskResponse[] = [];
     watcher.on('data', (m: WatchTaskResponse) => watched.push(m));
@@ -89,7 +89,7 @@ describe('RPC layer', function () {
 
   it('ends a follower past its deadline with DEADLINE_EXCEEDED on both sides', async () => {
     const id = await waitingTask();
-    const follower = h.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0 }, h.api.metadata, { deadline: Date.now() + 300 });
+    const follower = h.api.tasks.getTaskLogs({ id, offset: 0, follow: true, limitBytes: 0, tailBytes: 0 }, h.api.metadata, { deadline: Date.now() + 300 });
     expect((await ending(follower as AsyncIterable<unknown>))?.code).to.equal(status.DEADLINE_EXCEEDED);
     await eventually('the server counts the deadline', async () => (await handled('TaskService/GetTaskLogs', 'DEADLINE_EXCEEDED')) === 1);
     expect(lines.filter((l) => l.level >= 50)).to.deep.equal([]);
@@ -106,7 +106,7 @@ describe('RPC layer', function () {
 
   it('still ends a stream that finished with OK', async () => {
     const id = await waitingTask();
-    const logs = h.api.tasks.getTaskLogs({ id, offset: 0, follow: false, limitBytes: 0 }, h.api.metadata);
+    const logs = h.api.tasks.getTaskLogs({ id, offset: 0, follow: false, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
     expect(await ending(logs as AsyncIterable<unknown>)).to.equal(undefined);
     await eventually('the server counts it', async () => (await handled('TaskService/GetTaskLogs', 'OK')) === 1);
   });

@@ -175,7 +175,7 @@ describe('WatchTasks and log ranges', function () {
     ] as const) {
       const parts: Buffer[] = [];
       let finished = false;
-      const call = h.api.tasks.getTaskLogs({ id: task.id, offset, follow: true, limitBytes: limit }, h.api.metadata);
+      const call = h.api.tasks.getTaskLogs({ id: task.id, offset, follow: true, limitBytes: limit, tailBytes: 0 }, h.api.metadata);
       for await (const m of call as AsyncIterable<GetTaskLogsResponse>) {
         if (m.event?.$case === 'chunk') parts.push(Buffer.from(m.event.value.data));
         if (m.event?.$case === 'finished') finished = true;
@@ -185,7 +185,7 @@ describe('WatchTasks and log ranges', function () {
       // Cut short by the limit: no `finished`; reaching the end first: `finished`, as without a limit.
       expect(finished, `${offset}+${limit}`).to.equal(offset + limit > output.length);
     }
-    const negative = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: false, limitBytes: -1 }, h.api.metadata);
+    const negative = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: false, limitBytes: -1, tailBytes: 0 }, h.api.metadata);
     const err = await new Promise<Error & { code?: number }>((resolve) => negative.on('error', resolve).on('data', () => undefined));
     expect([err.code, err.message]).to.deep.equal([status.INVALID_ARGUMENT, '3 INVALID_ARGUMENT: limit_bytes must not be negative (0: no limit)']);
   });

@@ -432,6 +432,13 @@ export interface GetTaskLogsRequest {
    * ("load earlier"): offset and limit_bytes.
    */
   limitBytes: number;
+  /**
+   * When > 0, start this many bytes before the end of the output stored so
+   * far (or at 0), instead of at offset: a task's tail, while it runs too
+   * (its output_bytes is set only when it ends). The first chunk's offset
+   * says where that was.
+   */
+  tailBytes: number;
 }
 
 /** GetTaskLogsResponse is a piece of output or, last, the task as it ended. */
@@ -2640,7 +2647,7 @@ export const WatchTaskResponse: MessageFns<WatchTaskResponse> = {
 };
 
 function createBaseGetTaskLogsRequest(): GetTaskLogsRequest {
-  return { id: "", offset: 0, follow: false, limitBytes: 0 };
+  return { id: "", offset: 0, follow: false, limitBytes: 0, tailBytes: 0 };
 }
 
 export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
@@ -2656,6 +2663,9 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     }
     if (message.limitBytes !== 0) {
       writer.uint32(32).int64(message.limitBytes);
+    }
+    if (message.tailBytes !== 0) {
+      writer.uint32(40).int64(message.tailBytes);
     }
     return writer;
   },
@@ -2705,6 +2715,14 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
             message.limitBytes = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.tailBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2727,6 +2745,11 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
         : isSet(object.limit_bytes)
         ? globalThis.Number(object.limit_bytes)
         : 0,
+      tailBytes: isSet(object.tailBytes)
+        ? globalThis.Number(object.tailBytes)
+        : isSet(object.tail_bytes)
+        ? globalThis.Number(object.tail_bytes)
+        : 0,
     };
   },
 
@@ -2744,6 +2767,9 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     if (message.limitBytes !== 0) {
       obj.limitBytes = Math.round(message.limitBytes);
     }
+    if (message.tailBytes !== 0) {
+      obj.tailBytes = Math.round(message.tailBytes);
+    }
     return obj;
   },
 
@@ -2756,6 +2782,7 @@ export const GetTaskLogsRequest: MessageFns<GetTaskLogsRequest> = {
     message.offset = object.offset ?? 0;
     message.follow = object.follow ?? false;
     message.limitBytes = object.limitBytes ?? 0;
+    message.tailBytes = object.tailBytes ?? 0;
     return message;
   },
 };

@@ -258,16 +258,18 @@ class WatchTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetTaskLogsRequest(_message.Message):
-    __slots__ = ("id", "offset", "follow", "limit_bytes")
+    __slots__ = ("id", "offset", "follow", "limit_bytes", "tail_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TAIL_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     offset: int
     follow: bool
     limit_bytes: int
-    def __init__(self, id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+    tail_bytes: int
+    def __init__(self, id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ..., limit_bytes: _Optional[int] = ..., tail_bytes: _Optional[int] = ...) -> None: ...
 
 class GetTaskLogsResponse(_message.Message):
     __slots__ = ("chunk", "finished")

@@ -1413,7 +1413,12 @@ type GetTaskLogsRequest struct {
 	// 0 means no limit. With follow, the stream closes when it reaches the
 	// limit or the task's end, whichever comes first. For reading a range
 	// ("load earlier"): offset and limit_bytes.
-	LimitBytes    int64 `protobuf:"varint,4,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"`
+	LimitBytes int64 `protobuf:"varint,4,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"`
+	// When > 0, start this many bytes before the end of the output stored so
+	// far (or at 0), instead of at offset: a task's tail, while it runs too
+	// (its output_bytes is set only when it ends). The first chunk's offset
+	// says where that was.
+	TailBytes     int64 `protobuf:"varint,5,opt,name=tail_bytes,json=tailBytes,proto3" json:"tail_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1472,6 +1477,13 @@ func (x *GetTaskLogsRequest) GetFollow() bool {
 func (x *GetTaskLogsRequest) GetLimitBytes() int64 {
 	if x != nil {
 		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *GetTaskLogsRequest) GetTailBytes() int64 {
+	if x != nil {
+		return x.TailBytes
 	}
 	return 0
 }
@@ -1897,13 +1909,15 @@ const file_taskgate_v1_task_proto_rawDesc = "" +
 	"\x10WatchTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
 	"\x11WatchTaskResponse\x12%\n" +
-	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"u\n" +
+	"\x04task\x18\x01 \x01(\v2\x11.taskgate.v1.TaskR\x04task\"\x94\x01\n" +
 	"\x12GetTaskLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x1f\n" +
 	"\vlimit_bytes\x18\x04 \x01(\x03R\n" +
-	"limitBytes\"~\n" +
+	"limitBytes\x12\x1d\n" +
+	"\n" +
+	"tail_bytes\x18\x05 \x01(\x03R\ttailBytes\"~\n" +
 	"\x13GetTaskLogsResponse\x12-\n" +
 	"\x05chunk\x18\x01 \x01(\v2\x15.taskgate.v1.LogChunkH\x00R\x05chunk\x12/\n" +
 	"\bfinished\x18\x02 \x01(\v2\x11.taskgate.v1.TaskH\x00R\bfinishedB\a\n" +
