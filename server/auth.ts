@@ -180,7 +180,7 @@ export class Authenticator {
   async startSession(secret: string, beforeLookup?: () => void): Promise<{ secret: string; record: TokenRecord }> {
     const principal = await this.verify(secret, beforeLookup);
     const parent = principal.kind === 'user' ? await this.#store.getToken(principal.tokenId) : null;
-    if (principal.kind !== 'user' || parent?.kind !== 'user') throw new UnauthenticatedError('sign in with a user token (taskgate users tokens create); agent tokens and sessions cannot');
+    if (principal.kind !== 'user' || parent?.kind !== 'user') throw new UnauthenticatedError('sign in with a user token (taskgate tokens create --user EMAIL); agent tokens and sessions cannot');
     return this.sessionFrom(parent);
   }
 

@@ -21,7 +21,7 @@ function printUsers(cmd: Command, users: User[]): void {
 function tokenRows(tokens: Token[]): string[][] {
   return tokens.map((t) => [
     t.id,
-    t.kind === TokenKind.TOKEN_KIND_AGENT ? 'agent' : 'user',
+    t.kind === TokenKind.TOKEN_KIND_AGENT ? 'agent' : t.kind === TokenKind.TOKEN_KIND_SESSION ? 'session' : 'user',
     t.subject,
     t.name,
     time(t.created),

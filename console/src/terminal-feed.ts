@@ -2,7 +2,8 @@
  * Feeds a task's output into a terminal: the bytes [start, end) of it,
  * in order, each exactly once, across reconnects and page reloads.
  *
- * - On open it reads from the tail: max(0, outputBytes − tailBytes), and
+ * - On open it reads from the tail: the last tailBytes stored (GetTaskLogs
+ *   tail_bytes, so a running task's tail too; the first chunk says where), and
  *   follows from there. After a reload the terminal is rebuilt the same
  *   way, so no line is lost or shown twice.
  * - A follow that fails (UNAVAILABLE "server stopping; follow again", a
@@ -70,6 +71,8 @@ export class TerminalFeed {
   #unparsed = 0;
   #drained: (() => void)[] = [];
   #closed = false;
+  /** Whether the tail's start is known: the first read asks the server for the last tailBytes. */
+  #placed = false;
 
   constructor(
     id: string,
@@ -90,8 +93,8 @@ export class TerminalFeed {
       highWaterBytes: options.highWaterBytes ?? 256 * 1024,
       lowWaterBytes: options.lowWaterBytes ?? 64 * 1024,
     };
-    const start = Math.max(0, outputBytes - this.#options.tailBytes);
-    this.#state = { start, end: start, total: outputBytes, finished: false, error: '' };
+    // Where the tail starts is known from the first chunk (a running task's outputBytes is 0 until it ends).
+    this.#state = { start: 0, end: 0, total: outputBytes, finished: false, error: '' };
   }
 
   /** The feed's position now. */
@@ -170,13 +173,20 @@ export class TerminalFeed {
     await keepFollowing(
       signal,
       async (attempt) => {
-        const stream = taskService.getTaskLogs({ id: this.#id, offset: BigInt(this.#state.end), follow: true }, { signal });
+        const from = this.#placed ? { offset: BigInt(this.#state.end) } : { tailBytes: BigInt(this.#options.tailBytes) };
+        const stream = taskService.getTaskLogs({ id: this.#id, ...from, follow: true }, { signal });
         for await (const message of stream) {
           attempt.healthy();
           const event = message.event;
           if (event.case === 'chunk') {
+            if (!this.#placed) {
+              const start = Number(event.value.offset);
+              this.#placed = true;
+              this.#update({ start, end: start });
+            }
             await this.#write(Number(event.value.offset), event.value.data, signal);
           } else if (event.case === 'finished') {
+            this.#placed = true;
             this.#update({ finished: true, total: Number(event.value.outputBytes) });
             this.#onFinished(event.value);
             return true;

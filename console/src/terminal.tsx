@@ -16,6 +16,8 @@ import { TerminalFeed, type FeedState } from './terminal-feed.js';
 
 /** Lines the terminal keeps above the screen. */
 export const SCROLLBACK_LINES = 10_000;
+/** Past this much shown, the bar says the terminal keeps only its last lines (a line-count bound, not a byte one). */
+const SCROLLBACK_BYTES_HINT = 1024 * 1024;
 
 /** The terminal's text, wrapped lines joined: what a person sees in it. */
 function bufferText(buffer: IBuffer): string {
@@ -128,6 +130,7 @@ export function TaskTerminal({ taskId, outputBytes, onFinished }: Props) {
       <div class="terminal-bar">
         <span data-testid="terminal-range">
           {shown === total ? `Showing all ${formatBytes(total)}` : `Showing the last ${formatBytes(shown)} of ${formatBytes(total)}`}
+          {shown > SCROLLBACK_BYTES_HINT ? ` (the terminal keeps the last ${SCROLLBACK_LINES.toLocaleString()} lines)` : ''}
           {state?.finished ? '' : ' · following'}
         </span>
         {feed.current?.canLoadEarlier && state && state.start > 0 ? (

@@ -185,6 +185,13 @@ describe('WatchTasks and log ranges', function () {
       // Cut short by the limit: no `finished`; reaching the end first: `finished`, as without a limit.
       expect(finished, `${offset}+${limit}`).to.equal(offset + limit > output.length);
     }
+    // tail_bytes: the last bytes stored, whatever output_bytes says (0 while a task runs).
+    for (const tail of [1, 100, output.length + 5]) {
+      const parts: Buffer[] = [];
+      const call = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: false, limitBytes: 0, tailBytes: tail }, h.api.metadata);
+      for await (const m of call as AsyncIterable<GetTaskLogsResponse>) if (m.event?.$case === 'chunk') parts.push(Buffer.from(m.event.value.data));
+      expect(Buffer.concat(parts).equals(output.subarray(Math.max(0, output.length - tail))), `tail ${tail}`).to.equal(true);
+    }
     const negative = h.api.tasks.getTaskLogs({ id: task.id, offset: 0, follow: false, limitBytes: -1, tailBytes: 0 }, h.api.metadata);
     const err = await new Promise<Error & { code?: number }>((resolve) => negative.on('error', resolve).on('data', () => undefined));
     expect([err.code, err.message]).to.deep.equal([status.INVALID_ARGUMENT, '3 INVALID_ARGUMENT: limit_bytes must not be negative (0: no limit)']);

@@ -1,5 +1,5 @@
 /**
- * Sign in with a user token (`taskgate token create`, or the admin token
+ * Sign in with a user token (`taskgate tokens create --user EMAIL`, or the admin token
  * `taskgate dev` prints): it is sent once to POST /auth/sign-in, which sets
  * an HttpOnly session cookie; the token is not kept in the page. A bad
  * one-time link (/auth/link) comes back here with `error`.
@@ -47,7 +47,7 @@ export function SignInPage() {
           aria-describedby="token-help"
         />
         <p id="token-help" class="hint">
-          A user token (tg_user_…): <code>taskgate token create</code>, or the link <code>taskgate dev</code> prints.
+          A user token (tg_user_…): <code>taskgate tokens create --user EMAIL</code>, or the link <code>taskgate dev</code> prints.
         </p>
         {error ? (
           <p class="error" role="alert" data-testid="sign-in-error">

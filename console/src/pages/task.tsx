@@ -120,7 +120,7 @@ function Fields({ task }: { task: Task }) {
       ) : null}
       <dt>Output</dt>
       <dd>
-        {formatBytes(Number(task.outputBytes))}
+        {task.finished ? formatBytes(Number(task.outputBytes)) : 'counted when it ends'}
         {task.outputDroppedBytes > 0n ? ` (${formatBytes(Number(task.outputDroppedBytes))} dropped past the output limit)` : ''}
       </dd>
       {findings.length > 0 ? (
