@@ -1,8 +1,10 @@
-// Command ferretdb-test runs FerretDB v1 (SQLite backend) as a MongoDB-wire
-// server for Taskgate's test suite. It listens on 127.0.0.1 with a free port,
-// keeps its data in the given directory, prints "ready <mongodb-uri>" on
-// stdout once it accepts connections, and exits when stdin closes or on
-// SIGINT/SIGTERM, so a test harness that dies cannot leave it running.
+// Command ferretdb-test runs FerretDB v1 as a MongoDB-wire server for
+// Taskgate's test suite, on its PostgreSQL backend (-postgresql-url: the
+// harness, test/helpers/mongo.ts, starts a throwaway PostgreSQL for it) or
+// its SQLite backend (-dir: a data directory). It listens on 127.0.0.1 with a
+// free port, prints "ready <mongodb-uri>" on stdout once it accepts
+// connections, and exits when stdin closes or on SIGINT/SIGTERM, so a test
+// harness that dies cannot leave it running.
 //
 // `go install .../cmd/ferretdb@v1.24.2` yields a binary that panics at start
 // (a generated version file is missing from the module), hence this small main
@@ -26,14 +28,26 @@ import (
 )
 
 func main() {
-	dir := flag.String("dir", "", "data directory for the SQLite backend (required)")
+	dir := flag.String("dir", "", "data directory: the SQLite backend")
+	pgURL := flag.String("postgresql-url", "", "PostgreSQL connection string (pgx syntax): the PostgreSQL backend")
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1; 0 picks a free one")
 	flag.Parse()
-	if *dir == "" {
-		log.Fatal("-dir is required")
-	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		log.Fatal(err)
+
+	config := ferretdb.Config{}
+	switch {
+	case *dir != "" && *pgURL != "":
+		log.Fatal("give -dir (SQLite) or -postgresql-url (PostgreSQL), not both")
+	case *pgURL != "":
+		config.Handler = "postgresql"
+		config.PostgreSQLURL = *pgURL
+	case *dir != "":
+		if err := os.MkdirAll(*dir, 0o755); err != nil {
+			log.Fatal(err)
+		}
+		config.Handler = "sqlite"
+		config.SQLiteURL = "file:" + *dir + "/"
+	default:
+		log.Fatal("-dir (SQLite backend) or -postgresql-url (PostgreSQL backend) is required")
 	}
 
 	addr := fmt.Sprintf("127.0.0.1:%d", *port)
@@ -49,12 +63,9 @@ func main() {
 	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/",
-		Logger:    logger,
-	})
+	config.Listener = ferretdb.ListenerConfig{TCP: addr}
+	config.Logger = logger
+	f, err := ferretdb.New(&config)
 	if err != nil {
 		log.Fatal(err)
 	}
