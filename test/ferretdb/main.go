@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +63,7 @@ func main() {
 		_ = l.Close()
 	}
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	logger := slog.New(quietDuplicates{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})})
 	config.Listener = ferretdb.ListenerConfig{TCP: addr}
 	config.Logger = logger
 	f, err := ferretdb.New(&config)
@@ -100,4 +101,31 @@ func main() {
 	fmt.Printf("ready mongodb://%s/\n", addr)
 
 	<-done
+}
+
+// quietDuplicates drops the PostgreSQL backend's log line for each query that
+// failed on a unique index (SQLSTATE 23505): the client gets a duplicate key
+// error (11000) for it, and Taskgate's locks and request ids expect many.
+type quietDuplicates struct{ slog.Handler }
+
+func (h quietDuplicates) Handle(ctx context.Context, r slog.Record) error {
+	duplicate := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" && strings.Contains(a.Value.String(), "SQLSTATE 23505") {
+			duplicate = true
+		}
+		return !duplicate
+	})
+	if duplicate {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietDuplicates) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietDuplicates{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietDuplicates) WithGroup(name string) slog.Handler {
+	return quietDuplicates{h.Handler.WithGroup(name)}
 }
