@@ -4,6 +4,7 @@
  * tasks"): how many store round trips a Taskgate server makes, seen from
  * outside its process, whatever the driver or the store code does.
  */
+import { BSON } from 'mongodb';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /** OP_MSG (MongoDB wire protocol, 3.6+): flags, then sections. */
@@ -13,7 +14,7 @@ const OP_QUERY = 2004;
 /** Commands that the driver's monitors send on their own schedule, not the store. */
 const MONITORING = new Set(['hello', 'ismaster', 'isMaster', 'ping', 'endSessions']);
 
-/** The command name and, when its value is a string, the collection of one OP_MSG body. */
+/** The command name, its collection and, for reads, the filter's fields, of one OP_MSG body: "find tasks {_id}". */
 function describeMessage(frame: Buffer): string | null {
   const opCode = frame.readInt32LE(12);
   if (opCode === OP_QUERY) return 'legacy-query';
@@ -28,15 +29,11 @@ function describeMessage(frame: Buffer): string | null {
       at += size;
       continue;
     }
-    // A BSON document: int32 size, then elements (type, cstring name, value).
-    const type = frame[at + 4]!;
-    const nameEnd = frame.indexOf(0, at + 5);
-    const name = frame.toString('utf8', at + 5, nameEnd);
-    if (type === 0x02) {
-      const len = frame.readInt32LE(nameEnd + 1);
-      return `${name} ${frame.toString('utf8', nameEnd + 5, nameEnd + 5 + len - 1)}`;
-    }
-    return name;
+    const body = BSON.deserialize(frame.subarray(at, at + size));
+    const [name, collection] = Object.entries(body)[0] ?? ['?', ''];
+    if (typeof collection !== 'string') return name;
+    const filter = (body.filter ?? body.query ?? (Array.isArray(body.pipeline) ? body.pipeline[0]?.$match : undefined)) as Record<string, unknown> | undefined;
+    return filter && (name === 'find' || name === 'aggregate' || name === 'count') ? `${name} ${collection} {${Object.keys(filter).join(',')}}` : `${name} ${collection}`;
   }
   return null;
 }
