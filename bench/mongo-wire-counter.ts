@@ -41,6 +41,9 @@ function describeMessage(frame: Buffer): string | null {
 /** A counting proxy; `uri` replaces the server's host:port with the proxy's. */
 export class MongoWireCounter {
   readonly #counts = new Map<string, number>();
+  /** Every command with the epoch ms it passed, while {@link record} is on. */
+  readonly #log: Array<{ at: number; name: string }> = [];
+  #recording = false;
   readonly #sockets = new Set<Socket>();
 
   private constructor(
@@ -70,7 +73,10 @@ export class MongoWireCounter {
         const length = pending.readInt32LE(0);
         if (pending.length < length) break;
         const name = describeMessage(pending.subarray(0, length));
-        if (name) this.#counts.set(name, (this.#counts.get(name) ?? 0) + 1);
+        if (name) {
+          this.#counts.set(name, (this.#counts.get(name) ?? 0) + 1);
+          if (this.#recording) this.#log.push({ at: performance.timeOrigin + performance.now(), name });
+        }
         pending = pending.subarray(length);
       }
     });
@@ -89,6 +95,16 @@ export class MongoWireCounter {
   /** The store's commands so far (monitoring left out), by "command collection". */
   snapshot(): Map<string, number> {
     return new Map([...this.#counts].filter(([name]) => !MONITORING.has(name.split(' ')[0]!)));
+  }
+
+  /** Starts or stops keeping a timed log of commands (for {@link between}). */
+  record(on: boolean): void {
+    this.#recording = on;
+  }
+
+  /** The store's commands recorded from epoch ms `from` to `to`, in order. */
+  between(from: number, to: number): string[] {
+    return this.#log.filter((e) => e.at >= from && e.at <= to && !MONITORING.has(e.name.split(' ')[0]!)).map((e) => e.name);
   }
 
   /** Stops listening and cuts every connection. */
