@@ -12,9 +12,11 @@
  * (and to an agent) goes through a per-document lock: a document in `locks`
  * whose unique _id only one writer can insert. Locks expire (in code, no TTL
  * index) after LOCK_LEASE_MS, so a server that dies holding one does not
- * wedge the task.
+ * wedge the task. Writers in one process queue for a lock among themselves
+ * first and hand it on (#locked), so the lock costs round trips only
+ * against other processes' writers and at the ends of a run of local ones.
  */
-import { Binary, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { Binary, BSON, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { randomId } from '../../shared/ids.js';
@@ -117,6 +119,15 @@ interface LocalLock {
   waiting: number;
   /** The lock document a finished holder left for the next caller, if any. */
   handed: HeldLock | null;
+}
+
+/**
+ * `doc` as a read would return it once written: through BSON, as the driver
+ * sends and reads it (undefined fields become null or vanish alike), and a
+ * copy no caller holds.
+ */
+function asStored(doc: TaskDoc): TaskDoc {
+  return BSON.deserialize(BSON.serialize(doc)) as TaskDoc;
 }
 
 function isDuplicateKey(err: unknown): boolean {
@@ -359,7 +370,7 @@ export class MongoStore implements Store {
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
     const { next, ended } = await this.#locked(id, async (lock) => {
-      const current = lock.task !== undefined ? structuredClone(lock.task) : await this.#tasks.findOne({ _id: id });
+      const current = lock.task !== undefined ? lock.task : await this.#tasks.findOne({ _id: id });
       lock.task = undefined;
       const before = current ? toTask(current) : null;
       let after = before ? mutate(before) : null;
@@ -368,7 +379,7 @@ export class MongoStore implements Store {
       if (after) {
         const doc = toTaskDoc(after);
         await this.#tasks.replaceOne({ _id: id }, doc);
-        lock.task = structuredClone(doc);
+        lock.task = asStored(doc);
       }
       return { next: after, ended: ends };
     });
@@ -379,13 +390,13 @@ export class MongoStore implements Store {
     const { bytes } = await this.chunkStats(id);
     if (bytes <= next.outputBytes) return next;
     return (await this.#locked(id, async (lock) => {
-      const current = lock.task !== undefined ? structuredClone(lock.task) : await this.#tasks.findOne({ _id: id });
-      lock.task = current;
+      const current = lock.task !== undefined ? lock.task : await this.#tasks.findOne({ _id: id });
+      lock.task = undefined;
       if (!current || current.outputBytes >= bytes) return null;
       const recounted = { ...toTask(current), outputBytes: bytes };
       const doc = toTaskDoc(recounted);
       await this.#tasks.replaceOne({ _id: id }, doc);
-      lock.task = structuredClone(doc);
+      lock.task = asStored(doc);
       return recounted;
     })) ?? next;
   }
