@@ -8,12 +8,12 @@ import { Command } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { stopMongo, mongoUri } from '../test/helpers/mongo.js';
+import { mongoBackend, mongoUri, stopMongo } from '../test/helpers/mongo.js';
 import { EchoServer, ScriptDir } from './baselines.js';
 import { chartSvg } from './chart.js';
 import { compareProbes, describeCheck, probeBaselines, type QuietCheck } from './quiet-check.js';
 import { profileServers, type Figure } from './lib.js';
-import { api, connections, latency, output, redaction, throughput, type StoreChoice } from './suites.js';
+import { api, connections, latency, output, redaction, storeCommands, throughput, type StoreChoice } from './suites.js';
 
 const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api'] as const;
 
@@ -37,6 +37,9 @@ const sizes = quick
 const stores: StoreChoice[] = [{ name: 'sqlite', uri: async () => null }];
 if (await mongoUri()) stores.push({ name: 'mongodb', uri: mongoUri });
 else console.warn('!!! no MongoDB-wire server (.cache/ferretdb-test or TASKGATE_TEST_MONGODB_URI): MongoDB figures skipped');
+/** What "mongodb" is in this run: FerretDB's backend, or `external` (TASKGATE_TEST_MONGODB_URI). */
+const mongoKind = await mongoBackend();
+if (mongoKind) console.warn(`MongoDB figures on ${mongoKind === 'external' ? 'TASKGATE_TEST_MONGODB_URI' : `FerretDB v1.24, ${mongoKind} backend`}`);
 
 const figures: Figure[] = [];
 let samples: Record<string, number[]> = {};
@@ -56,13 +59,15 @@ try {
     for (const store of stores) {
       // FerretDB's SQLite backend scans collections, so each task there costs
       // more as the collection grows (1,000 sequential tasks took over 40
-      // minutes): fewer tasks on it in a full run.
-      const n = store.name === 'mongodb' ? Math.min(sizes.latencyTasks, 300) : sizes.latencyTasks;
+      // minutes): fewer tasks on it in a full run. Its PostgreSQL backend
+      // (the default) and a real MongoDB get them all.
+      const n = store.name === 'mongodb' && mongoKind === 'sqlite' ? Math.min(sizes.latencyTasks, 300) : sizes.latencyTasks;
       log(`latency: ${n} sequential tasks on ${store.name}`);
       const r = await latency(store, n, echo, scripts);
       figures.push(...r.figures);
       samples = { ...samples, ...r.samples };
     }
+    if (stores[1]) figures.push(...(await storeCommands(stores[1], quick ? 10 : 50, log)));
   }
   if (only.has('throughput')) {
     for (const agents of sizes.agentCounts) {
@@ -70,8 +75,9 @@ try {
       figures.push(...(await throughput(stores[0]!, sizes.throughputTasks, agents, scripts)));
     }
     if (stores[1]) {
-      // FerretDB's SQLite backend manages a few tasks per second: fewer tasks there.
-      const n = quick ? 40 : 500;
+      // FerretDB's SQLite backend manages a few tasks per second, its
+      // PostgreSQL backend a few tens: fewer tasks there.
+      const n = mongoKind === 'sqlite' ? (quick ? 40 : 500) : Math.min(sizes.throughputTasks, 1000);
       log(`throughput: ${n} tasks through 4 agents on mongodb`);
       figures.push(...(await throughput(stores[1], n, 4, scripts)));
     }

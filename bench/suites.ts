@@ -18,6 +18,7 @@ import { Redactor } from '../agent/redactor.js';
 import { INFO_TYPES } from '../shared/detectors.js';
 import { bidiRoundTrips, EchoServer, ptyRate, ptyRun, type ScriptDir, unaryRate } from './baselines.js';
 import { rpcLayerCost } from './rpc-layer.js';
+import { countsSince, MongoWireCounter } from './mongo-wire-counter.js';
 import { closedLoop, epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
 
 /** Where a server keeps its tasks. */
@@ -192,6 +193,60 @@ export async function storeRoundTrips(store: StoreChoice, n: number): Promise<nu
   db.close();
   rmSync(dir, { recursive: true, force: true });
   return samples;
+}
+
+/**
+ * Store commands per task on MongoDB: `n` sequential tasks of `echo x`
+ * (after 5 untimed) through a server whose MongoDB connection passes a
+ * counting proxy. The figure is every command the server sent during the
+ * tasks, per task; the breakdown by command and collection goes in the
+ * figure's parameters and to `log`. It includes the sweeper's polls (two
+ * queries a second), so it is a little above what a task alone costs.
+ */
+export async function storeCommands(store: StoreChoice, n: number, log: (line: string) => void): Promise<Figure[]> {
+  const uri = await store.uri();
+  if (!uri) return [];
+  const counter = await MongoWireCounter.start(uri);
+  const server = await ServerProcess.start(counter.uri);
+  try {
+    await server.target('t', 'a');
+    const agent = await server.agent('a', { isolate: false });
+    const spawnedAt = new Map<string, number>();
+    agent.on('task-start', (id: string) => spawnedAt.set(id, epochMs()));
+    /** The commands between each task's ready event and its spawn on the agent. */
+    const windows: string[][] = [];
+    const run = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        const task = await createTask(server, 't', 'echo x');
+        const seen = await follow(server, task.id);
+        if (seen.finished.status !== TaskStatus.TASK_STATUS_SUCCESS) throw new Error(`task ${task.id} ended ${TaskStatus[seen.finished.status]}`);
+        windows.push(counter.between(readyAt(seen.finished), spawnedAt.get(task.id)!));
+      }
+    };
+    await run(5);
+    windows.length = 0;
+    const before = counter.snapshot();
+    counter.record(true);
+    const t0 = nowMs();
+    await run(n);
+    const seconds = (nowMs() - t0) / 1000;
+    counter.record(false);
+    const counts = countsSince(before, counter.snapshot());
+    await agent.stop();
+    const total = counts.reduce((sum, [, c]) => sum + c, 0);
+    const breakdown = counts.map(([k, c]) => `${k} ${(c / n).toFixed(1)}`).join(', ');
+    const inWindow = windows.map((w) => w.length).sort((a, b) => a - b);
+    const median = windows.find((w) => w.length === inWindow[Math.floor(inWindow.length / 2)]) ?? [];
+    log(`store commands per task (${store.name}): ${(total / n).toFixed(1)} over ${n} tasks in ${seconds.toFixed(1)} s: ${breakdown}`);
+    log(`store commands between ready and spawned (${store.name}): median ${median.length} (min ${inWindow[0]}, max ${inWindow.at(-1)}); the median task's: ${median.join(' → ')}`);
+    return [
+      figure('latency', `store commands per sequential task (${store.name})`, total / n, 'commands', 'lower', null, { tasks: n, store: store.name, breakdown }),
+      figure('latency', `store commands between ready and spawned, median (${store.name})`, median.length, 'commands', 'lower', null, { tasks: n, store: store.name, sequence: median.join(' → ') }),
+    ];
+  } finally {
+    await server.stop();
+    await counter.close();
+  }
 }
 
 /** 2. Throughput: `count` tasks of `true` through `agentCount` agents, created by 16 concurrent clients. */

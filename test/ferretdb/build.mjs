@@ -23,5 +23,5 @@ if (spawnSync('go', ['version']).status !== 0) {
 const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
 if (existsSync(out) && statSync(out).mtimeMs >= newest) process.exit(0);
 mkdirSync(dirname(out), { recursive: true });
-console.log('ferretdb: building the MongoDB-wire test server (FerretDB v1.24.2, SQLite backend)...');
+console.log('ferretdb: building the MongoDB-wire test server (FerretDB v1.24.2, PostgreSQL and SQLite backends)...');
 execFileSync('go', ['build', '-o', out, '.'], { cwd: here, stdio: 'inherit' });

@@ -31,14 +31,17 @@ export interface Database {
   stop(): Promise<void>;
 }
 
-const INSTALL_HINT = 'install it with: apt-get install -y postgresql mariadb-server (bash .ci/run does)';
+/** How to get the servers, for error messages. */
+export const INSTALL_HINT = 'install it with: apt-get install -y postgresql mariadb-server (bash .ci/run does)';
 
-function asUser(user: string, argv: string[]): string[] {
+/** `argv` run as `user` (through setpriv) when we are root, else as is. */
+export function asUser(user: string, argv: string[]): string[] {
   if (userInfo().uid !== 0) return argv;
   return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', ...argv];
 }
 
-async function ownedDir(prefix: string, user: string): Promise<string> {
+/** A new temporary directory owned by `user` when we are root. */
+export async function ownedDir(prefix: string, user: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   if (userInfo().uid === 0) {
     const { stdout } = await run('id', ['-u', user]);
@@ -48,15 +51,22 @@ async function ownedDir(prefix: string, user: string): Promise<string> {
   return dir;
 }
 
-/** Spawns a server and resolves once its log says it is ready. */
-function startServer(argv: string[], ready: RegExp, name: string): Promise<ChildProcess> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns a server and resolves once its log says it is ready. With
+ * `stdin: 'pipe'` the child's stdin is a pipe from this process (for a
+ * watchdog that stops the server when the pipe closes).
+ */
+export function startServer(argv: string[], ready: RegExp, name: string, stdin: 'ignore' | 'pipe' = 'ignore'): Promise<ChildProcess> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
   let log = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s:\n${log}`)), 60_000);
+    let isReady = false;
     const onData = (data: Buffer): void => {
+      if (isReady) return;
       log += data.toString();
       if (ready.test(log)) {
+        isReady = true;
         clearTimeout(timer);
         resolve(child);
       }
@@ -90,7 +100,7 @@ function newPassword(): string {
 }
 
 /** The bin directory of the newest PostgreSQL installed from Debian's packages. */
-function postgresBin(): string {
+export function postgresBin(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres'))) : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];

@@ -18,14 +18,17 @@
  * there then. It never fails because the machine is slow, only because
  * something stays open for seconds after its suite ended.
  *
- * The shared MongoDB-wire server (test/helpers/mongo.ts) is started by the
- * first suite that needs it and kept for the whole run on purpose; it and
- * its pipes are not leaks. This is the MongoDB driver's leak_checker idea,
+ * The shared MongoDB-wire server (test/helpers/mongo.ts: FerretDB and the
+ * PostgreSQL under it) is started by the first suite that needs it and kept
+ * for the whole run on purpose; its processes, their pipes and their
+ * children (PostgreSQL's backends come and go with FerretDB's connections)
+ * are not leaks. This is the MongoDB driver's leak_checker idea,
  * at file granularity, for everything a suite can open.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Server, Socket } from 'node:net';
+import { sharedFixtures } from './mongo.js';
 
 /** How long leftovers may take to go away after a suite's `after` hooks, in ms. */
 export const GRACE_MS = 5000;
@@ -55,8 +58,9 @@ function activeHandles(): object[] {
   return (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
 }
 
-/** Every process whose chain of parents leads to this one. */
+/** Every process whose chain of parents leads to this one, but for the shared fixtures' subtrees. */
 function descendants(): Map<string, Descendant> {
+  const spared = new Set(sharedFixtures().map((c) => c.pid));
   const parent = new Map<number, number>();
   const info = new Map<number, Omit<Descendant, 'command'>>();
   for (const entry of readdirSync('/proc')) {
@@ -75,8 +79,9 @@ function descendants(): Map<string, Descendant> {
   }
   const out = new Map<string, Descendant>();
   for (const [pid, base] of info) {
+    if (spared.has(pid)) continue;
     let p = parent.get(pid);
-    for (let hops = 0; p !== undefined && p > 1 && p !== process.pid && hops < 64; hops++) p = parent.get(p);
+    for (let hops = 0; p !== undefined && p > 1 && p !== process.pid && !spared.has(p) && hops < 64; hops++) p = parent.get(p);
     if (p !== process.pid) continue;
     let command = '';
     try {
@@ -97,9 +102,9 @@ function snapshot(): Snapshot {
   };
 }
 
-/** The run-long MongoDB-wire test server and its stdio: kept on purpose. */
+/** The run-long MongoDB-wire test server (and its PostgreSQL) and their stdio: kept on purpose. */
 function isSharedFixture(child: ChildProcess): boolean {
-  return /ferretdb-test$/.test(child.spawnfile ?? '');
+  return sharedFixtures().includes(child);
 }
 
 /** Handles that belong to a shared fixture (the child and its pipes). */
@@ -135,7 +140,7 @@ function leftovers(before: Snapshot, now: Snapshot): string[] {
   for (const h of now.handles) if (!before.handles.has(h) && !fixtures.has(h)) out.push(describeHandle(h));
   if (now.timers > before.timers) out.push(`${now.timers - before.timers} more ref'd timer(s) (setTimeout/setInterval) than before`);
   for (const [key, p] of now.processes) {
-    if (before.processes.has(key) || /ferretdb-test/.test(p.command)) continue;
+    if (before.processes.has(key)) continue;
     out.push(`process ${p.pid} (state ${p.state}${p.state === 'Z' ? ', a zombie nobody reaped' : ''}): ${p.command || '?'}`);
   }
   return out;
