@@ -64,7 +64,7 @@ function Nav({ user }: { user: User }) {
       </nav>
       <div class="who">
         <span data-testid="signed-in-as">{user.email}</span>
-        <button type="button" onClick={() => void signOut().then(() => navigate('/sign-in'))}>
+        <button type="button" onClick={() => void signOut()}>
           Sign out
         </button>
       </div>

@@ -7,6 +7,7 @@
 import { Code } from '@connectrpc/connect';
 import type { User } from '../../gen/es/taskgate/v1/user_pb.js';
 import { hasCode, onUnauthenticated, userService } from './api.js';
+import { navigate } from './router.js';
 import { createStore } from './store.js';
 
 /** The session: not known yet, signed out, or the signed-in user. */
@@ -70,11 +71,16 @@ export async function signIn(token: string): Promise<void> {
   await refreshSession();
 }
 
-/** Ends the session (the server clears the cookie and revokes it). */
+/**
+ * Ends the session (the server clears the cookie and revokes it) and shows
+ * the sign-in page, with no page to go back to (the place is changed before
+ * the state, so nothing records the page signed out from as `next`).
+ */
 export async function signOut(): Promise<void> {
   try {
     await post('/auth/sign-out', {});
   } finally {
+    navigate('/sign-in', true);
     session.set({ state: 'signed-out' });
   }
 }

@@ -241,6 +241,9 @@ describe('the web console (browser)', function () {
     const { page } = await signedIn(dev.token);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/sign-in/);
+    await page.locator('#token').waitFor();
+    // Signed out on purpose: no page to return to.
+    expect(new URL(page.url()).search).to.equal('');
     await page.goto(`${url}/tasks`);
     await page.locator('#token').waitFor();
 

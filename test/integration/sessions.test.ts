@@ -10,7 +10,7 @@
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,6 +258,8 @@ describe('console sessions and HTTP routes', function () {
     expect(page.headers.get('content-type')).to.equal('text/html; charset=utf-8');
     expect(page.headers.get('content-security-policy')).to.equal(CONTENT_SECURITY_POLICY);
     expect(CONTENT_SECURITY_POLICY).to.match(/script-src 'self';/).and.not.match(/unsafe-inline'[^;]*;\s*style/);
+    // docs/console.md quotes the policy as sent.
+    expect(readFileSync(join(process.cwd(), 'docs', 'console.md'), 'utf8')).to.contain(`\n${CONTENT_SECURITY_POLICY}\n`);
     expect(page.headers.get('x-frame-options')).to.equal('DENY');
     expect(await page.text()).to.contain('/assets/app-1.js');
     const asset = await fetch(`${url}/assets/app-1.js`);
