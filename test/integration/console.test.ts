@@ -284,7 +284,8 @@ describe('the web console (browser)', function () {
 
     await page.getByRole('button', { name: 'Load earlier' }).click();
     await range.filter({ hasText: `Showing the last 2.0 MiB of ${totalText}` }).waitFor({ timeout: 30_000 });
-    expect(await range.textContent()).to.equal(`Showing the last 2.0 MiB of ${totalText}`);
+    // Past 1 MiB shown, the bar says the terminal keeps only its last lines.
+    expect(await range.textContent()).to.equal(`Showing the last 2.0 MiB of ${totalText} (the terminal keeps the last 10,000 lines)`);
     await page.waitForFunction(() => document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent?.includes('the very last line'), null, { timeout: 20_000 });
     expect((await screenRows(page)).pop()).to.equal('the very last line: 50 MB done');
     const after = await heapUsed(page);
