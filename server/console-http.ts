@@ -288,11 +288,14 @@ function drained(res: NodeResponse): Promise<void> {
 
 /** A path segment decoded; a malformed escape is a task no one has. */
 function decodedOr404(segment: string): string {
+  let id: string;
   try {
-    return decodeURIComponent(segment);
+    id = decodeURIComponent(segment);
   } catch {
     throw new NotFoundError('no such task: the id in the path is not valid');
   }
+  if (id.includes('\u0000')) throw new NotFoundError('no such task: the id in the path is not valid');
+  return id;
 }
 
 /** The request's JSON body, at most MAX_SIGN_IN_BYTES. */

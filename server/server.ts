@@ -19,7 +19,7 @@ import { Listener } from './listeners.js';
 import { guardBrowsers } from './rpc/browser-guard.js';
 import { ConnectTransport } from './rpc/connect.js';
 import { GrpcTransport } from './rpc/grpc.js';
-import { authenticate, guardStreams, limitCallers, mapErrors, recordMetrics, requireAccess } from './rpc/middleware.js';
+import { authenticate, guardStreams, limitCallers, mapErrors, recordMetrics, refuseNul, requireAccess } from './rpc/middleware.js';
 import { AuthFailureLimits, RateLimits } from './rate-limits.js';
 import { LiveStreams } from './live-streams.js';
 import { agentService } from './services/agent-service.js';
@@ -193,6 +193,7 @@ export class TaskgateServer {
       authenticate(auth, authFailures),
       requireAccess(),
       limitCallers(callerLimits),
+      refuseNul(),
       guardStreams(live),
     ];
     const rpc = new GrpcTransport(grpc, { middleware, shutdown: shutdown.signal, logger });

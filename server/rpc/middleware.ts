@@ -5,7 +5,7 @@
  * open-stream check. Each is applied once per method
  * when a service is added, so a call pays only for what it runs.
  */
-import { CancelledError } from '../../shared/errors.js';
+import { CancelledError, InvalidArgumentError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
 import type { Authenticator, UserPrincipal } from '../auth.js';
@@ -181,4 +181,47 @@ export function limitCallers(limits: RateLimits): Middleware {
       return whenEnded(stream, release);
     };
   };
+}
+
+/**
+ * Refuses a request with a NUL character (U+0000) in any string field, in
+ * one line naming the field: it is never meaningful in a name, id, script
+ * or message, and MongoDB-wire stores on PostgreSQL (FerretDB) cannot hold
+ * it (docs/limits.md). Bytes fields (output) are not strings and may hold
+ * anything. The agent stream checks its own messages.
+ */
+export function refuseNul(): Middleware {
+  return (method, next) => {
+    if (method.kind === 'bidi') return next;
+    return async (request, ctx) => {
+      const field = nulField(request, '');
+      if (field !== undefined) throw new InvalidArgumentError(`${field || 'the request'} must not contain NUL characters (U+0000)`);
+      return next(request, ctx);
+    };
+  };
+}
+
+/** The path of the first string field holding U+0000 ("target.name", "statuses[2]"), or undefined. */
+function nulField(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (typeof value !== 'object' || value === null || value instanceof Uint8Array || value instanceof Date) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nulField(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    // Map keys are strings too.
+    if (key.includes('\u0000')) return path ? `${path} key` : 'a key';
+    const found = nulField(item, path ? `${path}.${snake(key)}` : snake(key));
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** A proto field's own name (ts-proto camelCases them). */
+function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

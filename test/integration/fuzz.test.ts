@@ -78,9 +78,12 @@ interface KnownTasks {
  * streams (proto/taskgate/v1/task.proto), and only while what they follow
  * has not ended. WatchTask "sends the task now", so it must have sent it;
  * GetTaskLogs with follow streams until the task ends, so only for the task
- * that never ends. Anything else at its deadline is a hung handler.
+ * that never ends; WatchTasks follows a list, which never ends, once it has
+ * sent `synced`. Anything else at its deadline is a hung handler.
  */
 function mayStayOpen(path: string, request: Record<string, unknown> | null, messages: number, known: KnownTasks): boolean {
+  // WatchTasks never ends by itself, once it has sent its first page and `synced` (at least that message).
+  if (path.endsWith('/WatchTasks')) return request !== null && messages > 0;
   if (!request || request.id !== known.live) return false;
   if (path.endsWith('/WatchTask')) return messages > 0;
   if (path.endsWith('/GetTaskLogs')) return request.follow === true;

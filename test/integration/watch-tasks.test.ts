@@ -165,6 +165,17 @@ describe('WatchTasks and log ranges', function () {
     expect([w.error?.code, w.error?.message]).to.deep.equal([status.INVALID_ARGUMENT, '3 INVALID_ARGUMENT: unknown status value 99']);
   });
 
+  it('refuses a NUL character in any string field, naming the field', async () => {
+    const refused = await dev.call(dev.tasks, dev.tasks.createTask, { target: 'devbox', script: 'echo a', message: 'm\u0000', type: '', timeoutSeconds: 0, requestId: '' }).then(
+      () => undefined,
+      (e: Error & { code?: number }) => [e.code, e.message],
+    );
+    expect(refused).to.deep.equal([status.INVALID_ARGUMENT, '3 INVALID_ARGUMENT: message must not contain NUL characters (U+0000)']);
+    const w = watch(dev, { target: 'x\u0000' });
+    await w.until('an error', () => w.error !== undefined).catch(() => undefined);
+    expect(w.error?.message).to.equal('3 INVALID_ARGUMENT: target must not contain NUL characters (U+0000)');
+  });
+
   it('reads a range of output with limit_bytes, ending without finished', async () => {
     const task = await h.createTask('devbox', 'for i in $(seq 1 3000); do echo "line $i"; done');
     const { output } = await h.finished(task.id);
