@@ -5,6 +5,7 @@
  */
 import { javascript } from '@codemirror/lang-javascript';
 import { python } from '@codemirror/lang-python';
+import { shell } from './shell-language.js';
 import { MySQL, PostgreSQL, sql } from '@codemirror/lang-sql';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { bracketMatching, defaultHighlightStyle, foldGutter, syntaxHighlighting } from '@codemirror/language';
@@ -33,9 +34,11 @@ const setup: Extension = [
 /** The language extension for a task type; none for an unknown type. */
 export function languageFor(type: string): Extension {
   switch (type) {
-    // bash and sh are shown as plain text: the legacy shell mode
-    // (@codemirror/legacy-modes 6.5.5 through StreamLanguage) froze the tab
-    // on an unclosed "$(" followed by a space, which any half-typed script has.
+    // Not the legacy shell mode (@codemirror/legacy-modes 6.5.5), which froze
+    // the tab on an unclosed "$(" followed by a space: see shell-language.ts.
+    case 'bash':
+    case 'sh':
+      return shell;
     case 'python':
       return python();
     case 'postgres':

@@ -129,6 +129,12 @@ describe('the web console (browser)', function () {
     await devPage.getByRole('link', { name: 'New task' }).click();
     await devPage.locator('#new-target').selectOption('db');
     expect(await devPage.getByTestId('review-rule').textContent()).to.contain('dba');
+    // Typed key by key, a half-written "$( " once froze the tab (CodeMirror's legacy shell mode); the page must keep answering.
+    await devPage.locator('[data-testid=script-editor] .cm-content').click();
+    await devPage.keyboard.type('echo $( "x', { delay: 5 });
+    expect(await devPage.evaluate(() => 'alive')).to.equal('alive');
+    await devPage.keyboard.press('Control+A');
+    await devPage.keyboard.press('Delete');
     await typeScript(devPage, 'for i in 1 2 3; do echo "row $i"; sleep 0.2; done');
     await devPage.locator('#new-message').fill('nightly fix');
     await devPage.screenshot({ path: `${SHOTS}/new-task.png` });
@@ -152,6 +158,9 @@ describe('the web console (browser)', function () {
     await devPage.getByRole('button', { name: 'Run' }).click();
     await status(devPage, 'success');
     expect(await terminalText(devPage)).to.equal('row 1\nrow 2\nrow 3');
+    // The bash script is highlighted: its keywords, string and variable are tokens of their own.
+    const tokens = await devPage.locator('[data-testid=script] .cm-line span').allTextContents();
+    expect(tokens).to.include.members(['for', 'do', 'done', '"row $i"']);
     await devPage.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
     // One task for the double click (request id).
     const mine = await dev.call(dev.tasks, dev.tasks.listTasks, { statuses: [], target: 'db', pageSize: 10, pageToken: '', awaitingMyReview: false, createdByMe: true });
