@@ -14,11 +14,8 @@
  * processes, so it is stopped (SIGSTOP: a stopped process cannot fork) and
  * killed by scan, over several rounds that must all come up empty.
  */
-import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { Coalesced } from './coalesced.js';
 
 /** A live process carrying an id. */
 export interface ProcessEntry {
@@ -52,8 +49,8 @@ function dead(status: string): boolean {
   return !threads || Number(threads[1]) <= 1;
 }
 
-/** Every live process on the host whose uids or gids include one of `wanted`. */
-export async function processesWithIds(wanted: ReadonlySet<number>): Promise<ProcessEntry[]> {
+/** Every live process on the host, read from /proc. */
+async function scanProcesses(): Promise<ProcessEntry[]> {
   const names = await readdir('/proc');
   const out: ProcessEntry[] = [];
   await Promise.all(
@@ -66,13 +63,23 @@ export async function processesWithIds(wanted: ReadonlySet<number>): Promise<Pro
       } catch {
         return; // exited meanwhile
       }
-      if (dead(status)) return;
-      const uids = ids(status, 'Uid');
-      const gids = ids(status, 'Gid');
-      if (uids.some((id) => wanted.has(id)) || gids.some((id) => wanted.has(id))) out.push({ pid: Number(name), uids, gids });
+      if (!dead(status)) out.push({ pid: Number(name), uids: ids(status, 'Uid'), gids: ids(status, 'Gid') });
     }),
   );
   return out;
+}
+
+/**
+ * One scan shared by every caller that asks while it has not started: tasks
+ * ending together (thirty at once on a busy agent) read /proc once, not
+ * thirty times. Each caller still gets a scan that began after it asked.
+ */
+const scans = new Coalesced(scanProcesses);
+
+/** Every live process on the host whose uids or gids include one of `wanted`. */
+export async function processesWithIds(wanted: ReadonlySet<number>): Promise<ProcessEntry[]> {
+  const all = await scans.next();
+  return all.filter(({ uids, gids }) => uids.some((id) => wanted.has(id)) || gids.some((id) => wanted.has(id)));
 }
 
 /** How long {@link killAll} keeps trying, in ms. */
@@ -86,16 +93,8 @@ export interface KillTarget {
   id: number;
   /** Whether the uid is the task's own (then kill(-1) as that uid reaches all of it). */
   ownUid: boolean;
-  /** util-linux setpriv, to send kill(-1) as the task's uid. */
-  setpriv: string;
-  /** A POSIX shell, whose builtin `kill -9 -1` is kill(-1, SIGKILL) (procps kill reads "-1" as a signal). */
-  sh: string;
-}
-
-/** kill(-1, SIGKILL) as the task's own uid: every process of that uid, atomically (kill(2)). */
-async function killAsUid(target: KillTarget): Promise<void> {
-  const id = String(target.id);
-  await run(target.setpriv, ['--reuid', id, '--regid', id, '--clear-groups', '--no-new-privs', '--', target.sh, '-c', 'kill -9 -1']);
+  /** Sends kill(-1, SIGKILL) as the uid (agent/uid-killer.ts); rejects when it could not. */
+  killAsUid: (uid: number) => Promise<void>;
 }
 
 /**
@@ -110,7 +109,7 @@ export async function killAll(target: KillTarget): Promise<boolean> {
   for (let round = 0; ; round++) {
     if (target.ownUid) {
       try {
-        await killAsUid(target);
+        await target.killAsUid(target.id);
       } catch {
         return false; // it could not even be asked: never reuse the id on a scan alone
       }

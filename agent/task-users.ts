@@ -21,7 +21,9 @@ import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
+import { Coalesced } from './coalesced.js';
 import { killAll, processesWithIds } from './processes.js';
+import { UidKiller } from './uid-killer.js';
 
 const run = promisify(execFile);
 
@@ -112,10 +114,12 @@ export class TaskUsers {
   readonly #free: number[] = [];
   readonly #inUse = new Set<number>();
   readonly #users = new Map<string, { at: number; user: HostUser | null }>();
+  readonly #killer: UidKiller;
   #cursor: number;
 
   private constructor(options: TaskUsersOptions) {
     this.#options = options;
+    this.#killer = new UidKiller(options.tools.setpriv, options.tools.sh, options.range);
     this.#cursor = randomInt(options.range.first, options.range.last + 1);
   }
 
@@ -170,7 +174,7 @@ export class TaskUsers {
   async #takeOver(id: number): Promise<boolean> {
     const { tools, logger } = this.#options;
     // Its holder may have been a run-as task: the gid is the id, the uid unknown.
-    if (!(await killAll({ id, ownUid: false, ...tools }))) {
+    if (!(await killAll({ id, ownUid: false, killAsUid: (uid) => this.#killer.kill(uid) }))) {
       logger.error({ id }, 'processes of a task id left by a dead agent do not die; the id stays locked');
       return false;
     }
@@ -231,7 +235,7 @@ export class TaskUsers {
    * id reused.
    */
   async killProcesses(identity: TaskIdentity): Promise<boolean> {
-    const dead = await killAll({ id: identity.id, ownUid: identity.user === '', ...this.#options.tools });
+    const dead = await killAll({ id: identity.id, ownUid: identity.user === '', killAsUid: (uid) => this.#killer.kill(uid) });
     if (!dead) this.#options.logger.error({ id: identity.id }, 'processes of a finished task do not die; its id stays locked');
     return dead;
   }
@@ -256,6 +260,7 @@ export class TaskUsers {
   /** Frees every lock of this agent (after its tasks were released). */
   async close(): Promise<void> {
     LIVE_OWNERS.delete(this.#options.owner);
+    this.#killer.close();
     const ids = this.#free.splice(0);
     await Promise.all(ids.map((id) => unlink(this.#lockPath(id)).catch(() => undefined)));
   }
@@ -286,7 +291,14 @@ const SHARED_TEMP = ['/tmp', '/var/tmp', '/dev/shm'];
  * Resolves false when something could not be removed.
  */
 export async function cleanSharedTemp(identity: TaskIdentity, tools: Tools, logger: Logger): Promise<boolean> {
-  const found: string[] = [];
+  const found = (await sharedTempListings.next()).filter(({ uid, gid }) => gid === identity.id || uid === identity.id).map(({ path }) => path);
+  if (found.length === 0) return true;
+  return removeAs(identity, tools, ['rm', '-rf', '--one-file-system', '--', ...found], logger);
+}
+
+/** Every entry at the top of the shared temp dirs, with its owner and group. */
+async function listSharedTemp(): Promise<Array<{ path: string; uid: number; gid: number }>> {
+  const out: Array<{ path: string; uid: number; gid: number }> = [];
   await Promise.all(
     SHARED_TEMP.map(async (dir) => {
       let names: string[];
@@ -299,14 +311,16 @@ export async function cleanSharedTemp(identity: TaskIdentity, tools: Tools, logg
         names.map(async (name) => {
           const path = join(dir, name);
           const stat = await lstat(path).catch(() => null);
-          if (stat && (stat.gid === identity.id || stat.uid === identity.id)) found.push(path);
+          if (stat) out.push({ path, uid: stat.uid, gid: stat.gid });
         }),
       );
     }),
   );
-  if (found.length === 0) return true;
-  return removeAs(identity, tools, ['rm', '-rf', '--one-file-system', '--', ...found], logger);
+  return out;
 }
+
+/** One listing shared by the tasks that end together; each gets one begun after it asked (agent/coalesced.ts). */
+const sharedTempListings = new Coalesced(listSharedTemp);
 
 /** Runs a removal (`rm` or `find -delete`) as the task's identity; resolves whether it succeeded. */
 export async function removeAs(identity: TaskIdentity, tools: Tools, argv: string[], logger: Logger): Promise<boolean> {

@@ -84,11 +84,11 @@ export class Metrics {
     });
   }
 
-  /** A task changed: counts its last status change. */
-  changed(task: TaskRecord): void {
-    const last = task.events[task.events.length - 1];
-    if (!last || last.from === last.to) return;
-    this.#transitions.inc({ from: last.from ?? 'none', to: last.to });
+  /** A task changed: counts the status changes among its last `newEvents` events. */
+  changed(task: TaskRecord, newEvents = 1): void {
+    for (const event of task.events.slice(-newEvents)) {
+      if (event.from !== event.to) this.#transitions.inc({ from: event.from ?? 'none', to: event.to });
+    }
   }
 
   /** The agent spawned a task's process at `started`. */

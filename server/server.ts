@@ -141,9 +141,9 @@ export class TaskgateServer {
       throw err;
     }
     const publisher = new EventPublisher(store, [webhooks], logger, { sweepMs: options.eventSweepMs });
-    const machine = new TaskMachine(store, hub, logger, (task) => {
+    const machine = new TaskMachine(store, hub, logger, (task, newEvents) => {
       if (task.status === 'ready') dispatcher.wake(task.agent);
-      metrics.changed(task);
+      metrics.changed(task, newEvents);
       publisher.announce(task);
     });
     const auth = new Authenticator(store);

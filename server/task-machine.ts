@@ -24,10 +24,10 @@ export class TaskMachine {
   readonly #store: Store;
   readonly #hub: TaskHub;
   readonly #logger: Logger;
-  readonly #onChange: (task: TaskRecord) => void;
+  readonly #onChange: (task: TaskRecord, newEvents: number) => void;
 
-  /** `onChange` hears of every change announced, after followers. */
-  constructor(store: Store, hub: TaskHub, logger: Logger, onChange: (task: TaskRecord) => void) {
+  /** `onChange` hears of every change announced, after followers, with how many events it appended. */
+  constructor(store: Store, hub: TaskHub, logger: Logger, onChange: (task: TaskRecord, newEvents: number) => void) {
     this.#store = store;
     this.#hub = hub;
     this.#logger = logger;
@@ -102,35 +102,51 @@ export class TaskMachine {
    * when the task was no longer created (routed already).
    */
   async route(task: TaskRecord, target?: TargetRecord | null): Promise<TaskRecord | null> {
-    if (task.review.length > 0) {
-      return this.tryMove(task.id, 'pending-review', {
-        actor: 'system',
-        reason: `waiting for review by ${task.review.map((r) => r.group || 'anyone').join(', ')}`,
-        from: ['created'],
-      });
+    if (task.review.length === 0 && (target === undefined || (target !== null && target.name !== task.target))) {
+      target = await this.#store.getTarget(task.target);
     }
-    if (target === undefined || (target !== null && target.name !== task.target)) target = await this.#store.getTarget(task.target);
-    if (!target) {
-      return this.tryMove(task.id, 'failure', {
-        actor: 'system',
-        reason: 'target was deleted before the task was routed',
-        from: ['created'],
-        patch: { failureReason: `target "${task.target}" no longer exists`, finished: new Date() },
-      });
-    }
-    return this.tryMove(task.id, 'ready', {
-      actor: 'system',
-      reason: 'no review required',
-      from: ['created'],
-      patch: { agent: target.agent },
-    });
+    const { to, context } = firstMove(task, target ?? null);
+    return this.tryMove(task.id, to, { ...context, from: ['created'] });
   }
 
-  /** Tells followers and the listener about a change (made here or directly in the store). */
-  announce(task: TaskRecord): void {
+  /**
+   * A task being created, already routed (as {@link route} would) on the
+   * target it was just checked against: the store gets it with both events
+   * in one write, where inserting it and then routing it took two.
+   */
+  routedNew(task: TaskRecord, target: TargetRecord): TaskRecord {
+    const { to, context } = firstMove(task, target);
+    const routed = applyTransition(task, { id: task.id, from: ['created'], to, patch: context.patch, actor: context.actor, reason: context.reason, time: task.created });
+    if (!routed) throw new Error(`task ${task.id} is ${task.status}, not created`);
+    return routed;
+  }
+
+  /**
+   * Tells followers and the listener about a change (made here or directly
+   * in the store) that appended the task's last `newEvents` events.
+   */
+  announce(task: TaskRecord, newEvents = 1): void {
     const last = task.events[task.events.length - 1];
     this.#logger.debug({ task: task.id, action: last?.action, from: last?.from, to: task.status, actor: last?.actor }, 'task changed');
     this.#hub.notify(task.id, task);
-    this.#onChange(task);
+    this.#onChange(task, newEvents);
   }
+}
+
+/** The first move of a created task on its target (null: the target is gone). */
+function firstMove(task: TaskRecord, target: TargetRecord | null): { to: TaskStatus; context: MoveContext } {
+  if (task.review.length > 0) {
+    return { to: 'pending-review', context: { actor: 'system', reason: `waiting for review by ${task.review.map((r) => r.group || 'anyone').join(', ')}` } };
+  }
+  if (!target) {
+    return {
+      to: 'failure',
+      context: {
+        actor: 'system',
+        reason: 'target was deleted before the task was routed',
+        patch: { failureReason: `target "${task.target}" no longer exists`, finished: new Date() },
+      },
+    };
+  }
+  return { to: 'ready', context: { actor: 'system', reason: 'no review required', patch: { agent: target.agent } } };
 }

@@ -148,6 +148,13 @@ function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: 
 /** Statuses a kill moves straight to killed: nothing runs yet. */
 const NOT_STARTED: readonly TaskStatus[] = ['created', 'pending-review', 'approved', 'ready'];
 
+/** What CreateTask checked of a request: the target, and the type and time limit the task gets. */
+interface CreateChecks {
+  target: TargetRecord;
+  type: string;
+  timeoutSeconds: number;
+}
+
 /**
  * The TaskService implementation. `onKillRequested` is told when a running
  * task's kill was recorded, so the server holding its agent's stream sends it.
@@ -158,19 +165,8 @@ export function taskService(
   hub: TaskHub,
   onKillRequested: (task: TaskRecord) => void,
 ): ServiceSpec<typeof TaskServiceService> {
-  async function createTask(req: CreateTaskRequest, { user }: UserContext): Promise<CreateTaskResponse> {
-    if (req.target === '') throw new InvalidArgumentError('target is required');
-    if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
-    checkSize('script', req.script, MAX_SCRIPT_BYTES);
-    checkSize('message', req.message, MAX_MESSAGE_BYTES);
-    const actor = actorOf(user);
-    const request = requestOf(actor, 'CreateTask', req.requestId, [req.target, req.script, req.message, req.type, req.timeoutSeconds]);
-    // A repeat: the task the first call made, whatever changed since (the
-    // target's rules included).
-    const prior = await priorRequest(store, request);
-    const made = prior && (await store.getTask(prior.taskId));
-    if (made) return { task: taskToWire(await madeBefore(made)) };
-    const target = await store.getTarget(req.target);
+  /** The target a new task is made on, its type and time limit; throws when the user may not make it. */
+  function checkCreate(req: CreateTaskRequest, user: UserPrincipal, target: TargetRecord | null): CreateChecks {
     if (!target) throw new NotFoundError(`target "${req.target}" not found`);
     requireUseTarget(user, target);
     if (!target.active) throw new FailedPreconditionError(`target "${target.name}" is inactive and takes no new tasks`);
@@ -179,16 +175,47 @@ export function taskService(
     if (type !== target.type && !target.allowTypeOverride) {
       throw new PermissionDeniedError(`target "${target.name}" runs ${target.type} only; it does not allow type override`);
     }
+    return { target, type, timeoutSeconds };
+  }
+
+  async function createTask(req: CreateTaskRequest, { user }: UserContext): Promise<CreateTaskResponse> {
+    if (req.target === '') throw new InvalidArgumentError('target is required');
+    if (req.script.trim() === '') throw new InvalidArgumentError('script must not be empty');
+    checkSize('script', req.script, MAX_SCRIPT_BYTES);
+    checkSize('message', req.message, MAX_MESSAGE_BYTES);
+    const actor = actorOf(user);
+    const request = requestOf(actor, 'CreateTask', req.requestId, [req.target, req.script, req.message, req.type, req.timeoutSeconds]);
+    const target = await store.getTarget(req.target);
+    let checked: CreateChecks;
+    try {
+      checked = checkCreate(req, user, target);
+    } catch (err) {
+      // A repeat is answered with the task the first call made, whatever
+      // changed since (the target's rules included): looked up only here,
+      // so a first call costs no read of its request id.
+      const prior = await priorRequest(store, request);
+      const made = prior && (await store.getTask(prior.taskId));
+      if (made) return { task: taskToWire(await madeBefore(made)) };
+      throw err;
+    }
+    let id = newTaskId();
+    // Binding the request id fixes the task's id, so racing repeats insert
+    // one task; a repeat finds the binding of the first call here.
+    const holder = await bindRequest(store, request, id);
+    if (holder) {
+      const made = await store.getTask(holder.taskId);
+      if (made) return { task: taskToWire(await madeBefore(made)) };
+      id = holder.taskId; // bound by a call that has not inserted its task (yet)
+    }
     const now = new Date();
-    const task: TaskRecord = {
-      // A bound request id fixes the id, so racing repeats insert one task.
-      id: prior?.taskId ?? newTaskId(),
+    const created: TaskRecord = {
+      id,
       created: now,
       message: req.message,
       script: req.script,
-      type,
-      target: target.name,
-      ...(target.uid ? { targetUid: target.uid } : {}),
+      type: checked.type,
+      target: checked.target.name,
+      ...(checked.target.uid ? { targetUid: checked.target.uid } : {}),
       status: 'created',
       createdBy: actor,
       agent: '',
@@ -200,26 +227,18 @@ export function taskService(
       failureReason: '',
       outputBytes: 0,
       killRequested: null,
-      timeoutSeconds,
+      timeoutSeconds: checked.timeoutSeconds,
       outputDroppedBytes: 0,
       findings: {},
       createdByGroups: [...user.groups],
-      review: requiredReviews(target),
-      distinctReviewers: target.review === 'team' && target.distinctReviewers,
+      review: requiredReviews(checked.target),
+      distinctReviewers: checked.target.review === 'team' && checked.target.distinctReviewers,
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       published: 0,
       ...(request ? { requestId: request.requestId } : {}),
     };
-    if (!prior) {
-      const holder = await bindRequest(store, request, task.id);
-      if (holder) {
-        // A concurrent repeat bound the id first: its task, or (if it has
-        // not inserted it yet) this one under its id.
-        const raced = await store.getTask(holder.taskId);
-        if (raced) return { task: taskToWire(await madeBefore(raced)) };
-        task.id = holder.taskId;
-      }
-    }
+    // Inserted routed (to review or to ready), created and routed in one write.
+    const task = machine.routedNew(created, checked.target);
     try {
       await store.insertTask(task);
     } catch (err) {
@@ -227,9 +246,8 @@ export function taskService(
       if (!raced) throw err;
       return { task: taskToWire(await madeBefore(raced)) };
     }
-    machine.announce(task);
-    const routed = await machine.route(task);
-    return { task: taskToWire(routed ?? (await store.getTask(task.id)) ?? task) };
+    machine.announce(task, task.events.length);
+    return { task: taskToWire(task) };
   }
 
   /**

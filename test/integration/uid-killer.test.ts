@@ -1,0 +1,80 @@
+/**
+ * kill(-1, SIGKILL) as a task's uid through the agent's one long-lived root
+ * shell (agent/uid-killer.ts), on real processes. Needs root (to switch
+ * uids); says so loudly and skips elsewhere.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawn } from 'node:child_process';
+import { KILL_LOOP, UidKiller } from '../../agent/uid-killer.js';
+
+const RANGE = { first: 64900, last: 64909 };
+
+function which(program: string): string {
+  return execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim();
+}
+
+describe('UidKiller: kill(-1) as a task uid through one shell', function () {
+  let setpriv = '';
+  let sh = '';
+
+  before(function () {
+    if (process.getuid?.() !== 0) {
+      console.warn('!!! SKIPPING UidKiller tests: they need root to switch uids');
+      this.skip();
+    }
+    setpriv = which('setpriv');
+    sh = which('sh');
+  });
+
+  /** A sleep running as `uid`, and how it ended. */
+  function sleeper(uid: number): { pid: number; ended: Promise<NodeJS.Signals | null> } {
+    const child = spawn(setpriv, ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--', 'sleep', '60'], { stdio: 'ignore' });
+    return { pid: child.pid!, ended: new Promise((resolve) => child.on('exit', (_code, signal) => resolve(signal))) };
+  }
+
+  it('kills every process of the uid and nothing else, again and again through the same shell', async () => {
+    const killer = new UidKiller(setpriv, sh, RANGE);
+    try {
+      const victims = [sleeper(64901), sleeper(64901)];
+      const bystander = sleeper(64902);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await killer.kill(64901);
+      expect(await Promise.all(victims.map((v) => v.ended))).to.deep.equal(['SIGKILL', 'SIGKILL']);
+      expect(() => process.kill(bystander.pid, 0), 'another uid is untouched').not.to.throw();
+      await killer.kill(64901); // nothing left: still fine
+      await killer.kill(64902);
+      expect(await bystander.ended).to.equal('SIGKILL');
+    } finally {
+      killer.close();
+    }
+  });
+
+  it('refuses a uid outside the range before asking the shell, and the shell refuses anything but an id of its range', async () => {
+    const killer = new UidKiller(setpriv, sh, RANGE);
+    try {
+      for (const uid of [0, -1, 64899, 64910, 1.5, Number.NaN]) {
+        let refused: unknown;
+        await killer.kill(uid).catch((err: unknown) => (refused = err));
+        expect(refused, `uid ${uid}`).to.be.an('error');
+      }
+    } finally {
+      killer.close();
+    }
+    // The shell itself, fed what a confused caller might write.
+    const lines = ['0', '-1', '64901;id', '', ' 64901', '99999999999999999999', '064910', '64910', '64899', '64903'];
+    const out = execFileSync(sh, ['-c', KILL_LOOP, 'taskgate-kill', setpriv, sh, String(RANGE.first), String(RANGE.last)], {
+      input: lines.join('\n') + '\n',
+      encoding: 'utf8',
+    });
+    expect(out.trim().split('\n')).to.deep.equal([...lines.slice(0, -1).map(() => 'refused'), 'ok']);
+  });
+
+  it('rejects once closed, so a caller never takes a task as killed on no answer', async () => {
+    const killer = new UidKiller(setpriv, sh, RANGE);
+    await killer.kill(64904);
+    killer.close();
+    let refused: unknown;
+    await killer.kill(64904).catch((err: unknown) => (refused = err));
+    expect(refused).to.be.an('error');
+  });
+});
