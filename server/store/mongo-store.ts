@@ -16,7 +16,7 @@
  * first and hand it on (#locked), so the lock costs round trips only
  * against other processes' writers and at the ends of a run of local ones.
  */
-import { Binary, BSON, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { Binary, BSON, MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { randomId } from '../../shared/ids.js';
@@ -37,6 +37,7 @@ import {
   type DeliveryPatch,
   type DeliveryRecord,
   type NewTargetRecord,
+  type OutputTotals,
   type RequestRecord,
   type Store,
   type TargetPatch,
@@ -132,6 +133,14 @@ function asStored(doc: TaskDoc): TaskDoc {
 
 function isDuplicateKey(err: unknown): boolean {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
+}
+
+/** Whether every write of a failed bulk insert failed as a duplicate key (so, for idempotent inserts, nothing is wrong). */
+function onlyDuplicateKeys(err: unknown): boolean {
+  if (isDuplicateKey(err)) return true;
+  if (!(err instanceof MongoBulkWriteError)) return false;
+  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  return errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
 }
 
 function toTask(doc: TaskDoc): TaskRecord {
@@ -369,13 +378,26 @@ export class MongoStore implements Store {
   }
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
+    return this.#updateTask(id, false, (task) => mutate(task));
+  }
+
+  async updateTaskWithOutput(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null> {
+    return this.#updateTask(id, true, mutate);
+  }
+
+  /**
+   * Both updates: `withOutput` reads the task's output totals under its
+   * lock, once, for `mutate` and for the end's `outputBytes` alike.
+   */
+  async #updateTask(id: string, withOutput: boolean, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null> {
     const { next, ended } = await this.#locked(id, async (lock) => {
       const current = lock.task !== undefined ? lock.task : await this.#tasks.findOne({ _id: id });
       lock.task = undefined;
       const before = current ? toTask(current) : null;
-      let after = before ? mutate(before) : null;
+      const output = before && withOutput ? await this.chunkStats(id) : null;
+      let after = before ? mutate(before, output ?? { chunks: 0, bytes: 0 }) : null;
       const ends = before !== null && after !== null && endsTask(before, after);
-      if (after && ends) after = { ...after, outputBytes: (await this.chunkStats(id)).bytes };
+      if (after && ends) after = { ...after, outputBytes: (output ?? (await this.chunkStats(id))).bytes };
       if (after) {
         const doc = toTaskDoc(after);
         await this.#tasks.replaceOne({ _id: id }, doc);
@@ -692,6 +714,20 @@ export class MongoStore implements Store {
       await this.#events.insertOne({ _id: id, ...rest });
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
+  async insertEvents(events: readonly AuditEventRecord[]): Promise<void> {
+    if (events.length === 0) return;
+    try {
+      // Unordered: each event is stored whatever happens to the others, and
+      // an id stored before fails alone, as a duplicate.
+      await this.#events.insertMany(
+        events.map(({ id, ...rest }) => ({ _id: id, ...rest })),
+        { ordered: false },
+      );
+    } catch (err) {
+      if (!onlyDuplicateKeys(err)) throw err;
     }
   }
 

@@ -157,6 +157,16 @@ for (const kind of STORE_KINDS) {
       expect((await store.listUnpublished(10)).map((u) => u.id)).not.to.include(t.id);
     });
 
+    it('stores the new events of a batch that repeats some stored ones', async function () {
+      const t = task();
+      await store.insertTask(t);
+      const [first, second] = t.events.map((_, i) => taskAuditEvent(t, i));
+      await insertEvents(store, [first!]);
+      await insertEvents(store, [first!, second!, first!]);
+      const listed = await store.listEvents({ resource: `tasks/${t.id}`, limit: 10 });
+      expect(listed.map((e) => e.id)).to.deep.equal([first!.id, second!.id]);
+    });
+
     it('records a task\'s events with its writes when it says it does', async function () {
       if (!store.recordsTaskEvents) this.skip();
       const t = task();
