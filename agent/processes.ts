@@ -14,7 +14,7 @@
  * processes, so it is stopped (SIGSTOP: a stopped process cannot fork) and
  * killed by scan, over several rounds that must all come up empty.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { Coalesced } from './coalesced.js';
 
 /** A live process carrying an id. */
@@ -49,23 +49,49 @@ function dead(status: string): boolean {
   return !threads || Number(threads[1]) <= 1;
 }
 
-/** Every live process on the host, read from /proc. */
+/** Entries read between two yields to the event loop (see {@link scanProcesses}). */
+const SCAN_SLICE = 256;
+
+/** The whole of a small file, read synchronously into `buffer` (grown as needed). */
+function readSmall(path: string, buffer: { bytes: Buffer }): string {
+  const fd = openSync(path, 'r');
+  try {
+    let length = 0;
+    for (;;) {
+      if (length === buffer.bytes.length) buffer.bytes = Buffer.concat([buffer.bytes, Buffer.alloc(buffer.bytes.length)]);
+      const n = readSync(fd, buffer.bytes, length, buffer.bytes.length - length, null);
+      if (n === 0) return buffer.bytes.toString('latin1', 0, length);
+      length += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Every live process on the host, read from /proc. Synchronous reads in
+ * slices: a /proc status file is in memory, and reading one through the
+ * promise API costs ten times the CPU of the read itself (measured: 117
+ * processes, 9-13 ms of CPU async, 1-1.3 ms sync); the loop yields between
+ * slices, so a host with thousands of processes does not stall the agent.
+ */
 async function scanProcesses(): Promise<ProcessEntry[]> {
-  const names = await readdir('/proc');
+  const names = readdirSync('/proc');
   const out: ProcessEntry[] = [];
-  await Promise.all(
-    names.map(async (name) => {
-      const c = name.charCodeAt(0);
-      if (c < 48 || c > 57) return;
-      let status: string;
-      try {
-        status = await readFile(`/proc/${name}/status`, 'latin1');
-      } catch {
-        return; // exited meanwhile
-      }
-      if (!dead(status)) out.push({ pid: Number(name), uids: ids(status, 'Uid'), gids: ids(status, 'Gid') });
-    }),
-  );
+  const buffer = { bytes: Buffer.allocUnsafe(8192) };
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0 && i % SCAN_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+    const name = names[i]!;
+    const c = name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let status: string;
+    try {
+      status = readSmall(`/proc/${name}/status`, buffer);
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (!dead(status)) out.push({ pid: Number(name), uids: ids(status, 'Uid'), gids: ids(status, 'Gid') });
+  }
   return out;
 }
 

@@ -16,8 +16,8 @@
  */
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdir, open, readdir, readFile, unlink, writeFile, lstat } from 'node:fs/promises';
-import { realpathSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
@@ -296,26 +296,32 @@ export async function cleanSharedTemp(identity: TaskIdentity, tools: Tools, logg
   return removeAs(identity, tools, ['rm', '-rf', '--one-file-system', '--', ...found], logger);
 }
 
-/** Every entry at the top of the shared temp dirs, with its owner and group. */
+/**
+ * Every entry at the top of the shared temp dirs, with its owner and group:
+ * synchronous lstat calls in slices, as agent/processes.ts reads /proc (the
+ * promise API costs several times the CPU of the calls).
+ */
 async function listSharedTemp(): Promise<Array<{ path: string; uid: number; gid: number }>> {
   const out: Array<{ path: string; uid: number; gid: number }> = [];
-  await Promise.all(
-    SHARED_TEMP.map(async (dir) => {
-      let names: string[];
+  let since = 0;
+  for (const dir of SHARED_TEMP) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (++since % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+      const path = join(dir, name);
       try {
-        names = await readdir(dir);
+        const stat = lstatSync(path);
+        out.push({ path, uid: stat.uid, gid: stat.gid });
       } catch {
-        return;
+        // removed meanwhile
       }
-      await Promise.all(
-        names.map(async (name) => {
-          const path = join(dir, name);
-          const stat = await lstat(path).catch(() => null);
-          if (stat) out.push({ path, uid: stat.uid, gid: stat.gid });
-        }),
-      );
-    }),
-  );
+    }
+  }
   return out;
 }
 
