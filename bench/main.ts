@@ -13,6 +13,7 @@ import { EchoServer, ScriptDir } from './baselines.js';
 import { chartSvg } from './chart.js';
 import { compareProbes, describeCheck, probeBaselines, type QuietCheck } from './quiet-check.js';
 import { profileServers, type Figure } from './lib.js';
+import { agentCost } from './agent-cost.js';
 import { api, connections, latency, output, redaction, storeCommands, throughput, type StoreChoice } from './suites.js';
 
 const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api'] as const;
@@ -81,6 +82,9 @@ try {
       log(`throughput: ${n} tasks through 4 agents on mongodb`);
       figures.push(...(await throughput(stores[1], n, 4, scripts)));
     }
+    const n = quick ? 200 : 2000;
+    log(`throughput: the agent's CPU over ${n} tasks, as its own process`);
+    figures.push(...(await agentCost(stores[0]!, n, scripts)));
   }
   if (only.has('output')) {
     log(`output: ${sizes.outputBytes / 1e6} MB task on sqlite; redaction of ${sizes.redactBytes / 1e6} MB`);

@@ -28,7 +28,7 @@ export interface StoreChoice {
   uri: () => Promise<string | null>;
 }
 
-async function createTask(server: ServerProcess, target: string, script: string): Promise<Task> {
+export async function createTask(server: ServerProcess, target: string, script: string): Promise<Task> {
   const { task } = await server.api.call(server.api.tasks, server.api.tasks.createTask, { target, script, message: '', type: '', timeoutSeconds: 0 });
   return task!;
 }
@@ -148,7 +148,7 @@ export async function latency(store: StoreChoice, n: number, echo: EchoServer, s
 }
 
 /** How many tasks have succeeded. */
-async function countSucceeded(server: ServerProcess): Promise<number> {
+export async function countSucceeded(server: ServerProcess): Promise<number> {
   // The server's own count by status (one grouped count in the store), not
   // ListTasks pages: reading every finished task each poll would bill the
   // server for the benchmark's own reads.
