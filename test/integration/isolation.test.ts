@@ -216,7 +216,7 @@ describe('task isolation: no survivors across agent crashes (sqlite)', function 
     agents.push(second);
     await second.until(/"msg":"connected"/);
     expect(await processesWithIds(new Set([uid]))).to.deep.equal([]);
-    expect(second.output).to.include('took over a task id left by an agent that died');
+    expect(second.output, `the next agent's log:\n${second.output}`).to.include('took over a task id left by an agent that died');
     const failed = await h.finished(task.id);
     expect(failed.task.failureReason).to.equal('agent restarted while the task was running');
     await second.terminate();
