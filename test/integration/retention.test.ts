@@ -222,6 +222,19 @@ for (const kind of STORE_KINDS) {
       expect(await Promise.all(kept.map((t) => chunksOf(store, t.id)))).to.deep.equal([2, 2, 2]);
       expect(await store.deleteEndedTasks(new Date(Date.now() - RETAIN_MS), { tasks: 100, chunks: 100 })).to.deep.equal({ tasks: 0, chunks: 0, more: false });
     });
+
+    it('stops a pass between two batches, and the next pass deletes the rest', async () => {
+      const tasks = await Promise.all(Array.from({ length: 5 }, () => seed(store, { status: 'success', created: 41, finished: 40, chunks: 1 })));
+      const metrics = new Metrics({ store: () => store, connectedAgents: () => 0 });
+      const stopped = new Retention(store, silentLogger(), metrics, { retainMs: RETAIN_MS, batchTasks: 1 });
+      const pass = stopped.pass();
+      await stopped.stop();
+      expect(await pass).to.deep.equal({ tasks: 1, chunks: 1 });
+      const left = (await Promise.all(tasks.map((t) => store.getTask(t.id)))).filter((t) => t !== null);
+      expect(left).to.have.length(4);
+      for (const task of left) expect(await chunksOf(store, task!.id)).to.equal(1);
+      expect(await new Retention(store, silentLogger(), metrics, { retainMs: RETAIN_MS }).pass()).to.deep.equal({ tasks: 4, chunks: 4 });
+    });
   });
 }
 
@@ -307,5 +320,8 @@ describe('taskgate server --retain 30d', function () {
     const metrics = await (await fetch(listening.metrics)).text();
     expect(metrics).to.match(/^taskgate_retention_deleted_tasks_total 1$/m);
     expect(metrics).to.match(/^taskgate_retention_deleted_chunks_total 3$/m);
+    // A clean stop, its retention job included.
+    expect(await server.terminate()).to.equal(0);
+    server = undefined;
   });
 });
