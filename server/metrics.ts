@@ -18,6 +18,9 @@ export class Metrics {
   readonly #rpcHandled: Counter<'method' | 'code' | 'transport'>;
   readonly #rpcSeconds: Histogram<'method'>;
   readonly #seenAgents = new Set<string>();
+  readonly #retainedTasks: Counter;
+  readonly #retainedChunks: Counter;
+  readonly #retentionPasses: Counter<'outcome'>;
 
   constructor(sources: { store: () => Store; connectedAgents: () => number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
@@ -64,6 +67,24 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
       registers: [this.registry],
     });
+    this.#retainedTasks = new Counter({
+      name: 'taskgate_retention_deleted_tasks_total',
+      help: 'Tasks deleted by this server process because they ended longer ago than --retain.',
+      registers: [this.registry],
+    });
+    this.#retainedChunks = new Counter({
+      name: 'taskgate_retention_deleted_chunks_total',
+      help: 'Output chunks of those tasks deleted by this server process.',
+      registers: [this.registry],
+    });
+    this.#retentionPasses = new Counter({
+      name: 'taskgate_retention_passes_total',
+      help: 'Retention passes finished by this server process, by outcome ("ok" or "error").',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    // Both series from the start, so an alert on errors has a zero to compare with.
+    for (const outcome of ['ok', 'error']) this.#retentionPasses.inc({ outcome }, 0);
     new Gauge({
       name: 'taskgate_connected_agents',
       help: 'Agents with a live stream to this server process.',
@@ -104,6 +125,17 @@ export class Metrics {
   agentStream(name: string): void {
     this.#agentStreams.inc({ kind: this.#seenAgents.has(name) ? 'reconnect' : 'first' });
     this.#seenAgents.add(name);
+  }
+
+  /** Retention deleted this many tasks and output chunks. */
+  retained(tasks: number, chunks: number): void {
+    this.#retainedTasks.inc(tasks);
+    this.#retainedChunks.inc(chunks);
+  }
+
+  /** A retention pass ended. */
+  retentionPass(outcome: 'ok' | 'error'): void {
+    this.#retentionPasses.inc({ outcome });
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import { ConfigError } from '../shared/config-error.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import { formatRetention, MIN_RETAIN_MS } from './retention.js';
 import { DEFAULT_DATA_DIR, type StoreOptions } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import type { WebhookOptions } from './webhooks.js';
@@ -87,6 +88,14 @@ export interface ServerOptions extends StoreOptions {
   consoleDir?: string;
   /** After a stop begins, how long health reports NOT_SERVING before the server stops accepting calls, in ms. Default 0. */
   drainMs?: number;
+  /**
+   * Tasks that ended longer ago than this are deleted with their output, in
+   * the background (server/retention.ts; audit events are kept), in ms; at
+   * least a day ({@link MIN_RETAIN_MS}). Default 0: every task is kept. Off
+   * by default because deleting is for good: a store never loses history
+   * because it was upgraded or started without a flag.
+   */
+  retainMs?: number;
   /** A store to use instead of opening one from the options; the server then leaves it open when it stops. */
   store?: Store;
   /** Default: a logger that drops everything. */
@@ -117,6 +126,7 @@ export const SERVER_DEFAULTS = {
   maxConnections: 10_000,
   authFailuresPerSecond: 10,
   drainMs: 0,
+  retainMs: 0,
 } as const satisfies Partial<Record<keyof ServerOptions, unknown>>;
 
 /** Longest interval between refreshes of an agent's lastSeen, in ms (however long the lease). */
@@ -161,6 +171,8 @@ export interface CompiledServerOptions {
   httpListen: string | undefined;
   consoleDir: string | undefined;
   drainMs: number;
+  /** 0: retention is off. */
+  retainMs: number;
   store: Store | undefined;
   logger: Logger;
 }
@@ -179,6 +191,11 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
   positive('callBurst', o.callBurst, { integer: true });
   positive('streamsPerConnection', o.streamsPerConnection, { integer: true });
   if (!Number.isInteger(o.maxConnections) || o.maxConnections < 0) throw new ConfigError(`maxConnections must be a whole number, 0 or more, not ${o.maxConnections}`);
+  if (o.retainMs !== 0 && !(Number.isSafeInteger(o.retainMs) && o.retainMs >= MIN_RETAIN_MS)) {
+    throw new ConfigError(
+      `a retention of ${Number.isSafeInteger(o.retainMs) && o.retainMs > 0 ? formatRetention(o.retainMs) : o.retainMs} is too short: keep tasks at least ${formatRetention(MIN_RETAIN_MS)}, as long as a retried CreateTask with a request id is answered from its task (a task deleted sooner would be made and run again); or 0 (off) to keep every task`,
+    );
+  }
   if (o.agentTls && !o.tls) throw new ConfigError('mutual TLS for agents needs the server certificate and key (--tls-cert, --tls-key)');
   // lastSeen must be refreshed well within the lease, and heartbeats (which
   // trigger the refresh) at least as often.
@@ -215,6 +232,7 @@ export function compileServerOptions(options: ServerOptions): CompiledServerOpti
     httpListen: o.httpListen,
     consoleDir: o.consoleDir,
     drainMs: o.drainMs,
+    retainMs: o.retainMs,
     store: o.store,
     logger: o.logger ?? silentLogger(),
   };

@@ -57,6 +57,7 @@ export interface ServerConfig
     | 'handshakeTimeoutMs'
     | 'maxConnections'
     | 'authFailuresPerSecond'
+    | 'retainMs'
   > {
   /** Embedded store and admin token directory. */
   dataDir: string;
@@ -130,6 +131,7 @@ export function serverOptions(config: ServerConfig): ServerOptions {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxConnections: config.maxConnections,
     authFailuresPerSecond: config.authFailuresPerSecond,
+    retainMs: config.retainMs,
     logger: config.logger,
     secretsKey: config.secretsKeyFile ? readSecretsKey(config.secretsKeyFile) : undefined,
     webhooks: webhookOptions(config),

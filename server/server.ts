@@ -31,6 +31,7 @@ import { compileServerOptions, type ServerOptions } from './options.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
+import { formatRetention, Retention } from './retention.js';
 import { SecretBox } from './secret-box.js';
 import { Sweeper } from './sweeper.js';
 import { TaskMachine } from './task-machine.js';
@@ -62,6 +63,8 @@ export class TaskgateServer {
   readonly #publisher: EventPublisher;
   readonly #webhooks: WebhookSender;
   readonly #sweeper: Sweeper;
+  /** Null when retention is off (retainMs 0). */
+  readonly #retention: Retention | null;
   readonly #live: LiveStreams;
   readonly #dispatcher: Dispatcher;
   readonly #shutdown: AbortController;
@@ -91,6 +94,7 @@ export class TaskgateServer {
     publisher: EventPublisher;
     webhooks: WebhookSender;
     sweeper: Sweeper;
+    retention: Retention | null;
     live: LiveStreams;
     shutdown: AbortController;
     logger: Logger;
@@ -116,6 +120,7 @@ export class TaskgateServer {
     this.#publisher = init.publisher;
     this.#webhooks = init.webhooks;
     this.#sweeper = init.sweeper;
+    this.#retention = init.retention;
     this.#live = init.live;
     this.#shutdown = init.shutdown;
     this.#logger = init.logger;
@@ -183,6 +188,7 @@ export class TaskgateServer {
       live,
     };
     const sweeper = new Sweeper(store, dispatcher, machine, logger, { pollMs: options.pollMs, leaseMs });
+    const retention = options.retainMs > 0 ? new Retention(store, logger, metrics, { retainMs: options.retainMs }) : null;
     // Every method, on every transport, runs through the same middleware
     // (docs/design.md "The RPC layer"), and so shares its limits.
     const authFailures = new AuthFailureLimits(options.authFailuresPerSecond);
@@ -256,6 +262,7 @@ export class TaskgateServer {
       publisher,
       webhooks,
       sweeper,
+      retention,
       live,
       shutdown,
       logger,
@@ -267,6 +274,7 @@ export class TaskgateServer {
     publisher.start();
     webhooks.start();
     sweeper.start();
+    retention?.start();
     live.start();
     health.start();
     const host = listen.replace(/:\d+$/, '');
@@ -278,6 +286,7 @@ export class TaskgateServer {
         metrics: served ? `http://${options.metricsListen!.replace(/:\d+$/, '')}:${served.port}/metrics` : undefined,
         http: http?.url,
         store: options.mongodbUri ? 'mongodb' : 'embedded',
+        retain: formatRetention(options.retainMs),
       },
       'taskgate server listening',
     );
@@ -356,6 +365,7 @@ export class TaskgateServer {
     this.#shutdown.abort();
     await this.#webhooks.stop();
     await this.#sweeper.stop();
+    await this.#retention?.stop();
     this.#live.stop();
     for (const session of this.#dispatcher.sessions()) session.shutdown();
     for (const listener of this.#listeners) listener.stopAccepting();

@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import { agentCommand as agentProgramCommand, agentEnv } from '../../agent/command.js';
 import { SERVER_DEFAULTS } from '../../server/options.js';
 import { runServer, SERVER_PROGRAM_DEFAULTS, type ServerConfig } from '../../server/program.js';
+import { formatRetention, parseRetention } from '../../server/retention.js';
 import { ConfigError } from '../../shared/config-error.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../../shared/logger.js';
 import { onSignals } from '../../shared/signals.js';
@@ -48,6 +49,8 @@ interface ServerFlags {
   handshakeTimeoutSeconds: number;
   maxConnections: number;
   authFailureRate: number;
+  /** In ms; 0: off. */
+  retain: number;
 }
 
 function nonNegativeInt(name: string): (value: string) => number {
@@ -80,6 +83,16 @@ function positiveInt(name: string): (value: string) => number {
     if (!Number.isInteger(n) || n < 1) throw new CliError(`${name} must be a positive integer, not "${value}"`, 2);
     return n;
   };
+}
+
+/** `--retain`: "30d", "36h", "0" or "off" (server/retention.ts), in ms. */
+function retention(value: string): number {
+  try {
+    return parseRetention(value);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, 2);
+    throw err;
+  }
 }
 
 /** Collects a repeatable option; a value from the environment may hold several, comma-separated. */
@@ -223,6 +236,12 @@ function serverOptions(cmd: Command, defaults: { listen: string; logLevel: strin
         .env('TASKGATE_AUTH_FAILURE_RATE')
         .default(SERVER_DEFAULTS.authFailuresPerSecond)
         .argParser(nonNegativeNumber('--auth-failure-rate')),
+    )
+    .addOption(
+      new Option('--retain <duration>', 'delete tasks that ended longer ago than this, with their output, in the background (30d, 36h; at least 1d); audit events are kept; 0 or off: keep every task (docs/operations.md#retention)')
+        .env('TASKGATE_RETAIN')
+        .default(SERVER_DEFAULTS.retainMs, formatRetention(SERVER_DEFAULTS.retainMs))
+        .argParser(retention),
     );
 }
 
@@ -259,6 +278,7 @@ function serverConfig(flags: ServerFlags, logger: Logger): ServerConfig {
     handshakeTimeoutMs: flags.handshakeTimeoutSeconds * 1000,
     maxConnections: flags.maxConnections,
     authFailuresPerSecond: flags.authFailureRate,
+    retainMs: flags.retain,
     logger,
   };
 }

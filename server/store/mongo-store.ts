@@ -39,6 +39,8 @@ import {
   type NewTargetRecord,
   type OutputTotals,
   type RequestRecord,
+  type RetentionBatch,
+  type RetentionLimits,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -327,6 +329,8 @@ export class MongoStore implements Store {
       this.#requests.createIndex({ expires: 1 }),
       // Listing what a user may see (TaskQuery.audience): multikey, newest first per key.
       this.#tasks.createIndex({ audience: 1, _id: -1 }),
+      // Retention (deleteEndedTasks): terminal tasks by when they finished; `finished: null` for the rejected.
+      this.#tasks.createIndex({ status: 1, finished: 1 }),
     ]);
     await this.#addAudience();
   }
@@ -781,5 +785,36 @@ export class MongoStore implements Store {
   async getDelivery(id: string): Promise<DeliveryRecord | null> {
     const doc = await this.#deliveries.findOne({ _id: id });
     return doc ? toDelivery(doc) : null;
+  }
+
+  async deleteEndedTasks(endedBefore: Date, limits: RetentionLimits): Promise<RetentionBatch> {
+    // Terminal tasks never change again but for `published` (and they qualify only once it is
+    // complete), so no task lock is needed: every write here is a delete by _id, which is
+    // idempotent on MongoDB and FerretDB alike, however many replicas run it at once.
+    const terminal = { status: { $in: [...TERMINAL_STATUSES] }, outbox: { $ne: true } };
+    const ran = await this.#tasks.find({ ...terminal, finished: { $lt: endedBefore } }, { projection: { _id: 1 } }).limit(limits.tasks).toArray();
+    // A task that never ran (rejected) has no `finished`: it ended with its last event, so no
+    // event may be as late as the cutoff. ($nor, as FerretDB v1 gets $not and $elemMatch over arrays wrong.)
+    const never =
+      ran.length < limits.tasks
+        ? await this.#tasks
+            .find({ ...terminal, finished: null, $nor: [{ 'events.time': { $gte: endedBefore } }] }, { projection: { _id: 1 } })
+            .limit(limits.tasks - ran.length)
+            .toArray()
+        : [];
+    const ids = [...ran, ...never].map((d) => d._id).sort();
+    if (ids.length === 0) return { tasks: 0, chunks: 0, more: false };
+    // Chunks first, in (taskId, seq) order, so where the limit cuts is known: the last task
+    // read may have more, the ones after it were not reached, and all before it have none left.
+    const found = await this.#chunks
+      .find({ taskId: { $in: ids } }, { projection: { _id: 1, taskId: 1 } })
+      .sort({ taskId: 1, seq: 1 })
+      .limit(limits.chunks)
+      .toArray();
+    const chunks = found.length > 0 ? (await this.#chunks.deleteMany({ _id: { $in: found.map((c) => c._id) } })).deletedCount : 0;
+    const cut = found.length === limits.chunks ? found.at(-1)?.taskId : undefined;
+    const done = cut === undefined ? ids : ids.filter((id) => id < cut);
+    const tasks = done.length > 0 ? (await this.#tasks.deleteMany({ _id: { $in: done }, ...terminal })).deletedCount : 0;
+    return { tasks, chunks, more: cut !== undefined || ids.length === limits.tasks };
   }
 }

@@ -31,6 +31,8 @@ import {
   type OutputTotals,
   type PublishedMark,
   type RequestRecord,
+  type RetentionBatch,
+  type RetentionLimits,
   type Store,
   type TargetPatch,
   type TargetRecord,
@@ -196,6 +198,7 @@ export class SqliteStore implements Store {
     const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
     this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
+    this.#db.exec(`CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (${SqliteStore.#ENDED}) WHERE ${SqliteStore.#TERMINAL}`);
     if (!hadAudience) this.#addAudience();
   }
 
@@ -715,6 +718,43 @@ export class SqliteStore implements Store {
   #getDelivery(id: string): DeliveryRecord | null {
     const row = this.#statement('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
     return row ? parseDoc<DeliveryRecord>(row.doc) : null;
+  }
+
+  /**
+   * When a terminal task ended, as the ISO text its document holds:
+   * `finished`, or the time of its last event for a task that never ran (a
+   * rejected one has no `finished`). The tasks_ended index is on it.
+   */
+  static readonly #ENDED = "COALESCE(json_extract(doc, '$.finished'), json_extract(doc, '$.events[#-1].time'))";
+  /** tasks_ended is partial, over terminal tasks; SQLite uses it only for a query that repeats this term. */
+  static readonly #TERMINAL = `status IN (${[...TERMINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
+
+  async deleteEndedTasks(endedBefore: Date, limits: RetentionLimits): Promise<RetentionBatch> {
+    // One transaction: a batch is all or nothing, and bounded so it holds the write lock briefly.
+    const run = this.#db.transaction((): RetentionBatch => {
+      // INDEXED BY: without statistics the planner prefers tasks_unpublished, a walk of every
+      // published task; named, the index is used or the statement fails to prepare.
+      const rows = this.#statement(
+        `SELECT doc FROM tasks INDEXED BY tasks_ended WHERE ${SqliteStore.#TERMINAL} AND ${SqliteStore.#ENDED} < ? AND unpublished = 0 ORDER BY ${SqliteStore.#ENDED} LIMIT ?`,
+      ).all(endedBefore.toISOString(), limits.tasks) as DocRow[];
+      const deleteChunks = this.#statement('DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE task_id = ? LIMIT ?)');
+      const hasChunk = this.#statement('SELECT 1 FROM chunks WHERE task_id = ? LIMIT 1');
+      // By primary key: task_audience has no index on task_id, and the keys follow from the task.
+      const deleteAudience = this.#statement('DELETE FROM task_audience WHERE key = ? AND task_id = ?');
+      const deleteTask = this.#statement('DELETE FROM tasks WHERE id = ?');
+      let budget = limits.chunks;
+      let tasks = 0;
+      for (const row of rows) {
+        const task = upgrade.task(parseDoc<TaskRecord>(row.doc));
+        if (budget > 0) budget -= deleteChunks.run(task.id, budget).changes;
+        // Out of chunks to delete: this task keeps the rest for the next call.
+        if (budget === 0 && hasChunk.get(task.id) !== undefined) return { tasks, chunks: limits.chunks, more: true };
+        for (const key of taskAudience(task)) deleteAudience.run(key, task.id);
+        tasks += deleteTask.run(task.id).changes;
+      }
+      return { tasks, chunks: limits.chunks - budget, more: rows.length === limits.tasks };
+    });
+    return run.immediate();
   }
 }
 

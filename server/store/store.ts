@@ -555,6 +555,35 @@ export interface Store {
   claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]>;
   updateDelivery(id: string, patch: DeliveryPatch): Promise<void>;
   getDelivery(id: string): Promise<DeliveryRecord | null>;
+
+  /**
+   * Retention (server/retention.ts): deletes tasks that ended before
+   * `endedBefore`, with their output and every other row of theirs but
+   * their audit events, which are kept. A task qualifies when its status is
+   * terminal, every one of its events is published, and it ended before
+   * then: its `finished`, or for a task that never ran (rejected) the time
+   * of its last event. At most `limits.tasks` tasks and `limits.chunks`
+   * chunks a call. A task's chunks are deleted first and the task only once
+   * none is left, so a call cut short (or a crash) leaves the task to a
+   * later call, never output without its task. Concurrent calls, from other
+   * processes too, are safe: every row is deleted, and counted, once.
+   */
+  deleteEndedTasks(endedBefore: Date, limits: RetentionLimits): Promise<RetentionBatch>;
+}
+
+/** How much one {@link Store.deleteEndedTasks} call may delete; each at least 1. */
+export interface RetentionLimits {
+  tasks: number;
+  /** Output chunks, of all its tasks together. */
+  chunks: number;
+}
+
+/** What one {@link Store.deleteEndedTasks} call deleted. */
+export interface RetentionBatch {
+  tasks: number;
+  chunks: number;
+  /** The call stopped at a limit: more may be left to delete now. */
+  more: boolean;
 }
 
 /** The audit record of a task's `index`-th event (its id fixed by the task and the index, so storing it twice is a no-op). */
