@@ -200,6 +200,17 @@ async function settle(store: Store, ids: readonly string[]): Promise<number> {
   return settled;
 }
 
+/** {@link ServerProcess.startAgain}, trying again when a port it picked was taken before it could listen. */
+async function startAgain(old: ServerProcess): Promise<ServerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ServerProcess.startAgain(old);
+    } catch (err) {
+      if (attempt === 3 || !/EADDRINUSE/.test(String(err))) throw err;
+    }
+  }
+}
+
 /** One store through its sizes: seeds, starts a server, measures. Returns what each size measured, and the seed times as figures. */
 async function growOne(store: StoreChoice, counts: number[], sizes: GrowthSizes, log: (line: string) => void): Promise<{ points: Map<number, Point>; seeds: Figure[] }> {
   const uri = await store.uri();
@@ -233,7 +244,7 @@ async function growOne(store: StoreChoice, counts: number[], sizes: GrowthSizes,
       }
       seeded = n;
       // The first start writes the admin token; later ones find it (and the users) in the store.
-      server = server ? await ServerProcess.restart(server) : await ServerProcess.start(uri, [], undefined, dir);
+      server = server ? await startAgain(server) : await ServerProcess.start(uri, [], undefined, dir);
       if (!memberToken) {
         await server.target(RUN_TARGET, 'growth-agent');
         await server.target(QUEUE_TARGET, 'nobody');

@@ -140,6 +140,21 @@ export class ServerProcess {
     return new ServerProcess(proc, new Api({ server: old.address, tokenFile: join(old.dir, 'admin.token') }), old.address, old.dir, old.args, old.metricsUrl, old.env);
   }
 
+  /**
+   * A new process of a stopped server on the same data, on free ports of
+   * its own: a port kept through a long pause (a store seeded meanwhile)
+   * may have been taken by then.
+   */
+  static async startAgain(old: ServerProcess): Promise<ServerProcess> {
+    old.api.close();
+    const address = `127.0.0.1:${await freePort()}`;
+    const metrics = `127.0.0.1:${await freePort()}`;
+    const args = old.args.map((arg, i) => (old.args[i - 1] === '--listen' ? address : old.args[i - 1] === '--metrics-listen' ? metrics : arg));
+    const proc = new CliProcess(args, old.env);
+    await proc.until(/taskgate server listening/);
+    return new ServerProcess(proc, new Api({ server: address, tokenFile: join(old.dir, 'admin.token') }), address, old.dir, args, `http://${metrics}/metrics`, old.env);
+  }
+
   /** Starts, then (the next call) stops and writes the server's CPU profile, when it was started with a profile directory. */
   profileMark(): void {
     if (this.env.TASKGATE_BENCH_PROFILE_DIR) this.proc.child.kill('SIGUSR2');
