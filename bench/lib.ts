@@ -23,6 +23,9 @@ export function profileServers(dir: string): void {
   serverProfileDir = dir;
 }
 
+/** Data directories given to {@link ServerProcess.start}: their owner removes them, not {@link ServerProcess.stop}. */
+const keptDirs = new Set<string>();
+
 /** One measured figure, with the baseline it should be read against. */
 export interface Figure {
   /** Benchmark group, e.g. "latency". */
@@ -108,9 +111,12 @@ export class ServerProcess {
    * Starts a server on the embedded store, or on `mongodbUri`. With
    * `profileDir` (bench --profile-server) it loads bench/profile-hook.ts:
    * {@link profileMark} starts and stops a CPU profile written there.
+   * With `dataDir` it runs on that directory (an embedded store seeded
+   * beforehand), which {@link stop} then leaves in place.
    */
-  static async start(mongodbUri: string | null, extra: string[] = [], profileDir = serverProfileDir): Promise<ServerProcess> {
-    const dir = mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
+  static async start(mongodbUri: string | null, extra: string[] = [], profileDir = serverProfileDir, dataDir?: string): Promise<ServerProcess> {
+    const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
+    if (dataDir) keptDirs.add(dir);
     chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
     const address = `127.0.0.1:${await freePort()}`;
     // Its Prometheus port: the store operations it made are counted there (taskgate_store_operation_seconds_count).
@@ -132,6 +138,21 @@ export class ServerProcess {
     const proc = new CliProcess(old.args, old.env);
     await proc.until(/taskgate server listening/);
     return new ServerProcess(proc, new Api({ server: old.address, tokenFile: join(old.dir, 'admin.token') }), old.address, old.dir, old.args, old.metricsUrl, old.env);
+  }
+
+  /**
+   * A new process of a stopped server on the same data, on free ports of
+   * its own: a port kept through a long pause (a store seeded meanwhile)
+   * may have been taken by then.
+   */
+  static async startAgain(old: ServerProcess): Promise<ServerProcess> {
+    old.api.close();
+    const address = `127.0.0.1:${await freePort()}`;
+    const metrics = `127.0.0.1:${await freePort()}`;
+    const args = old.args.map((arg, i) => (old.args[i - 1] === '--listen' ? address : old.args[i - 1] === '--metrics-listen' ? metrics : arg));
+    const proc = new CliProcess(args, old.env);
+    await proc.until(/taskgate server listening/);
+    return new ServerProcess(proc, new Api({ server: address, tokenFile: join(old.dir, 'admin.token') }), address, old.dir, args, `http://${metrics}/metrics`, old.env);
   }
 
   /** Starts, then (the next call) stops and writes the server's CPU profile, when it was started with a profile directory. */
@@ -195,7 +216,7 @@ export class ServerProcess {
       writeFileSync(file, `${log}\n`);
       process.stderr.write(`!!! the server logged errors: ${file}\n`);
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!keptDirs.has(this.dir)) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -12,20 +12,23 @@ import { mongoBackend, mongoUri, stopMongo } from '../test/helpers/mongo.js';
 import { EchoServer, ScriptDir } from './baselines.js';
 import { chartSvg } from './chart.js';
 import { compareProbes, describeCheck, probeBaselines, type QuietCheck } from './quiet-check.js';
+import { countLabel, growth, type GrowthSizes } from './growth.js';
+import { growthSvg } from './growth-chart.js';
 import { profileServers, type Figure } from './lib.js';
 import { agentCost } from './agent-cost.js';
 import { api, connections, latency, output, redaction, storeCommands, throughput, type StoreChoice } from './suites.js';
 
-const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api'] as const;
+const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api', 'growth'] as const;
 
 const program = new Command('bench')
   .description('Taskgate benchmarks, each figure beside a baseline from the same run (docs/benchmarks.md)')
   .option('--quick', 'small sizes: a smoke run for CI (about two minutes)')
   .option('--only <groups>', `comma-separated subset of ${GROUPS.join(', ')}`)
+  .option('--growth-sizes <sizes>', 'stored-task counts of the growth group, embedded/mongodb, e.g. 0,10000,100000/0,10000 (default: by mode)')
   .option('--no-docs', 'do not rewrite docs/benchmarks.md after a full run')
   .option('--profile-server <dir>', 'server processes write V8 CPU profiles of the throughput runs\' measured windows into DIR (read them with dist/bench/profile-summary.js)')
   .parse();
-const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean; profileServer?: string }>();
+const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean; profileServer?: string; growthSizes?: string }>();
 if (opts.profileServer) profileServers(opts.profileServer);
 const quick = Boolean(opts.quick);
 const only = new Set(opts.only ? opts.only.split(',') : GROUPS);
@@ -34,6 +37,17 @@ for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) program.er
 const sizes = quick
   ? { latencyTasks: 50, throughputTasks: 200, agentCounts: [1, 4], outputBytes: 10e6, redactBytes: 10e6, connections: [200], idleSeconds: 3, apiSeconds: 2 }
   : { latencyTasks: 1000, throughputTasks: 5000, agentCounts: [1, 4, 16], outputBytes: 200e6, redactBytes: 50e6, connections: [1000, 5000, 19000], idleSeconds: 10, apiSeconds: 10 };
+
+/** The growth group's sizes: quick stays well under a minute (CI runs it on every submission). */
+const growthSizes: GrowthSizes = quick
+  ? { embedded: [0, 20_000], mongodb: [0, 500], spawnTasks: 10, spawnSeconds: 3, readSeconds: 0.75, createSeconds: 1.5, createClients: 8, recheckEmpty: false }
+  : { embedded: [0, 10_000, 100_000, 1_000_000], mongodb: [0, 10_000, 100_000], spawnTasks: 100, spawnSeconds: 60, readSeconds: 5, createSeconds: 10, createClients: 8, recheckEmpty: true };
+if (opts.growthSizes) {
+  const [embedded = [], mongodb = []] = opts.growthSizes.split('/').map((list) => (list ? list.split(',').map(Number) : []));
+  if ( [...embedded, ...mongodb].some((n) => !Number.isInteger(n) || n < 0)) program.error(`--growth-sizes: "${opts.growthSizes}" is not EMBEDDED[/MONGODB], comma-separated counts`);
+  growthSizes.embedded = embedded;
+  growthSizes.mongodb = mongodb;
+}
 
 const stores: StoreChoice[] = [{ name: 'sqlite', uri: async () => null }];
 if (await mongoUri()) stores.push({ name: 'mongodb', uri: mongoUri });
@@ -103,6 +117,17 @@ try {
       figures.push(...(await api(store, 64, sizes.apiSeconds, echo)));
     }
   }
+  if (only.has('growth')) {
+    // FerretDB v1 scans a collection for every query but by _id, and a
+    // sorted or $in query fetches every document into FerretDB (docs/scaling.md):
+    // a ListTasks page at 10,000 tasks takes tens of seconds there, at 100,000
+    // minutes. So 100,000 only on a real MongoDB (TASKGATE_TEST_MONGODB_URI),
+    // 10,000 on FerretDB's PostgreSQL backend, 2,000 on its SQLite one.
+    const cap = opts.growthSizes || mongoKind === 'external' ? Infinity : mongoKind === 'sqlite' ? 2000 : 10_000;
+    const sized = { ...growthSizes, mongodb: growthSizes.mongodb.filter((n) => n <= cap) };
+    log(`growth: embedded ${sized.embedded.map(countLabel).join(' / ')}${stores[1] ? `, mongodb ${sized.mongodb.map(countLabel).join(' / ')}` : ''} stored tasks`);
+    figures.push(...(await growth(stores, sized, log)));
+  }
   log('quiet-machine check: baselines at the end');
   quietCheck = compareProbes(startProbe, await probeBaselines());
 } finally {
@@ -121,14 +146,17 @@ const mode = quick ? 'quick' : 'full';
 const stamp = started.toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(import.meta.dirname, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
-const result = { mode, started: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000), machine, sizes, quietCheck, figures, samples };
+const result = { mode, started: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000), machine, sizes: { ...sizes, growth: growthSizes }, quietCheck, figures, samples };
 const jsonPath = join(resultsDir, `${mode}-${stamp}.json`);
 // Figures one per line for diffs; the raw latency samples (ms, 3 decimals) compact.
 const rounded = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((x) => Math.round(x * 1000) / 1000)]));
 writeFileSync(jsonPath, `${JSON.stringify({ ...result, samples: '@samples' }, null, 1).replace('"@samples"', JSON.stringify(rounded))}\n`);
 const caption = `${mode} run ${started.toISOString().slice(0, 16)}Z on ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}; dashed: baselines`;
 const svg = chartSvg(figures, samples, caption);
-writeFileSync(join(resultsDir, `${mode}-${stamp}.svg`), svg);
+if (figures.some((f) => f.group !== 'growth')) writeFileSync(join(resultsDir, `${mode}-${stamp}.svg`), svg);
+const growthFigures = figures.filter((f) => f.group === 'growth');
+const growthChart = growthSvg(growthFigures, `${mode} run ${started.toISOString().slice(0, 16)}Z on ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}`);
+if (growthFigures.length) writeFileSync(join(resultsDir, `${mode}-${stamp}-growth.svg`), growthChart);
 
 function fmt(n: number): string {
   if (!Number.isFinite(n)) return '-';
@@ -144,17 +172,36 @@ function markdownTable(rows: Figure[]): string {
   return lines.join('\n');
 }
 
+/** The growth section of docs/benchmarks.md between its markers: the run, the table, the quiet-machine check, the chart. */
+function growthBlock(rows: Figure[], run: string): string {
+  const chart = '![latency and CreateTask/s against stored tasks, embedded store and MongoDB](benchmarks-growth.svg)';
+  const quiet = quietCheck ? describeCheck(quietCheck) : 'Quiet-machine check: not run.';
+  return `<!-- bench-growth:start -->\n${run}\n\n${markdownTable(rows)}\n\n${quiet}\n\n${chart}\n<!-- bench-growth:end -->`;
+}
+
 const table = `${markdownTable(figures)}\n\n${quietCheck ? describeCheck(quietCheck) : 'Quiet-machine check: not run.'}`;
 console.log(table);
 console.log(`\nresults: ${jsonPath}`);
 
-if (!quick && opts.docs && only.size === GROUPS.length && !quietCheck?.quiet) {
+/** What a full run rewrites in docs/benchmarks.md: the main table after a run of every group, the growth section after any run with growth. */
+const writesMain = !quick && opts.docs && only.size === GROUPS.length;
+const writesGrowth = !quick && opts.docs && only.has('growth');
+const runLine = `${started.toISOString().slice(0, 16)}Z, ${result.seconds} s, on ${machine.cpu}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node ${machine.node} (\`${jsonPath.slice(jsonPath.indexOf('bench/results'))}\`)`;
+const docsDir = join(import.meta.dirname, '..', '..', 'docs');
+if ((writesMain || writesGrowth) && !quietCheck?.quiet) {
   console.log('docs/benchmarks.md left as it was: the quiet-machine check failed (see above); run again on a quieter machine');
-} else if (!quick && opts.docs && only.size === GROUPS.length) {
-  const docPath = join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.md');
-  writeFileSync(join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.svg'), svg);
-  const doc = readFileSync(docPath, 'utf8');
-  const block = `<!-- bench:start -->\nLatest full run: ${started.toISOString().slice(0, 16)}Z, ${result.seconds} s, on ${machine.cpu}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node ${machine.node} (\`${jsonPath.slice(jsonPath.indexOf('bench/results'))}\`).\n\n${table}\n<!-- bench:end -->`;
-  writeFileSync(docPath, doc.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, block));
-  console.log('docs/benchmarks.md and docs/benchmarks.svg updated');
+} else if (writesMain || writesGrowth) {
+  const docPath = join(docsDir, 'benchmarks.md');
+  let doc = readFileSync(docPath, 'utf8');
+  if (writesMain) {
+    writeFileSync(join(docsDir, 'benchmarks.svg'), svg);
+    const mainTable = `${markdownTable(figures.filter((f) => f.group !== 'growth'))}\n\n${quietCheck ? describeCheck(quietCheck) : 'Quiet-machine check: not run.'}`;
+    doc = doc.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\nLatest full run: ${runLine}.\n\n${mainTable}\n<!-- bench:end -->`);
+  }
+  if (writesGrowth) {
+    writeFileSync(join(docsDir, 'benchmarks-growth.svg'), growthChart);
+    doc = doc.replace(/<!-- bench-growth:start -->[\s\S]*<!-- bench-growth:end -->/, growthBlock(growthFigures, `Latest growth run: ${runLine}.`));
+  }
+  writeFileSync(docPath, doc);
+  console.log(`docs/benchmarks.md${writesMain ? ', docs/benchmarks.svg' : ''}${writesGrowth ? ', docs/benchmarks-growth.svg' : ''} updated`);
 }
