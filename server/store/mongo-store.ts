@@ -371,7 +371,10 @@ export class MongoStore implements Store {
 
   async listTasks(query: TaskQuery): Promise<TaskRecord[]> {
     const filter: Filter<TaskDoc> = {};
-    if (query.statuses && query.statuses.length > 0) filter.status = { $in: [...query.statuses] };
+    // One status as an equality: FerretDB v1 pushes that down to its
+    // backend, not $in (there every poll read the whole collection).
+    if (query.statuses && query.statuses.length === 1) filter.status = query.statuses[0]!;
+    else if (query.statuses && query.statuses.length > 1) filter.status = { $in: [...query.statuses] };
     if (query.target) filter.target = query.target;
     if (query.agent) filter.agent = query.agent;
     if (query.killRequested) filter.killRequested = { $ne: null };

@@ -762,7 +762,13 @@ export class SqliteStore implements Store {
 function taskFilter(query: TaskQuery, t: string): { where: string[]; args: (string | number)[] } {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (query.statuses && query.statuses.length > 0) {
+  if (query.statuses && query.statuses.length === 1) {
+    // An equality walks the (status, id) index newest first and stops at the
+    // limit; the list form below makes SQLite sort every task of the
+    // statuses (6.4 ms against 0.2 ms for one status of 100k tasks).
+    where.push(`${t}.status = ?`);
+    args.push(query.statuses[0]!);
+  } else if (query.statuses && query.statuses.length > 1) {
     // One statement text for any list (each text is a prepared statement kept for good).
     where.push(`${t}.status IN (SELECT value FROM json_each(?))`);
     args.push(JSON.stringify(query.statuses));
