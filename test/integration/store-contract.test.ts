@@ -435,6 +435,29 @@ for (const kind of STORE_KINDS) {
       expect((await store.listTasks({ audience: ['by:user:me@x'], limit: 10 })).map((t) => t.id)).to.deep.equal([old.id]);
     });
 
+    it('counts tasks by status through inserts, moves, racing moves, deletions and a reopen', async () => {
+      const [a, b, c] = [task(), task(), task()];
+      for (const t of [a, b, c]) await store.insertTask(t!);
+      expect(await store.countTasksByStatus()).to.deep.equal({ created: 3 });
+      await store.transition(move(a!.id, ['created'], 'ready', { agent: 'a1' }));
+      await store.patchTask(b!.id, 'created', { findings: { EMAIL: 1 } });
+      // Racing moves of one task: one wins, and it is counted once.
+      await Promise.all(Array.from({ length: 5 }, () => store.transition(move(c!.id, ['created'], 'killed'))));
+      expect(await store.countTasksByStatus()).to.deep.equal({ created: 1, ready: 1, killed: 1 });
+      await store.updateTask(c!.id, (t) => ({ ...t, published: t.events.length }));
+      await store.deleteEndedTasks(new Date(Date.now() + 60_000), { tasks: 10, chunks: 10 });
+      expect(await store.countTasksByStatus()).to.deep.equal({ created: 1, ready: 1 });
+      await store.close();
+      if (!location.options.mongodbUri) {
+        // A data dir from before the counts were kept: counted once when it opens.
+        const db = new Database(join(location.options.dataDir!, 'taskgate.db'));
+        db.exec('DROP TABLE task_counts');
+        db.close();
+      }
+      store = await openStore(location.options);
+      expect(await store.countTasksByStatus()).to.deep.equal({ created: 1, ready: 1 });
+    });
+
     it('keeps everything across a reopen', async () => {
       const t = task();
       await store.insertTask(t);
