@@ -114,7 +114,7 @@ export class ServerProcess {
    * With `dataDir` it runs on that directory (an embedded store seeded
    * beforehand), which {@link stop} then leaves in place.
    */
-  static async start(mongodbUri: string | null, extra: string[] = [], profileDir = serverProfileDir, dataDir?: string): Promise<ServerProcess> {
+  static async start(mongodbUri: string | null, extra: string[] = [], profileDir = serverProfileDir, dataDir?: string, attempt = 1): Promise<ServerProcess> {
     const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'taskgate-bench-'));
     if (dataDir) keptDirs.add(dir);
     chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
@@ -127,7 +127,16 @@ export class ServerProcess {
     const hook = join(import.meta.dirname, 'profile-hook.js');
     const env: Record<string, string> = profileDir ? { NODE_OPTIONS: `--import ${hook}`, TASKGATE_BENCH_PROFILE_DIR: profileDir } : {};
     const proc = new CliProcess(args, env);
-    await proc.until(/taskgate server listening/);
+    try {
+      await proc.until(/taskgate server listening/);
+    } catch (err) {
+      // A free port can be taken between finding it and listening on it
+      // (other work on the machine opens connections from the same range):
+      // new ports, up to three times.
+      if (!/address is in use|EADDRINUSE/.test(proc.output) || attempt >= 3) throw err;
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+      return ServerProcess.start(mongodbUri, extra, profileDir, dataDir, attempt + 1);
+    }
     await proc.until(/token written to/);
     return new ServerProcess(proc, new Api({ server: address, tokenFile: join(dir, 'admin.token') }), address, dir, args, `http://${metrics}/metrics`, env);
   }
