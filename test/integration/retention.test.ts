@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListEventsRequest } from '../../gen/taskgate/v1/event.js';
 import { Api, isServiceError } from '../../cli/client.js';
-import { newTaskId } from '../../shared/ids.js';
 import { silentLogger } from '../../shared/logger.js';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { Metrics } from '../../server/metrics.js';
@@ -24,6 +23,7 @@ import { insertEvents, markPublished, taskAuditEvent, type Store, type TaskEvent
 import { CliProcess } from '../helpers/processes.js';
 import { raceRetention } from '../helpers/retention-race.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
+import { taskRecord } from '../helpers/records.js';
 
 const DAY = 86_400_000;
 const RETAIN_MS = 30 * DAY;
@@ -56,32 +56,20 @@ function taskFrom(seed: Seed): TaskRecord {
     if (seed.status !== 'ready') events.push({ time: created, actor: 'agent:a1', action: 'task.running', from: 'ready', to: 'running', reason: 'handed to agent' });
     if (finished) events.push({ time: finished, actor: 'agent:a1', action: `task.${seed.status}`, from: 'running', to: seed.status, reason: 'exit 0' });
   }
-  return {
-    id: newTaskId(),
+  return taskRecord({
     created,
-    message: '',
     script: 'echo hi',
-    type: 'bash',
-    target: 't1',
     status: seed.status,
     createdBy: actor,
     agent: 'a1',
-    bootId: '',
     started: seed.status === 'running' || finished ? created : null,
     finished,
     exitCode: finished ? 0 : null,
-    signal: '',
-    failureReason: '',
-    outputBytes: 0,
-    killRequested: null,
-    timeoutSeconds: 0,
-    outputDroppedBytes: 0,
-    findings: {},
     createdByGroups: ['devs'],
     review: review ? [{ group: 'ops', status: seed.rejected === undefined ? 'pending' : 'rejected', reviewer: '', time: null, comment: '' }] : [],
     events,
     published: seed.unpublished ? events.length - 1 : events.length,
-  };
+  });
 }
 
 /**

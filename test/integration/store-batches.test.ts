@@ -5,7 +5,6 @@
  * forms must agree: run against both stores like store-contract.test.ts.
  */
 import { expect } from 'chai';
-import { newTaskId } from '../../shared/ids.js';
 import { openStore } from '../../server/store/open-store.js';
 import {
   claimReady,
@@ -17,65 +16,15 @@ import {
   type TargetRecord,
   type TaskRecord,
 } from '../../server/store/store.js';
+import { readyTaskRecord, targetRecord } from '../helpers/records.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
-  const now = new Date();
-  return {
-    id: newTaskId(),
-    created: now,
-    message: '',
-    script: 'true',
-    type: 'bash',
-    target: 't1',
-    status: 'ready',
-    createdBy: 'user:admin@test',
-    agent: 'a1',
-    bootId: '',
-    started: null,
-    finished: null,
-    exitCode: null,
-    signal: '',
-    failureReason: '',
-    outputBytes: 0,
-    killRequested: null,
-    timeoutSeconds: 0,
-    outputDroppedBytes: 0,
-    findings: {},
-    createdByGroups: [],
-    review: [],
-    events: [
-      { time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' },
-      { time: now, actor: 'system', action: 'task.ready', from: 'created', to: 'ready', reason: 'no review required' },
-    ],
-    published: 0,
-    ...overrides,
-  };
+  return readyTaskRecord(overrides);
 }
 
 function target(name: string, redact: string[]): TargetRecord {
-  const now = new Date();
-  return {
-    name,
-    type: 'bash',
-    agent: 'a1',
-    message: '',
-    review: 'none',
-    reviewers: [],
-    groups: [],
-    allowTypeOverride: false,
-    active: true,
-    timeoutSeconds: 0,
-    redact,
-    customDetectors: [],
-    secretProvider: '',
-    secretPath: '',
-    secretMapping: {},
-    runAs: '',
-    distinctReviewers: true,
-    created: now,
-    updated: now,
-  };
+  return targetRecord(name, { redact });
 }
 
 for (const kind of STORE_KINDS) {

@@ -14,6 +14,7 @@ import { newTaskId } from '../../shared/ids.js';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore } from '../../server/store/open-store.js';
 import type { AgentRecord, Store, TargetRecord, TaskRecord } from '../../server/store/store.js';
+import { taskRecord, targetRecord } from '../helpers/records.js';
 import { raceStores } from '../helpers/store-worker.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 // For the request-id cases at the end.
@@ -21,60 +22,11 @@ import { applyOnce, requestOf } from '../../server/request-ids.js';
 import { applyTransition, type RequestRecord } from '../../server/store/store.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
-  const now = new Date();
-  return {
-    id: newTaskId(),
-    created: now,
-    message: 'why',
-    script: 'echo hi',
-    type: 'bash',
-    target: 't1',
-    status: 'created',
-    createdBy: 'user:admin@test',
-    agent: '',
-    bootId: '',
-    started: null,
-    finished: null,
-    exitCode: null,
-    signal: '',
-    failureReason: '',
-    outputBytes: 0,
-    killRequested: null,
-    timeoutSeconds: 0,
-    outputDroppedBytes: 0,
-    findings: {},
-    createdByGroups: [],
-    review: [],
-    events: [{ time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' }],
-    published: 0,
-    ...overrides,
-  };
+  return taskRecord({ message: 'why', script: 'echo hi', ...overrides });
 }
 
 function target(name: string, overrides: Partial<TargetRecord> = {}): TargetRecord {
-  const now = new Date();
-  return {
-    name,
-    type: 'bash',
-    agent: 'x',
-    message: '',
-    review: 'none',
-    reviewers: [],
-    groups: [],
-    allowTypeOverride: false,
-    active: true,
-    timeoutSeconds: 0,
-    redact: [],
-    customDetectors: [],
-    secretProvider: '',
-    secretPath: '',
-    secretMapping: {},
-    runAs: '',
-    distinctReviewers: true,
-    created: now,
-    updated: now,
-    ...overrides,
-  };
+  return targetRecord(name, { agent: 'x', ...overrides });
 }
 
 function agent(overrides: Partial<AgentRecord> = {}): AgentRecord {

@@ -9,7 +9,6 @@ import FakeTimers, { type Clock } from '@sinonjs/fake-timers';
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
 import type { ConnectRequest, ConnectResponse, TaskExit } from '../../gen/taskgate/v1/agent.js';
-import { newTaskId } from '../../shared/ids.js';
 import { silentLogger } from '../../shared/logger.js';
 import { AgentSession, type SessionDeps, type SessionOptions } from '../../server/agent-session.js';
 import { Dispatcher } from '../../server/dispatcher.js';
@@ -20,6 +19,7 @@ import { Authenticator } from '../../server/auth.js';
 import { LiveStreams } from '../../server/live-streams.js';
 import { TaskHub } from '../../server/task-hub.js';
 import { TaskMachine } from '../../server/task-machine.js';
+import { readyTaskRecord } from '../helpers/records.js';
 
 /** The server end of an agent stream: records what the session writes and how it ends. */
 class FakeAgentStream extends EventEmitter {
@@ -80,37 +80,7 @@ const OPTIONS: SessionOptions = {
 const METRICS = { agentStream: () => undefined, started: () => undefined, output: () => undefined } as unknown as Metrics;
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
-  const now = new Date();
-  return {
-    id: newTaskId(),
-    created: now,
-    message: '',
-    script: 'true',
-    type: 'bash',
-    target: 't1',
-    status: 'ready',
-    createdBy: 'user:admin@test',
-    agent: 'a1',
-    bootId: '',
-    started: null,
-    finished: null,
-    exitCode: null,
-    signal: '',
-    failureReason: '',
-    outputBytes: 0,
-    killRequested: null,
-    timeoutSeconds: 0,
-    outputDroppedBytes: 0,
-    findings: {},
-    createdByGroups: [],
-    review: [],
-    events: [
-      { time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' },
-      { time: now, actor: 'system', action: 'task.ready', from: 'created', to: 'ready', reason: 'no review required' },
-    ],
-    published: 2,
-    ...overrides,
-  };
+  return readyTaskRecord({ published: 2, ...overrides });
 }
 
 describe('agent session (server side of the agent stream)', () => {
