@@ -1,6 +1,14 @@
 /**
  * Reconnect delays: exponential, jittered, capped, reset after a healthy
  * connection. The shape and defaults follow grpc-js `backoff-timeout.ts`.
+ *
+ * The first attempt after a healthy connection was lost is different
+ * ({@link Backoff.afterLoss}): when a server restarts, every agent it held
+ * loses its stream in the same instant, and ±20 % of one second would bring
+ * them all back within 400 ms of each other. Full jitter (uniform in
+ * [0, initialMs], as AWS's "Exponential Backoff and Jitter" recommends)
+ * spreads that first wave over the whole second and costs each agent half a
+ * second on average, never more than initialMs.
  */
 
 /** How a {@link Backoff} grows. */
@@ -49,6 +57,17 @@ export class Backoff {
   /** Start over from the initial delay (after a healthy connection). */
   reset(): void {
     this.#nextMs = this.#initialMs;
+  }
+
+  /**
+   * The delay before the first attempt after a healthy connection was lost,
+   * in milliseconds: uniform in [0, initialMs] (full jitter), so a fleet that
+   * lost its server at once does not come back at once. Starts over: if that
+   * attempt fails too, {@link next} goes on from initialMs (±jitter).
+   */
+  afterLoss(): number {
+    this.reset();
+    return Math.round(this.#random() * this.#initialMs);
   }
 }
 
