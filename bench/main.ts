@@ -23,6 +23,7 @@ const program = new Command('bench')
   .option('--only <groups>', `comma-separated subset of ${GROUPS.join(', ')}`)
   .option('--no-docs', 'do not rewrite docs/benchmarks.md after a full run')
   .option('--profile-server <dir>', 'server processes write V8 CPU profiles of the throughput runs\' measured windows into DIR (read them with dist/bench/profile-summary.js)')
+  .option('--connections <counts>', 'comma-separated agent counts for the connections group instead of its sizes (e.g. 19000; full: 1000,5000,19000, --quick: 200); a CPU profile of each idle window and reconnect storm with --profile-server')
   .parse();
 const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean; profileServer?: string }>();
 if (opts.profileServer) profileServers(opts.profileServer);
@@ -40,6 +41,14 @@ else console.warn('!!! no MongoDB-wire server (.cache/ferretdb-test or TASKGATE_
 /** What "mongodb" is in this run: FerretDB's backend, or `external` (TASKGATE_TEST_MONGODB_URI). */
 const mongoKind = await mongoBackend();
 if (mongoKind) console.warn(`MongoDB figures on ${mongoKind === 'external' ? 'TASKGATE_TEST_MONGODB_URI' : `FerretDB v1.24, ${mongoKind} backend`}`);
+
+// One size of the connections group (a full run at 19,000 agents alone takes minutes).
+const connectionCounts = (program.opts() as { connections?: string }).connections;
+if (connectionCounts) {
+  const counts = connectionCounts.split(',').map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n < 1)) program.error(`--connections takes whole numbers of agents, not "${connectionCounts}"`);
+  sizes.connections = counts;
+}
 
 const figures: Figure[] = [];
 let samples: Record<string, number[]> = {};
@@ -144,9 +153,11 @@ const table = `${markdownTable(figures)}\n\n${quietCheck ? describeCheck(quietCh
 console.log(table);
 console.log(`\nresults: ${jsonPath}`);
 
-if (!quick && opts.docs && only.size === GROUPS.length && !quietCheck?.quiet) {
+// docs/benchmarks.md shows full runs at the standard sizes only.
+const fullRun = !quick && opts.docs && only.size === GROUPS.length && !connectionCounts;
+if (fullRun && !quietCheck?.quiet) {
   console.log('docs/benchmarks.md left as it was: the quiet-machine check failed (see above); run again on a quieter machine');
-} else if (!quick && opts.docs && only.size === GROUPS.length) {
+} else if (fullRun) {
   const docPath = join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.md');
   writeFileSync(join(import.meta.dirname, '..', '..', 'docs', 'benchmarks.svg'), svg);
   const doc = readFileSync(docPath, 'utf8');
