@@ -35,6 +35,37 @@ describe('Backoff', () => {
     expect([b.next(), b.next()]).to.deep.equal([1000, 2000]);
   });
 
+  it('caps the delays after a lost connection at 5 s for its first minute of delays, then grows from there', () => {
+    const b = new Backoff({ jitter: 0, random: () => 0.5 });
+    // Far into a long outage (would be 120 s) before the connection that was lost.
+    for (let i = 0; i < 20; i++) b.next();
+    const delays = [b.afterLoss()];
+    while (delays.reduce((a, d) => a + d, 0) < 60_000) delays.push(b.next());
+    expect(delays.slice(0, 6)).to.deep.equal([500, 1000, 1600, 2560, 4096, 5000]);
+    expect(Math.max(...delays)).to.equal(5000);
+    // 500 + 1000 + 1600 + 2560 + 4096 = 9756, then 5000 × 11 to pass 60 s; then 8 s, 12.8 s, ... up to 120 s.
+    expect(delays).to.have.length(16);
+    expect([b.next(), b.next(), b.next()]).to.deep.equal([8000, 12800, 20480]);
+    for (let i = 0; i < 10; i++) b.next();
+    expect(b.next()).to.equal(120_000);
+    // Jittered as any delay is, so capped agents do not retry in step either.
+    const spread = Array.from({ length: 1000 }, () => {
+      const j = new Backoff({ random: Math.random });
+      j.afterLoss();
+      for (let i = 0; i < 5; i++) j.next();
+      return j.next();
+    });
+    expect(Math.min(...spread)).to.be.within(4000, 4300);
+    expect(Math.max(...spread)).to.be.within(5700, 6000);
+  });
+
+  it('keeps the plain sequence when no connection was lost (webhook retries, first connections)', () => {
+    const b = new Backoff({ jitter: 0 });
+    const delays = Array.from({ length: 12 }, () => b.next());
+    expect(delays.slice(0, 3)).to.deep.equal([1000, 1600, 2560]);
+    expect(delays.at(-1)).to.be.above(60_000);
+  });
+
   it('starts over after reset', () => {
     const b = new Backoff({ initialMs: 100, jitter: 0 });
     b.next();
