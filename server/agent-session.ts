@@ -268,6 +268,10 @@ export class AgentSession {
   }
 
   #enqueue(message: ConnectRequest): void {
+    // Most of what an idle fleet sends (1,900 a second from 19,000 agents):
+    // handled here, without the queue's promises, when nothing is queued
+    // before it and it has nothing to record.
+    if (this.#queued === 0 && this.#idleHeartbeat(message)) return;
     this.#queued += 1;
     if (this.#queued >= MAX_QUEUED) this.#call.pause();
     this.#queue = this.#queue
@@ -277,6 +281,19 @@ export class AgentSession {
         this.#queued -= 1;
         if (this.#queued < MAX_QUEUED / 2 && this.#call.isPaused()) this.#call.resume();
       });
+  }
+
+  /** Whether `message` is a heartbeat of a welcomed, heard agent with no task progress, before its lastSeen is due (see #heartbeat). */
+  #idleHeartbeat(message: ConnectRequest): boolean {
+    const m = message.message;
+    return (
+      m?.$case === 'heartbeat' &&
+      this.#state === 'active' &&
+      this.#heard &&
+      m.value.tasks.length === 0 &&
+      this.#dropped.size === 0 &&
+      Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs
+    );
   }
 
   async #handle(message: ConnectRequest): Promise<void> {
