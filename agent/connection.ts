@@ -9,7 +9,8 @@
  * after each healthy connection) before trying again. The first delay after
  * a welcomed stream is lost is fully jittered, uniform in [0, 1 s]
  * (shared/backoff.ts `afterLoss`): a restarted server's agents come back
- * spread over that second instead of all at once.
+ * spread over that second instead of all at once; the delays after it stay
+ * under 5 s (±20 %) for a minute, within the server's lease.
  *
  * The connection owns the process's boot id and the session secret of the
  * last Welcome, which it presents as Hello.resume_secret when it reconnects:
