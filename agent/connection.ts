@@ -6,7 +6,11 @@
  *
  * `connecting` has sent Hello and waits for Welcome; `connected` has the
  * Welcome and heartbeats; `backoff` waits a jittered, growing delay (reset
- * after each healthy connection) before trying again.
+ * after each healthy connection) before trying again. The first delay after
+ * a welcomed stream is lost is fully jittered, uniform in [0, 1 s]
+ * (shared/backoff.ts `afterLoss`): a restarted server's agents come back
+ * spread over that second instead of all at once; the delays after it stay
+ * under 5 s (±20 %) for a minute, within the server's lease.
  *
  * The connection owns the process's boot id and the session secret of the
  * last Welcome, which it presents as Hello.resume_secret when it reconnects:
@@ -210,6 +214,7 @@ export class AgentConnection {
 
   #lost(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, err: ServiceError | null): void {
     if (call !== this.#call || this.#state === 'stopped') return;
+    const wasConnected = this.#state === 'connected';
     this.#call = null;
     clearInterval(this.#heartbeat);
     call.cancel();
@@ -243,7 +248,8 @@ export class AgentConnection {
         }
       });
     }
-    const delay = this.#backoff.next();
+    // A welcomed stream lost: its server may have lost every agent at once (restart).
+    const delay = wasConnected ? this.#backoff.afterLoss() : this.#backoff.next();
     this.#options.logger.warn(
       { code: err ? status[err.code] : 'END', details: err?.details, retryInMs: delay },
       'stream lost; reconnecting',

@@ -27,6 +27,7 @@ const program = new Command('bench')
   .option('--growth-sizes <sizes>', 'stored-task counts of the growth group, embedded/mongodb, e.g. 0,10000,100000/0,10000 (default: by mode)')
   .option('--no-docs', 'do not rewrite docs/benchmarks.md after a full run')
   .option('--profile-server <dir>', 'server processes write V8 CPU profiles of the throughput runs\' measured windows into DIR (read them with dist/bench/profile-summary.js)')
+  .option('--connections <counts>', 'comma-separated agent counts for the connections group instead of its sizes (e.g. 19000; full: 1000,5000,19000, --quick: 200); a CPU profile of each idle window and reconnect storm with --profile-server')
   .parse();
 const opts = program.opts<{ quick?: boolean; only?: string; docs: boolean; profileServer?: string; growthSizes?: string }>();
 if (opts.profileServer) profileServers(opts.profileServer);
@@ -55,6 +56,14 @@ else console.warn('!!! no MongoDB-wire server (.cache/ferretdb-test or TASKGATE_
 /** What "mongodb" is in this run: FerretDB's backend, or `external` (TASKGATE_TEST_MONGODB_URI). */
 const mongoKind = await mongoBackend();
 if (mongoKind) console.warn(`MongoDB figures on ${mongoKind === 'external' ? 'TASKGATE_TEST_MONGODB_URI' : `FerretDB v1.24, ${mongoKind} backend`}`);
+
+// One size of the connections group (a full run at 19,000 agents alone takes minutes).
+const connectionCounts = (program.opts() as { connections?: string }).connections;
+if (connectionCounts) {
+  const counts = connectionCounts.split(',').map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n < 1)) program.error(`--connections takes whole numbers of agents, not "${connectionCounts}"`);
+  sizes.connections = counts;
+}
 
 const figures: Figure[] = [];
 let samples: Record<string, number[]> = {};
@@ -184,7 +193,8 @@ console.log(table);
 console.log(`\nresults: ${jsonPath}`);
 
 /** What a full run rewrites in docs/benchmarks.md: the main table after a run of every group, the growth section after any run with growth. */
-const writesMain = !quick && opts.docs && only.size === GROUPS.length;
+// Full runs at the standard sizes only (not --connections COUNTS).
+const writesMain = !quick && opts.docs && only.size === GROUPS.length && !connectionCounts;
 const writesGrowth = !quick && opts.docs && only.has('growth');
 const runLine = `${started.toISOString().slice(0, 16)}Z, ${result.seconds} s, on ${machine.cpu}, ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node ${machine.node} (\`${jsonPath.slice(jsonPath.indexOf('bench/results'))}\`)`;
 const docsDir = join(import.meta.dirname, '..', '..', 'docs');

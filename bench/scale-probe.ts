@@ -42,6 +42,7 @@ async function idleStreams(n: number): Promise<void> {
   const before = procStat(pid);
   const streams: ClientDuplexStream<ConnectRequest, ConnectResponse>[] = [];
   const clients: AgentServiceClient[] = [];
+  const timers: NodeJS.Timeout[] = [];
   const t0 = Date.now();
   for (let i = 0; i < n; i++) {
     const { token } = await api.call(api.agents, api.agents.createAgentToken, { name: `sim-${i}`, ttl: undefined });
@@ -53,7 +54,14 @@ async function idleStreams(n: number): Promise<void> {
     const call = client.connect(md);
     call.on('error', () => undefined);
     await new Promise<void>((resolve) => {
-      call.once('data', () => resolve());
+      call.once('data', (res: ConnectResponse) => {
+        // Idle as a real agent is: a heartbeat at once, then one every interval the Welcome asks for.
+        const beat = (): boolean => call.write(ConnectRequest.fromPartial({ message: { $case: 'heartbeat', value: { tasks: [] } } }));
+        const interval = res.message?.$case === 'welcome' ? res.message.value.heartbeatIntervalMs : 10_000;
+        beat();
+        timers.push(setInterval(beat, Math.max(interval, 100)));
+        resolve();
+      });
       call.write(ConnectRequest.fromPartial({ message: { $case: 'hello', value: { name: `sim-${i}`, version: 'probe', bootId: `b${i}` } } }));
     });
     streams.push(call);
@@ -75,6 +83,7 @@ async function idleStreams(n: number): Promise<void> {
       idleCpuPercent: +((((after.cpuTicks - during.cpuTicks) / hz) / 10) * 100).toFixed(2),
     }),
   );
+  for (const t of timers) clearInterval(t);
   for (const s of streams) s.cancel();
   for (const c of clients) c.close();
   api.close();

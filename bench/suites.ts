@@ -19,7 +19,7 @@ import { INFO_TYPES } from '../shared/detectors.js';
 import { bidiRoundTrips, EchoServer, ptyRate, ptyRun, type ScriptDir, unaryRate } from './baselines.js';
 import { rpcLayerCost } from './rpc-layer.js';
 import { countsSince, MongoWireCounter } from './mongo-wire-counter.js';
-import { closedLoop, epochMs, figure, nowMs, percentiles, procStat, ServerProcess, sleep, workers, type Figure } from './lib.js';
+import { closedLoop, epochMs, figure, nowMs, percentiles, procStat, round, ServerProcess, sleep, workers, type Figure } from './lib.js';
 
 /** Where a server keeps its tasks. */
 export interface StoreChoice {
@@ -425,12 +425,16 @@ interface FleetCost {
   idleCpuPercent: number;
   connectSeconds: number;
   reconnectSeconds: number;
+  /** Of reconnectSeconds, until the new server process listened. */
+  restartSeconds: number;
 }
 
 /**
  * Connects a fleet of `count` simulated streams to a server, measures its
  * memory per stream and idle CPU, then has `restart` kill and restart it and
- * times until every stream is back. `restart` returns the new process id.
+ * times until every stream is back. `profileMark` (bench --profile-server)
+ * brackets the idle window, then the storm from the new process's listening
+ * on: two profiles.
  */
 async function fleetCost(
   mode: 'taskgate' | 'raw',
@@ -439,6 +443,7 @@ async function fleetCost(
   tokensFile: string | null,
   idleSeconds: number,
   restart: () => Promise<void>,
+  profileMark: () => void = () => undefined,
 ): Promise<FleetCost> {
   await sleep(1000);
   const before = procStat(server.pid);
@@ -448,18 +453,26 @@ async function fleetCost(
     await fleet.allConnected();
     const connectSeconds = (nowMs() - t0) / 1000;
     await sleep(2000);
+    profileMark();
     const during = procStat(server.pid);
     await sleep(idleSeconds * 1000);
     const after = procStat(server.pid);
+    profileMark();
     const reconnected = fleet.allConnected();
     const t1 = nowMs();
     await restart();
+    const restartSeconds = (nowMs() - t1) / 1000;
+    // The new process's profile covers the storm from its listening on.
+    profileMark();
     await reconnected;
+    const reconnectSeconds = (nowMs() - t1) / 1000;
+    profileMark();
     return {
       rssKiBPerStream: (during.rssBytes - before.rssBytes) / count / 1024,
       idleCpuPercent: ((after.cpuSeconds - during.cpuSeconds) / idleSeconds) * 100,
       connectSeconds,
-      reconnectSeconds: (nowMs() - t1) / 1000,
+      reconnectSeconds,
+      restartSeconds,
     };
   } finally {
     await fleet.stop();
@@ -480,10 +493,20 @@ export async function connections(count: number, idleSeconds: number): Promise<F
     const tokensFile = join(server.dir, 'tokens.json');
     writeFileSync(tokensFile, JSON.stringify(tokens));
     // Restarts on the same port and data: every agent must come back.
-    const taskgate = await fleetCost('taskgate', server, count, tokensFile, idleSeconds, async () => {
-      await server.proc.crash();
-      server = await ServerProcess.restart(server);
-    });
+    const taskgate = await fleetCost(
+      'taskgate',
+      server,
+      count,
+      tokensFile,
+      idleSeconds,
+      async () => {
+        // The idle window's profile is written before the process is killed.
+        if (server.env.TASKGATE_BENCH_PROFILE_DIR) await server.proc.until(/profile-hook: wrote/);
+        await server.proc.crash();
+        server = await ServerProcess.restart(server);
+      },
+      () => server.profileMark(),
+    );
     // Baseline: the same number of idle streams on a raw grpc-js server.
     const raw = await fleetCost('raw', echo, count, null, idleSeconds, async () => {
       const port = Number(echo.address.split(':')[1]);
@@ -494,7 +517,11 @@ export async function connections(count: number, idleSeconds: number): Promise<F
       figure('connections', `server RSS per idle agent, ${count} agents`, taskgate.rssKiBPerStream, 'KiB', 'lower', { name: 'raw grpc-js server per idle stream', value: raw.rssKiBPerStream }, params),
       figure('connections', `server CPU at idle, ${count} agents`, taskgate.idleCpuPercent, '% of a core', 'lower', { name: 'raw grpc-js server, idle streams', value: raw.idleCpuPercent }, params),
       figure('connections', `time for ${count} agents to connect`, taskgate.connectSeconds, 's', 'lower', { name: 'raw grpc-js streams', value: raw.connectSeconds }, params),
-      figure('connections', `time for ${count} agents to reconnect after a server restart`, taskgate.reconnectSeconds, 's', 'lower', { name: 'raw grpc-js streams after a restart', value: raw.reconnectSeconds }, params),
+      figure('connections', `time for ${count} agents to reconnect after a server restart`, taskgate.reconnectSeconds, 's', 'lower', { name: 'raw grpc-js streams after a restart', value: raw.reconnectSeconds }, {
+        ...params,
+        serverRestartSeconds: round(taskgate.restartSeconds, 2),
+        rawServerRestartSeconds: round(raw.restartSeconds, 2),
+      }),
     ];
   } finally {
     await echo.stop();

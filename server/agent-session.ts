@@ -205,7 +205,8 @@ export class AgentSession {
   readonly #call: ServerDuplexStream<ConnectRequest, ConnectResponse>;
   readonly #principal: AgentPrincipal;
   readonly #deps: SessionDeps;
-  #logger: Logger;
+  /** Made on first use: a pino child costs about 0.1 ms, and a reconnect storm makes tens of thousands. */
+  #childLogger: Logger | undefined;
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
   #pumping = false;
@@ -233,7 +234,6 @@ export class AgentSession {
     this.#call = call;
     this.#principal = principal;
     this.#deps = deps;
-    this.#logger = deps.logger.child({ agent: principal.name });
     this.#helloTimer = setTimeout(() => {
       this.#fail(new InvalidArgumentError('no Hello within the handshake timeout'));
     }, deps.options.helloTimeoutMs);
@@ -247,6 +247,11 @@ export class AgentSession {
     });
     call.on('cancelled', () => this.#close('stream cancelled'));
     call.on('error', (err) => this.#close(`stream error: ${err.message}`));
+  }
+
+  /** The session's logger, naming its agent (and boot once it said Hello). */
+  get #logger(): Logger {
+    return (this.#childLogger ??= this.#deps.logger.child({ agent: this.#principal.name }));
   }
 
   /** The session's state. */
@@ -263,6 +268,10 @@ export class AgentSession {
   }
 
   #enqueue(message: ConnectRequest): void {
+    // Most of what an idle fleet sends (1,900 a second from 19,000 agents):
+    // handled here, without the queue's promises, when nothing is queued
+    // before it and it has nothing to record.
+    if (this.#queued === 0 && this.#idleHeartbeat(message)) return;
     this.#queued += 1;
     if (this.#queued >= MAX_QUEUED) this.#call.pause();
     this.#queue = this.#queue
@@ -272,6 +281,19 @@ export class AgentSession {
         this.#queued -= 1;
         if (this.#queued < MAX_QUEUED / 2 && this.#call.isPaused()) this.#call.resume();
       });
+  }
+
+  /** Whether `message` is a heartbeat of a welcomed, heard agent with no task progress, before its lastSeen is due (see #heartbeat). */
+  #idleHeartbeat(message: ConnectRequest): boolean {
+    const m = message.message;
+    return (
+      m?.$case === 'heartbeat' &&
+      this.#state === 'active' &&
+      this.#heard &&
+      m.value.tasks.length === 0 &&
+      this.#dropped.size === 0 &&
+      Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs
+    );
   }
 
   async #handle(message: ConnectRequest): Promise<void> {
@@ -315,7 +337,7 @@ export class AgentSession {
     this.name = hello.name;
     this.bootId = hello.bootId;
     this.version = hello.version;
-    this.#logger = this.#logger.child({ boot: hello.bootId.slice(0, 8) });
+    this.#childLogger = this.#deps.logger.child({ agent: this.#principal.name, boot: hello.bootId.slice(0, 8) });
     const { dispatcher, machine } = this.#deps;
     const admitted = await dispatcher.serialize(this.name, () => this.#admit(hello.resumeSecret));
     if (!admitted) return;
@@ -526,9 +548,20 @@ export class AgentSession {
   }
 
   async #heartbeat(heartbeat: Heartbeat): Promise<void> {
-    // Dropped output so far, kept while the task runs: if this agent is lost,
-    // the task still says it. At most one write per task per second, and only
-    // of a larger total, however often (or whatever) an agent sends.
+    // An idle agent's heartbeat (no task progress, none pending) costs a clock read.
+    if (heartbeat.tasks.length > 0 || this.#dropped.size > 0) await this.#keepDropped(heartbeat);
+    const now = Date.now();
+    if (now - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
+    this.#lastSeenWrite = now;
+    await this.#deps.store.updateAgentPresence(this.name, { lastSeen: new Date(now), connected: true });
+  }
+
+  /**
+   * Dropped output so far, kept while the task runs: if this agent is lost,
+   * the task still says it. At most one write per task per second, and only
+   * of a larger total, however often (or whatever) an agent sends.
+   */
+  async #keepDropped(heartbeat: Heartbeat): Promise<void> {
     const now = Date.now();
     for (const { taskId, droppedBytes } of heartbeat.tasks.slice(0, this.#deps.options.maxTasksPerAgent)) {
       if (!this.running.has(taskId) || !Number.isSafeInteger(droppedBytes) || droppedBytes <= 0) continue;
@@ -545,9 +578,6 @@ export class AgentSession {
       kept.at = now;
       await this.#deps.store.patchTask(taskId, 'running', { outputDroppedBytes: kept.pending });
     }
-    if (Date.now() - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
-    this.#lastSeenWrite = Date.now();
-    await this.#deps.store.updateAgentPresence(this.name, { lastSeen: new Date(), connected: true });
   }
 
   /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */

@@ -30,9 +30,18 @@ export interface Watched {
 /** Tokens re-read per store query. */
 const BATCH = 1000;
 
-/** What of a principal, if changed, makes an open stream check again. */
-function fingerprint(p: Principal): string {
-  return p.kind === 'agent' ? `agent:${p.name}` : `user:${p.email}:${[...p.groups].sort().join(',')}`;
+/**
+ * Whether a principal read again is the one a stream holds, in what would
+ * make it check again (name, email, groups in any order). Compared field by
+ * field, without building strings: it runs for every open stream every pass.
+ */
+function samePrincipal(a: Principal, b: Principal): boolean {
+  if (a.kind === 'agent') return b.kind === 'agent' && a.name === b.name;
+  if (b.kind === 'agent') return false;
+  if (a.email !== b.email || a.groups.length !== b.groups.length) return false;
+  if (a.groups.every((g, i) => g === b.groups[i])) return true;
+  const sorted = [...b.groups].sort();
+  return [...a.groups].sort().every((g, i) => g === sorted[i]);
 }
 
 /** The open streams of this server, by token. */
@@ -112,12 +121,16 @@ export class LiveStreams {
     for (let i = 0; i < ids.length; i += BATCH) {
       const verdicts = await this.#auth.recheck(ids.slice(i, i + BATCH));
       for (const [id, verdict] of verdicts) {
-        for (const watched of [...(this.#byToken.get(id) ?? [])]) {
-          if ('error' in verdict) {
-            watched.end(verdict.error);
-            continue;
-          }
-          if (fingerprint(verdict.principal) === fingerprint(watched.principal)) continue;
+        const set = this.#byToken.get(id);
+        if (!set) continue;
+        if ('error' in verdict) {
+          // Ending a stream unregisters it from the set: a copy.
+          for (const watched of [...set]) watched.end(verdict.error);
+          continue;
+        }
+        // No copy: a failed `changed` ends its stream later, and deleting from a Set while iterating it is safe anyway.
+        for (const watched of set) {
+          if (samePrincipal(verdict.principal, watched.principal)) continue;
           watched.principal = verdict.principal;
           if (!watched.changed) continue;
           watched.changed(verdict.principal).catch((err: unknown) => {

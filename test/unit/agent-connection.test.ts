@@ -123,16 +123,40 @@ describe('agent connection (reconnects, heartbeats)', () => {
   });
 
   it('starts the delays over after a welcomed connection', () => {
-    start();
+    // random() just under 1: the fully jittered delay after the lost stream is the whole initialMs.
+    start({ backoff: { initialMs: 1000, multiplier: 2, maxMs: 8000, jitter: 0, random: () => 0.9999999 } });
     calls.at(-1)!.fail(status.UNAVAILABLE);
     clock.tick(1000);
     calls.at(-1)!.fail(status.UNAVAILABLE);
     clock.tick(2000);
     calls.at(-1)!.welcome();
     expect(connection.state).to.equal('connected');
-    // The server ends the stream (e.g. it restarts): back to the first delay.
+    // The server ends the stream (e.g. it restarts): back to the first delay, then 1000 ms again (not 4000).
     calls.at(-1)!.emit('end');
     expect(opensAfter(999)).to.equal(0);
+    expect(opensAfter(1)).to.equal(1);
+    calls.at(-1)!.fail(status.UNAVAILABLE);
+    expect(opensAfter(999)).to.equal(0);
+    expect(opensAfter(1)).to.equal(1);
+  });
+
+  it('waits a fully jittered delay in [0, initialMs] after a welcomed stream is lost, then the usual ones', () => {
+    // random() = 0.3: 300 ms of the first second.
+    start({ backoff: { initialMs: 1000, multiplier: 2, maxMs: 8000, jitter: 0, random: () => 0.3 } });
+    calls.at(-1)!.fail(status.UNAVAILABLE);
+    // Never welcomed: the first delay is not jittered (jitter 0).
+    expect(opensAfter(999)).to.equal(0);
+    expect(opensAfter(1)).to.equal(1);
+    calls.at(-1)!.welcome();
+    calls.at(-1)!.fail(status.UNAVAILABLE, 'server shutting down; reconnect');
+    expect(opensAfter(299)).to.equal(0);
+    expect(opensAfter(1)).to.equal(1);
+    // That attempt fails too: the sequence goes on from initialMs.
+    calls.at(-1)!.fail(status.UNAVAILABLE, 'connection refused');
+    expect(opensAfter(999)).to.equal(0);
+    expect(opensAfter(1)).to.equal(1);
+    calls.at(-1)!.fail(status.UNAVAILABLE, 'connection refused');
+    expect(opensAfter(1999)).to.equal(0);
     expect(opensAfter(1)).to.equal(1);
   });
 

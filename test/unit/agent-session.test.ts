@@ -163,6 +163,43 @@ describe('agent session (server side of the agent stream)', () => {
     });
   });
 
+  describe('lastSeen', () => {
+    it('is written at Hello, then at the first heartbeat lastSeenEveryMs later, however often idle heartbeats come', async () => {
+      await store.putAgent({ name: 'a1', version: '', bootId: '', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
+      const writes: Date[] = [];
+      const update = store.updateAgentPresence.bind(store);
+      store.updateAgentPresence = async (name, presence) => {
+        writes.push(presence.lastSeen!);
+        return update(name, presence);
+      };
+      const { stream } = open();
+      stream.send({ $case: 'hello', value: { name: 'a1', version: '1', bootId: 'boot1', heldTaskIds: [], resumeSecret: '' } });
+      await settle();
+      const hello = (await store.getAgent('a1'))!.lastSeen!.getTime();
+      // Heartbeats every 100 ms, with nothing to report: none writes before lastSeenEveryMs has passed.
+      for (let t = 100; t < OPTIONS.lastSeenEveryMs; t += 100) {
+        await clock.tickAsync(100);
+        stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+        await settle();
+      }
+      expect(writes).to.have.length(0);
+      await clock.tickAsync(100);
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await settle();
+      expect(writes.map((d) => d.getTime() - hello)).to.deep.equal([OPTIONS.lastSeenEveryMs]);
+      expect((await store.getAgent('a1'))!).to.deep.include({ lastSeen: writes[0], connected: true });
+      // And again one lastSeenEveryMs after that one.
+      await clock.tickAsync(OPTIONS.lastSeenEveryMs - 1);
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await settle();
+      expect(writes).to.have.length(1);
+      await clock.tickAsync(1);
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await settle();
+      expect(writes.map((d) => d.getTime() - hello)).to.deep.equal([OPTIONS.lastSeenEveryMs, 2 * OPTIONS.lastSeenEveryMs]);
+    });
+  });
+
   describe('exit classification', () => {
     /** A welcomed session holding one running task; returns the task's id. */
     async function running(overrides: Partial<TaskRecord> = {}): Promise<{ stream: FakeAgentStream; id: string }> {
