@@ -40,6 +40,7 @@ import { grpcStatus } from './rpc/grpc.js';
 import { claimReady, type AgentRecord, type OutputTotals, type Store, type TargetRecord, type TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { MoveContext, TaskMachine } from './task-machine.js';
+import type { PresenceWriter } from './presence.js';
 
 /** Where a session stands. */
 export type SessionState = 'handshaking' | 'active' | 'closed';
@@ -98,6 +99,8 @@ export interface SessionDeps {
   requireAgentCertificate: boolean;
   /** The open-stream check: a revoked or expired agent token ends the stream UNAUTHENTICATED. */
   live: LiveStreams;
+  /** Where heartbeats' lastSeen refreshes wait to be written together. */
+  presence: PresenceWriter;
 }
 
 /** Messages waiting to be processed before reading from the stream pauses. */
@@ -553,7 +556,7 @@ export class AgentSession {
     const now = Date.now();
     if (now - this.#lastSeenWrite < this.#deps.options.lastSeenEveryMs) return;
     this.#lastSeenWrite = now;
-    await this.#deps.store.updateAgentPresence(this.name, { lastSeen: new Date(now), connected: true });
+    this.#deps.presence.refresh(this.name, { lastSeen: new Date(now), connected: true });
   }
 
   /**
@@ -728,6 +731,7 @@ export class AgentSession {
     }
     if (dispatcher.get(this.name) !== this) return;
     dispatcher.unregister(this);
+    this.#deps.presence.drop(this.name);
     store
       .updateAgentPresence(this.name, { lastSeen: new Date(), connected: false })
       .catch((err: unknown) => this.#logger.warn({ err }, 'could not record agent disconnect'));

@@ -31,6 +31,7 @@ import { compileServerOptions, type ServerOptions } from './options.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { TaskHub } from './task-hub.js';
+import { PresenceWriter } from './presence.js';
 import { formatRetention, Retention } from './retention.js';
 import { SecretBox } from './secret-box.js';
 import { Sweeper } from './sweeper.js';
@@ -65,6 +66,7 @@ export class TaskgateServer {
   readonly #sweeper: Sweeper;
   /** Null when retention is off (retainMs 0). */
   readonly #retention: Retention | null;
+  readonly #presence: PresenceWriter;
   readonly #live: LiveStreams;
   readonly #dispatcher: Dispatcher;
   readonly #shutdown: AbortController;
@@ -95,6 +97,7 @@ export class TaskgateServer {
     webhooks: WebhookSender;
     sweeper: Sweeper;
     retention: Retention | null;
+    presence: PresenceWriter;
     live: LiveStreams;
     shutdown: AbortController;
     logger: Logger;
@@ -121,6 +124,7 @@ export class TaskgateServer {
     this.#webhooks = init.webhooks;
     this.#sweeper = init.sweeper;
     this.#retention = init.retention;
+    this.#presence = init.presence;
     this.#live = init.live;
     this.#shutdown = init.shutdown;
     this.#logger = init.logger;
@@ -168,7 +172,9 @@ export class TaskgateServer {
     });
     const secretBox = options.secretsKey ? new SecretBox(options.secretsKey) : null;
     const { leaseMs } = options;
+    const presence = new PresenceWriter(store, logger);
     const sessionDeps = {
+      presence,
       store,
       machine,
       hub,
@@ -263,6 +269,7 @@ export class TaskgateServer {
       webhooks,
       sweeper,
       retention,
+      presence,
       live,
       shutdown,
       logger,
@@ -384,6 +391,7 @@ export class TaskgateServer {
     });
     for (const listener of this.#listeners) listener.destroy();
     this.#http?.destroy();
+    await this.#presence.flush();
     await this.#publisher.stop();
     await this.#closeMetrics();
     if (this.#ownsStore) await this.#store.close();

@@ -540,13 +540,22 @@ export class SqliteStore implements Store {
   }
 
   async updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean> {
-    const run = this.#db.transaction((): boolean => {
-      const current = this.#getAgent(name);
-      if (!current) return false;
-      this.#statement('UPDATE agents SET doc = ? WHERE name = ?').run(JSON.stringify({ ...current, ...presence }), name);
-      return true;
-    });
+    const run = this.#db.transaction((): boolean => this.#updateAgentPresence(name, presence));
     return run.immediate();
+  }
+
+  async updateAgentsPresence(updates: readonly { name: string; presence: AgentPresence }[]): Promise<void> {
+    const run = this.#db.transaction((): void => {
+      for (const { name, presence } of updates) this.#updateAgentPresence(name, presence);
+    });
+    run.immediate();
+  }
+
+  #updateAgentPresence(name: string, presence: AgentPresence): boolean {
+    const current = this.#getAgent(name);
+    if (!current) return false;
+    this.#statement('UPDATE agents SET doc = ? WHERE name = ?').run(JSON.stringify({ ...current, ...presence }), name);
+    return true;
   }
 
   async getAgent(name: string): Promise<AgentRecord | null> {

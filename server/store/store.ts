@@ -536,6 +536,8 @@ export interface Store {
   insertEvents?(events: readonly AuditEventRecord[]): Promise<void>;
   /** Advances each task's `published` to `published` (never back), in one step; unknown tasks are skipped. */
   markPublished?(marks: readonly PublishedMark[]): Promise<void>;
+  /** {@link updateAgentPresence} of each, in one step; unknown agents are skipped. */
+  updateAgentsPresence?(updates: readonly { name: string; presence: AgentPresence }[]): Promise<void>;
   /** Like {@link claimNextReady}, up to `limit` tasks (oldest first) and their targets, in one atomic step. */
   claimReady?(agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks>;
   /**
@@ -607,6 +609,13 @@ export async function insertEvents(store: Store, events: readonly AuditEventReco
   if (events.length === 0) return;
   if (store.insertEvents) return store.insertEvents(events);
   for (const event of events) await store.insertEvent(event);
+}
+
+/** Agents' presence: in one step where the store can (see {@link Store.updateAgentsPresence}). */
+export async function updateAgentsPresence(store: Store, updates: readonly { name: string; presence: AgentPresence }[]): Promise<void> {
+  if (updates.length === 0) return;
+  if (store.updateAgentsPresence) return store.updateAgentsPresence(updates);
+  await Promise.all(updates.map(({ name, presence }) => store.updateAgentPresence(name, presence)));
 }
 
 /** Advances tasks' `published`: in one step where the store can (see {@link Store.markPublished}). */

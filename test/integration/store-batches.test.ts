@@ -11,6 +11,7 @@ import {
   insertEvents,
   markPublished,
   taskAuditEvent,
+  updateAgentsPresence,
   updateTaskWithOutput,
   type Store,
   type TargetRecord,
@@ -104,6 +105,18 @@ for (const kind of STORE_KINDS) {
       await markPublished(store, [{ id: t.id, published: 1 }]);
       expect((await store.getTask(t.id))?.published).to.equal(2);
       expect((await store.listUnpublished(10)).map((u) => u.id)).not.to.include(t.id);
+    });
+
+    it('refreshes several agents\' presence in one step and skips unknown agents', async function () {
+      for (const name of ['p1', 'p2']) await store.putAgent({ name, version: '1', bootId: 'b', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
+      const seen = new Date(1_800_000_000_000);
+      await updateAgentsPresence(store, [
+        { name: 'p1', presence: { lastSeen: seen, connected: true } },
+        { name: 'no-such-agent', presence: { lastSeen: seen, connected: true } },
+        { name: 'p2', presence: { lastSeen: seen, connected: true } },
+      ]);
+      for (const name of ['p1', 'p2']) expect(await store.getAgent(name)).to.deep.include({ lastSeen: seen, connected: true, bootId: 'b' });
+      expect(await store.getAgent('no-such-agent')).to.equal(null);
     });
 
     it('stores the new events of a batch that repeats some stored ones', async function () {

@@ -20,6 +20,7 @@ import { LiveStreams } from '../../server/live-streams.js';
 import { TaskHub } from '../../server/task-hub.js';
 import { TaskMachine } from '../../server/task-machine.js';
 import { readyTaskRecord } from '../helpers/records.js';
+import { PRESENCE_BATCH_MS, PresenceWriter } from '../../server/presence.js';
 
 /** The server end of an agent stream: records what the session writes and how it ends. */
 class FakeAgentStream extends EventEmitter {
@@ -105,6 +106,7 @@ describe('agent session (server side of the agent stream)', () => {
       metrics: METRICS,
       requireAgentCertificate: false,
       live: new LiveStreams(new Authenticator(store), logger, { everyMs: 60_000 }),
+      presence: new PresenceWriter(store, logger),
     };
   });
 
@@ -164,13 +166,13 @@ describe('agent session (server side of the agent stream)', () => {
   });
 
   describe('lastSeen', () => {
-    it('is written at Hello, then at the first heartbeat lastSeenEveryMs later, however often idle heartbeats come', async () => {
+    it('is written at Hello, then at the first heartbeat lastSeenEveryMs later, however often idle heartbeats come, gathered with other agents\' for up to PRESENCE_BATCH_MS', async () => {
       await store.putAgent({ name: 'a1', version: '', bootId: '', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
       const writes: Date[] = [];
-      const update = store.updateAgentPresence.bind(store);
-      store.updateAgentPresence = async (name, presence) => {
-        writes.push(presence.lastSeen!);
-        return update(name, presence);
+      const updateMany = store.updateAgentsPresence.bind(store);
+      store.updateAgentsPresence = async (updates) => {
+        for (const u of updates) writes.push(u.presence.lastSeen!);
+        return updateMany(updates);
       };
       const { stream } = open();
       stream.send({ $case: 'hello', value: { name: 'a1', version: '1', bootId: 'boot1', heldTaskIds: [], resumeSecret: '' } });
@@ -182,21 +184,40 @@ describe('agent session (server side of the agent stream)', () => {
         stream.send({ $case: 'heartbeat', value: { tasks: [] } });
         await settle();
       }
+      await clock.tickAsync(50);
       expect(writes).to.have.length(0);
-      await clock.tickAsync(100);
+      await clock.tickAsync(50);
       stream.send({ $case: 'heartbeat', value: { tasks: [] } });
       await settle();
+      expect(writes, 'waits for the batch').to.have.length(0);
+      await clock.tickAsync(PRESENCE_BATCH_MS);
       expect(writes.map((d) => d.getTime() - hello)).to.deep.equal([OPTIONS.lastSeenEveryMs]);
       expect((await store.getAgent('a1'))!).to.deep.include({ lastSeen: writes[0], connected: true });
       // And again one lastSeenEveryMs after that one.
-      await clock.tickAsync(OPTIONS.lastSeenEveryMs - 1);
+      await clock.tickAsync(OPTIONS.lastSeenEveryMs - 1 - PRESENCE_BATCH_MS);
       stream.send({ $case: 'heartbeat', value: { tasks: [] } });
       await settle();
       expect(writes).to.have.length(1);
       await clock.tickAsync(1);
       stream.send({ $case: 'heartbeat', value: { tasks: [] } });
       await settle();
+      await clock.tickAsync(PRESENCE_BATCH_MS);
       expect(writes.map((d) => d.getTime() - hello)).to.deep.equal([OPTIONS.lastSeenEveryMs, 2 * OPTIONS.lastSeenEveryMs]);
+    });
+
+    it('is written disconnected when the stream ends, and a refresh still waiting for its batch is dropped, never written after it', async () => {
+      await store.putAgent({ name: 'a1', version: '', bootId: '', lastSeen: null, connected: false, tokenId: '', secretHashes: [] });
+      const { stream } = open();
+      stream.send({ $case: 'hello', value: { name: 'a1', version: '1', bootId: 'boot1', heldTaskIds: [], resumeSecret: '' } });
+      await settle();
+      await clock.tickAsync(OPTIONS.lastSeenEveryMs);
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await settle();
+      stream.emit('cancelled');
+      await settle();
+      await clock.tickAsync(PRESENCE_BATCH_MS * 2);
+      await settle();
+      expect((await store.getAgent('a1'))!.connected).to.equal(false);
     });
   });
 
