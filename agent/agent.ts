@@ -539,13 +539,11 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
     if (!users || !tools) return;
     // Kill first: while a process of the task lives, nothing of it is removed or reused.
     const killed = await users.killProcesses(identity);
-    // With a uid of its own, nothing that could still change the directory
-    // lives (it was all just killed, and the uid is not handed out again
-    // before this is done), so the agent removes it itself: no race can turn
-    // it into a link elsewhere. A run-as uid is shared with the user's other
-    // processes, so then it is removed as the task, by its own rights.
-    const asTask = identity.user === '' ? undefined : (argv: string[]): Promise<boolean> => removeAs(identity, tools, argv, this.#logger);
-    const removed = killed && dir ? await this.#workspaces?.remove(held.id, asTask) : killed;
+    // Removed as the task, by its own rights, even with a uid of its own: the
+    // task's processes are gone, but it could have opened its directory to
+    // a process of another uid (another task, a local user), which could
+    // swap a subdirectory for a link to anywhere while root walked it.
+    const removed = killed && dir ? await this.#workspaces?.remove(held.id, (argv) => removeAs(identity, tools, argv, this.#logger)) : killed;
     if (!removed) this.#logger.error({ task: held.id, dir }, 'a task directory could not be removed; its id stays locked');
     await users.release(identity, killed && removed !== false);
   }

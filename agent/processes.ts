@@ -133,18 +133,23 @@ export async function killAll(target: KillTarget): Promise<boolean> {
   const deadline = Date.now() + KILL_DEADLINE_MS;
   let empty = 0;
   for (let round = 0; ; round++) {
+    // kill(-1) as the uid reaches every process of it at once; one empty
+    // scan after it is proof. The task can stop or kill the process sending
+    // it (it runs as the task's uid by then): then this round proves
+    // nothing, and what the scan finds is stopped and killed as root.
+    let sentAsUid = false;
     if (target.ownUid) {
       try {
         await target.killAsUid(target.id);
+        sentAsUid = true;
       } catch {
-        return false; // it could not even be asked: never reuse the id on a scan alone
+        // not sent: by scan alone, as for a run-as task
       }
     }
     const found = await processesWithIds(wanted);
     if (found.length === 0) {
       empty += 1;
-      // With kill(-1) as the uid one empty scan is proof; by scan alone it takes several.
-      if (target.ownUid || empty >= EMPTY_SCANS) return true;
+      if (sentAsUid || empty >= EMPTY_SCANS) return true;
       continue;
     }
     empty = 0;

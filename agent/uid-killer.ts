@@ -27,10 +27,20 @@ while IFS= read -r id; do
 done
 `;
 
+/**
+ * How long one answer may take, in ms. Once setpriv has switched to the
+ * task's uid, the task's own processes may signal that child (stop it, kill
+ * it); past the deadline the shell is killed, every waiting caller is told
+ * the kill was not sent, and the next call starts a new shell.
+ */
+export const KILL_ANSWER_MS = 2000;
+
 /** The running shell and the callers waiting for its answers, oldest first. */
 interface KillShell {
   child: ChildProcess;
   waiting: Array<(answer: string | null) => void>;
+  /** The deadline of the oldest waiting caller's answer. */
+  deadline?: NodeJS.Timeout;
 }
 
 /** Holds the agent's event loop open only while an answer is awaited. */
@@ -78,9 +88,27 @@ export class UidKiller {
     const shell = this.#shell ?? this.#start();
     hold(shell, true);
     return new Promise((resolve) => {
+      // Answers come in order: a caller's deadline counts from when the one before it was answered.
       shell.waiting.push(resolve);
+      if (shell.waiting.length === 1) this.#arm(shell);
       shell.child.stdin!.write(`${uid}\n`);
     });
+  }
+
+  /** Starts the deadline of the oldest unanswered line. */
+  #arm(shell: KillShell): void {
+    clearTimeout(shell.deadline);
+    shell.deadline = setTimeout(() => {
+      // Stuck (its child stopped by the task, say): end it; the waiting calls fail.
+      shell.child.kill('SIGKILL');
+      this.#ended(shell);
+    }, KILL_ANSWER_MS);
+  }
+
+  #ended(shell: KillShell): void {
+    clearTimeout(shell.deadline);
+    if (this.#shell === shell) this.#shell = null;
+    for (const resolve of shell.waiting.splice(0)) resolve(null);
   }
 
   #start(): KillShell {
@@ -91,13 +119,14 @@ export class UidKiller {
     this.#shell = shell;
     createInterface({ input: child.stdout! }).on('line', (line) => {
       shell.waiting.shift()?.(line);
-      if (shell.waiting.length === 0) hold(shell, false);
+      if (shell.waiting.length > 0) this.#arm(shell);
+      else {
+        clearTimeout(shell.deadline);
+        hold(shell, false);
+      }
     });
-    const ended = (): void => {
-      // Whatever it had not answered is refused; the next call starts a new shell.
-      if (this.#shell === shell) this.#shell = null;
-      for (const resolve of shell.waiting.splice(0)) resolve(null);
-    };
+    // Whatever it had not answered is refused; the next call starts a new shell.
+    const ended = (): void => this.#ended(shell);
     child.on('exit', ended);
     child.on('error', ended);
     child.stdin!.on('error', ended);

@@ -141,8 +141,8 @@ export class Workspaces {
    * Removes a task's directory after its processes are gone. With `asTask`
    * its contents are removed as the task's own identity first (so no
    * symbolic-link race can turn a root removal elsewhere), then the emptied
-   * directory by the agent; without, the agent removes it all (for a
-   * directory nothing alive can change). Resolves whether it is gone.
+   * directory by the agent; without (tasks that run as the agent's user),
+   * the agent removes it all. Resolves whether it is gone.
    */
   async remove(taskId: string, asTask?: (argv: string[]) => Promise<boolean>): Promise<boolean> {
     const dir = join(this.#root, taskId);

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { KILL_LOOP, UidKiller } from '../../agent/uid-killer.js';
+import { processesWithIds } from '../../agent/processes.js';
+import { KILL_ANSWER_MS, KILL_LOOP, UidKiller } from '../../agent/uid-killer.js';
 
 const RANGE = { first: 64900, last: 64909 };
 
@@ -67,6 +68,32 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
       encoding: 'utf8',
     });
     expect(out.trim().split('\n')).to.deep.equal([...lines.slice(0, -1).map(() => 'refused'), 'ok']);
+  });
+
+  it('gives up on a kill the task stalls (its processes stop the sender), and serves the next call from a new shell', async function () {
+    this.timeout(20_000);
+    // Stops every other process of its uid as soon as it appears: the kill shell's child too, once setpriv switched to it.
+    const staller = spawn(setpriv, ['--reuid', '64906', '--regid', '64906', '--clear-groups', '--', sh, '-c', 'while :; do kill -STOP -1 2>/dev/null; done'], { stdio: 'ignore' });
+    const killer = new UidKiller(setpriv, sh, RANGE);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const t0 = Date.now();
+      let refused: unknown;
+      const stalled = killer.kill(64906).catch((err: unknown) => (refused = err));
+      const queued = killer.kill(64907).catch((err: unknown) => err);
+      await stalled;
+      expect(refused, 'a stalled kill is not taken as sent').to.be.an('error');
+      expect(Date.now() - t0).to.be.within(KILL_ANSWER_MS - 100, KILL_ANSWER_MS + 3000);
+      expect(await queued, 'the call behind it fails too, so its caller falls back').to.be.an('error');
+      const victim = sleeper(64908);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await killer.kill(64908);
+      expect(await victim.ended).to.equal('SIGKILL');
+    } finally {
+      killer.close();
+      staller.kill('SIGKILL');
+      for (const { pid } of await processesWithIds(new Set([64906]))) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('rejects once closed, so a caller never takes a task as killed on no answer', async () => {
