@@ -119,7 +119,13 @@ describe('the agent package (npm run pack:agent, installed without a compiler)',
     prefix = join(base, 'prefix');
     // A clean environment: no npm_config_nodedir (CI sets one for the dev
     // tree's node-gyp builds), none of the npm_* variables `npm test` sets.
-    const env = { PATH: bin, HOME: process.env.HOME ?? base };
+    // Kept: a CA the host adds for its registry (NODE_EXTRA_CA_CERTS), or npm
+    // cannot reach the registry at all behind a TLS-inspecting proxy.
+    const env = {
+      PATH: bin,
+      HOME: process.env.HOME ?? base,
+      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
+    };
     const installed = await run(process.execPath, [npmCli(), 'install', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', TARBALL], { env });
     expect(installed.code, installed.output).to.equal(0);
   });
