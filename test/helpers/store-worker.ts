@@ -5,17 +5,18 @@
  * them in one thread cannot fail on SQLite. Each worker here opens its own
  * store on the same location (its own SQLite connection to the same file,
  * or its own MongoDB client), waits at a barrier until every worker is
- * ready, then issues all its calls at once; the threads run in parallel, so
- * the store's atomicity is what keeps them apart — the same situation as two
- * server processes on one data directory or one database.
+ * ready, then issues all its calls at once (test/helpers/thread-race.ts);
+ * the threads run in parallel, so the store's atomicity is what keeps them
+ * apart — the same situation as two server processes on one data directory
+ * or one database.
  *
  * The module is both sides: {@link raceStores} runs in the test, and the
  * bottom half runs as the worker.
  */
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore, type StoreOptions } from '../../server/store/open-store.js';
 import type { Store } from '../../server/store/store.js';
+import { raceThreads, serveRace } from './thread-race.js';
 
 /** One worker's calls. */
 export type StoreScript =
@@ -29,48 +30,15 @@ export type StoreScript =
 interface Job {
   options: StoreOptions;
   script: StoreScript;
-  /** Int32Array over it: [0] becomes 1 when every worker may start. */
-  barrier: SharedArrayBuffer;
 }
-
-type Reply = { ready: true } | { results: (string | null)[] } | { error: string };
 
 /**
  * Runs each script in a worker thread of its own, each with its own store
  * on `options`, started together; resolves to each script's results, in
  * order. Rejects if any store call threw.
  */
-export async function raceStores(options: StoreOptions, scripts: StoreScript[]): Promise<(string | null)[][]> {
-  const barrier = new SharedArrayBuffer(4);
-  const workers = scripts.map((script) => new Worker(new URL(import.meta.url), { workerData: { options, script, barrier } satisfies Job }));
-  const replies = workers.map((worker) => {
-    const messages: Reply[] = [];
-    const waiters: Array<(r: Reply) => void> = [];
-    const push = (r: Reply): void => {
-      const w = waiters.shift();
-      if (w) w(r);
-      else messages.push(r);
-    };
-    worker.on('message', push);
-    worker.on('error', (err) => push({ error: err.stack ?? String(err) }));
-    worker.on('exit', (code) => push({ error: `worker exited with ${code} before answering` }));
-    return (): Promise<Reply> => (messages.length > 0 ? Promise.resolve(messages.shift()!) : new Promise((resolve) => waiters.push(resolve)));
-  });
-  try {
-    const ready = await Promise.all(replies.map((next) => next()));
-    for (const r of ready) if ('error' in r) throw new Error(r.error);
-    const flag = new Int32Array(barrier);
-    Atomics.store(flag, 0, 1);
-    Atomics.notify(flag, 0);
-    const done = await Promise.all(replies.map((next) => next()));
-    return done.map((r) => {
-      if ('error' in r) throw new Error(r.error);
-      if (!('results' in r)) throw new Error('unexpected reply from a store worker');
-      return r.results;
-    });
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
+export function raceStores(options: StoreOptions, scripts: StoreScript[]): Promise<(string | null)[][]> {
+  return raceThreads<Job, (string | null)[]>(new URL(import.meta.url), scripts.map((script) => ({ options, script })));
 }
 
 async function run(store: Store, script: StoreScript): Promise<(string | null)[]> {
@@ -105,19 +73,7 @@ async function run(store: Store, script: StoreScript): Promise<(string | null)[]
   }
 }
 
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const job = workerData as Job;
-  const main = async (): Promise<void> => {
-    const store = await openStore(job.options);
-    try {
-      port.postMessage({ ready: true } satisfies Reply);
-      // Block this thread until the test says go, so every worker starts at once.
-      Atomics.wait(new Int32Array(job.barrier), 0, 0);
-      port.postMessage({ results: await run(store, job.script) } satisfies Reply);
-    } finally {
-      await store.close();
-    }
-  };
-  main().catch((err: unknown) => port.postMessage({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies Reply));
-}
+serveRace<Job, (string | null)[]>(async ({ options, script }) => {
+  const store = await openStore(options);
+  return { run: () => run(store, script), close: () => store.close() };
+});
