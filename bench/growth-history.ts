@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { randomId } from '../shared/ids.js';
 import { hasUnpublished, taskAudience, taskAuditEvent, type ChunkRecord, type NewTargetRecord, type Store, type TaskRecord } from '../server/store/store.js';
+import { targetRecord } from '../test/helpers/records.js';
 import { nowMs } from './lib.js';
 
 /** The seeded targets: name, the group that may use it, the agent that ran its tasks. */
@@ -76,26 +77,9 @@ function logLines(rnd: () => number, lines: number, index: number): string {
 
 /** The seeded targets as records (uids fresh, so each run's are its own). */
 export function historyTargets(time: Date): NewTargetRecord[] {
-  return TARGETS.map((t) => ({
-    name: t.name,
-    uid: randomId(),
-    type: 'sh',
-    agent: t.agent,
-    message: '',
-    review: 'none',
-    reviewers: [],
-    groups: [t.group],
-    allowTypeOverride: true,
-    active: true,
-    timeoutSeconds: 0,
-    redact: [],
-    customDetectors: [],
-    secretProvider: '',
-    secretPath: '',
-    secretMapping: {},
-    created: time,
-    updated: time,
-  }));
+  return TARGETS.map((t) =>
+    targetRecord(t.name, { uid: randomId(), type: 'sh', agent: t.agent, groups: [t.group], allowTypeOverride: true, created: time, updated: time }),
+  );
 }
 
 /**

@@ -26,7 +26,7 @@ import { actorOf, type UserPrincipal } from '../auth.js';
 import { taskToWire } from '../convert.js';
 import { applyOnce, bindRequest, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
 import { applyReview, requiredReviews } from '../review.js';
-import { applyTransition, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
+import { applyTransition, unstartedFields, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import { checkSize, checkTimeout, checkType } from '../validate.js';
@@ -132,23 +132,12 @@ export function taskService(
       ...(checked.target.uid ? { targetUid: checked.target.uid } : {}),
       status: 'created',
       createdBy: actor,
-      agent: '',
-      bootId: '',
-      started: null,
-      finished: null,
-      exitCode: null,
-      signal: '',
-      failureReason: '',
-      outputBytes: 0,
-      killRequested: null,
+      ...unstartedFields(),
       timeoutSeconds: checked.timeoutSeconds,
-      outputDroppedBytes: 0,
-      findings: {},
       createdByGroups: [...user.groups],
       review: requiredReviews(checked.target),
       distinctReviewers: checked.target.review === 'team' && checked.target.distinctReviewers,
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
-      published: 0,
       ...(request ? { requestId: request.requestId } : {}),
     };
     // Inserted routed (to review or to ready), created and routed in one write.

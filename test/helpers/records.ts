@@ -4,7 +4,7 @@
  * is added to every test's fixtures at once.
  */
 import { newTaskId } from '../../shared/ids.js';
-import type { TargetRecord, TaskRecord } from '../../server/store/store.js';
+import { unstartedFields, type TargetRecord, type TaskRecord } from '../../server/store/store.js';
 
 /** A task just created (status created, its one event), on target t1. */
 export function taskRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
@@ -18,22 +18,11 @@ export function taskRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
     target: 't1',
     status: 'created',
     createdBy: 'user:admin@test',
-    agent: '',
-    bootId: '',
-    started: null,
-    finished: null,
-    exitCode: null,
-    signal: '',
-    failureReason: '',
-    outputBytes: 0,
-    killRequested: null,
+    ...unstartedFields(),
     timeoutSeconds: 0,
-    outputDroppedBytes: 0,
-    findings: {},
     createdByGroups: [],
     review: [],
     events: [{ time: now, actor: 'user:admin@test', action: 'task.created', from: null, to: 'created', reason: 'created' }],
-    published: 0,
     ...overrides,
   };
 }
