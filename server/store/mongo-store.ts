@@ -10,16 +10,14 @@
  * racing updateOne calls had several winners). Real MongoDB is atomic per
  * document, but Taskgate must be right on both, so every write to a task
  * (and to an agent) goes through a per-document lock: a document in `locks`
- * whose unique _id only one writer can insert. Locks expire (in code, no TTL
- * index) after LOCK_LEASE_MS, so a server that dies holding one does not
- * wedge the task. Writers in one process queue for a lock among themselves
- * first and hand it on (#locked), so the lock costs round trips only
- * against other processes' writers and at the ends of a run of local ones.
+ * whose unique _id only one writer can insert (server/store/mongo-locks.ts:
+ * they expire, so a server that dies holding one does not wedge the task,
+ * and writers in one process queue for a lock among themselves first and
+ * hand it on, so the lock costs round trips only against other processes'
+ * writers and at the ends of a run of local ones).
  */
 import { Binary, BSON, MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
-import { randomId } from '../../shared/ids.js';
 import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import {
   applyTransition,
@@ -53,6 +51,7 @@ import {
   type UserRecord,
   taskAudience,
 } from './store.js';
+import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 
 /** `outbox` mirrors hasUnpublished(), so unpublished tasks are one index scan. */
 type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string; outbox: boolean; audience: string[] };
@@ -74,8 +73,6 @@ interface ChunkDoc {
 }
 
 const DUPLICATE_KEY = 11000;
-/** A task lock older than this is presumed abandoned by a dead server, in ms. */
-const LOCK_LEASE_MS = 10_000;
 
 /**
  * The one lock every deletion of request records holds. Deleters are thus
@@ -94,34 +91,6 @@ function toRequest(doc: RequestDoc): RequestRecord {
   const record: RequestRecord & { _id?: string } = { ...doc };
   delete record._id;
   return record;
-}
-
-interface LockDoc {
-  _id: string;
-  owner: string;
-  until: Date;
-}
-
-/** A lock document this process inserted: its owner value and lease end (Date.now() ms). */
-interface HeldLock {
-  owner: string;
-  until: number;
-  /**
-   * The task as the last holder left it (null: no such task), when the lock
-   * was handed over: no one else can have written it since, so the next
-   * holder need not read it again. Undefined: not known, read it.
-   */
-  task?: TaskDoc | null;
-}
-
-/** One lock key in this process: the queue of its callers. */
-interface LocalLock {
-  /** Settles when the last caller queued so far is done with the key. */
-  tail: Promise<void>;
-  /** Callers queued behind the one running. */
-  waiting: number;
-  /** The lock document a finished holder left for the next caller, if any. */
-  handed: HeldLock | null;
 }
 
 /**
@@ -201,15 +170,11 @@ export class MongoStore implements Store {
   readonly #targets: Collection<TargetDoc>;
   readonly #agents: Collection<AgentDoc>;
   readonly #tokens: Collection<TokenDoc>;
-  readonly #locks: Collection<LockDoc>;
+  readonly #locks: DocumentLocks<TaskDoc>;
   readonly #users: Collection<UserDoc>;
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
   readonly #requests: Collection<RequestDoc>;
-  /** Lock keys this process holds or waits for (see #locked). */
-  readonly #localLocks = new Map<string, LocalLock>();
-  /** Lock deletions under way, awaited by close(). */
-  readonly #releasing = new Set<Promise<void>>();
   /** When this store last deleted expired request records (Date.now()). */
   #requestsSweptAt = 0;
   readonly #secrets: Collection<{ _id: string; target: string; key: string; sealed: string; updated: Date }>;
@@ -224,86 +189,12 @@ export class MongoStore implements Store {
     this.#targets = this.#db.collection<TargetDoc>('targets');
     this.#agents = this.#db.collection<AgentDoc>('agents');
     this.#tokens = this.#db.collection<TokenDoc>('tokens');
-    this.#locks = this.#db.collection<LockDoc>('locks');
+    this.#locks = new DocumentLocks(this.#db.collection<LockDoc>('locks'));
     this.#users = this.#db.collection<UserDoc>('users');
     this.#events = this.#db.collection<EventDoc>('events');
     this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
     this.#requests = this.#db.collection<RequestDoc>('requests');
     this.#secrets = this.#db.collection('secrets');
-  }
-
-  /**
-   * Runs `fn` holding the lock `key`: a task id, or `agent:NAME` (see the
-   * file comment). Callers in this process queue for a key here first, so
-   * only one of them at a time asks the database for its lock document and
-   * they never poll for it against each other; a holder with a local caller
-   * waiting hands the document over instead of deleting it for the next to
-   * insert (two round trips fewer each), while it has at least half its
-   * lease left. The last holder deletes it after `fn`'s result is returned:
-   * the write is done by then, and the next local caller waits for the
-   * delete (close() too).
-   */
-  async #locked<T>(key: string, fn: (lock: HeldLock) => Promise<T>): Promise<T> {
-    let slot = this.#localLocks.get(key);
-    if (!slot) {
-      slot = { tail: Promise.resolve(), waiting: 0, handed: null };
-      this.#localLocks.set(key, slot);
-    }
-    const previous = slot.tail;
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    slot.tail = mine;
-    slot.waiting++;
-    await previous;
-    slot.waiting--;
-    let lock: HeldLock | null = null;
-    try {
-      lock = slot.handed;
-      slot.handed = null;
-      if (lock && lock.until - Date.now() < LOCK_LEASE_MS / 2) {
-        await this.#locks.deleteOne({ _id: key, owner: lock.owner });
-        lock = null;
-      }
-      lock ??= await this.#acquireLock(key);
-      return await fn(lock);
-    } finally {
-      if (lock && slot.waiting > 0) {
-        slot.handed = lock;
-        done();
-      } else {
-        const owner = lock?.owner;
-        const local = slot;
-        const released = (owner ? this.#locks.deleteOne({ _id: key, owner }).then(() => undefined) : Promise.resolve())
-          // A lock that could not be deleted expires after its lease.
-          .catch(() => undefined)
-          .finally(() => {
-            this.#releasing.delete(released);
-            if (local.tail === mine && this.#localLocks.get(key) === local) this.#localLocks.delete(key);
-            done();
-          });
-        this.#releasing.add(released);
-      }
-    }
-  }
-
-  /** Inserts the lock document of `key`, waiting while another process holds it; deletes an expired one. */
-  async #acquireLock(key: string): Promise<HeldLock> {
-    const owner = randomId();
-    for (let attempt = 0; ; attempt++) {
-      const until = Date.now() + LOCK_LEASE_MS;
-      try {
-        await this.#locks.insertOne({ _id: key, owner, until: new Date(until) });
-        return { owner, until };
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-      }
-      const held = await this.#locks.findOne({ _id: key });
-      if (held && held.until.getTime() < Date.now()) {
-        await this.#locks.deleteOne({ _id: key, owner: held.owner });
-        continue;
-      }
-      await sleep(Math.min(1 + attempt, 20));
-    }
   }
 
   async init(): Promise<void> {
@@ -347,7 +238,7 @@ export class MongoStore implements Store {
   }
 
   async close(): Promise<void> {
-    while (this.#releasing.size > 0) await Promise.all(this.#releasing);
+    await this.#locks.settled();
     await this.#client.close();
   }
 
@@ -397,9 +288,9 @@ export class MongoStore implements Store {
    * lock, once, for `mutate` and for the end's `outputBytes` alike.
    */
   async #updateTask(id: string, withOutput: boolean, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null> {
-    const { next, ended } = await this.#locked(id, async (lock) => {
-      const current = lock.task !== undefined ? lock.task : await this.#tasks.findOne({ _id: id });
-      lock.task = undefined;
+    const { next, ended } = await this.#locks.run(id, async (lock) => {
+      const current = lock.doc !== undefined ? lock.doc : await this.#tasks.findOne({ _id: id });
+      lock.doc = undefined;
       const before = current ? toTask(current) : null;
       const output = before && withOutput ? await this.chunkStats(id) : null;
       let after = before ? mutate(before, output ?? { chunks: 0, bytes: 0 }) : null;
@@ -408,7 +299,7 @@ export class MongoStore implements Store {
       if (after) {
         const doc = toTaskDoc(after);
         await this.#tasks.replaceOne({ _id: id }, doc);
-        lock.task = asStored(doc);
+        lock.doc = asStored(doc);
       }
       return { next: after, ended: ends };
     });
@@ -418,14 +309,14 @@ export class MongoStore implements Store {
     // after the count. Count once more and keep the larger (output only grows).
     const { bytes } = await this.chunkStats(id);
     if (bytes <= next.outputBytes) return next;
-    return (await this.#locked(id, async (lock) => {
-      const current = lock.task !== undefined ? lock.task : await this.#tasks.findOne({ _id: id });
-      lock.task = undefined;
+    return (await this.#locks.run(id, async (lock) => {
+      const current = lock.doc !== undefined ? lock.doc : await this.#tasks.findOne({ _id: id });
+      lock.doc = undefined;
       if (!current || current.outputBytes >= bytes) return null;
       const recounted = { ...toTask(current), outputBytes: bytes };
       const doc = toTaskDoc(recounted);
       await this.#tasks.replaceOne({ _id: id }, doc);
-      lock.task = asStored(doc);
+      lock.doc = asStored(doc);
       return recounted;
     })) ?? next;
   }
@@ -547,7 +438,7 @@ export class MongoStore implements Store {
       if (held && held.expires.getTime() > record.created.getTime()) return toRequest(held);
       if (held) {
         const now = record.created;
-        await this.#locked(REQUEST_EXPIRY_LOCK, () => this.#requests.deleteOne({ _id, expires: { $lte: now } }));
+        await this.#locks.run(REQUEST_EXPIRY_LOCK, () => this.#requests.deleteOne({ _id, expires: { $lte: now } }));
       }
     }
   }
@@ -563,7 +454,7 @@ export class MongoStore implements Store {
   }
 
   async deleteExpiredRequests(now: Date, limit: number): Promise<number> {
-    return this.#locked(REQUEST_EXPIRY_LOCK, async () => {
+    return this.#locks.run(REQUEST_EXPIRY_LOCK, async () => {
       const expired = await this.#requests.find({ expires: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
       if (expired.length === 0) return 0;
       const result = await this.#requests.deleteMany({ _id: { $in: expired.map((d) => d._id) }, expires: { $lte: now } });
@@ -611,13 +502,13 @@ export class MongoStore implements Store {
   // (see the file comment), and the agent could then not resume.
   async putAgent(agent: AgentRecord): Promise<void> {
     const { name, ...rest } = agent;
-    await this.#locked(`agent:${name}`, async () => {
+    await this.#locks.run(`agent:${name}`, async () => {
       await this.#agents.replaceOne({ _id: name }, rest, { upsert: true });
     });
   }
 
   async updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean> {
-    return this.#locked(`agent:${name}`, async () => {
+    return this.#locks.run(`agent:${name}`, async () => {
       const result = await this.#agents.updateOne({ _id: name }, { $set: presence });
       return result.matchedCount > 0;
     });
