@@ -8,10 +8,22 @@
  * agent's own lives in the work dir (its token file and TLS key are
  * elsewhere). Runs dirs left by agent processes that died are removed when
  * the next agent starts on the same work dir.
+ *
+ * Whatever root removes as a whole tree (a dead agent's runs dir, this
+ * agent's own at close) may hold directories a task opened to other uids,
+ * where a surviving process can swap a subdirectory for a symbolic link in
+ * mid-walk. Node's recursive `rm` walks by path and follows such a swap
+ * (measured: half of 2,000 root-owned files deleted elsewhere), so when
+ * isolating these trees go to GNU `rm -rf --one-file-system`, whose fts walk
+ * opens each directory with O_NOFOLLOW relative to its parent's descriptor
+ * and checks it is the one it listed; a swapped entry fails, nothing outside
+ * is touched (test/integration/isolation-attacks.test.ts).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm as nodeRm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
 import type { TaskIdentity } from './task-users.js';
 
@@ -25,6 +37,20 @@ export interface TaskPaths {
   /** Its private TMPDIR. */
   tmp: string;
   script: string;
+}
+
+const run = promisify(execFile);
+
+/**
+ * Removes the tree at `path`: with `rm` (GNU coreutils, when isolating)
+ * through its race-safe walk (see the file comment), else with Node's.
+ */
+async function removeTree(path: string, gnuRm: string | null): Promise<void> {
+  if (gnuRm === null) {
+    await nodeRm(path, { recursive: true, force: true });
+    return;
+  }
+  await run(gnuRm, ['-rf', '--one-file-system', '--', path], { timeout: 120_000 });
 }
 
 /** Live agents of this process, by instance id (several may share a process). */
@@ -49,19 +75,24 @@ export class Workspaces {
   readonly #root: string;
   readonly #instance: string;
   readonly #isolate: boolean;
+  /** GNU rm for root's tree removals when isolating; null: Node's (see the file comment). */
+  readonly #rm: string | null;
 
-  private constructor(root: string, instance: string, isolate: boolean) {
+  private constructor(root: string, instance: string, isolate: boolean, rm: string | null) {
     this.#root = root;
     this.#instance = instance;
     this.#isolate = isolate;
+    this.#rm = rm;
   }
 
   /**
    * Checks and prepares `workDir`: it must be a directory of the agent's own
    * user that nobody else can write; with isolation every directory above it
    * must be searchable by others (tasks reach their directory through it).
+   * `rm` is GNU rm's path, required when isolating.
    */
-  static async open(workDir: string, isolate: boolean, logger: Logger): Promise<Workspaces> {
+  static async open(workDir: string, isolate: boolean, logger: Logger, rm: string | null = null): Promise<Workspaces> {
+    if (isolate && rm === null) throw new WorkDirError('isolating tasks needs GNU rm (coreutils) to remove their directories safely');
     const dir = resolve(workDir);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const info = await lstat(dir);
@@ -79,24 +110,24 @@ export class Workspaces {
       }
       await chmod(dir, 0o711);
     }
-    await Workspaces.#removeDead(dir, logger);
+    await Workspaces.#removeDead(dir, logger, isolate ? rm : null);
     const instance = randomBytes(6).toString('hex');
     const root = join(dir, `runs-${instance}`);
     await mkdir(root, { mode: isolate ? 0o711 : 0o700 });
     await chmod(root, isolate ? 0o711 : 0o700);
     await writeFile(join(root, '.owner'), `${process.pid} ${instance}\n`, { mode: 0o600 });
     LIVE_INSTANCES.add(instance);
-    return new Workspaces(root, instance, isolate);
+    return new Workspaces(root, instance, isolate, isolate ? rm : null);
   }
 
   /** Removes the runs dirs of agent processes that no longer run. */
-  static async #removeDead(dir: string, logger: Logger): Promise<void> {
+  static async #removeDead(dir: string, logger: Logger, rm: string | null): Promise<void> {
     for (const name of await readdir(dir)) {
       if (!name.startsWith('runs-')) continue;
       const runs = join(dir, name);
       const owner = await readFile(join(runs, '.owner'), 'utf8').catch(() => '');
       if (ownerAlive(owner)) continue;
-      await rm(runs, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err, dir: runs }, 'could not remove an old runs dir'));
+      await removeTree(runs, rm).catch((err: unknown) => logger.warn({ err: (err as Error).message, dir: runs }, 'could not remove an old runs dir'));
     }
   }
 
@@ -148,7 +179,7 @@ export class Workspaces {
     const dir = join(this.#root, taskId);
     if (!asTask) {
       try {
-        await rm(dir, { recursive: true, force: true });
+        await nodeRm(dir, { recursive: true, force: true });
         return true;
       } catch {
         return false;
@@ -169,6 +200,6 @@ export class Workspaces {
   /** Removes this agent's runs dir (every task was removed or is abandoned). */
   async close(): Promise<void> {
     LIVE_INSTANCES.delete(this.#instance);
-    await rm(this.#root, { recursive: true, force: true });
+    await removeTree(this.#root, this.#rm);
   }
 }
