@@ -24,6 +24,7 @@ import { resolveSecrets, SecretError } from './secrets.js';
 import { compileAgentOptions, type AgentOptions, type CompiledAgentOptions } from './options.js';
 import { buildTaskEnv, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
+import { onlyStdio } from './only-stdio.js';
 import { findTools, IdentityError, mayExecute, removeAs, runAsCommand, TaskUsers, type TaskIdentity, type Tools } from './task-users.js';
 import { Workspaces } from './workspace.js';
 
@@ -242,7 +243,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
       this.#users = await TaskUsers.open({ range: taskIds, lockDir: taskIdLockDir, owner: `${name}-${this.bootId}`, tools, logger: this.#logger });
     }
     try {
-      this.#workspaces = await Workspaces.open(workDir, isolate, this.#logger);
+      this.#workspaces = await Workspaces.open(workDir, isolate, this.#logger, this.#tools?.rm ?? null);
     } catch (err) {
       await this.#users?.close();
       throw err;
@@ -478,7 +479,8 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
           message: task.message,
         },
       });
-      command = identity && this.#tools ? runAsCommand(this.#tools.setpriv, identity, built.file, built.args) : built;
+      // As root, bash closes what the agent holds (other tasks' ptys among it), then setpriv switches to the task.
+      command = identity && this.#tools ? onlyStdio(this.#tools.bash, runAsCommand(this.#tools.setpriv, identity, built.file, built.args)) : built;
     } catch (err) {
       if (!(err instanceof CommandError || err instanceof TaskEnvError)) throw err;
       return notStarted(err.message);

@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
 import { Coalesced } from './coalesced.js';
+import { onlyStdio } from './only-stdio.js';
 import { killAll, processesWithIds } from './processes.js';
 import { UidKiller } from './uid-killer.js';
 
@@ -89,6 +90,8 @@ export interface TaskUsersOptions {
 /** The host programs isolation uses. */
 export interface Tools {
   setpriv: string;
+  /** Starts what runs as a task with descriptors 0–2 only (agent/only-stdio.ts). */
+  bash: string;
   sh: string;
   rm: string;
   find: string;
@@ -98,7 +101,7 @@ export interface Tools {
 /** Finds the programs isolation needs on `path`; throws a message naming the missing one. */
 export function findTools(path: string, resolve: (program: string, path: string) => string | null): Tools {
   const tools = {} as Record<keyof Tools, string>;
-  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
+  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', bash: 'GNU bash', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
   for (const name of Object.keys(where) as Array<keyof Tools>) {
     const found = resolve(name, path);
     if (!found) throw new IdentityError(`running tasks as users of their own needs ${name} (${where[name]}) on the agent's PATH`);
@@ -119,7 +122,7 @@ export class TaskUsers {
 
   private constructor(options: TaskUsersOptions) {
     this.#options = options;
-    this.#killer = new UidKiller(options.tools.setpriv, options.tools.sh, options.range);
+    this.#killer = new UidKiller(options.tools, options.range);
     this.#cursor = randomInt(options.range.first, options.range.last + 1);
   }
 
@@ -332,9 +335,9 @@ const sharedTempListings = new Coalesced(listSharedTemp);
 export async function removeAs(identity: TaskIdentity, tools: Tools, argv: string[], logger: Logger): Promise<boolean> {
   const [program, ...args] = argv;
   const file = tools[program as keyof Tools] ?? program!;
-  const { file: setpriv, args: wrapped } = runAsCommand(tools.setpriv, identity, file, args);
+  const command = onlyStdio(tools.bash, runAsCommand(tools.setpriv, identity, file, args));
   try {
-    await run(setpriv, wrapped, { timeout: 60_000 });
+    await run(command.file, command.args, { timeout: 60_000 });
     return true;
   } catch (err) {
     logger.warn({ err: (err as Error).message, id: identity.id }, 'could not remove what a task left');

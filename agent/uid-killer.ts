@@ -13,7 +13,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { IdRange } from './task-users.js';
+import { onlyStdio } from './only-stdio.js';
+import type { IdRange, Tools } from './task-users.js';
 
 /**
  * The shell's loop: $1 setpriv, $2 sh, $3-$4 the id range. Answers "ok",
@@ -53,15 +54,13 @@ function hold(shell: KillShell, on: boolean): void {
 
 /** Sends kill(-1, SIGKILL) as uids of a range, one at a time, through one shell. */
 export class UidKiller {
-  readonly #setpriv: string;
-  readonly #sh: string;
+  readonly #tools: Pick<Tools, 'setpriv' | 'sh' | 'bash'>;
   readonly #range: IdRange;
   #shell: KillShell | null = null;
   #closed = false;
 
-  constructor(setpriv: string, sh: string, range: IdRange) {
-    this.#setpriv = setpriv;
-    this.#sh = sh;
+  constructor(tools: Pick<Tools, 'setpriv' | 'sh' | 'bash'>, range: IdRange) {
+    this.#tools = tools;
     this.#range = range;
   }
 
@@ -112,9 +111,10 @@ export class UidKiller {
   }
 
   #start(): KillShell {
-    const child = spawn(this.#sh, ['-c', KILL_LOOP, 'taskgate-kill', this.#setpriv, this.#sh, String(this.#range.first), String(this.#range.last)], {
-      stdio: ['pipe', 'pipe', 'ignore'],
-    });
+    // A shell started while tasks run would hold their ptys, and its children run as task uids.
+    const { setpriv, sh, bash } = this.#tools;
+    const command = onlyStdio(bash, { file: sh, args: ['-c', KILL_LOOP, 'taskgate-kill', setpriv, sh, String(this.#range.first), String(this.#range.last)] });
+    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'] });
     const shell: KillShell = { child, waiting: [] };
     this.#shell = shell;
     createInterface({ input: child.stdout! }).on('line', (line) => {

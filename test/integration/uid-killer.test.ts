@@ -17,6 +17,7 @@ function which(program: string): string {
 describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   let setpriv = '';
   let sh = '';
+  let bash = '';
 
   before(function () {
     if (process.getuid?.() !== 0) {
@@ -25,6 +26,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
     }
     setpriv = which('setpriv');
     sh = which('sh');
+    bash = which('bash');
   });
 
   /** A sleep running as `uid`, and how it ended. */
@@ -34,7 +36,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   }
 
   it('kills every process of the uid and nothing else, again and again through the same shell', async () => {
-    const killer = new UidKiller(setpriv, sh, RANGE);
+    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
     try {
       const victims = [sleeper(64901), sleeper(64901)];
       const bystander = sleeper(64902);
@@ -51,7 +53,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   });
 
   it('refuses a uid outside the range before asking the shell, and the shell refuses anything but an id of its range', async () => {
-    const killer = new UidKiller(setpriv, sh, RANGE);
+    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
     try {
       for (const uid of [0, -1, 64899, 64910, 1.5, Number.NaN]) {
         let refused: unknown;
@@ -74,7 +76,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
     this.timeout(20_000);
     // Stops every other process of its uid as soon as it appears: the kill shell's child too, once setpriv switched to it.
     const staller = spawn(setpriv, ['--reuid', '64906', '--regid', '64906', '--clear-groups', '--', sh, '-c', 'while :; do kill -STOP -1 2>/dev/null; done'], { stdio: 'ignore' });
-    const killer = new UidKiller(setpriv, sh, RANGE);
+    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
     try {
       await new Promise((resolve) => setTimeout(resolve, 200));
       const t0 = Date.now();
@@ -97,7 +99,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   });
 
   it('rejects once closed, so a caller never takes a task as killed on no answer', async () => {
-    const killer = new UidKiller(setpriv, sh, RANGE);
+    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
     await killer.kill(64904);
     killer.close();
     let refused: unknown;
