@@ -64,6 +64,8 @@ export class Health {
   #timer: NodeJS.Timeout | undefined;
   #storeUp = true;
   #draining = false;
+  /** A ping is out: the next tick does not start another. */
+  #checking = false;
 
   constructor(server: Server, store: Store, logger: Logger, pingMs = 2000) {
     this.#impl = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(TASKGATE_SERVICES.map((s) => [s, 'SERVING'])) });
@@ -78,14 +80,28 @@ export class Health {
     this.#timer.unref();
   }
 
-  /** Pings the store once and updates the status. */
+  /**
+   * Pings the store once and updates the status. A ping that has not
+   * answered within the ping interval counts as down: the MongoDB driver
+   * would wait out its server selection timeout (10 s) before failing, and
+   * a load balancer should stop sending work well before that.
+   */
   async check(): Promise<void> {
+    if (this.#checking) return;
+    this.#checking = true;
     let up = true;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the store did not answer a ping within ${this.#pingMs} ms`)), this.#pingMs);
+    });
     try {
-      await this.#store.ping();
+      await Promise.race([this.#store.ping(), late]);
     } catch (err) {
       up = false;
-      if (this.#storeUp) this.#logger.error({ err }, 'store unreachable: health is NOT_SERVING');
+      if (this.#storeUp) this.#logger.error({ err: (err as Error).message }, 'store unreachable: health is NOT_SERVING');
+    } finally {
+      clearTimeout(timer);
+      this.#checking = false;
     }
     if (up && !this.#storeUp) this.#logger.info('store reachable again: health is SERVING');
     this.#storeUp = up;
