@@ -25,7 +25,7 @@ import { compileAgentOptions, type AgentOptions, type CompiledAgentOptions } fro
 import { buildTaskEnv, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
 import { onlyStdio } from './only-stdio.js';
-import { findTools, IdentityError, mayExecute, removeAs, runAsCommand, TaskUsers, type TaskIdentity, type Tools } from './task-users.js';
+import { findTools, IdentityError, mayExecute, runAsCommand, TaskUsers, type TaskIdentity, type Tools } from './task-users.js';
 import { Workspaces } from './workspace.js';
 
 export type { AgentOptions } from './options.js';
@@ -243,7 +243,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
       this.#users = await TaskUsers.open({ range: taskIds, lockDir: taskIdLockDir, owner: `${name}-${this.bootId}`, tools, logger: this.#logger });
     }
     try {
-      this.#workspaces = await Workspaces.open(workDir, isolate, this.#logger, this.#tools?.rm ?? null);
+      this.#workspaces = await Workspaces.open(workDir, this.#logger, this.#tools ? { tools: this.#tools, range: taskIds } : null);
     } catch (err) {
       await this.#users?.close();
       throw err;
@@ -537,15 +537,14 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
       return;
     }
     const users = this.#users;
-    const tools = this.#tools;
-    if (!users || !tools) return;
+    if (!users) return;
     // Kill first: while a process of the task lives, nothing of it is removed or reused.
     const killed = await users.killProcesses(identity);
     // Removed as the task, by its own rights, even with a uid of its own: the
     // task's processes are gone, but it could have opened its directory to
     // a process of another uid (another task, a local user), which could
     // swap a subdirectory for a link to anywhere while root walked it.
-    const removed = killed && dir ? await this.#workspaces?.remove(held.id, (argv) => removeAs(identity, tools, argv, this.#logger)) : killed;
+    const removed = killed && dir ? await this.#workspaces?.remove(held.id, identity) : killed;
     if (!removed) this.#logger.error({ task: held.id, dir }, 'a task directory could not be removed; its id stays locked');
     await users.release(identity, killed && removed !== false);
   }

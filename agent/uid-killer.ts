@@ -1,19 +1,11 @@
 /**
  * kill(-1, SIGKILL) sent as a task's uid (agent/processes.ts says why that
- * is what proves a task gone), through one long-lived root shell instead of
- * a new setpriv child of the agent per task.
- *
- * A child_process spawn forks the agent, and a fork costs in proportion to
- * the forking process's memory: several milliseconds of the agent's main
- * thread for each finished task, most of its overhead per task. A small
- * shell forks in a fraction of that, off the agent's thread. The shell reads
- * one id per line and answers one line per id, in order; it checks each id
- * against the task id range itself, so no line it is given can make it kill
- * as root or as a uid outside the range.
+ * is what proves a task gone), through one long-lived root shell
+ * (agent/root-shell.ts) instead of a new setpriv child of the agent per
+ * task. The shell checks each id against the task id range itself, so no
+ * line it is given can make it kill as root or as a uid outside the range.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { onlyStdio } from './only-stdio.js';
+import { RootShell } from './root-shell.js';
 import type { IdRange, Tools } from './task-users.js';
 
 /**
@@ -36,32 +28,15 @@ done
  */
 export const KILL_ANSWER_MS = 2000;
 
-/** The running shell and the callers waiting for its answers, oldest first. */
-interface KillShell {
-  child: ChildProcess;
-  waiting: Array<(answer: string | null) => void>;
-  /** The deadline of the oldest waiting caller's answer. */
-  deadline?: NodeJS.Timeout;
-}
-
-/** Holds the agent's event loop open only while an answer is awaited. */
-function hold(shell: KillShell, on: boolean): void {
-  for (const handle of [shell.child, shell.child.stdin, shell.child.stdout] as Array<{ ref?: () => void; unref?: () => void } | null>) {
-    if (on) handle?.ref?.();
-    else handle?.unref?.();
-  }
-}
-
 /** Sends kill(-1, SIGKILL) as uids of a range, one at a time, through one shell. */
 export class UidKiller {
-  readonly #tools: Pick<Tools, 'setpriv' | 'sh' | 'bash'>;
   readonly #range: IdRange;
-  #shell: KillShell | null = null;
-  #closed = false;
+  readonly #shell: RootShell;
 
   constructor(tools: Pick<Tools, 'setpriv' | 'sh' | 'bash'>, range: IdRange) {
-    this.#tools = tools;
     this.#range = range;
+    const { setpriv, sh, bash } = tools;
+    this.#shell = new RootShell({ bash, sh, loop: KILL_LOOP, name: 'taskgate-kill', args: [setpriv, sh, String(range.first), String(range.last)], answerMs: KILL_ANSWER_MS });
   }
 
   /**
@@ -71,65 +46,12 @@ export class UidKiller {
    */
   async kill(uid: number): Promise<void> {
     if (!Number.isSafeInteger(uid) || uid < this.#range.first || uid > this.#range.last) throw new Error(`uid ${uid} is outside the task id range`);
-    const answer = await this.#ask(uid);
+    const answer = await this.#shell.ask(String(uid));
     if (answer !== 'ok') throw new Error(`kill as uid ${uid}: ${answer ?? 'the kill shell ended'}`);
   }
 
   /** Ends the shell; later calls reject. */
   close(): void {
-    this.#closed = true;
-    this.#shell?.child.stdin?.end();
-    this.#shell = null;
-  }
-
-  #ask(uid: number): Promise<string | null> {
-    if (this.#closed) return Promise.resolve(null);
-    const shell = this.#shell ?? this.#start();
-    hold(shell, true);
-    return new Promise((resolve) => {
-      // Answers come in order: a caller's deadline counts from when the one before it was answered.
-      shell.waiting.push(resolve);
-      if (shell.waiting.length === 1) this.#arm(shell);
-      shell.child.stdin!.write(`${uid}\n`);
-    });
-  }
-
-  /** Starts the deadline of the oldest unanswered line. */
-  #arm(shell: KillShell): void {
-    clearTimeout(shell.deadline);
-    shell.deadline = setTimeout(() => {
-      // Stuck (its child stopped by the task, say): end it; the waiting calls fail.
-      shell.child.kill('SIGKILL');
-      this.#ended(shell);
-    }, KILL_ANSWER_MS);
-  }
-
-  #ended(shell: KillShell): void {
-    clearTimeout(shell.deadline);
-    if (this.#shell === shell) this.#shell = null;
-    for (const resolve of shell.waiting.splice(0)) resolve(null);
-  }
-
-  #start(): KillShell {
-    // A shell started while tasks run would hold their ptys, and its children run as task uids.
-    const { setpriv, sh, bash } = this.#tools;
-    const command = onlyStdio(bash, { file: sh, args: ['-c', KILL_LOOP, 'taskgate-kill', setpriv, sh, String(this.#range.first), String(this.#range.last)] });
-    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'] });
-    const shell: KillShell = { child, waiting: [] };
-    this.#shell = shell;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      shell.waiting.shift()?.(line);
-      if (shell.waiting.length > 0) this.#arm(shell);
-      else {
-        clearTimeout(shell.deadline);
-        hold(shell, false);
-      }
-    });
-    // Whatever it had not answered is refused; the next call starts a new shell.
-    const ended = (): void => this.#ended(shell);
-    child.on('exit', ended);
-    child.on('error', ended);
-    child.stdin!.on('error', ended);
-    return shell;
+    this.#shell.close();
   }
 }

@@ -25,7 +25,8 @@ import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm as nodeRm, rmdi
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
-import type { TaskIdentity } from './task-users.js';
+import { RootShell } from './root-shell.js';
+import type { IdRange, TaskIdentity, Tools } from './task-users.js';
 
 /** A work dir the agent cannot use safely; the message says what to do. */
 export class WorkDirError extends Error {}
@@ -53,6 +54,44 @@ async function removeTree(path: string, gnuRm: string | null): Promise<void> {
   await run(gnuRm, ['-rf', '--one-file-system', '--', path], { timeout: 120_000 });
 }
 
+/**
+ * The removal shell's loop (agent/root-shell.ts): $1 setpriv, $2 chmod, $3
+ * find, $4 the runs dir, $5-$6 the id range. Each line is "UID GID GROUPS
+ * TASK_ID" (GROUPS "-" for none, else comma-separated); it empties
+ * RUNS/TASK_ID as that identity, never as root: uid 0, a gid outside the
+ * range or a task id with anything but [A-Za-z0-9_-] is refused. Answers
+ * "ok", "refused" or "failed RC".
+ */
+export const REMOVE_LOOP = `
+setpriv=$1 chmod=$2 find=$3 runs=$4 first=$5 last=$6
+as_task() {
+  if [ "$groups" = - ]; then
+    "$setpriv" --reuid "$uid" --regid "$gid" --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+  else
+    "$setpriv" --reuid "$uid" --regid "$gid" --groups "$groups" --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+  fi
+}
+while IFS=' ' read -r uid gid groups id; do
+  case $uid in ''|*[!0-9]*) echo refused; continue;; esac
+  case $gid in ''|*[!0-9]*) echo refused; continue;; esac
+  case $groups in -) ;; ''|*[!0-9,]*) echo refused; continue;; esac
+  case $id in ''|*[!A-Za-z0-9_-]*) echo refused; continue;; esac
+  if [ "\${#uid}" -gt 10 ] || [ "\${#gid}" -gt 10 ] || [ "$uid" -eq 0 ] || [ "$gid" -lt "$first" ] || [ "$gid" -gt "$last" ]; then echo refused; continue; fi
+  # The task may have made its own files unwritable; it owns them, so it may undo that.
+  as_task "$chmod" -R u+rwX -- "$runs/$id" </dev/null >/dev/null 2>&1
+  if as_task "$find" "$runs/$id" -mindepth 1 -delete </dev/null >/dev/null 2>&1; then echo ok; else echo "failed $?"; fi
+done
+`;
+
+/** How long emptying one workspace may take, in ms, before the removal shell is restarted. */
+export const REMOVE_ANSWER_MS = 60_000;
+
+/** What isolating takes: the host programs and the task id range. */
+export interface WorkspaceIsolation {
+  tools: Tools;
+  range: IdRange;
+}
+
 /** Live agents of this process, by instance id (several may share a process). */
 const LIVE_INSTANCES = new Set<string>();
 
@@ -77,22 +116,37 @@ export class Workspaces {
   readonly #isolate: boolean;
   /** GNU rm for root's tree removals when isolating; null: Node's (see the file comment). */
   readonly #rm: string | null;
+  /** Empties task workspaces as their tasks, when isolating. */
+  readonly #remover: RootShell | null;
 
-  private constructor(root: string, instance: string, isolate: boolean, rm: string | null) {
+  private constructor(root: string, instance: string, isolation: WorkspaceIsolation | null) {
     this.#root = root;
     this.#instance = instance;
-    this.#isolate = isolate;
-    this.#rm = rm;
+    this.#isolate = isolation !== null;
+    this.#rm = isolation?.tools.rm ?? null;
+    if (isolation) {
+      const { tools, range } = isolation;
+      this.#remover = new RootShell({
+        bash: tools.bash,
+        sh: tools.sh,
+        loop: REMOVE_LOOP,
+        name: 'taskgate-remove',
+        args: [tools.setpriv, tools.chmod, tools.find, root, String(range.first), String(range.last)],
+        answerMs: REMOVE_ANSWER_MS,
+      });
+    } else {
+      this.#remover = null;
+    }
   }
 
   /**
    * Checks and prepares `workDir`: it must be a directory of the agent's own
    * user that nobody else can write; with isolation every directory above it
    * must be searchable by others (tasks reach their directory through it).
-   * `rm` is GNU rm's path, required when isolating.
+   * Isolating takes `isolation`: the host programs and the id range.
    */
-  static async open(workDir: string, isolate: boolean, logger: Logger, rm: string | null = null): Promise<Workspaces> {
-    if (isolate && rm === null) throw new WorkDirError('isolating tasks needs GNU rm (coreutils) to remove their directories safely');
+  static async open(workDir: string, logger: Logger, isolation: WorkspaceIsolation | null): Promise<Workspaces> {
+    const isolate = isolation !== null;
     const dir = resolve(workDir);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const info = await lstat(dir);
@@ -110,14 +164,14 @@ export class Workspaces {
       }
       await chmod(dir, 0o711);
     }
-    await Workspaces.#removeDead(dir, logger, isolate ? rm : null);
+    await Workspaces.#removeDead(dir, logger, isolation?.tools.rm ?? null);
     const instance = randomBytes(6).toString('hex');
     const root = join(dir, `runs-${instance}`);
     await mkdir(root, { mode: isolate ? 0o711 : 0o700 });
     await chmod(root, isolate ? 0o711 : 0o700);
     await writeFile(join(root, '.owner'), `${process.pid} ${instance}\n`, { mode: 0o600 });
     LIVE_INSTANCES.add(instance);
-    return new Workspaces(root, instance, isolate, isolate ? rm : null);
+    return new Workspaces(root, instance, isolation);
   }
 
   /** Removes the runs dirs of agent processes that no longer run. */
@@ -169,15 +223,16 @@ export class Workspaces {
   }
 
   /**
-   * Removes a task's directory after its processes are gone. With `asTask`
-   * its contents are removed as the task's own identity first (so no
-   * symbolic-link race can turn a root removal elsewhere), then the emptied
-   * directory by the agent; without (tasks that run as the agent's user),
-   * the agent removes it all. Resolves whether it is gone.
+   * Removes a task's directory after its processes are gone. With an
+   * identity (when isolating) its contents are removed as that identity
+   * first, through the removal shell (so no symbolic-link race can turn a
+   * root removal elsewhere), then the emptied directory by the agent;
+   * without (tasks that run as the agent's user), the agent removes it all.
+   * Resolves whether it is gone.
    */
-  async remove(taskId: string, asTask?: (argv: string[]) => Promise<boolean>): Promise<boolean> {
+  async remove(taskId: string, identity: TaskIdentity | null = null): Promise<boolean> {
     const dir = join(this.#root, taskId);
-    if (!asTask) {
+    if (!identity || !this.#remover) {
       try {
         await nodeRm(dir, { recursive: true, force: true });
         return true;
@@ -185,9 +240,8 @@ export class Workspaces {
         return false;
       }
     }
-    // The task may have made its own files unwritable; it owns them, so it may undo that.
-    await asTask(['chmod', '-R', 'u+rwX', '--', dir]);
-    if (!(await asTask(['find', dir, '-mindepth', '1', '-delete']))) return false;
+    const groups = identity.groups.length > 0 ? identity.groups.join(',') : '-';
+    if ((await this.#remover.ask(`${identity.uid} ${identity.gid} ${groups} ${taskId}`)) !== 'ok') return false;
     await rmdir(dir).catch(() => undefined);
     return true;
   }
@@ -200,6 +254,7 @@ export class Workspaces {
   /** Removes this agent's runs dir (every task was removed or is abandoned). */
   async close(): Promise<void> {
     LIVE_INSTANCES.delete(this.#instance);
+    this.#remover?.close();
     await removeTree(this.#root, this.#rm);
   }
 }

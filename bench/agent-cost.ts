@@ -5,8 +5,9 @@
  *
  * The agent runs as its own process (`taskgate agent`, as installed), so
  * its CPU is not mixed with the benchmark's clients. Counted: the agent
- * process and its kill shell (agent/uid-killer.ts) with what that shell
- * ran; not counted: the tasks themselves.
+ * process, and its root shells (the kill shell, agent/uid-killer.ts, and
+ * the workspace removal shell, agent/workspace.ts) with everything they
+ * ran (setpriv, kill, chmod, find); not counted: the tasks themselves.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,25 +25,25 @@ function cpuSeconds(pid: number, children: boolean): number {
   return (children ? own + Number(f[13]) + Number(f[14]) : own) / 100;
 }
 
-/** The agent's kill shell: its child whose argv[0] is "taskgate-kill" (null before the first task ended). */
-function killShell(agentPid: number): number | null {
+/** The agent's root shells: its children whose argv holds "taskgate-kill" or "taskgate-remove" (none before the first task ended). */
+function rootShells(agentPid: number): number[] {
+  const shells: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === agentPid && readFileSync(`/proc/${name}/cmdline`, 'latin1').includes('taskgate-kill')) return Number(name);
+      if (ppid === agentPid && /taskgate-(kill|remove)/.test(readFileSync(`/proc/${name}/cmdline`, 'latin1'))) shells.push(Number(name));
     } catch {
       // exited meanwhile
     }
   }
-  return null;
+  return shells;
 }
 
-/** CPU seconds of the agent so far: itself and its kill shell with what it ran. */
-function agentCpu(agentPid: number): number {
-  const shell = killShell(agentPid);
-  return cpuSeconds(agentPid, false) + (shell ? cpuSeconds(shell, true) : 0);
+/** CPU seconds of the agent so far: the process itself, and its root shells with what they ran. */
+function agentCpu(agentPid: number): { own: number; shells: number } {
+  return { own: cpuSeconds(agentPid, false), shells: rootShells(agentPid).reduce((sum, pid) => sum + cpuSeconds(pid, true), 0) };
 }
 
 /** `count` tasks of `true` through one agent process; its CPU per task against a bare spawn's. */
@@ -68,7 +69,9 @@ export async function agentCost(store: StoreChoice, count: number, scripts: Scri
     const cpu0 = agentCpu(pid);
     await workers(count, 16, () => createTask(server, 't0', 'true').then(() => undefined));
     while ((await countSucceeded(server)) < warm + count) await sleep(50);
-    const agentMs = ((agentCpu(pid) - cpu0) * 1000) / count;
+    const cpu1 = agentCpu(pid);
+    const ownMs = ((cpu1.own - cpu0.own) * 1000) / count;
+    const agentMs = ownMs + ((cpu1.shells - cpu0.shells) * 1000) / count;
 
     // Baseline: what spawning the same script in a pty and reading it to its
     // exit costs the spawning process, here (otherwise idle meanwhile).
@@ -82,6 +85,7 @@ export async function agentCost(store: StoreChoice, count: number, scripts: Scri
     return [
       figure('throughput', `agent CPU per task (${store.name})`, agentMs, 'ms', 'lower', { name: 'bare node-pty spawn+exit, CPU of the spawning process', value: bareMs }, params),
       figure('throughput', `agent CPU per task beyond a bare spawn (${store.name})`, agentMs - bareMs, 'ms', 'lower', null, params),
+      figure('throughput', `agent CPU per task, its own process alone (${store.name})`, ownMs, 'ms', 'lower', { name: 'bare node-pty spawn+exit, CPU of the spawning process', value: bareMs }, params),
     ];
   } finally {
     await agent?.terminate();

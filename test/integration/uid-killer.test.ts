@@ -1,12 +1,17 @@
 /**
- * kill(-1, SIGKILL) as a task's uid through the agent's one long-lived root
- * shell (agent/uid-killer.ts), on real processes. Needs root (to switch
+ * kill(-1, SIGKILL) as a task's uid through the agent's long-lived root
+ * kill shell (agent/uid-killer.ts), on real processes, and the workspace
+ * removal shell (agent/workspace.ts) on real directories. Needs root (to switch
  * uids); says so loudly and skips elsewhere.
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { processesWithIds } from '../../agent/processes.js';
 import { KILL_ANSWER_MS, KILL_LOOP, UidKiller } from '../../agent/uid-killer.js';
+import { REMOVE_LOOP } from '../../agent/workspace.js';
 
 const RANGE = { first: 64900, last: 64909 };
 
@@ -105,5 +110,64 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
     let refused: unknown;
     await killer.kill(64904).catch((err: unknown) => (refused = err));
     expect(refused).to.be.an('error');
+  });
+});
+
+describe("the workspace removal shell: empties a task's directory as the task, never as root", function () {
+  let runs = '';
+
+  before(function () {
+    if (process.getuid?.() !== 0) {
+      console.warn('!!! SKIPPING the removal shell tests: they need root to switch uids');
+      this.skip();
+    }
+    runs = mkdtempSync(join(tmpdir(), 'taskgate-remove-'));
+    chmodSync(runs, 0o711);
+  });
+
+  after(() => {
+    if (runs) rmSync(runs, { recursive: true, force: true });
+  });
+
+  /** A task directory owned by uid:gid with a read-only file and subdirectory, and a root-owned file the task cannot remove. */
+  function workspace(id: string, uid: number): string {
+    const dir = join(runs, id);
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'sub', 'f'), 'x');
+    writeFileSync(join(dir, 'mine'), 'x');
+    for (const p of [dir, join(dir, 'sub'), join(dir, 'sub', 'f'), join(dir, 'mine')]) chownSync(p, uid, uid);
+    chmodSync(join(dir, 'sub'), 0o500); // the task made it unwritable: it may undo that
+    return dir;
+  }
+
+  it('answers one line per line: empties what the identity owns, refuses root, foreign gids and odd task ids', () => {
+    const dir = workspace('T1', 64901);
+    const rootsDir = workspace('T2', 64902);
+    mkdirSync(join(rootsDir, 'roots'));
+    writeFileSync(join(rootsDir, 'roots', 'precious'), 'x');
+    chmodSync(join(rootsDir, 'roots'), 0o755); // root's: the task cannot delete in it
+    const which = (p: string): string => execFileSync('sh', ['-c', `command -v ${p}`], { encoding: 'utf8' }).trim();
+    const lines = [
+      '0 64901 - T1', // as root
+      '64901 0 - T1', // gid outside the range
+      '64901 64899 - T1',
+      '64901 64901 - ../T1', // out of the runs dir
+      '64901 64901 - T1/..',
+      '64901 64901 0;id T1',
+      '64901 64901 -',
+      'x 64901 - T1',
+      '64901 64901 - T1',
+      '64902 64902 - T2',
+    ];
+    const out = execFileSync(which('sh'), ['-c', REMOVE_LOOP, 'taskgate-remove', which('setpriv'), which('chmod'), which('find'), runs, String(RANGE.first), String(RANGE.last)], {
+      input: lines.join('\n') + '\n',
+      encoding: 'utf8',
+    });
+    const answers = out.trim().split('\n');
+    expect(answers.slice(0, -2)).to.deep.equal(lines.slice(0, -2).map(() => 'refused'));
+    expect(answers.at(-2), 'its own files, read-only ones included').to.equal('ok');
+    expect(readdirSync(dir)).to.deep.equal([]);
+    expect(answers.at(-1), 'a root file in its directory is not the task’s to remove').to.match(/^failed /);
+    expect(readdirSync(join(rootsDir, 'roots'))).to.deep.equal(['precious']);
   });
 });

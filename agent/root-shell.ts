@@ -1,0 +1,119 @@
+/**
+ * A long-lived root shell that answers one line per line it reads, in
+ * order: what the agent would otherwise fork itself for, once per task
+ * (agent/uid-killer.ts, the workspace removals in agent/workspace.ts).
+ *
+ * A child_process spawn forks the agent, and a fork costs in proportion to
+ * the forking process's memory: several milliseconds of the agent's main
+ * thread each time, most of its overhead per task. A small shell forks in
+ * a fraction of that, off the agent's thread. The shell checks every field
+ * of every line itself, so no line it is given can make it act as root or
+ * outside what it is for.
+ *
+ * Each answer has a deadline: once the shell's child has switched to a
+ * task's ids, that task's processes may signal it (stop it, kill it). Past
+ * the deadline the shell is killed, every waiting caller gets null, and the
+ * next call starts a new shell. It starts through bash with only
+ * descriptors 0–2 (agent/only-stdio.ts): a shell started while tasks run
+ * would otherwise hold their ptys.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { onlyStdio } from './only-stdio.js';
+
+/** How the shell starts: `sh -c LOOP NAME ARGS...`, through `bash` (agent/only-stdio.ts). */
+export interface RootShellSpec {
+  bash: string;
+  sh: string;
+  loop: string;
+  /** The shell's $0: how it shows in ps. */
+  name: string;
+  args: string[];
+  /** How long one answer may take, in ms. */
+  answerMs: number;
+}
+
+/** The running shell and the callers waiting for its answers, oldest first. */
+interface Running {
+  child: ChildProcess;
+  waiting: Array<(answer: string | null) => void>;
+  /** The deadline of the oldest waiting caller's answer. */
+  deadline?: NodeJS.Timeout;
+}
+
+/** Holds the agent's event loop open only while an answer is awaited. */
+function hold(shell: Running, on: boolean): void {
+  for (const handle of [shell.child, shell.child.stdin, shell.child.stdout] as Array<{ ref?: () => void; unref?: () => void } | null>) {
+    if (on) handle?.ref?.();
+    else handle?.unref?.();
+  }
+}
+
+/** One shell of a {@link RootShellSpec}, started on first use and again after it ended. */
+export class RootShell {
+  readonly #spec: RootShellSpec;
+  #shell: Running | null = null;
+  #closed = false;
+
+  constructor(spec: RootShellSpec) {
+    this.#spec = spec;
+  }
+
+  /** Sends one line (no newline in it); resolves its answer, or null when the shell ended or missed the deadline. */
+  ask(line: string): Promise<string | null> {
+    if (this.#closed || line.includes('\n')) return Promise.resolve(null);
+    const shell = this.#shell ?? this.#start();
+    hold(shell, true);
+    return new Promise((resolve) => {
+      // Answers come in order: a caller's deadline counts from when the one before it was answered.
+      shell.waiting.push(resolve);
+      if (shell.waiting.length === 1) this.#arm(shell);
+      shell.child.stdin!.write(`${line}\n`);
+    });
+  }
+
+  /** Ends the shell; later calls get null. */
+  close(): void {
+    this.#closed = true;
+    this.#shell?.child.stdin?.end();
+    this.#shell = null;
+  }
+
+  /** Starts the deadline of the oldest unanswered line. */
+  #arm(shell: Running): void {
+    clearTimeout(shell.deadline);
+    shell.deadline = setTimeout(() => {
+      // Stuck (its child stopped by the task, say): end it; the waiting calls fail.
+      shell.child.kill('SIGKILL');
+      this.#ended(shell);
+    }, this.#spec.answerMs);
+  }
+
+  #ended(shell: Running): void {
+    clearTimeout(shell.deadline);
+    if (this.#shell === shell) this.#shell = null;
+    for (const resolve of shell.waiting.splice(0)) resolve(null);
+  }
+
+  #start(): Running {
+    const { bash, sh, loop, name, args } = this.#spec;
+    const command = onlyStdio(bash, { file: sh, args: ['-c', loop, name, ...args] });
+    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    const shell: Running = { child, waiting: [] };
+    this.#shell = shell;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      shell.waiting.shift()?.(line);
+      if (shell.waiting.length > 0) this.#arm(shell);
+      else {
+        clearTimeout(shell.deadline);
+        hold(shell, false);
+      }
+    });
+    // Whatever it had not answered is refused; the next call starts a new shell.
+    const ended = (): void => this.#ended(shell);
+    child.on('exit', ended);
+    child.on('error', ended);
+    child.stdin!.on('error', ended);
+    return shell;
+  }
+}
