@@ -9,7 +9,8 @@
  * "win", and one can silently undo the other (measured: 29 of 30 rounds of 8
  * racing updateOne calls had several winners). Real MongoDB is atomic per
  * document, but Taskgate must be right on both, so every write to a task
- * (and to an agent) goes through a per-document lock: a document in `locks`
+ * (and every read-modify-write of an agent, target, user or token) goes
+ * through a per-document lock: a document in `locks`
  * whose unique _id only one writer can insert (server/store/mongo-locks.ts:
  * they expire, so a server that dies holding one does not wedge the task,
  * and writers in one process queue for a lock among themselves first and
@@ -429,18 +430,24 @@ export class MongoStore implements Store {
     return docs.map(toTarget);
   }
 
+  // Writes of a stored target, user or token hold its lock (see the file
+  // comment): on FerretDB two racing $set updates of different fields can
+  // each rewrite the whole document as it was before the other, losing it
+  // (test/integration/store-documents.test.ts). Under the lock the write is
+  // a read, a merge and a replace, in the record's current version.
   async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
-    const doc = await this.#targets.findOneAndUpdate(
-      { _id: name },
-      { $set: { ...patch, updated: time } },
-      { returnDocument: 'after' },
-    );
-    return doc ? toTarget(doc) : null;
+    return this.#locks.run(`target:${name}`, async () => {
+      const doc = await this.#targets.findOne({ _id: name });
+      if (!doc) return null;
+      const next: TargetRecord = { ...toTarget(doc), ...patch, updated: time };
+      await this.#targets.replaceOne({ _id: name }, toTargetDoc(next));
+      return next;
+    });
   }
 
   async deleteTarget(name: string): Promise<boolean> {
-    const result = await this.#targets.deleteOne({ _id: name });
-    return result.deletedCount > 0;
+    // Under the lock too: an update's replace must not land on a target made again under the name.
+    return this.#locks.run(`target:${name}`, async () => (await this.#targets.deleteOne({ _id: name })).deletedCount > 0);
   }
 
   // Agent writes hold the agent's lock too: on FerretDB a presence update
@@ -504,8 +511,13 @@ export class MongoStore implements Store {
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
-    const doc = await this.#users.findOneAndUpdate({ _id: email }, { $set: { ...patch, updated: time } }, { returnDocument: 'after' });
-    return doc ? toUser(doc) : null;
+    return this.#locks.run(`user:${email}`, async () => {
+      const doc = await this.#users.findOne({ _id: email });
+      if (!doc) return null;
+      const next: UserRecord = { ...toUser(doc), ...patch, updated: time };
+      await this.#users.replaceOne({ _id: email }, toUserDoc(next));
+      return next;
+    });
   }
 
   async countUsers(): Promise<number> {
@@ -539,7 +551,8 @@ export class MongoStore implements Store {
   }
 
   async touchToken(id: string, time: Date): Promise<void> {
-    await this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } });
+    // Under the token's lock: on FerretDB a refresh racing a revocation could write `revoked: null` back.
+    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } }));
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
@@ -548,7 +561,7 @@ export class MongoStore implements Store {
 
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
     // Only a valid token gets a time, so the first revocation's time stays.
-    await this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } });
+    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } }));
     return this.getToken(id);
   }
 
