@@ -9,23 +9,22 @@
  * "win", and one can silently undo the other (measured: 29 of 30 rounds of 8
  * racing updateOne calls had several winners). Real MongoDB is atomic per
  * document, but Taskgate must be right on both, so every write to a task
- * (and to an agent) goes through a per-document lock: a document in `locks`
+ * (and every read-modify-write of an agent, target, user or token) goes
+ * through a per-document lock: a document in `locks`
  * whose unique _id only one writer can insert (server/store/mongo-locks.ts:
  * they expire, so a server that dies holding one does not wedge the task,
  * and writers in one process queue for a lock among themselves first and
  * hand it on, so the lock costs round trips only against other processes'
  * writers and at the ends of a run of local ones).
  */
-import { Binary, BSON, MongoBulkWriteError, MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { Binary, MongoClient, type Collection, type Db, type Filter } from 'mongodb';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import {
   applyTransition,
   claimRequest,
-  hasUnpublished,
   endsTask,
   REQUEST_SWEEP,
-  upgrade,
   type AgentPresence,
   type AgentRecord,
   type AuditEventRecord,
@@ -52,27 +51,39 @@ import {
   taskAudience,
 } from './store.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
+import { newTarget } from './record-codecs.js';
+import {
+  asStored,
+  isDuplicateKey,
+  onlyDuplicateKeys,
+  toAgent,
+  toAgentDoc,
+  toChunk,
+  toDelivery,
+  toDeliveryDoc,
+  toEvent,
+  toEventDoc,
+  toRequest,
+  toRequestDoc,
+  toTarget,
+  toTargetDoc,
+  toTask,
+  toTaskDoc,
+  toToken,
+  toTokenDoc,
+  toUser,
+  toUserDoc,
+  type AgentDoc,
+  type ChunkDoc,
+  type DeliveryDoc,
+  type EventDoc,
+  type RequestDoc,
+  type TargetDoc,
+  type TaskDoc,
+  type TokenDoc,
+  type UserDoc,
+} from './mongo-docs.js';
 
-/** `outbox` mirrors hasUnpublished(), so unpublished tasks are one index scan. */
-type TaskDoc = Omit<TaskRecord, 'id'> & { _id: string; outbox: boolean; audience: string[] };
-type TargetDoc = Omit<TargetRecord, 'name'> & { _id: string };
-type AgentDoc = Omit<AgentRecord, 'name'> & { _id: string };
-type TokenDoc = TokenRecord & { _id: string };
-type UserDoc = Omit<UserRecord, 'email'> & { _id: string };
-type EventDoc = Omit<AuditEventRecord, 'id'> & { _id: string };
-type DeliveryDoc = Omit<DeliveryRecord, 'id'> & { _id: string };
-/** `_id` is {@link requestKey}: the unique _id is what makes binding a request id race-safe. */
-type RequestDoc = RequestRecord & { _id: string };
-interface ChunkDoc {
-  _id: string;
-  taskId: string;
-  seq: number;
-  offset: number;
-  end: number;
-  data: Binary;
-}
-
-const DUPLICATE_KEY = 11000;
 
 /**
  * The one lock every deletion of request records holds. Deleters are thus
@@ -85,70 +96,6 @@ const REQUEST_EXPIRY_LOCK = 'requests:expiry';
 /** The _id of a request record: injective in (caller, requestId), whatever they contain. */
 function requestKey(caller: string, requestId: string): string {
   return JSON.stringify([caller, requestId]);
-}
-
-function toRequest(doc: RequestDoc): RequestRecord {
-  const record: RequestRecord & { _id?: string } = { ...doc };
-  delete record._id;
-  return record;
-}
-
-/**
- * `doc` as a read would return it once written: through BSON, as the driver
- * sends and reads it (undefined fields become null or vanish alike), and a
- * copy no caller holds.
- */
-function asStored(doc: TaskDoc): TaskDoc {
-  return BSON.deserialize(BSON.serialize(doc)) as TaskDoc;
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
-}
-
-/** Whether every write of a failed bulk insert failed as a duplicate key (so, for idempotent inserts, nothing is wrong). */
-function onlyDuplicateKeys(err: unknown): boolean {
-  if (isDuplicateKey(err)) return true;
-  if (!(err instanceof MongoBulkWriteError)) return false;
-  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-  return errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
-}
-
-function toTask(doc: TaskDoc): TaskRecord {
-  const { _id, ...rest } = doc;
-  const task: TaskRecord & { outbox?: boolean; audience?: string[] } = { id: _id, ...rest };
-  delete task.outbox;
-  delete task.audience;
-  return upgrade.task(task);
-}
-
-function toTaskDoc({ id, ...rest }: TaskRecord): TaskDoc {
-  return { _id: id, ...rest, outbox: hasUnpublished({ id, ...rest }), audience: taskAudience(rest) };
-}
-
-function toTarget({ _id, ...rest }: TargetDoc): TargetRecord {
-  return upgrade.target({ name: _id, ...rest });
-}
-
-function toUser({ _id, ...rest }: UserDoc): UserRecord {
-  return { email: _id, ...rest };
-}
-
-function toEvent({ _id, ...rest }: EventDoc): AuditEventRecord {
-  return { id: _id, ...rest };
-}
-
-function toDelivery({ _id, ...rest }: DeliveryDoc): DeliveryRecord {
-  return { id: _id, ...rest };
-}
-
-function toAgent({ _id, ...rest }: AgentDoc): AgentRecord {
-  return upgrade.agent({ name: _id, ...rest });
-}
-
-function toChunk(doc: ChunkDoc): ChunkRecord {
-  const bytes = doc.data.buffer;
-  return { taskId: doc.taskId, seq: doc.seq, offset: doc.offset, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }
 
 /** Options for {@link MongoStore}. */
@@ -429,7 +376,7 @@ export class MongoStore implements Store {
       // A unique _id: of concurrent inserts exactly one succeeds, on MongoDB
       // and on FerretDB alike (unlike conditional updates there).
       try {
-        await this.#requests.insertOne({ _id, ...record });
+        await this.#requests.insertOne(toRequestDoc(_id, record));
         return null;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
@@ -463,10 +410,10 @@ export class MongoStore implements Store {
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {
-    const target = upgrade.target({ ...record });
-    const { name, ...rest } = target;
+    const target = newTarget(record);
+    const { name } = target;
     try {
-      await this.#targets.insertOne({ _id: name, ...rest });
+      await this.#targets.insertOne(toTargetDoc(target));
     } catch (err) {
       if (isDuplicateKey(err)) throw new AlreadyExistsError(`target "${name}" already exists`, { cause: err });
       throw err;
@@ -483,27 +430,33 @@ export class MongoStore implements Store {
     return docs.map(toTarget);
   }
 
+  // Writes of a stored target, user or token hold its lock (see the file
+  // comment): on FerretDB two racing $set updates of different fields can
+  // each rewrite the whole document as it was before the other, losing it
+  // (test/integration/store-documents.test.ts). Under the lock the write is
+  // a read, a merge and a replace, in the record's current version.
   async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
-    const doc = await this.#targets.findOneAndUpdate(
-      { _id: name },
-      { $set: { ...patch, updated: time } },
-      { returnDocument: 'after' },
-    );
-    return doc ? toTarget(doc) : null;
+    return this.#locks.run(`target:${name}`, async () => {
+      const doc = await this.#targets.findOne({ _id: name });
+      if (!doc) return null;
+      const next: TargetRecord = { ...toTarget(doc), ...patch, updated: time };
+      await this.#targets.replaceOne({ _id: name }, toTargetDoc(next));
+      return next;
+    });
   }
 
   async deleteTarget(name: string): Promise<boolean> {
-    const result = await this.#targets.deleteOne({ _id: name });
-    return result.deletedCount > 0;
+    // Under the lock too: an update's replace must not land on a target made again under the name.
+    return this.#locks.run(`target:${name}`, async () => (await this.#targets.deleteOne({ _id: name })).deletedCount > 0);
   }
 
   // Agent writes hold the agent's lock too: on FerretDB a presence update
   // racing a new session's identity could otherwise write back the old one
   // (see the file comment), and the agent could then not resume.
   async putAgent(agent: AgentRecord): Promise<void> {
-    const { name, ...rest } = agent;
-    await this.#locks.run(`agent:${name}`, async () => {
-      await this.#agents.replaceOne({ _id: name }, rest, { upsert: true });
+    const { _id, ...rest } = toAgentDoc(agent);
+    await this.#locks.run(`agent:${_id}`, async () => {
+      await this.#agents.replaceOne({ _id }, rest, { upsert: true });
     });
   }
 
@@ -538,9 +491,9 @@ export class MongoStore implements Store {
   }
 
   async insertUser(user: UserRecord): Promise<void> {
-    const { email, ...rest } = user;
+    const { email } = user;
     try {
-      await this.#users.insertOne({ _id: email, ...rest });
+      await this.#users.insertOne(toUserDoc(user));
     } catch (err) {
       if (isDuplicateKey(err)) throw new AlreadyExistsError(`user ${email} already exists`, { cause: err });
       throw err;
@@ -558,8 +511,13 @@ export class MongoStore implements Store {
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
-    const doc = await this.#users.findOneAndUpdate({ _id: email }, { $set: { ...patch, updated: time } }, { returnDocument: 'after' });
-    return doc ? toUser(doc) : null;
+    return this.#locks.run(`user:${email}`, async () => {
+      const doc = await this.#users.findOne({ _id: email });
+      if (!doc) return null;
+      const next: UserRecord = { ...toUser(doc), ...patch, updated: time };
+      await this.#users.replaceOne({ _id: email }, toUserDoc(next));
+      return next;
+    });
   }
 
   async countUsers(): Promise<number> {
@@ -567,33 +525,34 @@ export class MongoStore implements Store {
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    await this.#tokens.insertOne({ _id: token.id, ...token });
+    await this.#tokens.insertOne(toTokenDoc(token));
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const doc = await this.#tokens.findOne({ hash }, { projection: { _id: 0 } });
-    return doc as TokenRecord | null;
+    const doc = await this.#tokens.findOne({ hash });
+    return doc ? toToken(doc) : null;
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
-    const doc = await this.#tokens.findOne({ _id: id }, { projection: { _id: 0 } });
-    return doc as TokenRecord | null;
+    const doc = await this.#tokens.findOne({ _id: id });
+    return doc ? toToken(doc) : null;
   }
 
   async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
     const docs = await this.#tokens
-      .find(subject === undefined ? {} : { subject }, { projection: { _id: 0 } })
+      .find(subject === undefined ? {} : { subject })
       .sort({ created: 1, id: 1 })
       .toArray();
-    return docs as TokenRecord[];
+    return docs.map(toToken);
   }
 
   async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
-    return (await this.#tokens.find({ _id: { $in: [...ids] } }, { projection: { _id: 0 } }).toArray()) as TokenRecord[];
+    return (await this.#tokens.find({ _id: { $in: [...ids] } }).toArray()).map(toToken);
   }
 
   async touchToken(id: string, time: Date): Promise<void> {
-    await this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } });
+    // Under the token's lock: on FerretDB a refresh racing a revocation could write `revoked: null` back.
+    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } }));
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
@@ -602,14 +561,13 @@ export class MongoStore implements Store {
 
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
     // Only a valid token gets a time, so the first revocation's time stays.
-    await this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } });
+    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } }));
     return this.getToken(id);
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {
-    const { id, ...rest } = event;
     try {
-      await this.#events.insertOne({ _id: id, ...rest });
+      await this.#events.insertOne(toEventDoc(event));
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
     }
@@ -621,7 +579,7 @@ export class MongoStore implements Store {
       // Unordered: each event is stored whatever happens to the others, and
       // an id stored before fails alone, as a duplicate.
       await this.#events.insertMany(
-        events.map(({ id, ...rest }) => ({ _id: id, ...rest })),
+        events.map(toEventDoc),
         { ordered: false },
       );
     } catch (err) {
@@ -644,9 +602,8 @@ export class MongoStore implements Store {
   }
 
   async insertDelivery(delivery: DeliveryRecord): Promise<void> {
-    const { id, ...rest } = delivery;
     try {
-      await this.#deliveries.insertOne({ _id: id, ...rest });
+      await this.#deliveries.insertOne(toDeliveryDoc(delivery));
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
     }

@@ -1,8 +1,9 @@
 /**
  * The records Taskgate stores, as both stores hold them (server/store/store.ts
  * is the contract that stores them), and what follows from a record alone:
- * a task's audience keys and audit records, the transition both stores
- * apply, and the fields an older version's records lack.
+ * a task's audience keys and audit records and the transition both stores
+ * apply. How each is written and read back, across versions, is in
+ * server/store/record-codecs.ts.
  */
 import { eventId } from '../../shared/ids.js';
 import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
@@ -208,7 +209,7 @@ export interface TargetRecord {
 
 /**
  * A target to insert: fields added after the first release may be left out
- * and take their defaults (see {@link upgrade}).
+ * and take their defaults (see `newTarget` in record-codecs.ts).
  */
 export type NewTargetRecord = Omit<TargetRecord, 'runAs' | 'distinctReviewers'> & Partial<Pick<TargetRecord, 'runAs' | 'distinctReviewers'>>;
 
@@ -473,42 +474,3 @@ export function claimRequest(id: string, agent: string, bootId: string, time: Da
 export function hasUnpublished(task: TaskRecord): boolean {
   return task.events.length > task.published;
 }
-
-/**
- * Fills fields that records written by an older version lack, so both
- * stores read old data directory and database contents.
- */
-export const upgrade = {
-  task(task: TaskRecord): TaskRecord {
-    task.review ??= [];
-    task.killRequested ??= null;
-    task.timeoutSeconds ??= 0;
-    task.outputDroppedBytes ??= 0;
-    task.findings ??= {};
-    task.createdByGroups ??= [];
-    task.published ??= task.events.length;
-    for (const e of task.events) e.action ??= `task.${e.to}`;
-    return task;
-  },
-  target(target: NewTargetRecord): TargetRecord {
-    target.review ??= 'none';
-    target.reviewers ??= [];
-    target.groups ??= [];
-    target.allowTypeOverride ??= true;
-    target.active ??= true;
-    target.timeoutSeconds ??= 0;
-    target.redact ??= [];
-    target.customDetectors ??= [];
-    target.secretProvider ??= '';
-    target.secretPath ??= '';
-    target.secretMapping ??= {};
-    target.runAs ??= '';
-    target.distinctReviewers ??= true;
-    return target as TargetRecord;
-  },
-  agent(agent: AgentRecord): AgentRecord {
-    agent.tokenId ??= '';
-    agent.secretHashes ??= [];
-    return agent;
-  },
-};

@@ -1,7 +1,7 @@
 /**
  * The embedded store's tables (server/store/sqlite-store.ts): each record a
- * JSON document in a `doc` column, beside the columns its queries need, and
- * how a document reads back (its dates revived).
+ * JSON document in a `doc` column (written and read through its codec,
+ * server/store/record-codecs.ts), beside the columns its queries need.
  */
 
 export const SCHEMA = `
@@ -96,34 +96,3 @@ END;
 export const MIGRATIONS = [
   'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0',
 ];
-
-const DATE_KEYS = new Set(['created', 'updated', 'started', 'finished', 'lastSeen', 'time', 'revoked', 'nextAttempt', 'killRequested', 'expires', 'lastUsed']);
-
-/**
- * JSON.parse that turns the known date fields back into Dates. A walk after
- * the parse, not a reviver: V8 runs a reviver for every value, several
- * times slower than the parse itself (the top of a server's CPU profile).
- */
-export function parseDoc<T>(json: string): T {
-  return reviveDates(JSON.parse(json)) as T;
-}
-
-function reviveDates(value: unknown): unknown {
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if (typeof item === 'object' && item !== null) reviveDates(item);
-    }
-  } else if (typeof value === 'object' && value !== null) {
-    const record = value as Record<string, unknown>;
-    for (const key in record) {
-      const field = record[key];
-      if (typeof field === 'string') {
-        if (DATE_KEYS.has(key)) record[key] = new Date(field);
-      } else if (typeof field === 'object' && field !== null) {
-        reviveDates(field);
-      }
-    }
-  }
-  return value;
-}

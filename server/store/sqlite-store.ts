@@ -17,7 +17,6 @@ import {
   taskAudience,
   REQUEST_SWEEP,
   taskAuditEvent,
-  upgrade,
   type AgentPresence,
   type AgentRecord,
   type AuditEventRecord,
@@ -44,10 +43,33 @@ import {
   type UserPatch,
   type UserRecord,
 } from './store.js';
-import { COUNTS_SCHEMA, MIGRATIONS, parseDoc, SCHEMA } from './sqlite-schema.js';
+import {
+  agentCodec,
+  deliveryCodec,
+  eventCodec,
+  newTarget,
+  requestCodec,
+  targetCodec,
+  taskCodec,
+  tokenCodec,
+  userCodec,
+  type RecordCodec,
+  type StoredDoc,
+} from './record-codecs.js';
+import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
+
+/** A record as its `doc` column holds it (its codec's stored form, as JSON). */
+function encode<R>(codec: RecordCodec<R>, record: R): string {
+  return JSON.stringify(codec.encode(record));
+}
+
+/** The record a `doc` column holds, in the current shape (see server/store/record-codecs.ts). */
+function decode<R>(codec: RecordCodec<R>, json: string): R {
+  return codec.decode(JSON.parse(json) as StoredDoc);
+}
 
 interface DocRow {
   doc: string;
@@ -114,7 +136,7 @@ export class SqliteStore implements Store {
     this.#db.transaction(() => {
       for (let after = ''; ; ) {
         const rows = batch.all(after) as (DocRow & { id: string })[];
-        for (const row of rows) this.#insertAudience(upgrade.task(parseDoc<TaskRecord>(row.doc)));
+        for (const row of rows) this.#insertAudience(decode(taskCodec, row.doc));
         if (rows.length < 1000) return;
         after = rows.at(-1)!.id;
       }
@@ -149,7 +171,7 @@ export class SqliteStore implements Store {
   async insertTask(task: TaskRecord): Promise<void> {
     this.#db.transaction(() => {
       const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(task.id, task.status, task.target, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0);
+        .run(task.id, task.status, task.target, task.agent, encode(taskCodec, task), hasUnpublished(task) ? 1 : 0);
       if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
       this.#insertAudience(task);
       this.#recordEvents(task);
@@ -162,12 +184,12 @@ export class SqliteStore implements Store {
 
   #getTask(id: string): TaskRecord | null {
     const row = this.#statement('SELECT doc FROM tasks WHERE id = ?').get(id) as DocRow | undefined;
-    return row ? upgrade.task(parseDoc<TaskRecord>(row.doc)) : null;
+    return row ? decode(taskCodec, row.doc) : null;
   }
 
   #saveTask(task: TaskRecord): void {
     this.#statement('UPDATE tasks SET status = ?, agent = ?, doc = ?, unpublished = ? WHERE id = ?')
-      .run(task.status, task.agent, JSON.stringify(task), hasUnpublished(task) ? 1 : 0, task.id);
+      .run(task.status, task.agent, encode(taskCodec, task), hasUnpublished(task) ? 1 : 0, task.id);
     this.#recordEvents(task);
   }
 
@@ -186,7 +208,7 @@ export class SqliteStore implements Store {
     const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     args.push(query.limit);
     const rows = this.#statement(sql).all(...args) as DocRow[];
-    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
+    return rows.map((r) => decode(taskCodec, r.doc));
   }
 
   /**
@@ -210,7 +232,7 @@ export class SqliteStore implements Store {
     const page = [...ids].sort().reverse().slice(0, query.limit);
     if (page.length === 0) return [];
     const rows = this.#statement('SELECT doc FROM tasks WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC').all(JSON.stringify(page)) as DocRow[];
-    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
+    return rows.map((r) => decode(taskCodec, r.doc));
   }
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
@@ -261,7 +283,7 @@ export class SqliteStore implements Store {
       const tasks: TaskRecord[] = [];
       const targets = new Map<string, TargetRecord | null>();
       for (const row of rows) {
-        const task = upgrade.task(parseDoc<TaskRecord>(row.doc));
+        const task = decode(taskCodec, row.doc);
         const next = applyTransition(task, claimRequest(task.id, agent, bootId, time));
         if (!next) continue;
         this.#saveTask(next);
@@ -275,7 +297,7 @@ export class SqliteStore implements Store {
 
   async listUnpublished(limit: number): Promise<TaskRecord[]> {
     const rows = this.#statement('SELECT doc FROM tasks WHERE unpublished = 1 ORDER BY id LIMIT ?').all(limit) as DocRow[];
-    return rows.map((r) => upgrade.task(parseDoc<TaskRecord>(r.doc)));
+    return rows.map((r) => decode(taskCodec, r.doc));
   }
 
   async hasUnfinishedTasks(target: string): Promise<boolean> {
@@ -344,7 +366,7 @@ export class SqliteStore implements Store {
       if (held && held.expires.getTime() > record.created.getTime()) return held;
       if (held) this.#statement('DELETE FROM requests WHERE caller = ? AND request_id = ?').run(record.caller, record.requestId);
       this.#statement('INSERT INTO requests (caller, request_id, expires, doc) VALUES (?, ?, ?, ?)')
-        .run(record.caller, record.requestId, record.expires.getTime(), JSON.stringify(record));
+        .run(record.caller, record.requestId, record.expires.getTime(), encode(requestCodec, record));
       return null;
     });
     return run.immediate();
@@ -357,14 +379,14 @@ export class SqliteStore implements Store {
 
   #getRequest(caller: string, requestId: string): RequestRecord | null {
     const row = this.#statement('SELECT doc FROM requests WHERE caller = ? AND request_id = ?').get(caller, requestId) as DocRow | undefined;
-    return row ? parseDoc<RequestRecord>(row.doc) : null;
+    return row ? decode(requestCodec, row.doc) : null;
   }
 
   async completeRequest(caller: string, requestId: string): Promise<void> {
     const run = this.#db.transaction((): void => {
       const held = this.#getRequest(caller, requestId);
       if (!held || held.done) return;
-      this.#statement('UPDATE requests SET doc = ? WHERE caller = ? AND request_id = ?').run(JSON.stringify({ ...held, done: true }), caller, requestId);
+      this.#statement('UPDATE requests SET doc = ? WHERE caller = ? AND request_id = ?').run(encode(requestCodec, { ...held, done: true }), caller, requestId);
     });
     run.immediate();
   }
@@ -375,9 +397,9 @@ export class SqliteStore implements Store {
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {
-    const target = upgrade.target({ ...record });
+    const target = newTarget(record);
     const result = this.#statement('INSERT OR IGNORE INTO targets (name, doc) VALUES (?, ?)')
-      .run(target.name, JSON.stringify(target));
+      .run(target.name, encode(targetCodec, target));
     if (result.changes === 0) throw new AlreadyExistsError(`target "${target.name}" already exists`);
   }
 
@@ -387,21 +409,21 @@ export class SqliteStore implements Store {
 
   #getTarget(name: string): TargetRecord | null {
     const row = this.#statement('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
-    return row ? upgrade.target(parseDoc<TargetRecord>(row.doc)) : null;
+    return row ? decode(targetCodec, row.doc) : null;
   }
 
   async listTargets(afterName: string, limit: number): Promise<TargetRecord[]> {
     const rows = this.#statement('SELECT doc FROM targets WHERE name > ? ORDER BY name LIMIT ?')
       .all(afterName, limit) as DocRow[];
-    return rows.map((r) => upgrade.target(parseDoc<TargetRecord>(r.doc)));
+    return rows.map((r) => decode(targetCodec, r.doc));
   }
 
   async updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null> {
     const run = this.#db.transaction((): TargetRecord | null => {
       const row = this.#statement('SELECT doc FROM targets WHERE name = ?').get(name) as DocRow | undefined;
       if (!row) return null;
-      const next: TargetRecord = { ...upgrade.target(parseDoc<TargetRecord>(row.doc)), ...patch, updated: time };
-      this.#statement('UPDATE targets SET doc = ? WHERE name = ?').run(JSON.stringify(next), name);
+      const next: TargetRecord = { ...decode(targetCodec, row.doc), ...patch, updated: time };
+      this.#statement('UPDATE targets SET doc = ? WHERE name = ?').run(encode(targetCodec, next), name);
       return next;
     });
     return run.immediate();
@@ -413,7 +435,7 @@ export class SqliteStore implements Store {
 
   async putAgent(agent: AgentRecord): Promise<void> {
     this.#statement('INSERT INTO agents (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc')
-      .run(agent.name, JSON.stringify(agent));
+      .run(agent.name, encode(agentCodec, agent));
   }
 
   async updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean> {
@@ -431,7 +453,7 @@ export class SqliteStore implements Store {
   #updateAgentPresence(name: string, presence: AgentPresence): boolean {
     const current = this.#getAgent(name);
     if (!current) return false;
-    this.#statement('UPDATE agents SET doc = ? WHERE name = ?').run(JSON.stringify({ ...current, ...presence }), name);
+    this.#statement('UPDATE agents SET doc = ? WHERE name = ?').run(encode(agentCodec, { ...current, ...presence }), name);
     return true;
   }
 
@@ -441,12 +463,12 @@ export class SqliteStore implements Store {
 
   #getAgent(name: string): AgentRecord | null {
     const row = this.#statement('SELECT doc FROM agents WHERE name = ?').get(name) as DocRow | undefined;
-    return row ? upgrade.agent(parseDoc<AgentRecord>(row.doc)) : null;
+    return row ? decode(agentCodec, row.doc) : null;
   }
 
   async listAgents(): Promise<AgentRecord[]> {
     const rows = this.#statement('SELECT doc FROM agents ORDER BY name').all() as DocRow[];
-    return rows.map((r) => upgrade.agent(parseDoc<AgentRecord>(r.doc)));
+    return rows.map((r) => decode(agentCodec, r.doc));
   }
 
   async putSecret(target: string, key: string, sealed: string, time: Date): Promise<void> {
@@ -463,26 +485,26 @@ export class SqliteStore implements Store {
   }
 
   async insertUser(user: UserRecord): Promise<void> {
-    const result = this.#statement('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, JSON.stringify(user));
+    const result = this.#statement('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, encode(userCodec, user));
     if (result.changes === 0) throw new AlreadyExistsError(`user ${user.email} already exists`);
   }
 
   async getUser(email: string): Promise<UserRecord | null> {
     const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
-    return row ? parseDoc<UserRecord>(row.doc) : null;
+    return row ? decode(userCodec, row.doc) : null;
   }
 
   async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
     const rows = this.#statement('SELECT doc FROM users WHERE email > ? ORDER BY email LIMIT ?').all(afterEmail, limit) as DocRow[];
-    return rows.map((r) => parseDoc<UserRecord>(r.doc));
+    return rows.map((r) => decode(userCodec, r.doc));
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
     const run = this.#db.transaction((): UserRecord | null => {
       const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
       if (!row) return null;
-      const next: UserRecord = { ...parseDoc<UserRecord>(row.doc), ...patch, updated: time };
-      this.#statement('UPDATE users SET doc = ? WHERE email = ?').run(JSON.stringify(next), email);
+      const next: UserRecord = { ...decode(userCodec, row.doc), ...patch, updated: time };
+      this.#statement('UPDATE users SET doc = ? WHERE email = ?').run(encode(userCodec, next), email);
       return next;
     });
     return run.immediate();
@@ -494,23 +516,23 @@ export class SqliteStore implements Store {
 
   async insertToken(token: TokenRecord): Promise<void> {
     this.#statement('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
-      .run(token.id, token.hash, token.kind, JSON.stringify(token));
+      .run(token.id, token.hash, token.kind, encode(tokenCodec, token));
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
     const row = this.#statement('SELECT doc FROM tokens WHERE hash = ?').get(hash) as DocRow | undefined;
-    return row ? parseDoc<TokenRecord>(row.doc) : null;
+    return row ? decode(tokenCodec, row.doc) : null;
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
     const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
-    return row ? parseDoc<TokenRecord>(row.doc) : null;
+    return row ? decode(tokenCodec, row.doc) : null;
   }
 
   async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
     const rows = this.#statement('SELECT doc FROM tokens').all() as DocRow[];
     return rows
-      .map((r) => parseDoc<TokenRecord>(r.doc))
+      .map((r) => decode(tokenCodec, r.doc))
       .filter((t) => subject === undefined || t.subject === subject)
       .sort((a, b) => a.created.getTime() - b.created.getTime() || a.id.localeCompare(b.id));
   }
@@ -519,9 +541,9 @@ export class SqliteStore implements Store {
     const run = this.#db.transaction((): TokenRecord | null => {
       const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
       if (!row) return null;
-      const token = parseDoc<TokenRecord>(row.doc);
+      const token = decode(tokenCodec, row.doc);
       const next: TokenRecord = { ...token, revoked: token.revoked ?? time };
-      this.#statement('UPDATE tokens SET doc = ? WHERE id = ?').run(JSON.stringify(next), id);
+      this.#statement('UPDATE tokens SET doc = ? WHERE id = ?').run(encode(tokenCodec, next), id);
       return next;
     });
     return run.immediate();
@@ -530,7 +552,7 @@ export class SqliteStore implements Store {
   async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
     // One statement whatever the count: the ids travel as one JSON array.
     const rows = this.#statement('SELECT doc FROM tokens WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as DocRow[];
-    return rows.map((r) => parseDoc<TokenRecord>(r.doc));
+    return rows.map((r) => decode(tokenCodec, r.doc));
   }
 
   async touchToken(id: string, time: Date): Promise<void> {
@@ -539,7 +561,7 @@ export class SqliteStore implements Store {
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
     const rows = this.#statement('SELECT doc FROM users WHERE email IN (SELECT value FROM json_each(?))').all(JSON.stringify(emails)) as DocRow[];
-    return rows.map((r) => parseDoc<UserRecord>(r.doc));
+    return rows.map((r) => decode(userCodec, r.doc));
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {
@@ -548,7 +570,7 @@ export class SqliteStore implements Store {
 
   #insertEvent(event: AuditEventRecord): void {
     this.#statement('INSERT OR IGNORE INTO events (id, time, actor, resource, doc) VALUES (?, ?, ?, ?, ?)')
-      .run(event.id, event.time.getTime(), event.actor, event.resource, JSON.stringify(event));
+      .run(event.id, event.time.getTime(), event.actor, event.resource, encode(eventCodec, event));
   }
 
   async insertEvents(events: readonly AuditEventRecord[]): Promise<void> {
@@ -592,12 +614,12 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT doc FROM events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
     const rows = this.#statement(sql).all(...args, query.limit) as DocRow[];
-    return rows.map((r) => parseDoc<AuditEventRecord>(r.doc));
+    return rows.map((r) => decode(eventCodec, r.doc));
   }
 
   async insertDelivery(delivery: DeliveryRecord): Promise<void> {
     this.#statement('INSERT OR IGNORE INTO deliveries (id, state, next_attempt, doc) VALUES (?, ?, ?, ?)')
-      .run(delivery.id, delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery));
+      .run(delivery.id, delivery.state, delivery.nextAttempt.getTime(), encode(deliveryCodec, delivery));
   }
 
   async claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]> {
@@ -605,7 +627,7 @@ export class SqliteStore implements Store {
       const rows = this.#statement("SELECT doc FROM deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?")
         .all(now.getTime(), limit) as DocRow[];
       return rows.map((r) => {
-        const claimed: DeliveryRecord = { ...parseDoc<DeliveryRecord>(r.doc), nextAttempt: leaseUntil };
+        const claimed: DeliveryRecord = { ...decode(deliveryCodec, r.doc), nextAttempt: leaseUntil };
         this.#saveDelivery(claimed);
         return claimed;
       });
@@ -615,7 +637,7 @@ export class SqliteStore implements Store {
 
   #saveDelivery(delivery: DeliveryRecord): void {
     this.#statement('UPDATE deliveries SET state = ?, next_attempt = ?, doc = ? WHERE id = ?')
-      .run(delivery.state, delivery.nextAttempt.getTime(), JSON.stringify(delivery), delivery.id);
+      .run(delivery.state, delivery.nextAttempt.getTime(), encode(deliveryCodec, delivery), delivery.id);
   }
 
   async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
@@ -632,7 +654,7 @@ export class SqliteStore implements Store {
 
   #getDelivery(id: string): DeliveryRecord | null {
     const row = this.#statement('SELECT doc FROM deliveries WHERE id = ?').get(id) as DocRow | undefined;
-    return row ? parseDoc<DeliveryRecord>(row.doc) : null;
+    return row ? decode(deliveryCodec, row.doc) : null;
   }
 
   /**
@@ -660,7 +682,7 @@ export class SqliteStore implements Store {
       let budget = limits.chunks;
       let tasks = 0;
       for (const row of rows) {
-        const task = upgrade.task(parseDoc<TaskRecord>(row.doc));
+        const task = decode(taskCodec, row.doc);
         if (budget > 0) budget -= deleteChunks.run(task.id, budget).changes;
         // Out of chunks to delete: this task keeps the rest for the next call.
         if (budget === 0 && hasChunk.get(task.id) !== undefined) return { tasks, chunks: limits.chunks, more: true };
