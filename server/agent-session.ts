@@ -15,31 +15,23 @@
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type {
-  ConnectRequest,
-  ConnectResponse,
-  Heartbeat,
-  Hello,
-  TaskExit,
-  TaskOutput,
-  TaskStarted,
-} from '../gen/taskgate/v1/agent.js';
+import type { ConnectRequest, ConnectResponse, Heartbeat, Hello } from '../gen/taskgate/v1/agent.js';
 import {
   FailedPreconditionError,
   InvalidArgumentError,
   PermissionDeniedError,
   TaskgateError,
 } from '../shared/errors.js';
-import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import type { LiveStreams } from './live-streams.js';
 import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { grpcStatus } from './rpc/grpc.js';
-import { claimReady, type AgentRecord, type OutputTotals, type Store, type TargetRecord, type TaskRecord } from './store/store.js';
+import { applyTransition, claimReady, claimRequest, type AgentRecord, type Store, type TargetRecord, type TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
-import type { MoveContext, TaskMachine } from './task-machine.js';
+import type { TaskMachine } from './task-machine.js';
+import { SessionTasks, type Report } from './session-tasks.js';
 import type { PresenceWriter } from './presence.js';
 
 /** Where a session stands. */
@@ -84,6 +76,16 @@ export interface SessionRegistry {
   get(name: string): AgentSession | undefined;
 }
 
+/** A task claimed as it is created (AgentSession.claimNew). */
+export interface NewClaim {
+  /** The task to insert: claimed by the agent's session. */
+  task: TaskRecord;
+  /** The insert succeeded: the task goes down the stream. */
+  inserted(): void;
+  /** The insert failed: the session forgets the task. */
+  failed(): void;
+}
+
 /** What a session needs from the server. */
 export interface SessionDeps {
   store: Store;
@@ -109,9 +111,6 @@ const MAX_QUEUED = 64;
 /** A running task's dropped-output total is written at most this often, in ms. */
 const DROPPED_WRITE_EVERY_MS = 1000;
 
-/** How long a claimed task's start time may wait to be written with its exit, in ms (see AgentSession #started). */
-const STARTED_WRITE_DELAY_MS = 1000;
-
 /** Task ids a session remembers having warned about (messages for tasks it does not hold). */
 const MAX_WARNED = 1024;
 
@@ -128,69 +127,11 @@ function secretMatches(record: AgentRecord, secret: string): boolean {
   return match;
 }
 
-/**
- * The move a task's exit makes, from the task as stored and the output
- * stored for it: success, failure (with why) or killed; a failure when the
- * server does not hold every chunk the agent says it sent.
- */
-function exitMove(task: TaskRecord, stored: OutputTotals, exit: TaskExit, agent: string): { to: 'success' | 'failure' | 'killed'; context: MoveContext } {
-  let to: 'success' | 'failure' | 'killed';
-  let failureReason = '';
-  let reason = '';
-  const stopped = exit.signal !== '' || exit.error !== '';
-  if (stored.chunks !== exit.chunks || stored.bytes !== exit.totalBytes) {
-    to = 'failure';
-    failureReason = `output incomplete: agent sent ${exit.chunks} chunks (${exit.totalBytes} bytes), server holds ${stored.chunks} (${stored.bytes} bytes)`;
-  } else if (task.killRequested && stopped) {
-    to = 'killed';
-    failureReason = exit.signal ? `killed on request (${exit.signal})` : 'killed on request before it started';
-  } else if (exit.timedOut) {
-    to = 'failure';
-    failureReason = `timeout: still running after ${task.timeoutSeconds} s; killed${exit.signal ? ` (${exit.signal})` : ''}`;
-  } else if (exit.error !== '') {
-    to = 'failure';
-    failureReason = `could not start: ${exit.error}`;
-  } else if (exit.signal !== '') {
-    to = 'failure';
-    failureReason = `killed by signal ${exit.signal}`;
-  } else if (exit.exitCode === 0) {
-    to = 'success';
-  } else {
-    to = 'failure';
-    failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
-  }
-  // A kill that lost the race with a normal exit: the exit is what happened.
-  if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process had already exited)';
-  return {
-    to,
-    context: {
-      actor: `agent:${agent}`,
-      reason: (failureReason || 'exited with status 0') + reason,
-      from: ['running'],
-      patch: {
-        finished: new Date(),
-        exitCode: exit.exitCode ?? null,
-        signal: exit.signal,
-        failureReason,
-        outputBytes: stored.bytes,
-        outputDroppedBytes: exit.droppedBytes,
-        findings: exit.findings,
-      },
-    },
-  };
-}
-
 /** One connected agent. */
 export class AgentSession {
   name = '';
   bootId = '';
   version = '';
-  /**
-   * Tasks running in this session: claimed by it, or held by the agent and
-   * claimed for its boot when it resumed. Only these may get TaskStarted,
-   * TaskOutput and TaskExit.
-   */
-  readonly running = new Set<string>();
   /** The agent is shutting down and takes no new tasks. */
   draining = false;
   /** Tasks whose kill was sent on this stream. */
@@ -223,13 +164,8 @@ export class AgentSession {
   /** Per running task, the dropped-output total heartbeats reported: written, still to write, and when last written. */
   readonly #dropped = new Map<string, { written: number; pending: number; at: number }>();
   #lastSeenWrite = 0;
-  /** Next expected output seq per task (lazily loaded from the store). */
-  readonly #nextSeq = new Map<string, number>();
-  /** Running tasks this session claimed itself, as claimed: assigned to this agent without asking the store. */
-  readonly #claimedHere = new Map<string, TaskRecord>();
-  /** Start times not yet written (see #started), by task. */
-  readonly #startedPending = new Map<string, Date>();
-  #startedTimer: NodeJS.Timeout | undefined;
+  /** The tasks running here, and their starts, output and exits (server/session-tasks.ts). */
+  readonly #tasks: SessionTasks;
   readonly #helloTimer: NodeJS.Timeout;
   readonly #unwatch: () => void;
 
@@ -237,6 +173,23 @@ export class AgentSession {
     this.#call = call;
     this.#principal = principal;
     this.#deps = deps;
+    this.#tasks = new SessionTasks(
+      {
+        agentName: () => this.name,
+        notHeld: (taskId, what) => this.#notHeld(taskId, what),
+        write: (message) => this.#write(message),
+        // Chained even after the stream closed (pending start times are written then).
+        later: (fn, what) => {
+          this.#queue = this.#queue.then(fn).catch((err: unknown) => this.#logger.warn({ err }, what));
+        },
+        forgotten: (taskId) => this.#killsSent.delete(taskId),
+        // A slot is free: tasks left waiting while the agent was full go now.
+        slotFreed: () => {
+          if (this.#maybeReady) this.pump();
+        },
+      },
+      deps,
+    );
     this.#helloTimer = setTimeout(() => {
       this.#fail(new InvalidArgumentError('no Hello within the handshake timeout'));
     }, deps.options.helloTimeoutMs);
@@ -260,6 +213,15 @@ export class AgentSession {
   /** The session's state. */
   get state(): SessionState {
     return this.#state;
+  }
+
+  /**
+   * Tasks running in this session: claimed by it, or held by the agent and
+   * claimed for its boot when it resumed. Only these may get TaskStarted,
+   * TaskOutput and TaskExit.
+   */
+  get running(): ReadonlySet<string> {
+    return this.#tasks.running;
   }
 
   #transition(to: SessionState): void {
@@ -317,11 +279,11 @@ export class AgentSession {
       case 'hello':
         throw new FailedPreconditionError('Hello was already received on this stream');
       case 'started':
-        return this.#started(m.value);
+        return this.#tasks.started(m.value);
       case 'output':
-        return this.#output(m.value);
+        return this.#tasks.output(m.value);
       case 'exit':
-        return this.#exit(m.value);
+        return this.#tasks.exit(m.value);
       case 'heartbeat':
         return this.#heartbeat(m.value);
       case 'draining':
@@ -355,7 +317,7 @@ export class AgentSession {
     for (const task of claimed) {
       const thisBoot = admitted.resume && task.bootId === this.bootId;
       if (thisBoot && held.has(task.id)) {
-        this.running.add(task.id);
+        this.#tasks.held(task.id);
         if (task.killRequested) killRequested.push(task.id);
       } else if (thisBoot) {
         // Same process, never received: it may run it now.
@@ -432,7 +394,7 @@ export class AgentSession {
    * forget it. A legitimate agent gets here for a task given up while it was
    * away; anything else is a confused or rogue stream.
    */
-  #notHeld(taskId: string, what: 'started' | 'output' | 'exit'): void {
+  #notHeld(taskId: string, what: Report): void {
     if (!this.#warned.has(taskId)) {
       if (this.#warned.size >= MAX_WARNED) this.#warned.clear();
       this.#warned.add(taskId);
@@ -442,112 +404,9 @@ export class AgentSession {
     this.#write({ message: { $case: 'ack', value: { taskId, seq: -1, done: true } } });
   }
 
-  /**
-   * A task's process started. For a task claimed in this session the time
-   * is written with the task's next write, its exit, which for a short task
-   * is a few ms away; one still running after STARTED_WRITE_DELAY_MS gets
-   * its own write then (#writeStarted). Either way one write fewer per
-   * short task, and a task's start is never more than that late in the store.
-   */
-  async #started(started: TaskStarted): Promise<void> {
-    if (!this.running.has(started.taskId)) return this.#notHeld(started.taskId, 'started');
-    const time = started.time ?? new Date();
-    const claimed = this.#claimedHere.get(started.taskId);
-    if (claimed) {
-      this.#deps.metrics.started(claimed, time);
-      this.#startedPending.set(started.taskId, time);
-      this.#startedTimer ??= setTimeout(() => {
-        // In the message queue: never between an exit's read and its write.
-        this.#queue = this.#queue.then(() => this.#writeStarted()).catch((err: unknown) => this.#logger.warn({ err }, 'could not record task starts'));
-      }, STARTED_WRITE_DELAY_MS);
-      return;
-    }
-    const task = await this.#deps.store.patchTask(started.taskId, 'running', { started: time });
-    if (!task) return;
-    this.#deps.metrics.started(task, time);
-    this.#deps.hub.notify(task.id, task);
-  }
-
-  /** Writes the start times still pending (tasks running longer than STARTED_WRITE_DELAY_MS, or this stream closed). */
-  async #writeStarted(): Promise<void> {
-    clearTimeout(this.#startedTimer);
-    this.#startedTimer = undefined;
-    const pending = [...this.#startedPending];
-    this.#startedPending.clear();
-    for (const [taskId, time] of pending) {
-      const task = await this.#deps.store.patchTask(taskId, 'running', { started: time });
-      if (task) this.#deps.hub.notify(task.id, task);
-    }
-  }
-
-  async #output(output: TaskOutput): Promise<void> {
-    const { taskId, seq, data } = output;
-    if (!this.running.has(taskId)) return this.#notHeld(taskId, 'output');
-    if (data.length > MAX_CHUNK_BYTES) {
-      throw new InvalidArgumentError(`output chunk of ${data.length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`);
-    }
-    const expected = await this.#expectedSeq(taskId);
-    if (seq > expected) {
-      throw new InvalidArgumentError(`task ${taskId}: output seq ${seq} arrived before seq ${expected}`);
-    }
-    if (seq === expected) {
-      if (!(await this.#deps.store.putChunkIfRunning({ taskId, seq, offset: output.offset, data: Buffer.from(data) }))) {
-        // It ended meanwhile without its exit (given up elsewhere).
-        this.#forget(taskId);
-        return this.#notHeld(taskId, 'output');
-      }
-      this.#deps.metrics.output(data.length);
-      this.#nextSeq.set(taskId, seq + 1);
-      this.#deps.hub.notify(taskId);
-    }
-    // seq < expected is a resend of a stored chunk: acknowledge it again.
-    this.#write({ message: { $case: 'ack', value: { taskId, seq: (this.#nextSeq.get(taskId) ?? 0) - 1, done: false } } });
-  }
-
-  async #expectedSeq(taskId: string): Promise<number> {
-    let next = this.#nextSeq.get(taskId);
-    if (next === undefined) {
-      if (!this.#claimedHere.has(taskId)) {
-        const task = await this.#deps.store.getTask(taskId);
-        if (!task || task.agent !== this.name) {
-          throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
-        }
-      }
-      next = (await this.#deps.store.chunkStats(taskId)).chunks;
-      this.#nextSeq.set(taskId, next);
-    }
-    return next;
-  }
-
-  async #exit(exit: TaskExit): Promise<void> {
-    const { taskId } = exit;
-    if (!this.running.has(taskId)) return this.#notHeld(taskId, 'exit');
-    // One atomic step reads the task and its stored output and writes the
-    // outcome decided from them (every chunk sent before the exit is stored:
-    // messages are handled in order).
-    let assigned = false as boolean;
-    const started = this.#startedPending.get(taskId);
-    const { output } = await this.#deps.machine.tryMoveDecided(taskId, (task, stored) => {
-      assigned = task.agent === this.name;
-      if (!assigned) return null;
-      const move = exitMove(task, stored, exit, this.name);
-      if (started) move.context.patch = { ...move.context.patch, started };
-      return move;
-    });
-    if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.name}"`);
-    this.#forget(taskId);
-    this.#write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
-    // A slot is free: tasks left waiting while the agent was full go now.
-    if (this.#maybeReady) this.pump();
-  }
-
   /** Stops tracking a task that no longer runs in this session. */
   #forget(taskId: string): void {
-    this.running.delete(taskId);
-    this.#killsSent.delete(taskId);
-    this.#nextSeq.delete(taskId);
-    this.#claimedHere.delete(taskId);
-    this.#startedPending.delete(taskId);
+    this.#tasks.forget(taskId);
   }
 
   async #heartbeat(heartbeat: Heartbeat): Promise<void> {
@@ -609,8 +468,7 @@ export class AgentSession {
         // a tightened target applies at once.
         const { tasks, targets, exhausted } = await claimReady(store, this.name, this.bootId, new Date(), room);
         for (const task of tasks) {
-          this.running.add(task.id);
-          this.#claimedHere.set(task.id, task);
+          this.#tasks.claimed(task);
           machine.announce(task);
         }
         for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
@@ -620,6 +478,31 @@ export class AgentSession {
         }
       }
     } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  /**
+   * Claims a task being created for this agent in the write that inserts
+   * it, instead of inserting it ready and claiming it in a second write
+   * (issue 18): only while the agent has room, no claim is under way and
+   * the last one found none of its ready tasks left, so it still gets them
+   * oldest first. Returns the task as claimed (ready, then running for this
+   * boot) for the caller to insert, and what to do once the insert is done
+   * or failed; null when the task is to be inserted ready as usual.
+   */
+  claimNew(task: TaskRecord, target: TargetRecord): NewClaim | null {
+    const max = this.#deps.options.maxTasksPerAgent;
+    if (this.#state !== 'active' || !this.#heard || this.draining || this.#pumping || this.#maybeReady || this.running.size >= max) return null;
+    const claimed = applyTransition(task, claimRequest(task.id, this.name, this.bootId, new Date()));
+    if (!claimed || claimed.agent !== this.name) return null;
+    this.#tasks.claimed(claimed);
+    return {
+      task: claimed,
+      // Only once it is stored: the agent's reports on it need the task.
+      inserted: () => {
+        this.#push(claimed, target).catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
+      },
+      failed: () => this.#forget(claimed.id),
+    };
   }
 
   /** Sends a claimed task down the stream, with its target's rules (fails it when its stored secrets cannot be opened). */
@@ -723,12 +606,7 @@ export class AgentSession {
     if (!wasActive) return;
     this.#logger.info({ why }, 'agent disconnected');
     const { dispatcher, store } = this.#deps;
-    // Start times still waiting for their task's exit: written now (after any message being handled).
-    if (this.#startedPending.size > 0) {
-      this.#queue = this.#queue.then(() => this.#writeStarted()).catch((err: unknown) => this.#logger.warn({ err }, 'could not record task starts'));
-    } else {
-      clearTimeout(this.#startedTimer);
-    }
+    this.#tasks.close();
     if (dispatcher.get(this.name) !== this) return;
     dispatcher.unregister(this);
     this.#deps.presence.drop(this.name);

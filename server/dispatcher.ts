@@ -5,7 +5,8 @@
  */
 import { AlreadyExistsError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { AgentSession, SessionRegistry } from './agent-session.js';
+import type { AgentSession, NewClaim, SessionRegistry } from './agent-session.js';
+import type { TargetRecord, TaskRecord } from './store/store.js';
 
 /** The live agent streams of this server; what sessions see of it is SessionRegistry. */
 export class Dispatcher implements SessionRegistry {
@@ -74,6 +75,11 @@ export class Dispatcher implements SessionRegistry {
   /** Tells the agent's session, if it is here, that it has a ready task. */
   wake(agent: string): void {
     this.#sessions.get(agent)?.pump();
+  }
+
+  /** Claims a ready task being created by its agent's session here, if it can take it at once (AgentSession.claimNew). */
+  claimNew(task: TaskRecord, target: TargetRecord): NewClaim | null {
+    return task.status === 'ready' ? (this.#sessions.get(task.agent)?.claimNew(task, target) ?? null) : null;
   }
 
   /** Every live session. */

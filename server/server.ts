@@ -165,6 +165,10 @@ export class TaskgateServer {
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // No channelz service is served, so its per-call and per-message
+      // bookkeeping (call counters, timestamps, a socket record per
+      // connection) is work for no one (issue 18).
+      'grpc.enable_channelz': 0,
       // Limits per connection (docs/limits.md); 0 turns the time limits off.
       'grpc.max_concurrent_streams': options.streamsPerConnection,
       ...(options.idleConnectionMs > 0 ? { 'grpc.max_connection_idle_ms': options.idleConnectionMs } : {}),
@@ -212,7 +216,13 @@ export class TaskgateServer {
     const connect = new ConnectTransport({ middleware, shutdown: shutdown.signal, logger, sessionCookie: sessionCookieName(options.tls !== undefined) });
     const links = new SignInLinks();
     for (const spec of [
-      taskService(store, machine, hub, (task) => dispatcher.get(task.agent)?.kill(task.id, true)),
+      taskService(
+        store,
+        machine,
+        hub,
+        (task) => dispatcher.get(task.agent)?.kill(task.id, true),
+        (task, target) => dispatcher.claimNew(task, target),
+      ),
       targetService(store, publisher, secretBox, () => live.recheckAll()),
       agentService(auth, sessionDeps, publisher),
       userService(store, auth, publisher),

@@ -194,11 +194,28 @@ export function refuseNul(): Middleware {
   return (method, next) => {
     if (method.kind === 'bidi') return next;
     return async (request, ctx) => {
-      const field = nulField(request, '');
+      // The walk that names the field runs only for a request that has one:
+      // building every field's path cost each call more than the check.
+      const field = hasNul(request) ? nulField(request, '') : undefined;
       if (field !== undefined) throw new InvalidArgumentError(`${field || 'the request'} must not contain NUL characters (U+0000)`);
       return next(request, ctx);
     };
   };
+}
+
+/** Whether any string (or map key) in `value` holds U+0000. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (typeof value !== 'object' || value === null || value instanceof Uint8Array || value instanceof Date) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (hasNul(item)) return true;
+    return false;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (key.includes('\u0000') || hasNul((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
 }
 
 /** The path of the first string field holding U+0000 ("target.name", "statuses[2]"), or undefined. */

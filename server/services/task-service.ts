@@ -29,6 +29,7 @@ import { applyReview, requiredReviews } from '../review.js';
 import { applyTransition, unstartedFields, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
+import type { NewClaim } from '../agent-session.js';
 import { checkSize, checkTimeout, checkType } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 import { taskLists } from './task-lists.js';
@@ -70,6 +71,13 @@ interface CreateChecks {
 }
 
 /**
+ * Claims a new ready task for its agent in the write that creates it, when
+ * the agent's session on this server can take it at once (Dispatcher.claimNew);
+ * null: insert it ready.
+ */
+export type ClaimNew = (task: TaskRecord, target: TargetRecord) => NewClaim | null;
+
+/**
  * The TaskService implementation. `onKillRequested` is told when a running
  * task's kill was recorded, so the server holding its agent's stream sends it.
  */
@@ -78,6 +86,7 @@ export function taskService(
   machine: TaskMachine,
   hub: TaskHub,
   onKillRequested: (task: TaskRecord) => void,
+  claimNew: ClaimNew = () => null,
 ): ServiceSpec<typeof TaskServiceService> {
   /** The target a new task is made on, its type and time limit; throws when the user may not make it. */
   function checkCreate(req: CreateTaskRequest, user: UserPrincipal, target: TargetRecord | null): CreateChecks {
@@ -140,16 +149,22 @@ export function taskService(
       events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
       ...(request ? { requestId: request.requestId } : {}),
     };
-    // Inserted routed (to review or to ready), created and routed in one write.
-    const task = machine.routedNew(created, checked.target);
+    // Inserted routed (to review or to ready), created and routed in one
+    // write; a ready task whose agent's session here can take it at once is
+    // inserted claimed as well (created, ready, running: three events).
+    const routed = machine.routedNew(created, checked.target);
+    const claim = claimNew(routed, checked.target);
+    const task = claim?.task ?? routed;
     try {
       await store.insertTask(task);
     } catch (err) {
+      claim?.failed();
       const raced = request && err instanceof AlreadyExistsError ? await store.getTask(task.id) : null;
       if (!raced) throw err;
       return { task: taskToWire(await madeBefore(raced)) };
     }
     machine.announce(task, task.events.length);
+    claim?.inserted();
     return { task: taskToWire(task) };
   }
 

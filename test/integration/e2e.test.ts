@@ -45,6 +45,9 @@ for (const kind of STORE_KINDS) {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
       const created = await h.createTask('t1', 'echo hello; echo "$TASKGATE_TASK_ID $TASKGATE_TARGET"; exit 3');
+      // Its agent is connected here and idle: the task is stored claimed by
+      // it in the write that creates it (created, ready and running events).
+      expect(created.status).to.equal(TaskStatus.TASK_STATUS_RUNNING);
       const { task, output } = await h.finished(created.id);
       expect(output.toString()).to.equal(`hello\r\n${created.id} t1\r\n`);
       expect([task.status, task.exitCode, task.failureReason, task.agent, task.type]).to.deep.equal([
