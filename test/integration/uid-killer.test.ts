@@ -79,9 +79,13 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
 
   it('gives up on a kill the task stalls (its processes stop the sender), and serves the next call from a new shell', async function () {
     this.timeout(20_000);
-    // Stops every other process of its uid as soon as it appears: the kill shell's child too, once setpriv switched to it.
-    const staller = spawn(setpriv, ['--reuid', '64906', '--regid', '64906', '--clear-groups', '--', sh, '-c', 'while :; do kill -STOP -1 2>/dev/null; done'], { stdio: 'ignore' });
-    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
+    // A task stopping the shell's child once setpriv has switched to its uid
+    // is a race a loaded machine can lose (isolation-attacks.test.ts runs
+    // it for real); here the child stops itself for that uid, every time.
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-stall-'));
+    const stallingSetpriv = join(dir, 'setpriv');
+    writeFileSync(stallingSetpriv, `#!${sh}\n[ "$2" = 64906 ] && kill -STOP $$\nexec ${setpriv} "$@"\n`, { mode: 0o755 });
+    const killer = new UidKiller({ setpriv: stallingSetpriv, sh, bash }, RANGE);
     try {
       await new Promise((resolve) => setTimeout(resolve, 200));
       const t0 = Date.now();
@@ -98,7 +102,9 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
       expect(await victim.ended).to.equal('SIGKILL');
     } finally {
       killer.close();
-      staller.kill('SIGKILL');
+      // The stopped child outlives the shell killed at the deadline.
+      try { execFileSync('pkill', ['-KILL', '-f', stallingSetpriv]); } catch { /* none left */ }
+      rmSync(dir, { recursive: true, force: true });
       for (const { pid } of await processesWithIds(new Set([64906]))) process.kill(pid, 'SIGKILL');
     }
   });
