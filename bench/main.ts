@@ -16,6 +16,7 @@ import { countLabel, growth, type GrowthSizes } from './growth.js';
 import { growthSvg } from './growth-chart.js';
 import { profileServers, type Figure } from './lib.js';
 import { agentCost } from './agent-cost.js';
+import { compression } from './compression.js';
 import { api, connections, latency, output, redaction, storeCommands, throughput, type StoreChoice } from './suites.js';
 
 const GROUPS = ['latency', 'throughput', 'output', 'connections', 'api', 'growth'] as const;
@@ -36,8 +37,8 @@ const only = new Set(opts.only ? opts.only.split(',') : GROUPS);
 for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) program.error(`unknown group "${g}"; use ${GROUPS.join(', ')}`);
 
 const sizes = quick
-  ? { latencyTasks: 50, throughputTasks: 200, agentCounts: [1, 4], outputBytes: 10e6, redactBytes: 10e6, connections: [200], idleSeconds: 3, apiSeconds: 2 }
-  : { latencyTasks: 1000, throughputTasks: 5000, agentCounts: [1, 4, 16], outputBytes: 200e6, redactBytes: 50e6, connections: [1000, 5000, 19000], idleSeconds: 10, apiSeconds: 10 };
+  ? { latencyTasks: 50, throughputTasks: 200, agentCounts: [1, 4], outputBytes: 10e6, redactBytes: 10e6, compressBytes: 2e6, connections: [200], idleSeconds: 3, apiSeconds: 2 }
+  : { latencyTasks: 1000, throughputTasks: 5000, agentCounts: [1, 4, 16], outputBytes: 200e6, redactBytes: 50e6, compressBytes: 16e6, connections: [1000, 5000, 19000], idleSeconds: 10, apiSeconds: 10 };
 
 /** The growth group's sizes: quick stays well under a minute (CI runs it on every submission). */
 const growthSizes: GrowthSizes = quick
@@ -112,7 +113,10 @@ try {
   if (only.has('output')) {
     log(`output: ${sizes.outputBytes / 1e6} MB task on sqlite; redaction of ${sizes.redactBytes / 1e6} MB`);
     figures.push(...(await output(stores[0]!, sizes.outputBytes, scripts)));
-    figures.push(...(await redaction(sizes.redactBytes, scripts)));
+    const redacting = await redaction(sizes.redactBytes, scripts);
+    figures.push(...redacting);
+    log(`output: compression of ${sizes.compressBytes / 1e6} MB of ordinary logs in 64 KiB chunks`);
+    figures.push(...compression(sizes.compressBytes, redacting[0]!.baseline!.value));
   }
   if (only.has('connections')) {
     for (const n of sizes.connections) {
