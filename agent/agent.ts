@@ -26,7 +26,7 @@ import { buildTaskEnv, TaskEnvError } from './task-env.js';
 import { TaskOutput } from './task-output.js';
 import { onlyStdio } from './only-stdio.js';
 import { findTools, IdentityError, mayExecute, runAsCommand, TaskUsers, type TaskIdentity, type Tools } from './task-users.js';
-import { Workspaces } from './workspace.js';
+import { isTaskId, Workspaces } from './workspace.js';
 
 export type { AgentOptions } from './options.js';
 
@@ -440,6 +440,7 @@ export class TaskgateAgent extends EventEmitter<AgentEvents> {
     }
     const workspaces = this.#workspaces;
     if (!workspaces) return notStarted('the agent is stopping');
+    if (!isTaskId(task.taskId)) return notStarted('the task id is not one the agent can name a directory with');
     let identity: TaskIdentity | null = null;
     if (this.#users) {
       try {

@@ -134,9 +134,13 @@ export async function killAll(target: KillTarget): Promise<boolean> {
   let empty = 0;
   for (let round = 0; ; round++) {
     // kill(-1) as the uid reaches every process of it at once; one empty
-    // scan after it is proof. The task can stop or kill the process sending
-    // it (it runs as the task's uid by then): then this round proves
-    // nothing, and what the scan finds is stopped and killed as root.
+    // scan after it is proof. When it could not be sent (the sender missed
+    // its deadline on a loaded host), this round proves nothing: what the
+    // scan finds is stopped and killed as root, and for a uid of its own
+    // empty scans are no proof at all (a chain that forks a new pid every
+    // few hundred microseconds stays out of every scan): it tries again
+    // until the deadline, then the id stays locked. For a run-as task
+    // (whose uid is shared) the scans are all there is.
     let sentAsUid = false;
     if (target.ownUid) {
       try {
@@ -149,7 +153,9 @@ export async function killAll(target: KillTarget): Promise<boolean> {
     const found = await processesWithIds(wanted);
     if (found.length === 0) {
       empty += 1;
-      if (sentAsUid || empty >= EMPTY_SCANS) return true;
+      if (sentAsUid || (!target.ownUid && empty >= EMPTY_SCANS)) return true;
+      if (Date.now() > deadline) return false;
+      if (target.ownUid) await new Promise((resolve) => setTimeout(resolve, 50));
       continue;
     }
     empty = 0;

@@ -1,6 +1,6 @@
 /**
- * A long-lived root shell that answers one line per line it reads, in
- * order: what the agent would otherwise fork itself for, once per task
+ * A long-lived root process (a shell, or perl for the kill) that answers
+ * one line per line it reads, in order: what the agent would otherwise fork itself for, once per task
  * (agent/uid-killer.ts, the workspace removals in agent/workspace.ts).
  *
  * A child_process spawn forks the agent, and a fork costs in proportion to
@@ -21,17 +21,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { onlyStdio } from './only-stdio.js';
 
-/** How the shell starts: `sh -c LOOP NAME ARGS...`, through `bash` (agent/only-stdio.ts). */
+/** How the shell starts: `FILE ARGS...`, through `bash` (agent/only-stdio.ts), with {@link SHELL_ENV}. */
 export interface RootShellSpec {
   bash: string;
-  sh: string;
-  loop: string;
-  /** The shell's $0: how it shows in ps. */
-  name: string;
+  file: string;
+  /** Its arguments; one of them names it in ps ("taskgate-kill"). */
   args: string[];
   /** How long one answer may take, in ms. */
   answerMs: number;
 }
+
+/**
+ * The whole environment of the root shells and of everything they run:
+ * never the agent's own, which holds the env secret provider's variables
+ * of every target (a hostile review read them from a kill sender that ran
+ * as the task's uid). The programs they run are absolute paths.
+ */
+export const SHELL_ENV: Readonly<Record<string, string>> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
 
 /** The running shell and the callers waiting for its answers, oldest first. */
 interface Running {
@@ -96,9 +102,9 @@ export class RootShell {
   }
 
   #start(): Running {
-    const { bash, sh, loop, name, args } = this.#spec;
-    const command = onlyStdio(bash, { file: sh, args: ['-c', loop, name, ...args] });
-    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    const { bash, file, args } = this.#spec;
+    const command = onlyStdio(bash, { file, args });
+    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'], env: { ...SHELL_ENV } });
     const shell: Running = { child, waiting: [] };
     this.#shell = shell;
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
 import { Coalesced } from './coalesced.js';
 import { onlyStdio } from './only-stdio.js';
+import { SHELL_ENV } from './root-shell.js';
 import { killAll, processesWithIds } from './processes.js';
 import { UidKiller } from './uid-killer.js';
 
@@ -92,6 +93,8 @@ export interface Tools {
   setpriv: string;
   /** Starts what runs as a task with descriptors 0–2 only (agent/only-stdio.ts). */
   bash: string;
+  /** Sends the kill as a task's uid from a process the task cannot signal (agent/uid-killer.ts). */
+  perl: string;
   sh: string;
   rm: string;
   find: string;
@@ -101,7 +104,7 @@ export interface Tools {
 /** Finds the programs isolation needs on `path`; throws a message naming the missing one. */
 export function findTools(path: string, resolve: (program: string, path: string) => string | null): Tools {
   const tools = {} as Record<keyof Tools, string>;
-  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', bash: 'GNU bash', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
+  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', bash: 'GNU bash', perl: 'perl', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
   for (const name of Object.keys(where) as Array<keyof Tools>) {
     const found = resolve(name, path);
     if (!found) throw new IdentityError(`running tasks as users of their own needs ${name} (${where[name]}) on the agent's PATH`);
@@ -337,7 +340,7 @@ export async function removeAs(identity: TaskIdentity, tools: Tools, argv: strin
   const file = tools[program as keyof Tools] ?? program!;
   const command = onlyStdio(tools.bash, runAsCommand(tools.setpriv, identity, file, args));
   try {
-    await run(command.file, command.args, { timeout: 60_000 });
+    await run(command.file, command.args, { timeout: 60_000, env: { ...SHELL_ENV } });
     return true;
   } catch (err) {
     logger.warn({ err: (err as Error).message, id: identity.id }, 'could not remove what a task left');

@@ -1,56 +1,93 @@
 /**
  * kill(-1, SIGKILL) sent as a task's uid (agent/processes.ts says why that
- * is what proves a task gone), through one long-lived root shell
- * (agent/root-shell.ts) instead of a new setpriv child of the agent per
- * task. The shell checks each id against the task id range itself, so no
+ * is what proves a task gone), by one long-lived root perl process per agent
+ * (agent/root-shell.ts) that no task can signal or trace.
+ *
+ * The sender must have the task's uid as its effective uid (kill(-1) then
+ * reaches every process of that uid at once, and nothing else), but a
+ * sender whose real or saved uid is the task's may itself be signalled by
+ * the task: a hostile review's task killed the earlier sender (setpriv,
+ * then `sh -c 'kill -9 -1'`, all of its ids the task's after the exec)
+ * with a kill(-1, SIGUSR1) loop its own processes ignored, and outlived its
+ * end. The kernel lets a process signal another only when its real or
+ * effective uid is the other's real or saved uid. So the perl process,
+ * root throughout, sets its real uid to an id no process has (KILLER_UID),
+ * its effective uid to the task's and keeps its saved uid 0, sends the
+ * kill from inside itself (no exec, which would copy the effective uid to
+ * the saved one), and returns to root. A task's processes (every id theirs)
+ * match neither its real nor its saved uid; changing ids also makes it
+ * undumpable, so they cannot trace it or read its /proc files. No fork per
+ * kill either. It checks each id against the task id range itself, so no
  * line it is given can make it kill as root or as a uid outside the range.
  */
 import { RootShell } from './root-shell.js';
 import type { IdRange, Tools } from './task-users.js';
 
+/** The real uid the sender holds while it kills: (uid_t)-2, which no process of a normal host has. */
+export const KILLER_UID = 4294967294;
+
 /**
- * The shell's loop: $1 setpriv, $2 sh, $3-$4 the id range. Answers "ok",
- * "refused" (not an id of the range) or "failed RC" for each line.
+ * The perl program: ARGV "taskgate-kill" FIRST LAST KILLER_UID. Answers
+ * "ok", "refused" (not an id of the range) or "failed WHY" for each line;
+ * exits if it ever cannot get back to root.
  */
-export const KILL_LOOP = `
-while IFS= read -r id; do
-  case $id in ''|*[!0-9]*) echo refused; continue;; esac
-  if [ "\${#id}" -gt 10 ] || [ "$id" -lt "$3" ] || [ "$id" -gt "$4" ]; then echo refused; continue; fi
-  if "$1" --reuid "$id" --regid "$id" --clear-groups --no-new-privs -- "$2" -c 'kill -9 -1' </dev/null >/dev/null 2>&1; then echo ok; else echo "failed $?"; fi
-done
+export const KILL_PERL = `
+use strict; use warnings; use Errno ();
+$| = 1;
+my (undef, $first, $last, $killer) = @ARGV;
+while (defined(my $line = <STDIN>)) {
+  chomp $line;
+  if ($line !~ /\\A[0-9]{1,10}\\z/ || $line < $first || $line > $last) { print "refused\\n"; next; }
+  my $id = 0 + $line;
+  $< = $killer;
+  $> = $id;
+  my ($sent, $why) = (0, 'could not take the ids');
+  if ($< == $killer && $> == $id) {
+    $sent = kill('KILL', -1) || $!{ESRCH};
+    $why = "$!";
+  }
+  $> = 0;
+  $< = 0;
+  if ($< != 0 || $> != 0) { print "failed could not return to root\\n"; exit 1; }
+  print $sent ? "ok\\n" : "failed $why\\n";
+}
 `;
 
 /**
- * How long one answer may take, in ms. Once setpriv has switched to the
- * task's uid, the task's own processes may signal that child (stop it, kill
- * it); past the deadline the shell is killed, every waiting caller is told
- * the kill was not sent, and the next call starts a new shell.
+ * How long one answer may take, in ms. No task can stop the sender, but a
+ * host under heavy load might; past the deadline the process is killed,
+ * every waiting caller is told the kill was not sent, and the next call
+ * starts a new one.
  */
 export const KILL_ANSWER_MS = 2000;
 
-/** Sends kill(-1, SIGKILL) as uids of a range, one at a time, through one shell. */
+/** Sends kill(-1, SIGKILL) as uids of a range, one at a time, through one perl process. */
 export class UidKiller {
   readonly #range: IdRange;
   readonly #shell: RootShell;
 
-  constructor(tools: Pick<Tools, 'setpriv' | 'sh' | 'bash'>, range: IdRange) {
+  constructor(tools: Pick<Tools, 'perl' | 'bash'>, range: IdRange) {
     this.#range = range;
-    const { setpriv, sh, bash } = tools;
-    this.#shell = new RootShell({ bash, sh, loop: KILL_LOOP, name: 'taskgate-kill', args: [setpriv, sh, String(range.first), String(range.last)], answerMs: KILL_ANSWER_MS });
+    this.#shell = new RootShell({
+      bash: tools.bash,
+      file: tools.perl,
+      args: ['-e', KILL_PERL, 'taskgate-kill', String(range.first), String(range.last), String(KILLER_UID)],
+      answerMs: KILL_ANSWER_MS,
+    });
   }
 
   /**
    * Resolves once kill(-1, SIGKILL) was sent as `uid`; rejects when it could
-   * not be (the shell died or refused), so the caller never takes a task as
-   * gone on that.
+   * not be (the process died or refused), so the caller never takes a task
+   * as gone on that.
    */
   async kill(uid: number): Promise<void> {
     if (!Number.isSafeInteger(uid) || uid < this.#range.first || uid > this.#range.last) throw new Error(`uid ${uid} is outside the task id range`);
     const answer = await this.#shell.ask(String(uid));
-    if (answer !== 'ok') throw new Error(`kill as uid ${uid}: ${answer ?? 'the kill shell ended'}`);
+    if (answer !== 'ok') throw new Error(`kill as uid ${uid}: ${answer ?? 'the kill sender ended'}`);
   }
 
-  /** Ends the shell; later calls reject. */
+  /** Ends the process; later calls reject. */
   close(): void {
     this.#shell.close();
   }

@@ -84,6 +84,14 @@ while IFS=' ' read -r uid gid groups id; do
 done
 `;
 
+/** What a task id may be: it names a directory inside the runs dir. */
+const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Whether `id` can name a task's directory (the removal shell holds ids to the same rule). */
+export function isTaskId(id: string): boolean {
+  return TASK_ID.test(id);
+}
+
 /** How long emptying one workspace may take, in ms, before the removal shell is restarted. */
 export const REMOVE_ANSWER_MS = 60_000;
 
@@ -129,10 +137,8 @@ export class Workspaces {
       const { tools, range } = isolation;
       this.#remover = new RootShell({
         bash: tools.bash,
-        sh: tools.sh,
-        loop: REMOVE_LOOP,
-        name: 'taskgate-remove',
-        args: [tools.setpriv, tools.chmod, tools.find, root, String(range.first), String(range.last)],
+        file: tools.sh,
+        args: ['-c', REMOVE_LOOP, 'taskgate-remove', tools.setpriv, tools.chmod, tools.find, root, String(range.first), String(range.last)],
         answerMs: REMOVE_ANSWER_MS,
       });
     } else {
@@ -188,6 +194,8 @@ export class Workspaces {
 
   /** Creates a task's directory with its script, owned by its identity (or the agent when not isolating). */
   async create(taskId: string, script: string, identity: TaskIdentity | null): Promise<TaskPaths> {
+    // The same rule as the removal shell's: nothing but a name inside the runs dir.
+    if (!TASK_ID.test(taskId)) throw new WorkDirError(`task id ${JSON.stringify(taskId.slice(0, 64))} is not a task id`);
     const dir = join(this.#root, taskId);
     const paths: TaskPaths = { dir, tmp: join(dir, 'tmp'), script: join(dir, '.taskgate-script') };
     await mkdir(dir, { mode: 0o700 });

@@ -6,23 +6,40 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesWithIds } from '../../agent/processes.js';
-import { KILL_ANSWER_MS, KILL_LOOP, UidKiller } from '../../agent/uid-killer.js';
+import { KILL_ANSWER_MS, KILL_PERL, KILLER_UID, UidKiller } from '../../agent/uid-killer.js';
 import { REMOVE_LOOP } from '../../agent/workspace.js';
 
 const RANGE = { first: 64900, last: 64909 };
+
+/** The pid of this test's kill sender: a child of this process whose argv names the test's range. */
+function senderPid(): number | null {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== process.pid) continue;
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0');
+      const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${name}/status`, 'latin1'))?.[1];
+      if (argv.includes('taskgate-kill') && argv.includes(String(RANGE.first)) && state !== 'T' && state !== 'Z') return Number(name);
+    } catch {
+      // gone
+    }
+  }
+  return null;
+}
 
 function which(program: string): string {
   return execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim();
 }
 
-describe('UidKiller: kill(-1) as a task uid through one shell', function () {
+describe('UidKiller: kill(-1) as a task uid from one process no task can signal', function () {
   let setpriv = '';
   let sh = '';
   let bash = '';
+  let perl = '';
 
   before(function () {
     if (process.getuid?.() !== 0) {
@@ -32,6 +49,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
     setpriv = which('setpriv');
     sh = which('sh');
     bash = which('bash');
+    perl = which('perl');
   });
 
   /** A sleep running as `uid`, and how it ended. */
@@ -41,14 +59,17 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   }
 
   it('kills every process of the uid and nothing else, again and again through the same shell', async () => {
-    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
+    const killer = new UidKiller({ perl, bash }, RANGE);
     try {
       const victims = [sleeper(64901), sleeper(64901)];
       const bystander = sleeper(64902);
+      const roots = spawn('sleep', ['60'], { stdio: 'ignore' });
       await new Promise((resolve) => setTimeout(resolve, 200));
       await killer.kill(64901);
       expect(await Promise.all(victims.map((v) => v.ended))).to.deep.equal(['SIGKILL', 'SIGKILL']);
       expect(() => process.kill(bystander.pid, 0), 'another uid is untouched').not.to.throw();
+      expect(() => process.kill(roots.pid!, 0), "root's processes are untouched").not.to.throw();
+      roots.kill('SIGKILL');
       await killer.kill(64901); // nothing left: still fine
       await killer.kill(64902);
       expect(await bystander.ended).to.equal('SIGKILL');
@@ -58,7 +79,7 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
   });
 
   it('refuses a uid outside the range before asking the shell, and the shell refuses anything but an id of its range', async () => {
-    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
+    const killer = new UidKiller({ perl, bash }, RANGE);
     try {
       for (const uid of [0, -1, 64899, 64910, 1.5, Number.NaN]) {
         let refused: unknown;
@@ -68,26 +89,39 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
     } finally {
       killer.close();
     }
-    // The shell itself, fed what a confused caller might write.
-    const lines = ['0', '-1', '64901;id', '', ' 64901', '99999999999999999999', '064910', '64910', '64899', '64903'];
-    const out = execFileSync(sh, ['-c', KILL_LOOP, 'taskgate-kill', setpriv, sh, String(RANGE.first), String(RANGE.last)], {
+    // The process itself, fed what a confused caller might write.
+    const lines = ['0', '-1', '64901;id', '', ' 64901', '99999999999999999999', '064910', '64910', '64899', '1e4', '0x64901', '64903'];
+    const out = execFileSync(perl, ['-e', KILL_PERL, 'taskgate-kill', String(RANGE.first), String(RANGE.last), String(KILLER_UID)], {
       input: lines.join('\n') + '\n',
       encoding: 'utf8',
     });
     expect(out.trim().split('\n')).to.deep.equal([...lines.slice(0, -1).map(() => 'refused'), 'ok']);
   });
 
-  it('gives up on a kill the task stalls (its processes stop the sender), and serves the next call from a new shell', async function () {
-    this.timeout(20_000);
-    // A task stopping the shell's child once setpriv has switched to its uid
-    // is a race a loaded machine can lose (isolation-attacks.test.ts runs
-    // it for real); here the child stops itself for that uid, every time.
-    const dir = mkdtempSync(join(tmpdir(), 'taskgate-stall-'));
-    const stallingSetpriv = join(dir, 'setpriv');
-    writeFileSync(stallingSetpriv, `#!${sh}\n[ "$2" = 64906 ] && kill -STOP $$\nexec ${setpriv} "$@"\n`, { mode: 0o755 });
-    const killer = new UidKiller({ setpriv: stallingSetpriv, sh, bash }, RANGE);
+  it("kills a uid whose processes kill every other process of theirs in a loop: the sender is not one of them", async () => {
+    // The attack that stopped the kill when the sender ran as the task's uid (setpriv, then sh).
+    const signaller = spawn(setpriv, ['--reuid', '64905', '--regid', '64905', '--clear-groups', '--', sh, '-c', 'trap "" USR1 HUP TERM; while :; do kill -9 -1 2>/dev/null; kill -STOP -1 2>/dev/null; done'], { stdio: 'ignore' });
+    const ended = new Promise((resolve) => signaller.on('exit', (_code, signal) => resolve(signal)));
+    const killer = new UidKiller({ perl, bash }, RANGE);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (let i = 0; i < 20; i++) await killer.kill(64905); // every one is sent
+      expect(await ended).to.equal('SIGKILL');
+    } finally {
+      killer.close();
+      signaller.kill('SIGKILL');
+    }
+  });
+
+  it('gives up on an answer past its deadline (a stalled sender), and serves the next call from a new process', async function () {
+    this.timeout(20_000);
+    const killer = new UidKiller({ perl, bash }, RANGE);
+    try {
+      await killer.kill(64906); // starts the process
+      // No task can stop it (the test above); a host might. Stop it from here.
+      const sender = senderPid();
+      expect(sender, 'the kill sender is running').to.be.a('number');
+      process.kill(sender!, 'SIGSTOP');
       const t0 = Date.now();
       let refused: unknown;
       const stalled = killer.kill(64906).catch((err: unknown) => (refused = err));
@@ -100,17 +134,14 @@ describe('UidKiller: kill(-1) as a task uid through one shell', function () {
       await new Promise((resolve) => setTimeout(resolve, 200));
       await killer.kill(64908);
       expect(await victim.ended).to.equal('SIGKILL');
+      expect(senderPid(), 'a new process').to.not.equal(sender);
     } finally {
       killer.close();
-      // The stopped child outlives the shell killed at the deadline.
-      try { execFileSync('pkill', ['-KILL', '-f', stallingSetpriv]); } catch { /* none left */ }
-      rmSync(dir, { recursive: true, force: true });
-      for (const { pid } of await processesWithIds(new Set([64906]))) process.kill(pid, 'SIGKILL');
     }
   });
 
   it('rejects once closed, so a caller never takes a task as killed on no answer', async () => {
-    const killer = new UidKiller({ setpriv, sh, bash }, RANGE);
+    const killer = new UidKiller({ perl, bash }, RANGE);
     await killer.kill(64904);
     killer.close();
     let refused: unknown;
