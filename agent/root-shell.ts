@@ -12,8 +12,9 @@
  *
  * Each answer has a deadline: once the shell's child has switched to a
  * task's ids, that task's processes may signal it (stop it, kill it). Past
- * the deadline the shell is killed, every waiting caller gets null, and the
- * next call starts a new shell. It starts through bash with only
+ * the deadline the shell and what it runs (its process group) are killed,
+ * that caller gets null, and the callers behind it are asked again of a new
+ * shell. A shell that ends by itself fails every caller it had not answered. It starts through bash with only
  * descriptors 0–2 (agent/only-stdio.ts): a shell started while tasks run
  * would otherwise hold their ptys.
  */
@@ -39,10 +40,16 @@ export interface RootShellSpec {
  */
 export const SHELL_ENV: Readonly<Record<string, string>> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
 
+/** A line sent and the caller waiting for its answer. */
+interface Asked {
+  line: string;
+  resolve: (answer: string | null) => void;
+}
+
 /** The running shell and the callers waiting for its answers, oldest first. */
 interface Running {
   child: ChildProcess;
-  waiting: Array<(answer: string | null) => void>;
+  waiting: Asked[];
   /** The deadline of the oldest waiting caller's answer. */
   deadline?: NodeJS.Timeout;
 }
@@ -68,14 +75,16 @@ export class RootShell {
   /** Sends one line (no newline in it); resolves its answer, or null when the shell ended or missed the deadline. */
   ask(line: string): Promise<string | null> {
     if (this.#closed || line.includes('\n')) return Promise.resolve(null);
+    return new Promise((resolve) => this.#send({ line, resolve }));
+  }
+
+  #send(asked: Asked): void {
     const shell = this.#shell ?? this.#start();
     hold(shell, true);
-    return new Promise((resolve) => {
-      // Answers come in order: a caller's deadline counts from when the one before it was answered.
-      shell.waiting.push(resolve);
-      if (shell.waiting.length === 1) this.#arm(shell);
-      shell.child.stdin!.write(`${line}\n`);
-    });
+    // Answers come in order: a caller's deadline counts from when the one before it was answered.
+    shell.waiting.push(asked);
+    if (shell.waiting.length === 1) this.#arm(shell);
+    shell.child.stdin!.write(`${asked.line}\n`);
   }
 
   /** Ends the shell; later calls get null. */
@@ -89,34 +98,47 @@ export class RootShell {
   #arm(shell: Running): void {
     clearTimeout(shell.deadline);
     shell.deadline = setTimeout(() => {
-      // Stuck (its child stopped by the task, say): end it; the waiting calls fail.
-      shell.child.kill('SIGKILL');
-      this.#ended(shell);
+      // Stuck (its child stopped, say): end it and what it runs (its own
+      // process group); the stuck call fails, the ones behind it go to a new shell.
+      try {
+        process.kill(-shell.child.pid!, 'SIGKILL');
+      } catch {
+        shell.child.kill('SIGKILL');
+      }
+      const [stuck, ...behind] = this.#ended(shell);
+      stuck?.resolve(null);
+      if (this.#closed) for (const asked of behind) asked.resolve(null);
+      else for (const asked of behind) this.#send(asked);
     }, this.#spec.answerMs);
   }
 
-  #ended(shell: Running): void {
+  /** Forgets the shell; returns the calls it had not answered. */
+  #ended(shell: Running): Asked[] {
     clearTimeout(shell.deadline);
     if (this.#shell === shell) this.#shell = null;
-    for (const resolve of shell.waiting.splice(0)) resolve(null);
+    return shell.waiting.splice(0);
   }
 
   #start(): Running {
     const { bash, file, args } = this.#spec;
     const command = onlyStdio(bash, { file, args });
-    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'], env: { ...SHELL_ENV } });
+    // A process group of its own, so a deadline ends what it runs too.
+    const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'ignore'], env: { ...SHELL_ENV }, detached: true });
     const shell: Running = { child, waiting: [] };
     this.#shell = shell;
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      shell.waiting.shift()?.(line);
+      shell.waiting.shift()?.resolve(line);
       if (shell.waiting.length > 0) this.#arm(shell);
       else {
         clearTimeout(shell.deadline);
         hold(shell, false);
       }
     });
-    // Whatever it had not answered is refused; the next call starts a new shell.
-    const ended = (): void => this.#ended(shell);
+    // Ended by itself: whatever it had not answered is refused (it may be
+    // what made it end); the next call starts a new shell.
+    const ended = (): void => {
+      for (const asked of this.#ended(shell)) asked.resolve(null);
+    };
     child.on('exit', ended);
     child.on('error', ended);
     child.stdin!.on('error', ended);

@@ -10,6 +10,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KILL_ANSWER_MS, KILL_PERL, KILLER_UID, UidKiller } from '../../agent/uid-killer.js';
+import { RootShell } from '../../agent/root-shell.js';
 import { REMOVE_LOOP } from '../../agent/workspace.js';
 
 const RANGE = { first: 64900, last: 64909 };
@@ -113,7 +114,7 @@ describe('UidKiller: kill(-1) as a task uid from one process no task can signal'
     }
   });
 
-  it('gives up on an answer past its deadline (a stalled sender), and serves the next call from a new process', async function () {
+  it('gives up on an answer past its deadline (a stalled sender), and serves the calls behind it and the next from a new process', async function () {
     this.timeout(20_000);
     const killer = new UidKiller({ perl, bash }, RANGE);
     try {
@@ -129,7 +130,7 @@ describe('UidKiller: kill(-1) as a task uid from one process no task can signal'
       await stalled;
       expect(refused, 'a stalled kill is not taken as sent').to.be.an('error');
       expect(Date.now() - t0).to.be.within(KILL_ANSWER_MS - 100, KILL_ANSWER_MS + 3000);
-      expect(await queued, 'the call behind it fails too, so its caller falls back').to.be.an('error');
+      expect(await queued, 'the call behind it is sent by a new process').to.equal(undefined);
       const victim = sleeper(64908);
       await new Promise((resolve) => setTimeout(resolve, 200));
       await killer.kill(64908);
@@ -206,5 +207,35 @@ describe("the workspace removal shell: empties a task's directory as the task, n
     expect(readdirSync(dir)).to.deep.equal([]);
     expect(answers.at(-1), 'a root file in its directory is not the task’s to remove').to.match(/^failed /);
     expect(readdirSync(join(rootsDir, 'roots'))).to.deep.equal(['precious']);
+  });
+  it('a removal stuck past its deadline fails alone: what it ran is killed, the removals behind it go to a new shell', async function () {
+    this.timeout(20_000);
+    const which = (p: string): string => execFileSync('sh', ['-c', `command -v ${p}`], { encoding: 'utf8' }).trim();
+    const stuck = workspace('STUCK', 64903);
+    const next = workspace('T3', 64904);
+    // A find that stops itself on STUCK (as another process of a run-as user could stop it).
+    const stoppingFind = join(runs, 'find');
+    writeFileSync(stoppingFind, `#!${which('sh')}\ncase "$1" in */STUCK) kill -STOP $$;; esac\nexec ${which('find')} "$@"\n`, { mode: 0o755 });
+    const shell = new RootShell({
+      bash: which('bash'),
+      file: which('sh'),
+      args: ['-c', REMOVE_LOOP, 'taskgate-remove', which('setpriv'), which('chmod'), stoppingFind, runs, String(RANGE.first), String(RANGE.last)],
+      answerMs: 1000,
+    });
+    try {
+      const [a, b] = await Promise.all([shell.ask('64903 64903 - STUCK'), shell.ask('64904 64904 - T3')]);
+      expect([a, b]).to.deep.equal([null, 'ok']);
+      expect(readdirSync(next)).to.deep.equal([]);
+      expect(readdirSync(stuck).length, 'the stuck one was not emptied').to.be.greaterThan(0);
+      let left = '';
+      try {
+        left = execFileSync('pgrep', ['-f', `${stoppingFind} ${stuck}`], { encoding: 'utf8' }).trim();
+      } catch {
+        // pgrep: none
+      }
+      expect(left, 'the stopped find outlived its shell').to.equal('');
+    } finally {
+      shell.close();
+    }
   });
 });
