@@ -121,6 +121,12 @@ export interface KillTarget {
   ownUid: boolean;
   /** Sends kill(-1, SIGKILL) as the uid (agent/uid-killer.ts); rejects when it could not. */
   killAsUid: (uid: number) => Promise<void>;
+  /**
+   * Whether the id is still this caller's to kill under. Once it is not (the
+   * agent closed, so another agent on the host may take the id over and
+   * hand it to a new task), killAll stops at once and answers false.
+   */
+  held?: () => boolean;
 }
 
 /**
@@ -133,6 +139,7 @@ export async function killAll(target: KillTarget): Promise<boolean> {
   const deadline = Date.now() + KILL_DEADLINE_MS;
   let empty = 0;
   for (let round = 0; ; round++) {
+    if (target.held && !target.held()) return false;
     // kill(-1) as the uid reaches every process of it at once; one empty
     // scan after it is proof. When it could not be sent (the sender missed
     // its deadline on a loaded host), this round proves nothing: what the
@@ -159,7 +166,7 @@ export async function killAll(target: KillTarget): Promise<boolean> {
       continue;
     }
     empty = 0;
-    if (Date.now() > deadline) return false;
+    if (Date.now() > deadline || (target.held && !target.held())) return false;
     // Stop them all first (a stopped process cannot fork), then kill them.
     for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
       for (const { pid } of found) {

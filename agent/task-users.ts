@@ -122,6 +122,8 @@ export class TaskUsers {
   readonly #users = new Map<string, { at: number; user: HostUser | null }>();
   readonly #killer: UidKiller;
   #cursor: number;
+  /** Closed: its ids may be taken over by another agent; nothing more is killed under them. */
+  #closed = false;
 
   private constructor(options: TaskUsersOptions) {
     this.#options = options;
@@ -241,7 +243,8 @@ export class TaskUsers {
    * id reused.
    */
   async killProcesses(identity: TaskIdentity): Promise<boolean> {
-    const dead = await killAll({ id: identity.id, ownUid: identity.user === '', killAsUid: (uid) => this.#killer.kill(uid) });
+    // Only while this agent holds the id: once it closed, another may take the id over and hand it out.
+    const dead = await killAll({ id: identity.id, ownUid: identity.user === '', killAsUid: (uid) => this.#killer.kill(uid), held: () => !this.#closed });
     if (!dead) this.#options.logger.error({ id: identity.id }, 'processes of a finished task do not die; its id stays locked');
     return dead;
   }
@@ -265,6 +268,7 @@ export class TaskUsers {
 
   /** Frees every lock of this agent (after its tasks were released). */
   async close(): Promise<void> {
+    this.#closed = true;
     LIVE_OWNERS.delete(this.#options.owner);
     this.#killer.close();
     const ids = this.#free.splice(0);
