@@ -501,7 +501,12 @@ export class AgentSession {
       inserted: () => {
         this.#push(claimed, target).catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
       },
-      failed: () => this.#forget(claimed.id),
+      // A repeat of a request id, or a failed insert: the slot is free
+      // again, and a task made ready meanwhile may have found it taken.
+      failed: () => {
+        this.#forget(claimed.id);
+        if (this.#maybeReady) this.pump();
+      },
     };
   }
 
