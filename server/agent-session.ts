@@ -28,7 +28,17 @@ import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { grpcStatus } from './rpc/grpc.js';
-import { applyTransition, claimReady, claimRequest, type AgentRecord, type Store, type TargetRecord, type TaskRecord } from './store/store.js';
+import {
+  applyTransition,
+  claimReady,
+  claimRequest,
+  type AgentRecord,
+  type ClaimedTasks,
+  type ClaimNext,
+  type Store,
+  type TargetRecord,
+  type TaskRecord,
+} from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { TaskMachine } from './task-machine.js';
 import { SessionTasks, type Report } from './session-tasks.js';
@@ -187,6 +197,8 @@ export class AgentSession {
         slotFreed: () => {
           if (this.#maybeReady) this.pump();
         },
+        claimOnExit: () => this.#claimOnExit(),
+        claimedOnExit: (claimed, limit) => this.#claimedOnExit(claimed, limit),
       },
       deps,
     );
@@ -481,6 +493,35 @@ export class AgentSession {
   }
 
   /**
+   * What an exit claims in its own write (SessionTasks.exit): the agent's
+   * next ready task, when the agent is full (so the exit frees its only
+   * room: running counts the exiting task until its write returns, and a
+   * pump meanwhile sees no room), ready tasks may be waiting, and no pump
+   * or claim is under way; null otherwise, and the freed slot goes to
+   * pump() as before. Oldest first and the limit hold as with a pump.
+   */
+  #claimOnExit(): ClaimNext | null {
+    const max = this.#deps.options.maxTasksPerAgent;
+    if (this.#state !== 'active' || !this.#heard || this.draining || this.#pumping || !this.#maybeReady || this.running.size !== max) return null;
+    return { agent: this.name, bootId: this.bootId, time: new Date(), limit: 1 };
+  }
+
+  /** Tasks an exit claimed in its write: run here, announced and pushed as a pump would. */
+  #claimedOnExit(claimed: ClaimedTasks, limit: number): void {
+    const { machine } = this.#deps;
+    if (claimed.tasks.length < limit) this.#maybeReady = false;
+    for (const task of claimed.tasks) {
+      this.#tasks.claimed(task);
+      machine.announce(task);
+    }
+    // In order, outside the message queue (as a pump pushes).
+    const push = async (): Promise<void> => {
+      for (const task of claimed.tasks) await this.#push(task, claimed.targets.get(task.target) ?? null);
+    };
+    push().catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
+  }
+
+  /**
    * Claims a task being created for this agent in the write that inserts
    * it, instead of inserting it ready and claiming it in a second write
    * (issue 18): only while the agent has room, no claim is under way and
@@ -501,7 +542,12 @@ export class AgentSession {
       inserted: () => {
         this.#push(claimed, target).catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
       },
-      failed: () => this.#forget(claimed.id),
+      // A repeat of a request id, or a failed insert: the slot is free
+      // again, and a task made ready meanwhile may have found it taken.
+      failed: () => {
+        this.#forget(claimed.id);
+        if (this.#maybeReady) this.pump();
+      },
     };
   }
 

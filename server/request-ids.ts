@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AlreadyExistsError, InvalidArgumentError } from '../shared/errors.js';
-import type { RequestRecord, Store, TaskRecord } from './store/store.js';
+import { insertRequestAndTask, type RequestRecord, type Store, type TaskRecord } from './store/store.js';
 
 /** How long a request id stays bound to its request, in ms (24 h). */
 export const REQUEST_ID_TTL_MS = 24 * 3600 * 1000;
@@ -79,15 +79,10 @@ export async function priorRequest(store: Store, request: IdempotentRequest | nu
   return record;
 }
 
-/**
- * Binds the request's id to it and to `taskId`. Returns null when this call
- * bound it, else the record a concurrent repeat bound first. Throws
- * ALREADY_EXISTS when another request holds the id.
- */
-export async function bindRequest(store: Store, request: IdempotentRequest | null, taskId: string): Promise<RequestRecord | null> {
-  if (!request) return null;
+/** The record binding the request's id to it and to `taskId`, from now for REQUEST_ID_TTL_MS. */
+function bindingOf(request: IdempotentRequest, taskId: string): RequestRecord {
   const created = new Date();
-  const holder = await store.insertRequest({
+  return {
     caller: request.caller,
     requestId: request.requestId,
     method: request.method,
@@ -96,7 +91,32 @@ export async function bindRequest(store: Store, request: IdempotentRequest | nul
     created,
     expires: new Date(created.getTime() + REQUEST_ID_TTL_MS),
     done: false,
-  });
+  };
+}
+
+/**
+ * Binds the request's id to it and to `taskId`. Returns null when this call
+ * bound it, else the record a concurrent repeat bound first. Throws
+ * ALREADY_EXISTS when another request holds the id.
+ */
+export async function bindRequest(store: Store, request: IdempotentRequest | null, taskId: string): Promise<RequestRecord | null> {
+  if (!request) return null;
+  const holder = await store.insertRequest(bindingOf(request, taskId));
+  if (holder) requireSame(holder, request);
+  return holder;
+}
+
+/**
+ * CreateTask's binding: binds the request's id to it and to `task`, the
+ * task it makes, and inserts the task when this call bound the id, in one
+ * store step where the store can (Store.insertRequestAndTask). Returns null
+ * when this call bound it (the task is stored), else the record an earlier
+ * or concurrent call bound (nothing is inserted). Throws ALREADY_EXISTS
+ * when another request holds the id, and AlreadyExistsError when the task
+ * id is taken.
+ */
+export async function bindRequestAndInsert(store: Store, request: IdempotentRequest, task: TaskRecord): Promise<RequestRecord | null> {
+  const holder = await insertRequestAndTask(store, bindingOf(request, task.id), task);
   if (holder) requireSame(holder, request);
   return holder;
 }

@@ -10,7 +10,7 @@ import type { ConnectResponse, TaskExit, TaskOutput, TaskStarted } from '../gen/
 import { InvalidArgumentError, PermissionDeniedError } from '../shared/errors.js';
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Metrics } from './metrics.js';
-import type { OutputTotals, Store, TaskRecord } from './store/store.js';
+import type { ClaimedTasks, ClaimNext, OutputTotals, Store, TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { MoveContext, TaskMachine } from './task-machine.js';
 
@@ -34,6 +34,14 @@ export interface SessionTasksHost {
   forgotten(taskId: string): void;
   /** A task's exit freed a slot. */
   slotFreed(): void;
+  /**
+   * Which ready tasks an exit should claim in its own write (the agent is
+   * full, so the slot it frees is the only room), or null: the slot is
+   * reported through {@link slotFreed} and claimed as usual.
+   */
+  claimOnExit(): ClaimNext | null;
+  /** Tasks an exit claimed in its write (`claimOnExit` said how many at most): they run here now. */
+  claimedOnExit(claimed: ClaimedTasks, limit: number): void;
 }
 
 /** What {@link SessionTasks} needs from the server. */
@@ -216,17 +224,26 @@ export class SessionTasks {
     // messages are handled in order).
     let assigned = false as boolean;
     const started = this.#startedPending.get(taskId);
-    const { output } = await this.#deps.machine.tryMoveDecided(taskId, (task, stored) => {
-      assigned = task.agent === name;
-      if (!assigned) return null;
-      const move = exitMove(task, stored, exit, name);
-      if (started) move.context.patch = { ...move.context.patch, started };
-      return move;
-    });
+    // A full agent's next ready task is claimed in the same step where the
+    // store can (issue 18), instead of in a claim of its own after it.
+    const next = this.#host.claimOnExit();
+    const { output, claimed } = await this.#deps.machine.tryMoveDecided(
+      taskId,
+      (task, stored) => {
+        assigned = task.agent === name;
+        if (!assigned) return null;
+        const move = exitMove(task, stored, exit, name);
+        if (started) move.context.patch = { ...move.context.patch, started };
+        return move;
+      },
+      next ?? undefined,
+    );
+    // Nothing is claimed without the move, and the move needs the task assigned here.
     if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${name}"`);
     this.forget(taskId);
     this.#host.write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
-    this.#host.slotFreed();
+    if (claimed && next) this.#host.claimedOnExit(claimed, next.limit);
+    else this.#host.slotFreed();
   }
 
   /** Stops tracking a task that no longer runs in this session. */

@@ -7,7 +7,17 @@
 import { FailedPreconditionError, NotFoundError } from '../shared/errors.js';
 import { sourcesOf, type TaskStatus } from '../shared/task-status.js';
 import type { Logger } from '../shared/logger.js';
-import { applyTransition, updateTaskWithOutput, type OutputTotals, type Store, type TargetRecord, type TaskPatch, type TaskRecord } from './store/store.js';
+import {
+  applyTransition,
+  updateTaskWithOutput,
+  type ClaimedTasks,
+  type ClaimNext,
+  type OutputTotals,
+  type Store,
+  type TargetRecord,
+  type TaskPatch,
+  type TaskRecord,
+} from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 
 /** Who made a move and why. */
@@ -69,13 +79,19 @@ export class TaskMachine {
    * embedded store): `decide` returns the move, or null to leave the task
    * as it is. Returns the task after the move (null when none was made) and
    * the output totals `decide` saw (null when the task does not exist).
+   *
+   * With `claimNext`, a store that can (Store.finishAndClaimNext) also
+   * claims that agent's next ready tasks in the same step, when the move
+   * was made: `claimed` holds them (announcing them is the caller's); null
+   * when nothing was claimed this way, and the caller claims as usual.
    */
   async tryMoveDecided(
     id: string,
     decide: (task: TaskRecord, output: OutputTotals) => { to: TaskStatus; context: MoveContext } | null,
-  ): Promise<{ task: TaskRecord | null; output: OutputTotals | null }> {
+    claimNext?: ClaimNext,
+  ): Promise<{ task: TaskRecord | null; output: OutputTotals | null; claimed: ClaimedTasks | null }> {
     let seen: OutputTotals | null = null;
-    const task = await updateTaskWithOutput(this.#store, id, (current, output) => {
+    const mutate = (current: TaskRecord, output: OutputTotals): TaskRecord | null => {
       seen = output;
       const move = decide(current, output);
       if (!move) return null;
@@ -90,9 +106,18 @@ export class TaskMachine {
         reason: move.context.reason,
         time: new Date(),
       });
-    });
+    };
+    let task: TaskRecord | null;
+    let claimed: ClaimedTasks | null = null;
+    if (claimNext && this.#store.finishAndClaimNext) {
+      const done = await this.#store.finishAndClaimNext(id, mutate, claimNext);
+      task = done.task;
+      if (task) claimed = done.claimed;
+    } else {
+      task = await updateTaskWithOutput(this.#store, id, mutate);
+    }
     if (task) this.announce(task);
-    return { task, output: seen };
+    return { task, output: seen, claimed };
   }
 
   /**

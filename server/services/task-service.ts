@@ -24,9 +24,9 @@ import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 import { maySeeTask, mayUseTarget, requireKill, requireRun, requireUseTarget } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { taskToWire } from '../convert.js';
-import { applyOnce, bindRequest, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
+import { applyOnce, bindRequest, bindRequestAndInsert, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
 import { applyReview, requiredReviews } from '../review.js';
-import { applyTransition, unstartedFields, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
+import { applyTransition, unstartedFields, type RequestRecord, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import type { NewClaim } from '../agent-session.js';
@@ -121,51 +121,84 @@ export function taskService(
       if (made) return { task: taskToWire(await madeBefore(made)) };
       throw err;
     }
-    let id = newTaskId();
-    // Binding the request id fixes the task's id, so racing repeats insert
-    // one task; a repeat finds the binding of the first call here.
-    const holder = await bindRequest(store, request, id);
-    if (holder) {
-      const made = await store.getTask(holder.taskId);
-      if (made) return { task: taskToWire(await madeBefore(made)) };
-      id = holder.taskId; // bound by a call that has not inserted its task (yet)
-    }
     const now = new Date();
-    const created: TaskRecord = {
-      id,
-      created: now,
-      message: req.message,
-      script: req.script,
-      type: checked.type,
-      target: checked.target.name,
-      ...(checked.target.uid ? { targetUid: checked.target.uid } : {}),
-      status: 'created',
-      createdBy: actor,
-      ...unstartedFields(),
-      timeoutSeconds: checked.timeoutSeconds,
-      createdByGroups: [...user.groups],
-      review: requiredReviews(checked.target),
-      distinctReviewers: checked.target.review === 'team' && checked.target.distinctReviewers,
-      events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
-      ...(request ? { requestId: request.requestId } : {}),
+    /** The new task under `id`, routed, and claimed where its agent's session here can take it at once. */
+    const prepare = (id: string): { task: TaskRecord; claim: NewClaim | null } => {
+      const created: TaskRecord = {
+        id,
+        created: now,
+        message: req.message,
+        script: req.script,
+        type: checked.type,
+        target: checked.target.name,
+        ...(checked.target.uid ? { targetUid: checked.target.uid } : {}),
+        status: 'created',
+        createdBy: actor,
+        ...unstartedFields(),
+        timeoutSeconds: checked.timeoutSeconds,
+        createdByGroups: [...user.groups],
+        review: requiredReviews(checked.target),
+        distinctReviewers: checked.target.review === 'team' && checked.target.distinctReviewers,
+        events: [{ time: now, actor, action: 'task.created', from: null, to: 'created', reason: 'created' }],
+        ...(request ? { requestId: request.requestId } : {}),
+      };
+      // Inserted routed (to review or to ready), created and routed in one
+      // write; a ready task whose agent's session here can take it at once is
+      // inserted claimed as well (created, ready, running: three events).
+      const routed = machine.routedNew(created, checked.target);
+      const claim = claimNew(routed, checked.target);
+      return { task: claim?.task ?? routed, claim };
     };
-    // Inserted routed (to review or to ready), created and routed in one
-    // write; a ready task whose agent's session here can take it at once is
-    // inserted claimed as well (created, ready, running: three events).
-    const routed = machine.routedNew(created, checked.target);
-    const claim = claimNew(routed, checked.target);
-    const task = claim?.task ?? routed;
+    /** Inserts the task (with the binding first); null when a binding held the id instead. */
+    const insert = async (made: { task: TaskRecord; claim: NewClaim | null }, bind: boolean): Promise<RequestRecord | null> => {
+      let holder: RequestRecord | null = null;
+      try {
+        if (bind && request) holder = await bindRequestAndInsert(store, request, made.task);
+        else await store.insertTask(made.task);
+      } catch (err) {
+        made.claim?.failed();
+        throw err;
+      }
+      if (holder) {
+        made.claim?.failed();
+        return holder;
+      }
+      machine.announce(made.task, made.task.events.length);
+      made.claim?.inserted();
+      return null;
+    };
+    /** The task a racing call with the same request id inserted under `id`, or null. */
+    const raced = async (err: unknown, id: string): Promise<TaskRecord | null> => {
+      if (!request || !(err instanceof AlreadyExistsError)) return null;
+      const found = await store.getTask(id);
+      return found?.requestId === request.requestId && found.createdBy === actor ? found : null;
+    };
+    // Binding the request id fixes the task's id, so racing repeats insert
+    // one task; the binding is looked up first, in the same store step as
+    // the insert where the store can, so a repeat inserts nothing.
+    const first = prepare(newTaskId());
+    let holder: RequestRecord | null;
     try {
-      await store.insertTask(task);
+      holder = await insert(first, true);
     } catch (err) {
-      claim?.failed();
-      const raced = request && err instanceof AlreadyExistsError ? await store.getTask(task.id) : null;
-      if (!raced) throw err;
-      return { task: taskToWire(await madeBefore(raced)) };
+      const other = await raced(err, first.task.id);
+      if (!other) throw err;
+      return { task: taskToWire(await madeBefore(other)) };
     }
-    machine.announce(task, task.events.length);
-    claim?.inserted();
-    return { task: taskToWire(task) };
+    if (!holder) return { task: taskToWire(first.task) };
+    const made = await store.getTask(holder.taskId);
+    if (made) return { task: taskToWire(await madeBefore(made)) };
+    // Bound by a call that has not inserted its task (yet), or could not:
+    // inserted here under the id bound; of racing inserts one wins.
+    const second = prepare(holder.taskId);
+    try {
+      await insert(second, false);
+    } catch (err) {
+      const other = await raced(err, second.task.id);
+      if (!other) throw err;
+      return { task: taskToWire(await madeBefore(other)) };
+    }
+    return { task: taskToWire(second.task) };
   }
 
   /**

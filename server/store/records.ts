@@ -396,6 +396,14 @@ export interface ClaimedTasks {
   targets: Map<string, TargetRecord | null>;
 }
 
+/** Which agent's ready tasks {@link Store.finishAndClaimNext} claims, for which boot, and how many at most. */
+export interface ClaimNext {
+  agent: string;
+  bootId: string;
+  time: Date;
+  limit: number;
+}
+
 /** Chunks and bytes of output stored for a task. */
 export interface OutputTotals {
   chunks: number;

@@ -15,7 +15,6 @@ import {
   endsTask,
   hasUnpublished,
   taskAudience,
-  REQUEST_SWEEP,
   taskAuditEvent,
   type AgentPresence,
   type AgentRecord,
@@ -24,6 +23,7 @@ import {
   type ClaimedTasks,
   type ChunkCursor,
   type ChunkRecord,
+  type ClaimNext,
   type DeliveryPatch,
   type DeliveryRecord,
   type NewTargetRecord,
@@ -43,12 +43,14 @@ import {
   type UserPatch,
   type UserRecord,
 } from './store.js';
+import { SqliteRequests } from './sqlite-requests.js';
+import { deleteEndedTasks, ENDED_INDEX } from './sqlite-retention.js';
+import { listTasks } from './sqlite-task-lists.js';
 import {
   agentCodec,
   deliveryCodec,
   eventCodec,
   newTarget,
-  requestCodec,
   targetCodec,
   taskCodec,
   tokenCodec,
@@ -89,8 +91,8 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
   readonly #statements = new Map<string, Database.Statement>();
-  /** When this store last deleted expired request records (Date.now()). */
-  #requestsSweptAt = 0;
+  /** Request-id records (server/store/sqlite-requests.ts). */
+  readonly #requests: SqliteRequests;
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
@@ -107,6 +109,7 @@ export class SqliteStore implements Store {
     }
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
+    this.#requests = new SqliteRequests(this.#db, (sql) => this.#statement(sql));
   }
 
   async init(): Promise<void> {
@@ -117,7 +120,7 @@ export class SqliteStore implements Store {
     const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
     this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
-    this.#db.exec(`CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (${SqliteStore.#ENDED}) WHERE ${SqliteStore.#TERMINAL}`);
+    this.#db.exec(ENDED_INDEX);
     if (!hadAudience) this.#addAudience();
     // The counts start from one count of what is there, in the same
     // transaction as the triggers, so no write falls between the two.
@@ -169,13 +172,27 @@ export class SqliteStore implements Store {
   }
 
   async insertTask(task: TaskRecord): Promise<void> {
-    this.#db.transaction(() => {
-      const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(task.id, task.status, task.target, task.agent, encode(taskCodec, task), hasUnpublished(task) ? 1 : 0);
-      if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
-      this.#insertAudience(task);
-      this.#recordEvents(task);
-    })();
+    this.#db.transaction(() => this.#insertTask(task))();
+  }
+
+  #insertTask(task: TaskRecord): void {
+    const result = this.#statement('INSERT OR IGNORE INTO tasks (id, status, target, agent, doc, unpublished) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(task.id, task.status, task.target, task.agent, encode(taskCodec, task), hasUnpublished(task) ? 1 : 0);
+    if (result.changes === 0) throw new AlreadyExistsError(`task ${task.id} already exists`);
+    this.#insertAudience(task);
+    this.#recordEvents(task);
+  }
+
+  async insertRequestAndTask(record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null> {
+    this.#requests.sweep(record.created);
+    // One transaction: the binding is looked up first (a repeat gets the
+    // holder and inserts nothing), and a failed insert keeps no binding.
+    const run = this.#db.transaction((): RequestRecord | null => {
+      const holder = this.#requests.bind(record);
+      if (!holder) this.#insertTask(task);
+      return holder;
+    });
+    return run.immediate();
   }
 
   async getTask(id: string): Promise<TaskRecord | null> {
@@ -203,36 +220,7 @@ export class SqliteStore implements Store {
   }
 
   async listTasks(query: TaskQuery): Promise<TaskRecord[]> {
-    if (query.audience) return this.#listByAudience(query, query.audience);
-    const { where, args } = taskFilter(query, 'tasks');
-    const sql = `SELECT doc FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
-    args.push(query.limit);
-    const rows = this.#statement(sql).all(...args) as DocRow[];
-    return rows.map((r) => decode(taskCodec, r.doc));
-  }
-
-  /**
-   * The newest `limit` tasks with one of the audience keys: per key, the
-   * newest `limit` matching ids from its index range (a walk of tasks the
-   * caller may see, never of others), merged; then the page's documents.
-   */
-  #listByAudience(query: TaskQuery, keys: readonly string[]): TaskRecord[] {
-    // The cursor bounds the audience index's own range.
-    const { where, args } = taskFilter({ ...query, beforeId: undefined }, 't');
-    if (query.beforeId) {
-      where.unshift('a.task_id < ?');
-      args.unshift(query.beforeId);
-    }
-    const sql = `SELECT a.task_id AS id FROM task_audience a JOIN tasks t ON t.id = a.task_id WHERE a.key = ?${where.map((w) => ` AND ${w}`).join('')} ORDER BY a.task_id DESC LIMIT ?`;
-    const statement = this.#statement(sql);
-    const ids = new Set<string>();
-    for (const key of new Set(keys)) {
-      for (const row of statement.all(key, ...args, query.limit) as { id: string }[]) ids.add(row.id);
-    }
-    const page = [...ids].sort().reverse().slice(0, query.limit);
-    if (page.length === 0) return [];
-    const rows = this.#statement('SELECT doc FROM tasks WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC').all(JSON.stringify(page)) as DocRow[];
-    return rows.map((r) => decode(taskCodec, r.doc));
+    return listTasks((sql) => this.#statement(sql), query);
   }
 
   async updateTask(id: string, mutate: (task: TaskRecord) => TaskRecord | null): Promise<TaskRecord | null> {
@@ -249,14 +237,29 @@ export class SqliteStore implements Store {
   }
 
   async updateTaskWithOutput(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null> {
-    const run = this.#db.transaction((): TaskRecord | null => {
-      const task = this.#getTask(id);
-      if (!task) return null;
-      const output = this.#chunkStats(id);
-      let next = mutate(task, output);
-      if (next && endsTask(task, next)) next = { ...next, outputBytes: output.bytes };
-      if (next) this.#saveTask(next);
-      return next;
+    return this.#db.transaction((): TaskRecord | null => this.#updateTaskWithOutput(id, mutate)).immediate();
+  }
+
+  #updateTaskWithOutput(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): TaskRecord | null {
+    const task = this.#getTask(id);
+    if (!task) return null;
+    const output = this.#chunkStats(id);
+    let next = mutate(task, output);
+    if (next && endsTask(task, next)) next = { ...next, outputBytes: output.bytes };
+    if (next) this.#saveTask(next);
+    return next;
+  }
+
+  async finishAndClaimNext(
+    id: string,
+    mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null,
+    next: ClaimNext,
+  ): Promise<{ task: TaskRecord | null; claimed: ClaimedTasks }> {
+    const run = this.#db.transaction((): { task: TaskRecord | null; claimed: ClaimedTasks } => {
+      const task = this.#updateTaskWithOutput(id, mutate);
+      // Only after a write: a declined exit frees no slot.
+      const claimed = task ? this.#claim(next.agent, next.bootId, next.time, next.limit, true) : { tasks: [], targets: new Map() };
+      return { task, claimed };
     });
     return run.immediate();
   }
@@ -270,29 +273,36 @@ export class SqliteStore implements Store {
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
-    const row = this.#statement("SELECT id FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT 1")
-      .get(agent) as { id: string } | undefined;
-    if (!row) return null;
-    return this.transition(claimRequest(row.id, agent, bootId, time));
+    // The pick and the claim in one transaction: picked outside it, the
+    // oldest task could be claimed by another connection first, and the
+    // call would answer "none ready" while others still are.
+    const run = this.#db.transaction((): TaskRecord | null => this.#claim(agent, bootId, time, 1, false).tasks[0] ?? null);
+    return run.immediate();
   }
 
   async claimReady(agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks> {
-    // One transaction: every task it returns was ready and is now running for this boot, none twice.
-    const run = this.#db.transaction((): ClaimedTasks => {
-      const rows = this.#statement("SELECT doc FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT ?").all(agent, limit) as DocRow[];
-      const tasks: TaskRecord[] = [];
-      const targets = new Map<string, TargetRecord | null>();
-      for (const row of rows) {
-        const task = decode(taskCodec, row.doc);
-        const next = applyTransition(task, claimRequest(task.id, agent, bootId, time));
-        if (!next) continue;
-        this.#saveTask(next);
-        tasks.push(next);
-        if (!targets.has(next.target)) targets.set(next.target, this.#getTarget(next.target));
-      }
-      return { tasks, targets };
-    });
-    return run.immediate();
+    return this.#db.transaction((): ClaimedTasks => this.#claim(agent, bootId, time, limit, true)).immediate();
+  }
+
+  /**
+   * Up to `limit` of the agent's ready tasks, oldest first, moved to running
+   * for `bootId`, with their targets when `withTargets`. Inside a
+   * transaction: every task it returns was ready and is now running for
+   * this boot, none twice.
+   */
+  #claim(agent: string, bootId: string, time: Date, limit: number, withTargets: boolean): ClaimedTasks {
+    const rows = this.#statement("SELECT doc FROM tasks WHERE agent = ? AND status = 'ready' ORDER BY id LIMIT ?").all(agent, limit) as DocRow[];
+    const tasks: TaskRecord[] = [];
+    const targets = new Map<string, TargetRecord | null>();
+    for (const row of rows) {
+      const task = decode(taskCodec, row.doc);
+      const next = applyTransition(task, claimRequest(task.id, agent, bootId, time));
+      if (!next) continue;
+      this.#saveTask(next);
+      tasks.push(next);
+      if (withTargets && !targets.has(next.target)) targets.set(next.target, this.#getTarget(next.target));
+    }
+    return { tasks, targets };
   }
 
   async listUnpublished(limit: number): Promise<TaskRecord[]> {
@@ -356,44 +366,19 @@ export class SqliteStore implements Store {
   }
 
   async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {
-    if (Date.now() - this.#requestsSweptAt >= REQUEST_SWEEP.everyMs) {
-      this.#requestsSweptAt = Date.now();
-      await this.deleteExpiredRequests(record.created, REQUEST_SWEEP.limit);
-    }
-    // One synchronous transaction, and the primary key holds one row per key.
-    const run = this.#db.transaction((): RequestRecord | null => {
-      const held = this.#getRequest(record.caller, record.requestId);
-      if (held && held.expires.getTime() > record.created.getTime()) return held;
-      if (held) this.#statement('DELETE FROM requests WHERE caller = ? AND request_id = ?').run(record.caller, record.requestId);
-      this.#statement('INSERT INTO requests (caller, request_id, expires, doc) VALUES (?, ?, ?, ?)')
-        .run(record.caller, record.requestId, record.expires.getTime(), encode(requestCodec, record));
-      return null;
-    });
-    return run.immediate();
+    return this.#requests.insert(record);
   }
 
   async getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null> {
-    const held = this.#getRequest(caller, requestId);
-    return held && held.expires.getTime() > now.getTime() ? held : null;
-  }
-
-  #getRequest(caller: string, requestId: string): RequestRecord | null {
-    const row = this.#statement('SELECT doc FROM requests WHERE caller = ? AND request_id = ?').get(caller, requestId) as DocRow | undefined;
-    return row ? decode(requestCodec, row.doc) : null;
+    return this.#requests.get(caller, requestId, now);
   }
 
   async completeRequest(caller: string, requestId: string): Promise<void> {
-    const run = this.#db.transaction((): void => {
-      const held = this.#getRequest(caller, requestId);
-      if (!held || held.done) return;
-      this.#statement('UPDATE requests SET doc = ? WHERE caller = ? AND request_id = ?').run(encode(requestCodec, { ...held, done: true }), caller, requestId);
-    });
-    run.immediate();
+    this.#requests.complete(caller, requestId);
   }
 
   async deleteExpiredRequests(now: Date, limit: number): Promise<number> {
-    return this.#statement('DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests WHERE expires <= ? LIMIT ?)')
-      .run(now.getTime(), limit).changes;
+    return this.#requests.deleteExpired(now, limit);
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {
@@ -657,71 +642,7 @@ export class SqliteStore implements Store {
     return row ? decode(deliveryCodec, row.doc) : null;
   }
 
-  /**
-   * When a terminal task ended, as the ISO text its document holds:
-   * `finished`, or the time of its last event for a task that never ran (a
-   * rejected one has no `finished`). The tasks_ended index is on it.
-   */
-  static readonly #ENDED = "COALESCE(json_extract(doc, '$.finished'), json_extract(doc, '$.events[#-1].time'))";
-  /** tasks_ended is partial, over terminal tasks; SQLite uses it only for a query that repeats this term. */
-  static readonly #TERMINAL = `status IN (${[...TERMINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
-
   async deleteEndedTasks(endedBefore: Date, limits: RetentionLimits): Promise<RetentionBatch> {
-    // One transaction: a batch is all or nothing, and bounded so it holds the write lock briefly.
-    const run = this.#db.transaction((): RetentionBatch => {
-      // INDEXED BY: without statistics the planner prefers tasks_unpublished, a walk of every
-      // published task; named, the index is used or the statement fails to prepare.
-      const rows = this.#statement(
-        `SELECT doc FROM tasks INDEXED BY tasks_ended WHERE ${SqliteStore.#TERMINAL} AND ${SqliteStore.#ENDED} < ? AND unpublished = 0 ORDER BY ${SqliteStore.#ENDED} LIMIT ?`,
-      ).all(endedBefore.toISOString(), limits.tasks) as DocRow[];
-      const deleteChunks = this.#statement('DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE task_id = ? LIMIT ?)');
-      const hasChunk = this.#statement('SELECT 1 FROM chunks WHERE task_id = ? LIMIT 1');
-      // By primary key: task_audience has no index on task_id, and the keys follow from the task.
-      const deleteAudience = this.#statement('DELETE FROM task_audience WHERE key = ? AND task_id = ?');
-      const deleteTask = this.#statement('DELETE FROM tasks WHERE id = ?');
-      let budget = limits.chunks;
-      let tasks = 0;
-      for (const row of rows) {
-        const task = decode(taskCodec, row.doc);
-        if (budget > 0) budget -= deleteChunks.run(task.id, budget).changes;
-        // Out of chunks to delete: this task keeps the rest for the next call.
-        if (budget === 0 && hasChunk.get(task.id) !== undefined) return { tasks, chunks: limits.chunks, more: true };
-        for (const key of taskAudience(task)) deleteAudience.run(key, task.id);
-        tasks += deleteTask.run(task.id).changes;
-      }
-      return { tasks, chunks: limits.chunks - budget, more: rows.length === limits.tasks };
-    });
-    return run.immediate();
+    return deleteEndedTasks(this.#db, (sql) => this.#statement(sql), endedBefore, limits);
   }
-}
-
-/** The WHERE terms of a task query on table `t` (alias or name), and their arguments; the audience is not among them. */
-function taskFilter(query: TaskQuery, t: string): { where: string[]; args: (string | number)[] } {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (query.statuses && query.statuses.length === 1) {
-    // An equality walks the (status, id) index newest first and stops at the
-    // limit; the list form below makes SQLite sort every task of the
-    // statuses (6.4 ms against 0.2 ms for one status of 100k tasks).
-    where.push(`${t}.status = ?`);
-    args.push(query.statuses[0]!);
-  } else if (query.statuses && query.statuses.length > 1) {
-    // One statement text for any list (each text is a prepared statement kept for good).
-    where.push(`${t}.status IN (SELECT value FROM json_each(?))`);
-    args.push(JSON.stringify(query.statuses));
-  }
-  if (query.target) {
-    where.push(`${t}.target = ?`);
-    args.push(query.target);
-  }
-  if (query.agent) {
-    where.push(`${t}.agent = ?`);
-    args.push(query.agent);
-  }
-  if (query.killRequested) where.push(`json_extract(${t}.doc, '$.killRequested') IS NOT NULL`);
-  if (query.beforeId) {
-    where.push(`${t}.id < ?`);
-    args.push(query.beforeId);
-  }
-  return { where, args };
 }

@@ -17,6 +17,7 @@ import type {
   ChunkCursor,
   ChunkRecord,
   ClaimedTasks,
+  ClaimNext,
   DeliveryPatch,
   DeliveryRecord,
   NewTargetRecord,
@@ -190,6 +191,30 @@ export interface Store {
    * stored for the task, read in the same atomic step.
    */
   updateTaskWithOutput?(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): Promise<TaskRecord | null>;
+  /**
+   * {@link updateTaskWithOutput} and, when it wrote the task, the claim of
+   * up to `next.limit` of `next.agent`'s ready tasks, oldest first, with
+   * their targets (as {@link claimReady}), in one atomic step: an exit that
+   * frees a full agent's slot and the claim of its next task. No write, no
+   * claim. (The MongoDB store has no such step: there each claimed task
+   * takes its own lock, so one call would save no round trip; the session
+   * claims through {@link claimReady} as usual.)
+   */
+  finishAndClaimNext?(
+    id: string,
+    mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null,
+    next: ClaimNext,
+  ): Promise<{ task: TaskRecord | null; claimed: ClaimedTasks }>;
+  /**
+   * {@link insertRequest} and, when this call bound the id, {@link insertTask},
+   * in one atomic step: returns null when both are stored, or the live record
+   * that holds the id, having inserted nothing (a repeat finds the binding
+   * first). A task that cannot be inserted (AlreadyExistsError) leaves no
+   * binding. Through {@link insertRequestAndTask}, which falls back to the
+   * two calls (where a failed insert leaves the binding, bound to a task
+   * that does not exist; CreateTask's repeat then inserts it).
+   */
+  insertRequestAndTask?(record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null>;
 
   listEvents(query: AuditQuery): Promise<AuditEventRecord[]>;
 
@@ -223,6 +248,19 @@ export async function insertEvents(store: Store, events: readonly AuditEventReco
   if (events.length === 0) return;
   if (store.insertEvents) return store.insertEvents(events);
   for (const event of events) await store.insertEvent(event);
+}
+
+/**
+ * Binds a request id and inserts the task it made: in one step where the
+ * store can (see {@link Store.insertRequestAndTask}), else binding first
+ * and inserting only when this call bound it. Returns null when this call
+ * bound the id (and stored the task), else the record holding it.
+ */
+export async function insertRequestAndTask(store: Store, record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null> {
+  if (store.insertRequestAndTask) return store.insertRequestAndTask(record, task);
+  const holder = await store.insertRequest(record);
+  if (!holder) await store.insertTask(task);
+  return holder;
 }
 
 /** Agents' presence: in one step where the store can (see {@link Store.updateAgentsPresence}). */

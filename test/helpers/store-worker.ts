@@ -15,7 +15,9 @@
  */
 import type { TaskStatus } from '../../shared/task-status.js';
 import { openStore, type StoreOptions } from '../../server/store/open-store.js';
-import type { Store } from '../../server/store/store.js';
+import { newTaskId } from '../../shared/ids.js';
+import { insertRequestAndTask, type Store } from '../../server/store/store.js';
+import { taskRecord } from './records.js';
 import { raceThreads, serveRace } from './thread-race.js';
 
 /** One worker's calls. */
@@ -24,6 +26,14 @@ export type StoreScript =
   | { op: 'transition'; ids: string[]; from: TaskStatus; to: TaskStatus; actor: string }
   /** store.claimNextReady(agent, bootId) from `parallel` loops until none is left; yields the claimed ids. */
   | { op: 'claim'; agent: string; bootId: string; parallel: number }
+  /** store.claimNextReady(agent, bootId) `times` times, one after another; yields the claimed id or null each. */
+  | { op: 'claimTimes'; agent: string; bootId: string; times: number }
+  /**
+   * insertRequestAndTask of one request id `times` at once, each with a new
+   * task on `target`; yields the id of the task each call was answered with
+   * (its own when it bound the id, else the holder's).
+   */
+  | { op: 'bindTask'; requestId: string; target: string; times: number }
   /** store.updateTask(id) appending one review group per name, all at once; yields the names. */
   | { op: 'append'; id: string; groups: string[] };
 
@@ -63,6 +73,21 @@ async function run(store: Store, script: StoreScript): Promise<(string | null)[]
       );
       return claimed;
     }
+    case 'claimTimes': {
+      const claimed: (string | null)[] = [];
+      for (let i = 0; i < script.times; i++) claimed.push((await store.claimNextReady(script.agent, script.bootId, new Date()))?.id ?? null);
+      return claimed;
+    }
+    case 'bindTask':
+      return Promise.all(
+        Array.from({ length: script.times }, async () => {
+          const taskId = newTaskId();
+          const created = new Date();
+          const record = { caller: 'user:a@x', requestId: script.requestId, method: 'CreateTask', hash: 'h1', taskId, created, expires: new Date(created.getTime() + 60_000), done: false };
+          const holder = await insertRequestAndTask(store, record, taskRecord({ id: taskId, target: script.target }));
+          return holder?.taskId ?? taskId;
+        }),
+      );
     case 'append':
       await Promise.all(
         script.groups.map((group) =>

@@ -125,6 +125,21 @@ for (const kind of STORE_KINDS) {
       expect(stored.map((t) => [t.id, t.status, t.events.length])).to.deep.equal([[answers[0]!.id, 'ready', 2]]);
     });
 
+    it('CreateTask: concurrent repeats for a connected, idle agent make one task, which runs once, and the agent takes the next', async () => {
+      await h.startAgent('a1');
+      await h.createTarget('t', 'a1');
+      // A task run first leaves the session idle, so new tasks are claimed as they are inserted (and a repeat's claim let go).
+      expect((await h.finished((await create(dev, { script: 'echo warm' })).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      const ran = marker('create');
+      const answers = await Promise.all(Array.from({ length: 8 }, () => create(dev, { script: `echo ran >> ${ran.path}`, requestId: 'req-race-live01' })));
+      expect(new Set(answers.map((t) => t.id)).size).to.equal(1);
+      expect((await h.finished(answers[0]!.id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      const next = await create(dev, { script: 'echo next' });
+      expect((await h.finished(next.id)).output.toString()).to.equal('next\r\n');
+      expect(ran.lines()).to.deep.equal(['ran']);
+      expect(await h.store.listTasks({ limit: 10 })).to.have.length(3);
+    });
+
     it('RunTask: a repeat after the task ran returns it as it is instead of FAILED_PRECONDITION, and runs nothing again', async () => {
       await h.startAgent('a1');
       await h.createTarget('t', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_ANYONE });

@@ -9,6 +9,7 @@ import { openStore } from '../../server/store/open-store.js';
 import {
   claimReady,
   insertEvents,
+  type OutputTotals,
   markPublished,
   taskAuditEvent,
   updateAgentsPresence,
@@ -90,6 +91,43 @@ for (const kind of STORE_KINDS) {
       expect((await store.getTask(t.id))?.outputBytes).to.equal(11);
       expect(await updateTaskWithOutput(store, t.id, () => null)).to.equal(null);
       expect(await updateTaskWithOutput(store, 'no-such-task', () => task())).to.equal(null);
+    });
+
+    it("ends a task and claims its agent's next ready tasks, oldest first, in one step; no end, no claim", async function () {
+      if (!store.finishAndClaimNext) this.skip();
+      await store.insertTarget(target('t1', ['EMAIL_ADDRESS']));
+      const done = task({ status: 'running', bootId: 'boot-1' });
+      await store.insertTask(done);
+      const ready = [task(), task(), task()];
+      for (const t of ready) await store.insertTask(t);
+      await store.insertTask(task({ agent: 'other' }));
+      await store.putChunk({ taskId: done.id, seq: 0, offset: 0, data: Buffer.from('bye') });
+      const next = { agent: 'a1', bootId: 'boot-1', time: new Date(), limit: 1 };
+      let seen: OutputTotals | null = null;
+      const first = await store.finishAndClaimNext(
+        done.id,
+        (current, output) => {
+          seen = output;
+          return current.status === 'running' ? { ...current, status: 'success', finished: new Date() } : null;
+        },
+        next,
+      );
+      expect(seen).to.deep.equal({ chunks: 1, bytes: 3 });
+      expect([first.task?.status, first.task?.outputBytes]).to.deep.equal(['success', 3]);
+      expect(first.claimed.tasks.map((t) => [t.id, t.status, t.bootId])).to.deep.equal([[ready[0]!.id, 'running', 'boot-1']]);
+      expect(first.claimed.targets.get('t1')?.redact).to.deep.equal(['EMAIL_ADDRESS']);
+      expect((await store.getTask(ready[0]!.id))?.status).to.equal('running');
+      expect((await store.getTask(ready[1]!.id))?.status).to.equal('ready');
+      // Declined (already ended): nothing written, nothing claimed.
+      const again = await store.finishAndClaimNext(done.id, (current) => (current.status === 'running' ? current : null), next);
+      expect([again.task, again.claimed.tasks]).to.deep.equal([null, []]);
+      expect((await store.getTask(ready[1]!.id))?.status).to.equal('ready');
+      // Up to the limit, fewer when fewer are ready.
+      const running = ready[0]!;
+      const last = await store.finishAndClaimNext(running.id, (current) => ({ ...current, status: 'failure', finished: new Date() }), { ...next, limit: 5 });
+      expect(last.task?.status).to.equal('failure');
+      expect(last.claimed.tasks.map((t) => t.id)).to.deep.equal([ready[1]!.id, ready[2]!.id]);
+      expect(await store.finishAndClaimNext('no-such-task', () => task(), next)).to.deep.equal({ task: null, claimed: { tasks: [], targets: new Map() } });
     });
 
     it('publishes events: audit records stored once, `published` only forward', async function () {

@@ -19,7 +19,7 @@ import { raceStores } from '../helpers/store-worker.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 // For the request-id cases at the end.
 import { applyOnce, requestOf } from '../../server/request-ids.js';
-import { applyTransition, type RequestRecord } from '../../server/store/store.js';
+import { applyTransition, insertRequestAndTask, type RequestRecord } from '../../server/store/store.js';
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
   return taskRecord({ message: 'why', script: 'echo hi', ...overrides });
@@ -139,6 +139,28 @@ for (const kind of STORE_KINDS) {
           expect([t?.status, t?.bootId, t?.events.length], id!).to.deep.equal(['running', boots[w], 2]);
         }
       }
+    });
+
+    it('claims a ready task on every call while any is left, when store instances on one database claim at the same time', async () => {
+      // Every worker wants the same oldest task each time: the pick and the
+      // claim must be one atomic step, or a worker that loses the oldest one
+      // answers "none ready" although others are.
+      const boots = ['boot1', 'boot2', 'boot3'];
+      const times = 15;
+      const ids = new Set<string>();
+      for (let i = 0; i < boots.length * times; i++) {
+        const t = task({ status: 'ready', agent: 'a1' });
+        ids.add(t.id);
+        await store.insertTask(t);
+      }
+      const claims = await raceStores(
+        location.options,
+        boots.map((bootId) => ({ op: 'claimTimes', agent: 'a1', bootId, times })),
+      );
+      const all = claims.flat();
+      expect(all.filter((id) => id === null).length, 'calls that found no ready task while some were left').to.equal(0);
+      expect(new Set(all), 'claimed tasks').to.deep.equal(ids);
+      for (const claimed of claims) expect([...claimed].sort(), 'each worker claims oldest first').to.deep.equal(claimed);
     });
 
     it('lists tasks newest first with status, target and agent filters and paging', async () => {
@@ -543,6 +565,53 @@ for (const kind of STORE_KINDS) {
           }),
         );
         expect((await store.listTasks({ target: `race-${round}`, limit: 10 })).map((t) => t.id)).to.deep.equal([winners[0]!.taskId]);
+      }
+    });
+
+    it('binds a request id and inserts its task in one call; a repeat gets the binding and inserts nothing', async () => {
+      const first = requestRecord();
+      const made = task({ id: first.taskId, target: 'bind-1' });
+      expect(await insertRequestAndTask(store, first, made)).to.equal(null);
+      expect(await store.getTask(made.id)).to.deep.equal(made);
+      expect(await store.getRequest(first.caller, first.requestId, first.created)).to.deep.equal(first);
+      // A repeat (another task id, as each CreateTask call draws one) is answered with the binding.
+      const repeat = requestRecord();
+      expect(await insertRequestAndTask(store, repeat, task({ id: repeat.taskId, target: 'bind-1' }))).to.deep.equal(first);
+      expect(await store.getTask(repeat.taskId)).to.equal(null);
+      // Once the binding expired, the id is free: bound again, with its new task.
+      const later = requestRecord({ created: new Date(first.expires.getTime()), expires: new Date(first.expires.getTime() + 1000) });
+      expect(await insertRequestAndTask(store, later, task({ id: later.taskId, target: 'bind-1' }))).to.equal(null);
+      expect((await store.listTasks({ target: 'bind-1', limit: 10 })).map((t) => t.id).sort()).to.deep.equal([made.id, later.taskId].sort());
+      expect(await store.getRequest(later.caller, later.requestId, later.created)).to.deep.equal(later);
+    });
+
+    it('refuses a task id taken, binding nothing where binding and insert are one step', async () => {
+      const taken = task();
+      await store.insertTask(taken);
+      const record = requestRecord({ requestId: 'req-taken-01', taskId: taken.id });
+      let error: unknown;
+      try {
+        await insertRequestAndTask(store, record, task({ id: taken.id, message: 'other' }));
+      } catch (err) {
+        error = err;
+      }
+      expect(error).to.be.instanceOf(AlreadyExistsError);
+      expect((await store.getTask(taken.id))?.message).to.equal(taken.message);
+      // The two-step fallback keeps the binding (CreateTask's repeat inserts the task it names).
+      const kept = await store.getRequest(record.caller, record.requestId, record.created);
+      expect(kept).to.deep.equal(store.insertRequestAndTask ? null : record);
+    });
+
+    it('makes one task of many binds of one request id raced from store instances on one database', async function () {
+      this.timeout(60_000);
+      for (let round = 0; round < 3; round++) {
+        const answers = (await raceStores(
+          location.options,
+          [1, 2, 3].map(() => ({ op: 'bindTask', requestId: `bind-race-${round}`, target: `bind-race-${round}`, times: 3 })),
+        )).flat();
+        const tasks = await store.listTasks({ target: `bind-race-${round}`, limit: 20 });
+        expect(tasks.map((t) => t.id), `round ${round}`).to.deep.equal([answers[0]]);
+        expect(new Set(answers), `round ${round}: every call answered with that task`).to.deep.equal(new Set([answers[0]]));
       }
     });
 

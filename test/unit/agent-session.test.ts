@@ -272,6 +272,51 @@ describe('agent session (server side of the agent stream)', () => {
       });
     }
 
+    it("claims a full agent's next ready task in its exit's store step, oldest first, never past the limit", async () => {
+      deps = { ...deps, options: { ...OPTIONS, maxTasksPerAgent: 2 } };
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t = task();
+        ids.push(t.id);
+        await store.insertTask(t);
+      }
+      const calls: string[] = [];
+      for (const op of ['claimReady', 'finishAndClaimNext', 'updateTaskWithOutput'] as const) {
+        const real = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
+        (store as unknown as Record<string, unknown>)[op] = (...args: unknown[]) => {
+          calls.push(op);
+          return real(...args);
+        };
+      }
+      const { stream } = open();
+      stream.send({ $case: 'hello', value: { name: 'a1', version: '1', bootId: 'boot1', heldTaskIds: [], resumeSecret: '' } });
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await settle();
+      expect(stream.sent('run').map((r) => r.taskId)).to.deep.equal(ids.slice(0, 2));
+      expect(calls).to.deep.equal(['claimReady']);
+      const running = async () => (await store.listTasks({ statuses: ['running'], limit: 10 })).map((t) => t.id).sort();
+      for (const [i, next] of [[0, 2], [1, 3]] as const) {
+        calls.length = 0;
+        stream.send({ $case: 'exit', value: exit(ids[i]!, { exitCode: 0 }) });
+        await settle();
+        expect(calls, `exit of task ${i}`).to.deep.equal(['finishAndClaimNext']);
+        expect(stream.sent('run').at(-1)?.taskId).to.equal(ids[next]);
+        expect(await running()).to.deep.equal(ids.slice(i + 1, next + 1).sort());
+      }
+      // Full, none left ready: the exit's step claims nothing, and the session stops looking.
+      calls.length = 0;
+      stream.send({ $case: 'exit', value: exit(ids[2]!, { exitCode: 0 }) });
+      await settle();
+      expect(calls).to.deep.equal(['finishAndClaimNext']);
+      // Not full: a plain exit, and no claim either (none is ready).
+      calls.length = 0;
+      stream.send({ $case: 'exit', value: exit(ids[3]!, { exitCode: 0 }) });
+      await settle();
+      expect(calls).to.deep.equal(['updateTaskWithOutput']);
+      expect(stream.sent('run')).to.have.length(4);
+      for (const id of ids) expect((await store.getTask(id))?.status).to.equal('success');
+    });
+
     it('ignores the exit of a task this session does not hold, and tells the agent to forget it', async () => {
       const { stream } = await running();
       const other = task({ status: 'running', bootId: 'someone-else' });
