@@ -44,9 +44,12 @@ for (const kind of STORE_KINDS) {
     it('runs a task on its agent and returns its output and exit status', async () => {
       await h.startAgent('a1');
       await h.createTarget('t1', 'a1');
+      // Once the session has heard from its agent and run its first claim
+      // pass (on FerretDB that can outlast the connect), an idle agent's new
+      // task is stored claimed by it in the write that creates it (created,
+      // ready and running events).
+      await h.finished((await h.createTask('t1', 'true')).id);
       const created = await h.createTask('t1', 'echo hello; echo "$TASKGATE_TASK_ID $TASKGATE_TARGET"; exit 3');
-      // Its agent is connected here and idle: the task is stored claimed by
-      // it in the write that creates it (created, ready and running events).
       expect(created.status).to.equal(TaskStatus.TASK_STATUS_RUNNING);
       const { task, output } = await h.finished(created.id);
       expect(output.toString()).to.equal(`hello\r\n${created.id} t1\r\n`);
