@@ -87,11 +87,14 @@ export class RootShell {
     shell.child.stdin!.write(`${asked.line}\n`);
   }
 
-  /** Ends the shell; later calls get null. */
+  /** Ends the shell (once it has answered the line it is on); calls still waiting and later calls get null. */
   close(): void {
     this.#closed = true;
-    this.#shell?.child.stdin?.end();
-    this.#shell = null;
+    const shell = this.#shell;
+    if (!shell) return;
+    for (const asked of this.#ended(shell)) asked.resolve(null);
+    hold(shell, false);
+    shell.child.stdin?.end();
   }
 
   /** Starts the deadline of the oldest unanswered line. */

@@ -181,8 +181,12 @@ export class TaskUsers {
   /** Kills the processes of a stale id and moves its lock to this agent; false if they would not die. */
   async #takeOver(id: number): Promise<boolean> {
     const { tools, logger } = this.#options;
-    // Its holder may have been a run-as task: the gid is the id, the uid unknown.
-    if (!(await killAll({ id, ownUid: false, killAsUid: (uid) => this.#killer.kill(uid) }))) {
+    // Its holder may have had the id as its uid (kill(-1) as the id reaches
+    // what hops out of every scan) or been a run-as task (the gid is the id,
+    // the uid unknown: scans). Both, in that order; the id is the range's,
+    // and #lockNew never hands out one a process outside Taskgate uses.
+    const killAsUid = (uid: number): Promise<void> => this.#killer.kill(uid);
+    if (!(await killAll({ id, ownUid: true, killAsUid })) || !(await killAll({ id, ownUid: false, killAsUid }))) {
       logger.error({ id }, 'processes of a task id left by a dead agent do not die; the id stays locked');
       return false;
     }

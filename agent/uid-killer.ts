@@ -11,7 +11,7 @@
  * with a kill(-1, SIGUSR1) loop its own processes ignored, and outlived its
  * end. The kernel lets a process signal another only when its real or
  * effective uid is the other's real or saved uid. So the perl process,
- * root throughout, sets its real uid to an id no process has (KILLER_UID),
+ * root throughout, sets its real uid to an id no process has (KILLER_UIDS),
  * its effective uid to the task's and keeps its saved uid 0, sends the
  * kill from inside itself (no exec, which would copy the effective uid to
  * the saved one), and returns to root. A task's processes (every id theirs)
@@ -23,11 +23,26 @@
 import { RootShell } from './root-shell.js';
 import type { IdRange, Tools } from './task-users.js';
 
-/** The real uid the sender holds while it kills: (uid_t)-2, which no process of a normal host has. */
-export const KILLER_UID = 4294967294;
+/**
+ * The real uids senders hold while they kill: a band just under (uid_t)-2
+ * (nfsnobody on old hosts), which no process of a normal host has. Each
+ * sender takes its own (from its agent's pid and a count in the process):
+ * senders sharing one could signal each other (a hostile review saw 4 of
+ * 6,000 kills fail that way with two agents), since a kill is let through
+ * when the sender's real uid is the target's.
+ */
+export const KILLER_UIDS = { first: 4294967293 - 2 ** 26, last: 4294967293 };
+
+let senders = 0;
+
+/** The real uid the next sender of this process takes while it kills. */
+export function killerUid(): number {
+  const slot = (process.pid * 16 + (senders++ % 16)) % (KILLER_UIDS.last - KILLER_UIDS.first + 1);
+  return KILLER_UIDS.last - slot;
+}
 
 /**
- * The perl program: ARGV "taskgate-kill" FIRST LAST KILLER_UID. Answers
+ * The perl program: ARGV "taskgate-kill" FIRST LAST REAL_UID (one of KILLER_UIDS). Answers
  * "ok", "refused" (not an id of the range) or "failed WHY" for each line;
  * exits if it ever cannot get back to root.
  */
@@ -71,7 +86,7 @@ export class UidKiller {
     this.#shell = new RootShell({
       bash: tools.bash,
       file: tools.perl,
-      args: ['-e', KILL_PERL, 'taskgate-kill', String(range.first), String(range.last), String(KILLER_UID)],
+      args: ['-e', KILL_PERL, 'taskgate-kill', String(range.first), String(range.last), String(killerUid())],
       answerMs: KILL_ANSWER_MS,
     });
   }

@@ -221,7 +221,8 @@ export class TaskgateServer {
         machine,
         hub,
         (task) => dispatcher.get(task.agent)?.kill(task.id, true),
-        (task, target) => dispatcher.claimNew(task, target),
+        // Only where the insert cannot be in doubt (Store.claimsAtCreation).
+        store.claimsAtCreation === true ? (task, target) => dispatcher.claimNew(task, target) : undefined,
       ),
       targetService(store, publisher, secretBox, () => live.recheckAll()),
       agentService(auth, sessionDeps, publisher),

@@ -18,6 +18,11 @@ export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
   'IFS',
   'ENV',
   'BASH_ENV',
+  // Read by the root bash and setpriv that start every task (agent/only-stdio.ts):
+  // a relative LANGUAGE points their message catalogs anywhere.
+  'LANG',
+  'LANGUAGE',
+  'TZ',
   'CDPATH',
   'GLOBIGNORE',
   'PROMPT_COMMAND',
@@ -70,8 +75,8 @@ export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
   'NO_PROXY',
 ]);
 
-/** Prefixes of names with the same effect (the dynamic linker's LD_*, bash's exported functions, git's settings). */
-const RESERVED_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'TASKGATE_', 'GIT_'] as const;
+/** Prefixes of names with the same effect (the dynamic linker's LD_*, bash's own BASH_* and exported functions, the locale's LC_*, git's settings). */
+const RESERVED_PREFIXES = ['LD_', 'DYLD_', 'BASH_', 'LC_', 'TASKGATE_', 'GIT_'] as const;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 

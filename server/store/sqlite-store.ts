@@ -88,6 +88,7 @@ interface ChunkRow {
 export class SqliteStore implements Store {
   /** Task writes store their events' audit records in the same transaction. */
   readonly recordsTaskEvents = true;
+  readonly claimsAtCreation = true;
   readonly #db: Database.Database;
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
   readonly #statements = new Map<string, Database.Statement>();

@@ -49,6 +49,18 @@ export interface Store {
    */
   readonly recordsTaskEvents?: boolean;
 
+  /**
+   * Set when a task insert is one local, synchronous transaction whose
+   * outcome is never in doubt and no other server shares the store (the
+   * embedded store). Only then may CreateTask store a task already claimed
+   * by its agent's session here: on MongoDB a hostile review found the
+   * two-step request-id insert, an insert stored but reported failed, a
+   * stream replaced while the insert was out, and a replica's older ready
+   * task each leaving such a task running for nobody or out of order
+   * (test/integration/claims-review.test.ts).
+   */
+  readonly claimsAtCreation?: boolean;
+
   /** Creates tables/collections and indexes; idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;

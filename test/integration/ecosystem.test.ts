@@ -386,7 +386,8 @@ describe('Prometheus metrics', function () {
     expect(value('taskgate_connected_agents')).to.equal(1);
     expect(value('taskgate_output_bytes_total')).to.equal(10);
     expect(value('taskgate_agent_streams_total{kind="first"}')).to.equal(1);
-    expect(value('taskgate_store_operation_seconds_count{op="insertTask",outcome="ok"}')).to.equal(1);
+    // The CLI sends a request id: the binding and the task go in one store step.
+    expect(value('taskgate_store_operation_seconds_count{op="insertRequestAndTask",outcome="ok"}')).to.equal(1);
     expect(value('taskgate_process_resident_memory_bytes')).to.be.above(0);
   });
 });

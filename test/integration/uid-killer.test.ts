@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KILL_ANSWER_MS, KILL_PERL, KILLER_UID, UidKiller } from '../../agent/uid-killer.js';
+import { KILL_ANSWER_MS, KILL_PERL, killerUid, UidKiller } from '../../agent/uid-killer.js';
 import { RootShell } from '../../agent/root-shell.js';
 import { REMOVE_LOOP } from '../../agent/workspace.js';
 
@@ -92,7 +92,7 @@ describe('UidKiller: kill(-1) as a task uid from one process no task can signal'
     }
     // The process itself, fed what a confused caller might write.
     const lines = ['0', '-1', '64901;id', '', ' 64901', '99999999999999999999', '064910', '64910', '64899', '1e4', '0x64901', '64903'];
-    const out = execFileSync(perl, ['-e', KILL_PERL, 'taskgate-kill', String(RANGE.first), String(RANGE.last), String(KILLER_UID)], {
+    const out = execFileSync(perl, ['-e', KILL_PERL, 'taskgate-kill', String(RANGE.first), String(RANGE.last), String(killerUid())], {
       input: lines.join('\n') + '\n',
       encoding: 'utf8',
     });
