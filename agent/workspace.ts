@@ -21,7 +21,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm as nodeRm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rename, rm as nodeRm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../shared/logger.js';
@@ -174,10 +174,15 @@ export class Workspaces {
     await Workspaces.#removeDead(dir, logger, isolation?.tools.rm ?? null);
     const instance = randomBytes(6).toString('hex');
     const root = join(dir, `runs-${instance}`);
-    await mkdir(root, { mode: isolate ? 0o711 : 0o700 });
-    await chmod(root, isolate ? 0o711 : 0o700);
-    await writeFile(join(root, '.owner'), `${process.pid} ${instance}\n`, { mode: 0o600 });
+    // Made under another name and renamed with its owner file in it, so an
+    // agent of another process sharing the work dir never sees a runs dir
+    // without an owner (and removes it as left over).
+    const making = join(dir, `.making-${instance}`);
+    await mkdir(making, { mode: isolate ? 0o711 : 0o700 });
+    await chmod(making, isolate ? 0o711 : 0o700);
+    await writeFile(join(making, '.owner'), `${process.pid} ${instance}\n`, { mode: 0o600 });
     LIVE_INSTANCES.add(instance);
+    await rename(making, root);
     return new Workspaces(root, instance, isolation);
   }
 
