@@ -10,9 +10,10 @@
  */
 import { expect } from 'chai';
 import { mkdirSync } from 'node:fs';
+import { pino } from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ReviewMode } from '../../gen/taskgate/v1/target.js';
-import { TaskStatus } from '../../gen/taskgate/v1/task.js';
+import { ReviewDecision, TaskStatus } from '../../gen/taskgate/v1/task.js';
 import { startPostgres, type Database } from '../helpers/databases.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -22,8 +23,20 @@ const SHOTS = 'docs/console';
 // The few browser globals the page functions below use: this program has no DOM types.
 declare const document: { querySelector(selector: string): { textContent: string | null } | null; documentElement: { scrollWidth: number } };
 declare const window: { __xss?: unknown; innerWidth: number };
+declare function requestAnimationFrame(callback: () => void): number;
 
 const MiB = 1024 * 1024;
+
+/** The last lines of a component's debug log, kept to explain a failure. */
+class RecentLog {
+  readonly lines: string[] = [];
+  readonly logger = pino({ level: 'debug' }, { write: (line: string) => this.#keep(line) });
+
+  #keep(line: string): void {
+    this.lines.push(line.trimEnd());
+    if (this.lines.length > 60) this.lines.shift();
+  }
+}
 
 describe('the web console (browser)', function () {
   this.timeout(60_000);
@@ -34,12 +47,14 @@ describe('the web console (browser)', function () {
   let dev: Awaited<ReturnType<Harness['user']>>;
   let dba: Awaited<ReturnType<Harness['user']>>;
   let member: Awaited<ReturnType<Harness['user']>>;
+  const agentLog = new RecentLog();
+  const serverLog = new RecentLog();
 
   before(async () => {
     const sqlite = STORE_KINDS.find((k) => k.name === 'sqlite')!;
-    h = await Harness.start((await sqlite.location())!, { httpListen: '127.0.0.1:0' });
+    h = await Harness.start((await sqlite.location())!, { httpListen: '127.0.0.1:0', logger: serverLog.logger });
     url = h.server.httpUrl!;
-    await h.startAgent('a1');
+    await h.startAgent('a1', { logger: agentLog.logger });
     await h.createTarget('box', 'a1');
     await h.createTarget('db', 'a1', 'bash', { review: ReviewMode.REVIEW_MODE_TEAM, reviewers: ['dba'] });
     dev = await h.user('dev@test', ['dev']);
@@ -77,8 +92,23 @@ describe('the web console (browser)', function () {
     await page.keyboard.insertText(script);
   }
 
+  /**
+   * Waits for the page to show the task's status `name`. Timing out, it
+   * says what the server and the agent say of the task, so a failure in CI
+   * tells the page's fault from the system's.
+   */
   async function status(page: Page, name: string): Promise<void> {
-    await page.locator(`.fields [data-status="${name}"]`).waitFor({ timeout: 20_000 });
+    try {
+      await page.locator(`.fields [data-status="${name}"]`).waitFor({ timeout: 20_000 });
+    } catch (err) {
+      const id = page.url().split('/').pop() ?? '';
+      const shown = await page.locator('.fields [data-status]').getAttribute('data-status', { timeout: 1000 }).catch(() => '(none)');
+      const stored = await h.getTask(id).then((task) => String(task.status), (e: Error) => e.message);
+      const agent = h.agents.map((a) => `${a.state} holding [${a.heldTasks.join(', ')}]`).join('; ');
+      throw new Error(
+        [`the page shows ${shown}, the server says ${stored}, agents: ${agent}`, (err as Error).message.split('\n')[0], 'agent log:', ...agentLog.lines, 'server log:', ...serverLog.lines.slice(-20)].join('\n'),
+      );
+    }
   }
 
   /** The terminal's text once the task's status is terminal and the feed finished. */
@@ -190,6 +220,53 @@ describe('the web console (browser)', function () {
     await page.getByRole('button', { name: 'Confirm kill' }).click();
     await status(page, 'killed');
     expect(await page.getByRole('button', { name: 'Kill' }).count()).to.equal(0);
+  });
+
+  /**
+   * Holds the answer to the page's next `method` call until `until` settles:
+   * the answer then arrives after what the page's streams showed meanwhile.
+   * Resolves once the page has the answer and has drawn two frames since.
+   */
+  async function answerLate(page: Page, method: string, until: () => Promise<unknown>): Promise<() => Promise<void>> {
+    const pattern = `**/taskgate.v1.TaskService/${method}`;
+    let answered!: () => void;
+    const delivered = new Promise<void>((resolve) => (answered = resolve));
+    await page.route(pattern, async (route) => {
+      const response = await route.fetch();
+      await until();
+      await route.fulfill({ response });
+      answered();
+    });
+    return async () => {
+      await delivered;
+      await page.waitForEvent('requestfinished', { predicate: (request) => request.url().endsWith(`/${method}`), timeout: 20_000 }).catch(() => undefined);
+      await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(null)))));
+      await page.unroute(pattern);
+    };
+  }
+
+  it('keeps what followed when the answer to Run or Kill comes after the task ended', async () => {
+    // The stream shows the task's end and closes; the action's older answer must not put the page back.
+    const created = await dev.call(dev.tasks, dev.tasks.createTask, { target: 'db', script: 'echo quick', message: '', type: '', timeoutSeconds: 0, requestId: '' });
+    const id = created.task!.id;
+    await dba.call(dba.tasks, dba.tasks.reviewTask, { id, decision: ReviewDecision.REVIEW_DECISION_APPROVE, group: '', comment: '', requestId: '' });
+    const { page } = await signedIn(dev.token, `/tasks/${id}`);
+    await status(page, 'approved');
+    const ran = await answerLate(page, 'RunTask', () => status(page, 'success'));
+    await page.getByRole('button', { name: 'Run' }).click();
+    await ran();
+    await status(page, 'success');
+    expect(await page.getByRole('button', { name: 'Kill' }).count()).to.equal(0);
+
+    const task = await h.createTask('box', 'echo started; sleep 60');
+    const { page: killing } = await signedIn(h.adminToken, `/tasks/${task.id}`);
+    await status(killing, 'running');
+    const killed = await answerLate(killing, 'KillTask', () => status(killing, 'killed'));
+    await killing.getByRole('button', { name: 'Kill' }).click();
+    await killing.getByRole('button', { name: 'Confirm kill' }).click();
+    await killed();
+    await status(killing, 'killed');
+    expect(await killing.locator('.fields').textContent()).not.to.contain('kill requested');
   });
 
   it('offers no Run for a rejected task', async () => {

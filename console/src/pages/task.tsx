@@ -16,14 +16,27 @@ import { TaskTerminal } from '../terminal.js';
 import { OutputTables } from './output-tables.js';
 import { myPendingGroups, ReviewForm, RunKill } from './task-actions.js';
 
+/**
+ * The later of two snapshots of one task. Its events only grow, and so does
+ * its output; an action's answer (Run, Kill, a review) can arrive after
+ * the stream already showed what followed and ended with the task, and must
+ * not put the page back to a status the task has left.
+ */
+export function later(shown: Task | undefined, incoming: Task): Task {
+  if (!shown || shown.id !== incoming.id) return incoming;
+  if (incoming.events.length !== shown.events.length) return incoming.events.length > shown.events.length ? incoming : shown;
+  return incoming.outputBytes >= shown.outputBytes ? incoming : shown;
+}
+
 /** The task, followed until it ends. */
 function useWatchTask(id: string): { task: Task | undefined; error: string; missing: boolean; setTask: (task: Task) => void } {
-  const [task, setTask] = useState<Task | undefined>(undefined);
+  const [task, setShown] = useState<Task | undefined>(undefined);
+  const setTask = (incoming: Task): void => setShown((shown) => later(shown, incoming));
   const [error, setError] = useState('');
   const [missing, setMissing] = useState(false);
   useEffect(() => {
     const controller = new AbortController();
-    setTask(undefined);
+    setShown(undefined);
     setMissing(false);
     void keepFollowing(
       controller.signal,
