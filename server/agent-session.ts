@@ -35,7 +35,7 @@ import {
   type AgentRecord,
   type ClaimedTasks,
   type ClaimNext,
-  type Store,
+  type AgentStore, type OutputStore, type TargetStore, type TaskStore,
   type TargetRecord,
   type TaskRecord,
 } from './store/store.js';
@@ -98,7 +98,7 @@ export interface NewClaim {
 
 /** What a session needs from the server. */
 export interface SessionDeps {
-  store: Store;
+  store: TaskStore & OutputStore & TargetStore & AgentStore;
   machine: TaskMachine;
   hub: TaskHub;
   dispatcher: SessionRegistry;

@@ -13,7 +13,7 @@
  */
 import { eventId } from '../shared/ids.js';
 import type { Logger } from '../shared/logger.js';
-import { hasUnpublished, insertEvents, markPublished, taskAuditEvent, type AuditEventRecord, type Store, type TaskRecord } from './store/store.js';
+import { hasUnpublished, insertEvents, markPublished, taskAuditEvent, type AuditEventRecord, type AuditStore, type TaskStore, type TaskRecord } from './store/store.js';
 import { SerialPass } from '../shared/serial-pass.js';
 
 /** Receives published task events (the webhook sender). */
@@ -38,7 +38,7 @@ export interface EventPublisherOptions {
 
 /** Copies task events to the audit trail and the webhook queue; records other events. */
 export class EventPublisher {
-  readonly #store: Store;
+  readonly #store: AuditStore & TaskStore;
   readonly #sinks: TaskEventSink[];
   readonly #logger: Logger;
   readonly #sweepMs: number;
@@ -57,7 +57,7 @@ export class EventPublisher {
   /** Whether the next pass must scan the store (at start and every sweep). */
   #scan = true;
 
-  constructor(store: Store, sinks: TaskEventSink[], logger: Logger, options: EventPublisherOptions = {}) {
+  constructor(store: AuditStore & TaskStore, sinks: TaskEventSink[], logger: Logger, options: EventPublisherOptions = {}) {
     this.#store = store;
     this.#sinks = sinks;
     this.#logger = logger;

@@ -17,7 +17,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { UnauthenticatedError } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
-import type { Store, TokenKind, TokenRecord, UserRecord } from './store/store.js';
+import type { UserStore, TokenKind, TokenRecord, UserRecord } from './store/store.js';
 
 /** A user calling with a user token. */
 export interface UserPrincipal {
@@ -66,7 +66,7 @@ export type Verdict = { principal: Principal } | { error: UnauthenticatedError }
 
 /** Verifies bearer tokens and issues new ones. */
 export class Authenticator {
-  readonly #store: Store;
+  readonly #store: UserStore;
   readonly #cacheMs: number;
   readonly #touchEveryMs: number;
   readonly #cache = new Map<string, { principal: Principal; until: number }>();
@@ -81,7 +81,7 @@ export class Authenticator {
   readonly #touched = new Map<string, number>();
   readonly #listeners: Array<() => void> = [];
 
-  constructor(store: Store, options: AuthenticatorOptions = {}) {
+  constructor(store: UserStore, options: AuthenticatorOptions = {}) {
     this.#store = store;
     this.#cacheMs = options.cacheMs ?? 5000;
     this.#touchEveryMs = options.touchEveryMs ?? 60_000;

@@ -28,7 +28,7 @@ import type { AuthFailureLimits, RateLimits } from './rate-limits.js';
 import { refusal } from './rpc/browser-guard.js';
 import { writeConnectError, type NodeHandler, type NodeRequest, type NodeResponse } from './rpc/connect.js';
 import { Code, toRpcError } from './rpc/status.js';
-import type { AuditEventRecord, Store, TokenRecord } from './store/store.js';
+import type { AuditEventRecord, OutputStore, TargetStore, TaskStore, UserStore, TokenRecord } from './store/store.js';
 import { sessionCookieName, sessionFromCookies } from './session-cookie.js';
 
 /** The console's build output: dist/console beside dist/server. */
@@ -107,7 +107,7 @@ export class SignInLinks {
 /** What the console's routes need. */
 export interface ConsoleRoutesOptions {
   auth: Authenticator;
-  store: Store;
+  store: TaskStore & OutputStore & TargetStore & UserStore;
   audit: { record(event: Omit<AuditEventRecord, 'id' | 'time' | 'from' | 'to'>): Promise<void> };
   links: SignInLinks;
   failures: AuthFailureLimits;

@@ -9,20 +9,20 @@
  * marks a gone agent connected again.
  */
 import type { Logger } from '../shared/logger.js';
-import { updateAgentsPresence, type AgentPresence, type Store } from './store/store.js';
+import { updateAgentsPresence, type AgentPresence, type AgentStore } from './store/store.js';
 
 /** How long a lastSeen refresh may wait for others to share its write, in ms (the lease is a minute). */
 export const PRESENCE_BATCH_MS = 250;
 
 /** Gathers agents' presence refreshes and writes them in one store step. */
 export class PresenceWriter {
-  readonly #store: Store;
+  readonly #store: AgentStore;
   readonly #logger: Logger;
   readonly #pending = new Map<string, AgentPresence>();
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(store: Store, logger: Logger) {
+  constructor(store: AgentStore, logger: Logger) {
     this.#store = store;
     this.#logger = logger;
   }

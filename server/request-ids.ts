@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AlreadyExistsError, InvalidArgumentError } from '../shared/errors.js';
-import { insertRequestAndTask, type RequestRecord, type Store, type TaskRecord } from './store/store.js';
+import { insertRequestAndTask, type RequestRecord, type RequestStore, type TaskStore, type TaskRecord } from './store/store.js';
 
 /** How long a request id stays bound to its request, in ms (24 h). */
 export const REQUEST_ID_TTL_MS = 24 * 3600 * 1000;
@@ -72,7 +72,7 @@ function requireSame(record: RequestRecord, request: IdempotentRequest): void {
  * The live record of the request's id: null when there is none (or no
  * request). Throws ALREADY_EXISTS when the id is bound to another request.
  */
-export async function priorRequest(store: Store, request: IdempotentRequest | null): Promise<RequestRecord | null> {
+export async function priorRequest(store: RequestStore & TaskStore, request: IdempotentRequest | null): Promise<RequestRecord | null> {
   if (!request) return null;
   const record = await store.getRequest(request.caller, request.requestId, new Date());
   if (record) requireSame(record, request);
@@ -99,7 +99,7 @@ function bindingOf(request: IdempotentRequest, taskId: string): RequestRecord {
  * bound it, else the record a concurrent repeat bound first. Throws
  * ALREADY_EXISTS when another request holds the id.
  */
-export async function bindRequest(store: Store, request: IdempotentRequest | null, taskId: string): Promise<RequestRecord | null> {
+export async function bindRequest(store: RequestStore & TaskStore, request: IdempotentRequest | null, taskId: string): Promise<RequestRecord | null> {
   if (!request) return null;
   const holder = await store.insertRequest(bindingOf(request, taskId));
   if (holder) requireSame(holder, request);
@@ -115,14 +115,14 @@ export async function bindRequest(store: Store, request: IdempotentRequest | nul
  * when another request holds the id, and AlreadyExistsError when the task
  * id is taken.
  */
-export async function bindRequestAndInsert(store: Store, request: IdempotentRequest, task: TaskRecord): Promise<RequestRecord | null> {
+export async function bindRequestAndInsert(store: RequestStore & TaskStore, request: IdempotentRequest, task: TaskRecord): Promise<RequestRecord | null> {
   const holder = await insertRequestAndTask(store, bindingOf(request, task.id), task);
   if (holder) requireSame(holder, request);
   return holder;
 }
 
 /** Records that the call completed, so a repeat is answered at once. */
-export async function completeRequest(store: Store, request: IdempotentRequest | null): Promise<void> {
+export async function completeRequest(store: RequestStore & TaskStore, request: IdempotentRequest | null): Promise<void> {
   if (request) await store.completeRequest(request.caller, request.requestId);
 }
 
@@ -147,7 +147,7 @@ export function isRepeat(prior: RequestRecord | null, task: TaskRecord, request:
  * (not `applied`), or null when `mutate` declined.
  */
 export async function applyOnce(
-  store: Store,
+  store: RequestStore & TaskStore,
   id: string,
   request: IdempotentRequest | null,
   mutate: (task: TaskRecord) => TaskRecord | null,

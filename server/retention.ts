@@ -25,7 +25,7 @@ import { ConfigError } from '../shared/config-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from './metrics.js';
 import { REQUEST_ID_TTL_MS } from './request-ids.js';
-import type { RetentionLimits, Store } from './store/store.js';
+import type { RetentionLimits, RetentionStore } from './store/store.js';
 
 /**
  * The shortest retention, in ms: as long as a request id answers a retried
@@ -90,7 +90,7 @@ export function formatRetention(ms: number): string {
 
 /** The retention job of one server. */
 export class Retention {
-  readonly #store: Store;
+  readonly #store: RetentionStore;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #retainMs: number;
@@ -101,7 +101,7 @@ export class Retention {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
-  constructor(store: Store, logger: Logger, metrics: Metrics, options: RetentionOptions) {
+  constructor(store: RetentionStore, logger: Logger, metrics: Metrics, options: RetentionOptions) {
     const o = { ...RETENTION_DEFAULTS, ...options };
     for (const name of ['retainMs', 'everyMs', 'batchTasks', 'batchChunks'] as const) {
       if (!Number.isSafeInteger(o[name]) || o[name] <= 0) throw new ConfigError(`retention ${name} must be a positive whole number, not ${o[name]}`);

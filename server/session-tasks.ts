@@ -10,7 +10,7 @@ import type { ConnectResponse, TaskExit, TaskOutput, TaskStarted } from '../gen/
 import { InvalidArgumentError, PermissionDeniedError } from '../shared/errors.js';
 import { MAX_CHUNK_BYTES } from '../shared/limits.js';
 import type { Metrics } from './metrics.js';
-import type { ClaimedTasks, ClaimNext, OutputTotals, Store, TaskRecord } from './store/store.js';
+import type { ClaimedTasks, ClaimNext, OutputTotals, OutputStore, TargetStore, TaskStore, TaskRecord } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { MoveContext, TaskMachine } from './task-machine.js';
 
@@ -46,7 +46,7 @@ export interface SessionTasksHost {
 
 /** What {@link SessionTasks} needs from the server. */
 export interface SessionTasksDeps {
-  store: Store;
+  store: TaskStore & OutputStore & TargetStore;
   machine: TaskMachine;
   hub: TaskHub;
   metrics: Metrics;

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 import type { Logger } from '../shared/logger.js';
-import type { Store } from './store/store.js';
+import type { StoreLifecycle } from './store/store.js';
 
 /** Fully qualified names of Taskgate's own services. */
 export const TASKGATE_SERVICES = [
@@ -58,7 +58,7 @@ export function addReflection(server: Server): void {
  */
 export class Health {
   readonly #impl: HealthImplementation;
-  readonly #store: Store;
+  readonly #store: StoreLifecycle;
   readonly #logger: Logger;
   readonly #pingMs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -67,7 +67,7 @@ export class Health {
   /** A ping is out: the next tick does not start another. */
   #checking = false;
 
-  constructor(server: Server, store: Store, logger: Logger, pingMs = 2000) {
+  constructor(server: Server, store: StoreLifecycle, logger: Logger, pingMs = 2000) {
     this.#impl = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(TASKGATE_SERVICES.map((s) => [s, 'SERVING'])) });
     this.#impl.addToServer(server);
     this.#store = store;

@@ -16,7 +16,7 @@
  */
 import type { Logger } from '../shared/logger.js';
 import type { Dispatcher } from './dispatcher.js';
-import type { Store, TaskRecord } from './store/store.js';
+import type { AgentStore, TaskStore, TaskRecord } from './store/store.js';
 import type { TaskMachine } from './task-machine.js';
 
 /** Options of {@link Sweeper}. */
@@ -32,7 +32,7 @@ const PAGE = 500;
 
 /** Runs the periodic checks of one server. */
 export class Sweeper {
-  readonly #store: Store;
+  readonly #store: TaskStore & AgentStore;
   readonly #dispatcher: Dispatcher;
   readonly #machine: TaskMachine;
   readonly #logger: Logger;
@@ -43,7 +43,7 @@ export class Sweeper {
   #polling: Promise<void> | undefined;
   #leasing: Promise<void> | undefined;
 
-  constructor(store: Store, dispatcher: Dispatcher, machine: TaskMachine, logger: Logger, options: SweeperOptions) {
+  constructor(store: TaskStore & AgentStore, dispatcher: Dispatcher, machine: TaskMachine, logger: Logger, options: SweeperOptions) {
     this.#store = store;
     this.#dispatcher = dispatcher;
     this.#machine = machine;

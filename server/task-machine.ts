@@ -13,7 +13,7 @@ import {
   type ClaimedTasks,
   type ClaimNext,
   type OutputTotals,
-  type Store,
+  type OutputStore, type TargetStore, type TaskStore,
   type TargetRecord,
   type TaskPatch,
   type TaskRecord,
@@ -31,13 +31,13 @@ export interface MoveContext {
 
 /** Moves tasks between statuses. */
 export class TaskMachine {
-  readonly #store: Store;
+  readonly #store: TaskStore & OutputStore & TargetStore;
   readonly #hub: TaskHub;
   readonly #logger: Logger;
   readonly #onChange: (task: TaskRecord, newEvents: number) => void;
 
   /** `onChange` hears of every change announced, after followers, with how many events it appended. */
-  constructor(store: Store, hub: TaskHub, logger: Logger, onChange: (task: TaskRecord, newEvents: number) => void) {
+  constructor(store: TaskStore & OutputStore & TargetStore, hub: TaskHub, logger: Logger, onChange: (task: TaskRecord, newEvents: number) => void) {
     this.#store = store;
     this.#hub = hub;
     this.#logger = logger;

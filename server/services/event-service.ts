@@ -3,12 +3,12 @@ import { EventServiceService, type ListEventsRequest, type ListEventsResponse } 
 import { InvalidArgumentError } from '../../shared/errors.js';
 import type { EventPublisher } from '../audit.js';
 import { eventToWire } from '../convert.js';
-import type { Store } from '../store/store.js';
+import type { AuditStore } from '../store/store.js';
 import { pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec } from '../rpc/core.js';
 
 /** The EventService implementation. */
-export function eventService(store: Store, publisher: EventPublisher): ServiceSpec<typeof EventServiceService> {
+export function eventService(store: AuditStore, publisher: EventPublisher): ServiceSpec<typeof EventServiceService> {
   async function listEvents(req: ListEventsRequest): Promise<ListEventsResponse> {
     if (req.since && req.until && req.since >= req.until) throw new InvalidArgumentError('since must be before until');
     const limit = pageSize(req.pageSize, 100);

@@ -28,7 +28,7 @@ import type { SecretBox } from '../secret-box.js';
 import { actorOf } from '../auth.js';
 import { randomId } from '../../shared/ids.js';
 import { reviewModeFromWire, targetToWire } from '../convert.js';
-import type { ReviewMode, Store, TargetPatch, TargetRecord } from '../store/store.js';
+import type { ReviewMode, TargetStore, TaskStore, TargetPatch, TargetRecord } from '../store/store.js';
 import { checkGroups, checkName, checkRunAs, checkSize, checkTimeout, checkType, pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
@@ -119,7 +119,7 @@ function describeChange(before: TargetRecord, after: TargetRecord, keys: readonl
  * updated or deleted: who may see its tasks may have changed, and open
  * streams are checked again.
  */
-export function targetService(store: Store, audit: EventPublisher, secretBox: SecretBox | null, onChange: () => void = () => undefined): ServiceSpec<typeof TargetServiceService> {
+export function targetService(store: TargetStore & Pick<TaskStore, 'hasUnfinishedTasks'>, audit: EventPublisher, secretBox: SecretBox | null, onChange: () => void = () => undefined): ServiceSpec<typeof TargetServiceService> {
   async function mustGet(name: string): Promise<TargetRecord> {
     if (name === '') throw new InvalidArgumentError('name is required');
     const target = await store.getTarget(name);

@@ -8,7 +8,7 @@ import { isTerminal, type TaskStatus } from '../../shared/task-status.js';
 import { audienceFor, isAdmin, isCreator, maySeeTask, mayUseTarget, pendingReviewsFor } from '../access.js';
 import { actorOf, type UserPrincipal } from '../auth.js';
 import { statusFromWire, taskToWire } from '../convert.js';
-import type { Store, TargetRecord, TaskRecord } from '../store/store.js';
+import type { TargetStore, TaskStore, TargetRecord, TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import { pageSize, pageToken } from '../validate.js';
 import type { UserContext } from '../rpc/core.js';
@@ -55,10 +55,10 @@ function forgetEnded(sent: Map<string, string>): void {
 
 /** Targets by name, read at most every few seconds (a followed list checks each change against its target). */
 class TargetCache {
-  readonly #store: Store;
+  readonly #store: TaskStore & TargetStore;
   readonly #targets = new Map<string, { target: TargetRecord | null; at: number }>();
 
-  constructor(store: Store) {
+  constructor(store: TaskStore & TargetStore) {
     this.#store = store;
   }
 
@@ -74,7 +74,7 @@ class TargetCache {
 
 /** TaskService's ListTasks and WatchTasks. */
 export function taskLists(
-  store: Store,
+  store: TaskStore & TargetStore,
   hub: TaskHub,
 ): {
   listTasks: (req: ListTasksRequest, ctx: UserContext) => Promise<ListTasksResponse>;

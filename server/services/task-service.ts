@@ -26,7 +26,7 @@ import { actorOf, type UserPrincipal } from '../auth.js';
 import { taskToWire } from '../convert.js';
 import { applyOnce, bindRequest, bindRequestAndInsert, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
 import { applyReview, requiredReviews } from '../review.js';
-import { applyTransition, unstartedFields, type RequestRecord, type Store, type TargetRecord, type TaskRecord } from '../store/store.js';
+import { applyTransition, unstartedFields, type RequestRecord, type OutputStore, type RequestStore, type TargetStore, type TaskStore, type UserStore, type TargetRecord, type TaskRecord } from '../store/store.js';
 import type { TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import type { NewClaim } from '../agent-session.js';
@@ -82,7 +82,7 @@ export type ClaimNew = (task: TaskRecord, target: TargetRecord) => NewClaim | nu
  * task's kill was recorded, so the server holding its agent's stream sends it.
  */
 export function taskService(
-  store: Store,
+  store: TaskStore & OutputStore & TargetStore & UserStore & RequestStore,
   machine: TaskMachine,
   hub: TaskHub,
   onKillRequested: (task: TaskRecord) => void,

@@ -22,7 +22,7 @@ import { ADMIN_GROUP, isAdmin } from '../access.js';
 import type { EventPublisher } from '../audit.js';
 import { actorOf, type Authenticator } from '../auth.js';
 import { tokenToWire, userToWire } from '../convert.js';
-import type { Store, UserPatch, UserRecord } from '../store/store.js';
+import type { UserStore, UserPatch, UserRecord } from '../store/store.js';
 import { checkEmail, checkGroups, checkPlainText, checkSize, checkTtl, pageSize, pageToken } from '../validate.js';
 import type { ServiceSpec, UserContext } from '../rpc/core.js';
 
@@ -31,7 +31,7 @@ const UPDATABLE = ['name', 'groups', 'active'] as const;
 const MAX_NAME_BYTES = 256;
 
 /** The UserService implementation. */
-export function userService(store: Store, auth: Authenticator, audit: EventPublisher): ServiceSpec<typeof UserServiceService> {
+export function userService(store: UserStore, auth: Authenticator, audit: EventPublisher): ServiceSpec<typeof UserServiceService> {
   async function mustGet(email: string): Promise<UserRecord> {
     if (email === '') throw new InvalidArgumentError('email is required');
     const user = await store.getUser(email);

@@ -40,8 +40,23 @@ import type {
 // The records and their functions, for the modules that import the contract.
 export * from './records.js';
 
-/** The persistence Taskgate needs. */
-export interface Store {
+/*
+ * The contract is split by record kind, so each part of the server takes
+ * only what it uses (a service of targets cannot touch tokens); {@link Store}
+ * is all of them, which both implementations keep.
+ */
+
+/** Opening, closing and health of the backing database. */
+export interface StoreLifecycle {
+  /** Creates tables/collections and indexes; idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Whether the backing database answers (health, readiness). */
+  ping(): Promise<void>;
+}
+
+/** Tasks: their writes, each atomic with the task's events, and their claims. */
+export interface TaskStore {
   /**
    * Set when every write of a task also stores, in the same atomic step, the
    * audit records ({@link taskAuditEvent}) of its events past `published`,
@@ -60,12 +75,6 @@ export interface Store {
    * (test/integration/claims-review.test.ts).
    */
   readonly claimsAtCreation?: boolean;
-
-  /** Creates tables/collections and indexes; idempotent. */
-  init(): Promise<void>;
-  close(): Promise<void>;
-  /** Whether the backing database answers (health, readiness). */
-  ping(): Promise<void>;
 
   insertTask(task: TaskRecord): Promise<void>;
   getTask(id: string): Promise<TaskRecord | null>;
@@ -103,99 +112,13 @@ export interface Store {
   /** Tasks with events not yet published (see TaskRecord.published), oldest first. */
   listUnpublished(limit: number): Promise<TaskRecord[]>;
 
-  /** Stores a chunk; storing the same (taskId, seq) again is a no-op. */
-  putChunk(chunk: ChunkRecord): Promise<void>;
-  /**
-   * Like {@link putChunk}, but only while the chunk's task is running;
-   * returns false, storing nothing, when it is not (output of a finished
-   * task is never stored).
-   */
-  putChunkIfRunning(chunk: ChunkRecord): Promise<boolean>;
-  /**
-   * Chunks in seq order, from a cursor; at most `limit`, and none after the
-   * one that brings the total to `maxBytes` or more (at least one chunk is
-   * returned when any is there), so a reader holds a bounded amount.
-   */
-  readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes?: number): Promise<ChunkRecord[]>;
-  /** How many chunks and bytes a task has stored. */
-  chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
 
-  /**
-   * Binds a request id: inserts the record unless a live one (`expires`
-   * after `record.created`) holds its (caller, requestId), and returns null;
-   * else returns that one. Of concurrent inserts of one key exactly one
-   * returns null. An expired holder is deleted first; every
-   * {@link REQUEST_SWEEP} interval a call also deletes some expired records.
-   */
-  insertRequest(record: RequestRecord): Promise<RequestRecord | null>;
-  /** The record of (caller, requestId) still live at `now`, or null. */
-  getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null>;
-  /** Marks the record done; doing it again changes nothing. */
-  completeRequest(caller: string, requestId: string): Promise<void>;
-  /** Deletes up to `limit` records expired at `now`; returns how many. */
-  deleteExpiredRequests(now: Date, limit: number): Promise<number>;
+  // Batch forms (optional): a store that has one does in a single round
+  // trip what the forms above do in several. Callers go through the
+  // functions of the same names below, which fall back to the single forms.
 
-  /** Throws AlreadyExistsError when the name is taken. */
-  insertTarget(target: NewTargetRecord): Promise<void>;
-  getTarget(name: string): Promise<TargetRecord | null>;
-  /** Targets by name, after `afterName`. */
-  listTargets(afterName: string, limit: number): Promise<TargetRecord[]>;
-  updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null>;
-  /** Returns whether it existed. */
-  deleteTarget(name: string): Promise<boolean>;
-
-  /** Creates or replaces what is known of an agent. */
-  putAgent(agent: AgentRecord): Promise<void>;
-  /**
-   * Sets an agent's presence fields, leaving every other field as it is;
-   * returns false (and writes nothing) when the agent is unknown.
-   */
-  updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean>;
-  getAgent(name: string): Promise<AgentRecord | null>;
-  listAgents(): Promise<AgentRecord[]>;
-
-  /** Creates or replaces a stored secret (sealed by server/secret-box.ts). */
-  putSecret(target: string, key: string, sealed: string, time: Date): Promise<void>;
-  /** A target's stored secrets, by key. */
-  listSecrets(target: string): Promise<{ key: string; sealed: string }[]>;
-  /** Returns whether it existed. */
-  deleteSecret(target: string, key: string): Promise<boolean>;
-
-  /** Throws AlreadyExistsError when the email is taken. */
-  insertUser(user: UserRecord): Promise<void>;
-  getUser(email: string): Promise<UserRecord | null>;
-  /** Users by email, after `afterEmail`. */
-  listUsers(afterEmail: string, limit: number): Promise<UserRecord[]>;
-  updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null>;
-  countUsers(): Promise<number>;
-
-  insertToken(token: TokenRecord): Promise<void>;
-  findTokenByHash(hash: string): Promise<TokenRecord | null>;
-  getToken(id: string): Promise<TokenRecord | null>;
-  /** Tokens of one subject, or all when undefined, oldest first. */
-  listTokens(subject: string | undefined): Promise<TokenRecord[]>;
-  /** Marks the token revoked (keeping the first revocation time); returns it, or null. */
-  revokeToken(id: string, time: Date): Promise<TokenRecord | null>;
-  /** Tokens by id, in one query; ids not found are left out. */
-  getTokens(ids: readonly string[]): Promise<TokenRecord[]>;
-  /** Sets a token's lastUsed. */
-  touchToken(id: string, time: Date): Promise<void>;
-  /** Users by email, in one query; emails not found are left out. */
-  getUsers(emails: readonly string[]): Promise<UserRecord[]>;
-
-  /** Stores an audit event; storing the same id again is a no-op. */
-  insertEvent(event: AuditEventRecord): Promise<void>;
-
-  // Batch forms (optional): a store that has one does in a single round trip
-  // what the forms above do in several. Callers go through the functions of
-  // the same names below, which fall back to the single forms.
-
-  /** {@link insertEvent} of each, in one step. */
-  insertEvents?(events: readonly AuditEventRecord[]): Promise<void>;
   /** Advances each task's `published` to `published` (never back), in one step; unknown tasks are skipped. */
   markPublished?(marks: readonly PublishedMark[]): Promise<void>;
-  /** {@link updateAgentPresence} of each, in one step; unknown agents are skipped. */
-  updateAgentsPresence?(updates: readonly { name: string; presence: AgentPresence }[]): Promise<void>;
   /** Like {@link claimNextReady}, up to `limit` tasks (oldest first) and their targets, in one atomic step. */
   claimReady?(agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks>;
   /**
@@ -217,6 +140,50 @@ export interface Store {
     mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null,
     next: ClaimNext,
   ): Promise<{ task: TaskRecord | null; claimed: ClaimedTasks }>;
+}
+
+/** Tasks' output, in chunks. */
+export interface OutputStore {
+  /** Stores a chunk; storing the same (taskId, seq) again is a no-op. */
+  putChunk(chunk: ChunkRecord): Promise<void>;
+  /**
+   * Like {@link putChunk}, but only while the chunk's task is running;
+   * returns false, storing nothing, when it is not (output of a finished
+   * task is never stored).
+   */
+  putChunkIfRunning(chunk: ChunkRecord): Promise<boolean>;
+  /**
+   * Chunks in seq order, from a cursor; at most `limit`, and none after the
+   * one that brings the total to `maxBytes` or more (at least one chunk is
+   * returned when any is there), so a reader holds a bounded amount.
+   */
+  readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes?: number): Promise<ChunkRecord[]>;
+  /** How many chunks and bytes a task has stored. */
+  chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }>;
+}
+
+/** Request ids (retry-safe calls, server/request-ids.ts). */
+export interface RequestStore {
+  /**
+   * Binds a request id: inserts the record unless a live one (`expires`
+   * after `record.created`) holds its (caller, requestId), and returns null;
+   * else returns that one. Of concurrent inserts of one key exactly one
+   * returns null. An expired holder is deleted first; every
+   * {@link REQUEST_SWEEP} interval a call also deletes some expired records.
+   */
+  insertRequest(record: RequestRecord): Promise<RequestRecord | null>;
+  /** The record of (caller, requestId) still live at `now`, or null. */
+  getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null>;
+  /** Marks the record done; doing it again changes nothing. */
+  completeRequest(caller: string, requestId: string): Promise<void>;
+  /** Deletes up to `limit` records expired at `now`; returns how many. */
+  deleteExpiredRequests(now: Date, limit: number): Promise<number>;
+
+
+  // Batch forms (optional): a store that has one does in a single round
+  // trip what the forms above do in several. Callers go through the
+  // functions of the same names below, which fall back to the single forms.
+
   /**
    * {@link insertRequest} and, when this call bound the id, {@link insertTask},
    * in one atomic step: returns null when both are stored, or the live record
@@ -227,9 +194,92 @@ export interface Store {
    * that does not exist; CreateTask's repeat then inserts it).
    */
   insertRequestAndTask?(record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null>;
+}
+
+/** Targets and their stored secrets. */
+export interface TargetStore {
+  /** Throws AlreadyExistsError when the name is taken. */
+  insertTarget(target: NewTargetRecord): Promise<void>;
+  getTarget(name: string): Promise<TargetRecord | null>;
+  /** Targets by name, after `afterName`. */
+  listTargets(afterName: string, limit: number): Promise<TargetRecord[]>;
+  updateTarget(name: string, patch: TargetPatch, time: Date): Promise<TargetRecord | null>;
+  /** Returns whether it existed. */
+  deleteTarget(name: string): Promise<boolean>;
+
+
+  /** Creates or replaces a stored secret (sealed by server/secret-box.ts). */
+  putSecret(target: string, key: string, sealed: string, time: Date): Promise<void>;
+  /** A target's stored secrets, by key. */
+  listSecrets(target: string): Promise<{ key: string; sealed: string }[]>;
+  /** Returns whether it existed. */
+  deleteSecret(target: string, key: string): Promise<boolean>;
+}
+
+/** What is known of agents. */
+export interface AgentStore {
+  /** Creates or replaces what is known of an agent. */
+  putAgent(agent: AgentRecord): Promise<void>;
+  /**
+   * Sets an agent's presence fields, leaving every other field as it is;
+   * returns false (and writes nothing) when the agent is unknown.
+   */
+  updateAgentPresence(name: string, presence: AgentPresence): Promise<boolean>;
+  getAgent(name: string): Promise<AgentRecord | null>;
+  listAgents(): Promise<AgentRecord[]>;
+
+
+  // Batch forms (optional): a store that has one does in a single round
+  // trip what the forms above do in several. Callers go through the
+  // functions of the same names below, which fall back to the single forms.
+
+  /** {@link updateAgentPresence} of each, in one step; unknown agents are skipped. */
+  updateAgentsPresence?(updates: readonly { name: string; presence: AgentPresence }[]): Promise<void>;
+}
+
+/** Users and their tokens (agent tokens too). */
+export interface UserStore {
+  /** Throws AlreadyExistsError when the email is taken. */
+  insertUser(user: UserRecord): Promise<void>;
+  getUser(email: string): Promise<UserRecord | null>;
+  /** Users by email, after `afterEmail`. */
+  listUsers(afterEmail: string, limit: number): Promise<UserRecord[]>;
+  updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null>;
+  countUsers(): Promise<number>;
+
+  insertToken(token: TokenRecord): Promise<void>;
+  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  getToken(id: string): Promise<TokenRecord | null>;
+  /** Tokens of one subject, or all when undefined, oldest first. */
+  listTokens(subject: string | undefined): Promise<TokenRecord[]>;
+  /** Marks the token revoked (keeping the first revocation time); returns it, or null. */
+  revokeToken(id: string, time: Date): Promise<TokenRecord | null>;
+  /** Tokens by id, in one query; ids not found are left out. */
+  getTokens(ids: readonly string[]): Promise<TokenRecord[]>;
+  /** Sets a token's lastUsed. */
+  touchToken(id: string, time: Date): Promise<void>;
+  /** Users by email, in one query; emails not found are left out. */
+  getUsers(emails: readonly string[]): Promise<UserRecord[]>;
+}
+
+/** Audit events. */
+export interface AuditStore {
+  /** Stores an audit event; storing the same id again is a no-op. */
+  insertEvent(event: AuditEventRecord): Promise<void>;
 
   listEvents(query: AuditQuery): Promise<AuditEventRecord[]>;
 
+
+  // Batch forms (optional): a store that has one does in a single round
+  // trip what the forms above do in several. Callers go through the
+  // functions of the same names below, which fall back to the single forms.
+
+  /** {@link insertEvent} of each, in one step. */
+  insertEvents?(events: readonly AuditEventRecord[]): Promise<void>;
+}
+
+/** Webhook deliveries. */
+export interface DeliveryStore {
   /** Queues a delivery; queueing the same id again is a no-op. */
   insertDelivery(delivery: DeliveryRecord): Promise<void>;
   /**
@@ -239,7 +289,10 @@ export interface Store {
   claimDueDeliveries(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRecord[]>;
   updateDelivery(id: string, patch: DeliveryPatch): Promise<void>;
   getDelivery(id: string): Promise<DeliveryRecord | null>;
+}
 
+/** Retention's deletions. */
+export interface RetentionStore {
   /**
    * Retention (server/retention.ts): deletes tasks that ended before
    * `endedBefore`, with their output and every other row of theirs but
@@ -255,8 +308,11 @@ export interface Store {
   deleteEndedTasks(endedBefore: Date, limits: RetentionLimits): Promise<RetentionBatch>;
 }
 
-/** Stores audit events: in one step where the store can (see {@link Store.insertEvents}). */
-export async function insertEvents(store: Store, events: readonly AuditEventRecord[]): Promise<void> {
+/** The persistence Taskgate needs: every part above. */
+export interface Store extends StoreLifecycle, TaskStore, OutputStore, RequestStore, TargetStore, AgentStore, UserStore, AuditStore, DeliveryStore, RetentionStore {}
+
+/** Stores audit events: in one step where the store can (see {@link AuditStore.insertEvents}). */
+export async function insertEvents(store: AuditStore, events: readonly AuditEventRecord[]): Promise<void> {
   if (events.length === 0) return;
   if (store.insertEvents) return store.insertEvents(events);
   for (const event of events) await store.insertEvent(event);
@@ -264,26 +320,26 @@ export async function insertEvents(store: Store, events: readonly AuditEventReco
 
 /**
  * Binds a request id and inserts the task it made: in one step where the
- * store can (see {@link Store.insertRequestAndTask}), else binding first
+ * store can (see {@link RequestStore.insertRequestAndTask}), else binding first
  * and inserting only when this call bound it. Returns null when this call
  * bound the id (and stored the task), else the record holding it.
  */
-export async function insertRequestAndTask(store: Store, record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null> {
+export async function insertRequestAndTask(store: RequestStore & Pick<TaskStore, 'insertTask'>, record: RequestRecord, task: TaskRecord): Promise<RequestRecord | null> {
   if (store.insertRequestAndTask) return store.insertRequestAndTask(record, task);
   const holder = await store.insertRequest(record);
   if (!holder) await store.insertTask(task);
   return holder;
 }
 
-/** Agents' presence: in one step where the store can (see {@link Store.updateAgentsPresence}). */
-export async function updateAgentsPresence(store: Store, updates: readonly { name: string; presence: AgentPresence }[]): Promise<void> {
+/** Agents' presence: in one step where the store can (see {@link AgentStore.updateAgentsPresence}). */
+export async function updateAgentsPresence(store: AgentStore, updates: readonly { name: string; presence: AgentPresence }[]): Promise<void> {
   if (updates.length === 0) return;
   if (store.updateAgentsPresence) return store.updateAgentsPresence(updates);
   await Promise.all(updates.map(({ name, presence }) => store.updateAgentPresence(name, presence)));
 }
 
-/** Advances tasks' `published`: in one step where the store can (see {@link Store.markPublished}). */
-export async function markPublished(store: Store, marks: readonly PublishedMark[]): Promise<void> {
+/** Advances tasks' `published`: in one step where the store can (see {@link TaskStore.markPublished}). */
+export async function markPublished(store: TaskStore, marks: readonly PublishedMark[]): Promise<void> {
   if (marks.length === 0) return;
   if (store.markPublished) return store.markPublished(marks);
   for (const { id, published } of marks) {
@@ -294,13 +350,13 @@ export async function markPublished(store: Store, marks: readonly PublishedMark[
 
 /**
  * Claims up to `limit` of an agent's ready tasks, oldest first, and reads
- * their targets: in one step where the store can (see {@link Store.claimReady}).
+ * their targets: in one step where the store can (see {@link TaskStore.claimReady}).
  * A store without that form claims one task a call, so on a slow store each
  * is on its way to the agent before the next is claimed (a claimed task
  * not yet sent is lost with an agent that restarts meanwhile). `exhausted`:
  * no more tasks were ready.
  */
-export async function claimReady(store: Store, agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks & { exhausted: boolean }> {
+export async function claimReady(store: TaskStore & Pick<TargetStore, 'getTarget'>, agent: string, bootId: string, time: Date, limit: number): Promise<ClaimedTasks & { exhausted: boolean }> {
   if (limit <= 0) return { tasks: [], targets: new Map(), exhausted: false };
   if (store.claimReady) {
     const claimed = await store.claimReady(agent, bootId, time, limit);
@@ -312,13 +368,13 @@ export async function claimReady(store: Store, agent: string, bootId: string, ti
 }
 
 /**
- * {@link Store.updateTask} with the task's stored output totals: in one
- * atomic step where the store can (see {@link Store.updateTaskWithOutput}),
+ * {@link TaskStore.updateTask} with the task's stored output totals: in one
+ * atomic step where the store can (see {@link TaskStore.updateTaskWithOutput}),
  * else the totals are read first. `mutate` is called once when the task
  * exists.
  */
 export async function updateTaskWithOutput(
-  store: Store,
+  store: TaskStore & Pick<OutputStore, 'chunkStats'>,
   id: string,
   mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null,
 ): Promise<TaskRecord | null> {
