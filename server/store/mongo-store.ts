@@ -21,7 +21,6 @@ import { Binary, MongoClient, type Collection, type Db, type Filter } from 'mong
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import {
-  applyTransition,
   claimRequest,
   endsTask,
   REQUEST_SWEEP,
@@ -41,15 +40,14 @@ import {
   type Store,
   type TargetPatch,
   type TargetRecord,
-  type TaskPatch,
   type TaskQuery,
   type TaskRecord,
   type TokenRecord,
-  type TransitionRequest,
   type UserPatch,
   type UserRecord,
   taskAudience,
 } from './store.js';
+import { TaskWrites } from './task-writes.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 import { newTarget } from './record-codecs.js';
 import {
@@ -109,7 +107,7 @@ export interface MongoStoreOptions {
 }
 
 /** The MongoDB store. */
-export class MongoStore implements Store {
+export class MongoStore extends TaskWrites implements Store {
   readonly #client: MongoClient;
   readonly #db: Db;
   readonly #tasks: Collection<TaskDoc>;
@@ -127,6 +125,7 @@ export class MongoStore implements Store {
   readonly #secrets: Collection<{ _id: string; target: string; key: string; sealed: string; updated: Date }>;
 
   constructor(options: MongoStoreOptions) {
+    super();
     this.#client = new MongoClient(options.uri, {
       serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 10_000,
     });
@@ -266,14 +265,6 @@ export class MongoStore implements Store {
       lock.doc = asStored(doc);
       return recounted;
     })) ?? next;
-  }
-
-  async transition(request: TransitionRequest): Promise<TaskRecord | null> {
-    return this.updateTask(request.id, (task) => applyTransition(task, request));
-  }
-
-  async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
-    return this.updateTask(id, (task) => (task.status === status ? { ...task, ...patch } : null));
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {

@@ -35,14 +35,13 @@ import {
   type Store,
   type TargetPatch,
   type TargetRecord,
-  type TaskPatch,
   type TaskQuery,
   type TaskRecord,
   type TokenRecord,
-  type TransitionRequest,
   type UserPatch,
   type UserRecord,
 } from './store.js';
+import { TaskWrites } from './task-writes.js';
 import { SqliteRequests } from './sqlite-requests.js';
 import { deleteEndedTasks, ENDED_INDEX } from './sqlite-retention.js';
 import { listTasks } from './sqlite-task-lists.js';
@@ -85,7 +84,7 @@ interface ChunkRow {
 }
 
 /** The embedded SQLite store. */
-export class SqliteStore implements Store {
+export class SqliteStore extends TaskWrites implements Store {
   /** Task writes store their events' audit records in the same transaction. */
   readonly recordsTaskEvents = true;
   readonly claimsAtCreation = true;
@@ -97,6 +96,7 @@ export class SqliteStore implements Store {
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
+    super();
     if (dataDir === ':memory:') {
       this.#db = new Database(':memory:');
     } else {
@@ -263,14 +263,6 @@ export class SqliteStore implements Store {
       return { task, claimed };
     });
     return run.immediate();
-  }
-
-  async transition(request: TransitionRequest): Promise<TaskRecord | null> {
-    return this.updateTask(request.id, (task) => applyTransition(task, request));
-  }
-
-  async patchTask(id: string, status: TaskStatus, patch: TaskPatch): Promise<TaskRecord | null> {
-    return this.updateTask(id, (task) => (task.status === status ? { ...task, ...patch } : null));
   }
 
   async claimNextReady(agent: string, bootId: string, time: Date): Promise<TaskRecord | null> {
