@@ -479,10 +479,9 @@ export class AgentSession {
         // Redaction rules are read when the tasks start (with the claim), so
         // a tightened target applies at once.
         const { tasks, targets, exhausted } = await claimReady(store, this.name, this.bootId, new Date(), room);
-        for (const task of tasks) {
-          this.#tasks.claimed(task);
-          machine.announce(task);
-        }
+        for (const task of tasks) machine.announce(task);
+        if ((this.#state as SessionState) === 'closed') return this.#requeue(tasks); // replaced while the claim was out
+        for (const task of tasks) this.#tasks.claimed(task);
         for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
         if (exhausted) {
           this.#maybeReady = false;
@@ -490,6 +489,26 @@ export class AgentSession {
         }
       }
     } while (this.#pumpAgain && this.#state === 'active');
+  }
+
+  /**
+   * Tasks claimed for this session after it closed (a claim takes several
+   * round trips on MongoDB; meanwhile the agent can resume on a new stream,
+   * whose Hello already reconciled the agent's tasks): they are claimed for
+   * this boot but nobody will push them, and the lease sweeper skips an
+   * agent with a live session. Each goes back to ready, only if nothing
+   * touched it since the claim, and the agent's live session is woken.
+   */
+  async #requeue(tasks: readonly TaskRecord[]): Promise<void> {
+    const { machine, dispatcher } = this.#deps;
+    for (const claimed of tasks) {
+      const untouched = (task: TaskRecord): boolean =>
+        task.status === 'running' && task.bootId === this.bootId && task.agent === this.name && task.started === null && task.events.length === claimed.events.length;
+      await machine.tryMoveDecided(claimed.id, (task) =>
+        untouched(task) ? { to: 'ready', context: { actor: 'system', reason: 'claimed for an agent stream that had closed; requeued', from: ['running'] } } : null,
+      );
+    }
+    if (tasks.length > 0) dispatcher.get(this.name)?.pump();
   }
 
   /**
@@ -510,10 +529,12 @@ export class AgentSession {
   #claimedOnExit(claimed: ClaimedTasks, limit: number): void {
     const { machine } = this.#deps;
     if (claimed.tasks.length < limit) this.#maybeReady = false;
-    for (const task of claimed.tasks) {
-      this.#tasks.claimed(task);
-      machine.announce(task);
+    for (const task of claimed.tasks) machine.announce(task);
+    if (this.#state === 'closed') {
+      this.#requeue(claimed.tasks).catch((err: unknown) => this.#logger.error({ err }, 'could not requeue tasks claimed after the stream closed'));
+      return;
     }
+    for (const task of claimed.tasks) this.#tasks.claimed(task);
     // In order, outside the message queue (as a pump pushes).
     const push = async (): Promise<void> => {
       for (const task of claimed.tasks) await this.#push(task, claimed.targets.get(task.target) ?? null);

@@ -10,15 +10,19 @@ import { TaskStatus, type CreateTaskRequest, type Task } from '../../gen/taskgat
 import { TaskgateAgent } from '../../agent/agent.js';
 import type { Api } from '../../cli/client.js';
 import { TaskgateServer, type ServerOptions } from '../../server/server.js';
-import type { Store, TaskRecord } from '../../server/store/store.js';
+import type { ClaimedTasks, Store, TaskRecord } from '../../server/store/store.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 type InsertHook = (task: TaskRecord, insert: () => Promise<void>) => Promise<void>;
+type ClaimHook = (claim: () => Promise<unknown>) => Promise<unknown>;
 
-/** `store` with insertTask going through `hook` (which decides when, and whether, the real insert runs). */
-function hooked(store: Store, hook: { current: InsertHook | null }): Store {
+/**
+ * `store` with insertTask going through `hook` and claimReady or claimNextReady
+ * through `claimHook` (each decides when, and whether, the real call runs).
+ */
+function hooked(store: Store, hook: { current: InsertHook | null }, claimHook: { current: ClaimHook | null } = { current: null }): Store {
   return new Proxy(store, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver) as unknown;
@@ -26,6 +30,19 @@ function hooked(store: Store, hook: { current: InsertHook | null }): Store {
         return (task: TaskRecord) => {
           const real = () => target.insertTask(task);
           return hook.current ? hook.current(task, real) : real();
+        };
+      }
+      // The claim of ready tasks, in its batch form or one at a time (MongoDB).
+      if (key === 'claimReady' && target.claimReady) {
+        return (agent: string, bootId: string, time: Date, limit: number) => {
+          const real = () => target.claimReady!(agent, bootId, time, limit);
+          return claimHook.current ? (claimHook.current(real) as Promise<ClaimedTasks>) : real();
+        };
+      }
+      if (key === 'claimNextReady') {
+        return (agent: string, bootId: string, time: Date) => {
+          const real = () => target.claimNextReady(agent, bootId, time);
+          return claimHook.current ? (claimHook.current(real) as Promise<TaskRecord | null>) : real();
         };
       }
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
@@ -48,11 +65,12 @@ function statusName(s: TaskStatus): string {
   return TaskStatus[s] ?? String(s);
 }
 
-describe('claims review: tasks claimed at creation (mongodb)', function () {
+describe('claims review: claims that race inserts, lost replies and resumes (mongodb)', function () {
   this.timeout(60_000);
   let h: Harness;
   let location: StoreLocation;
   const hook: { current: InsertHook | null } = { current: null };
+  const claimHook: { current: ClaimHook | null } = { current: null };
   const closers: Array<() => Promise<unknown>> = [];
 
   /** A harness whose server runs over the hooked store. */
@@ -66,7 +84,7 @@ describe('claims review: tasks claimed at creation (mongodb)', function () {
       authFailuresPerSecond: 0,
       ...options,
       listen: h.address,
-      store: hooked(h.store, hook),
+      store: hooked(h.store, hook, claimHook),
     });
   }
 
@@ -75,10 +93,12 @@ describe('claims review: tasks claimed at creation (mongodb)', function () {
     if (!loc) this.skip();
     location = loc;
     hook.current = null;
+    claimHook.current = null;
   });
 
   afterEach(async () => {
     hook.current = null;
+    claimHook.current = null;
     for (const close of closers.splice(0).reverse()) await close();
     await h?.close();
   });
@@ -204,6 +224,55 @@ describe('claims review: tasks claimed at creation (mongodb)', function () {
       [statusName(done.status), stored?.status],
       `task ${task.id} is still ${stored?.status} for agent ${stored?.agent} (boot ${stored?.bootId}) 8 s later, while the agent runs other tasks`,
     ).to.deep.equal(['TASK_STATUS_SUCCESS', 'success']);
+  });
+
+  it('a pump\'s claim that lands after the stream was replaced (agent resumes) and its Hello reconciled: the task still runs', async () => {
+    await start({ leaseMs: 30_000 });
+    const proxy = await TcpProxy.start(h.address);
+    closers.push(() => proxy.close());
+    const agent = await h.startAgent('a1', { server: proxy.address });
+    await h.createTarget('t', 'a1');
+    await warm();
+    // Every claim waits its turn: the old session's (first), then the new session's.
+    const held: Array<{ release: () => void; done: Promise<unknown> }> = [];
+    let firstHeld!: () => void;
+    const oldClaimHeld = new Promise<void>((r) => (firstHeld = r));
+    claimHook.current = (claim) => {
+      let release!: () => void;
+      const turn = new Promise<void>((r) => (release = r));
+      const done = turn.then(claim);
+      held.push({ release, done });
+      if (held.length === 1) firstHeld();
+      return done;
+    };
+    const task = await create(h.api, { script: 'echo claimed-late' });
+    await oldClaimHeld;
+    const back = new Promise<void>((resolve) => {
+      const onState = (s: string) => {
+        if (s === 'connected') {
+          agent.off('state', onState);
+          resolve();
+        }
+      };
+      agent.on('state', onState);
+    });
+    proxy.cut();
+    await new Promise((r) => setTimeout(r, 200));
+    proxy.restore();
+    await back; // the new session's Hello found nothing of this task running
+    await new Promise((r) => setTimeout(r, 300));
+    // The old session's claim now takes the task for the boot, and returns to a closed session.
+    held[0]!.release();
+    await held[0]!.done;
+    claimHook.current = null;
+    for (const rest of held.slice(1)) rest.release();
+    const done = await settled(h, task.id, 8000);
+    const stored = await h.store.getTask(task.id);
+    expect(
+      [statusName(done.status), stored?.status],
+      `task ${task.id} is still ${stored?.status} for agent ${stored?.agent} (boot ${stored?.bootId}) 8 s later`,
+    ).to.deep.equal(['TASK_STATUS_SUCCESS', 'success']);
+    expect(stored!.events.map((e) => e.reason)).to.include('claimed for an agent stream that had closed; requeued');
   });
 });
 
