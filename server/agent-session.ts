@@ -236,6 +236,11 @@ export class AgentSession {
     return this.#tasks.running;
   }
 
+  /** The agent spoke after the Welcome: its Hello's reconciliation is done, and {@link running} is whole. */
+  get heard(): boolean {
+    return this.#heard;
+  }
+
   #transition(to: SessionState): void {
     if (!LEGAL[this.#state].includes(to)) {
       throw new Error(`agent session: illegal move ${this.#state} -> ${to}`);

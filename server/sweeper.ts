@@ -13,6 +13,12 @@
  *   that) has those tasks failed with reason "agent lost". The clock starts
  *   no earlier than this server's start, so agents get a full lease to come
  *   back after a server restart.
+ * - Strays: a task running for the boot of an agent whose live stream is
+ *   here, that this stream's session neither pushed nor heard of. Another
+ *   replica claimed it on a stream of that agent it had not yet seen die
+ *   (the agent resumed here meanwhile and its Hello was answered), so no
+ *   agent will run it and the lease never runs out. Seen so in two lease
+ *   checks in a row, unchanged and never started, it goes back to ready.
  */
 import type { Logger } from '../shared/logger.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -42,6 +48,8 @@ export class Sweeper {
   #leaseTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #leasing: Promise<void> | undefined;
+  /** Strays seen at the last lease check: task id -> its events then. */
+  #strays = new Map<string, number>();
 
   constructor(store: TaskStore & AgentStore, dispatcher: Dispatcher, machine: TaskMachine, logger: Logger, options: SweeperOptions) {
     this.#store = store;
@@ -92,16 +100,22 @@ export class Sweeper {
   /** Fails the running tasks of agents away longer than the lease; returns them. */
   async checkLeases(now = Date.now()): Promise<TaskRecord[]> {
     const byAgent = new Map<string, TaskRecord[]>();
+    const strays: TaskRecord[] = [];
     let beforeId: string | undefined;
     for (;;) {
       const page = await this.#store.listTasks({ statuses: ['running'], beforeId, limit: PAGE });
       for (const task of page) {
-        if (this.#dispatcher.get(task.agent)) continue;
+        const session = this.#dispatcher.get(task.agent);
+        if (session) {
+          if (task.started === null && this.#isStray(task)) strays.push(task);
+          continue;
+        }
         byAgent.set(task.agent, [...(byAgent.get(task.agent) ?? []), task]);
       }
       if (page.length < PAGE) break;
       beforeId = page[page.length - 1]?.id;
     }
+    await this.#requeueStrays(strays);
     const lost: TaskRecord[] = [];
     for (const [name, tasks] of byAgent) {
       const agent = await this.#store.getAgent(name);
@@ -124,5 +138,34 @@ export class Sweeper {
       if (lost.length > before) this.#logger.warn({ agent: name, tasks: lost.slice(before).map((t) => t.id) }, 'agent lost; its running tasks failed');
     }
     return lost;
+  }
+
+  /** Whether the agent's live session here, past its Hello, does not hold the task. */
+  #isStray(task: TaskRecord): boolean {
+    const session = this.#dispatcher.get(task.agent);
+    return session !== undefined && session.heard && session.bootId === task.bootId && !session.running.has(task.id);
+  }
+
+  /** Requeues the strays seen unchanged at the last check too (see the file comment); remembers the new ones. */
+  async #requeueStrays(strays: readonly TaskRecord[]): Promise<void> {
+    const seen = this.#strays;
+    this.#strays = new Map();
+    const agents = new Set<string>();
+    for (const stray of strays) {
+      if (seen.get(stray.id) !== stray.events.length) {
+        this.#strays.set(stray.id, stray.events.length);
+        continue;
+      }
+      const unchanged = (task: TaskRecord): boolean =>
+        task.status === 'running' && task.bootId === stray.bootId && task.agent === stray.agent && task.started === null && task.events.length === stray.events.length;
+      const { task } = await this.#machine.tryMoveDecided(stray.id, (current) =>
+        unchanged(current) && this.#isStray(current)
+          ? { to: 'ready', context: { actor: 'system', reason: 'claimed for an agent stream that was gone; requeued', from: ['running'] } }
+          : null,
+      );
+      if (task) agents.add(task.agent);
+    }
+    if (agents.size > 0) this.#logger.warn({ agents: [...agents] }, 'requeued tasks claimed for agent streams that were gone');
+    for (const agent of agents) this.#dispatcher.wake(agent);
   }
 }

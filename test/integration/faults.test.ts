@@ -15,6 +15,7 @@ import { TaskgateAgent } from '../../agent/agent.js';
 import { Api } from '../../cli/client.js';
 import { untilOutput, watchUntil } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
+import { readyTaskRecord } from '../helpers/records.js';
 import { mongoBackend } from '../helpers/mongo.js';
 import { CliProcess, freePort } from '../helpers/processes.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -118,6 +119,25 @@ for (const kind of STORE_KINDS) {
       await idle;
       expect(agent.heldTasks).to.deep.equal([]);
       expect((await h.getTask(task.id)).status).to.equal(TaskStatus.TASK_STATUS_FAILURE);
+    });
+
+    it('3b. a task another replica claimed for the agent on a stream it had not yet seen die: the replica holding the live stream requeues it, and it runs once', async () => {
+      // Polls for ready tasks never come during the test; the lease check runs every 500 ms.
+      await harness({ leaseMs: 2000, pollMs: 600_000 });
+      await h.createTarget('t1', 'a1');
+      const agent = await h.startAgent('a1');
+      expect((await h.finished((await h.createTask('t1', 'echo warm')).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      // The other replica's claim, as its stale session makes it: through the store, for the live boot.
+      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
+      await h.store.insertTask(stray);
+      const claimed = await h.store.claimNextReady('a1', agent.bootId, new Date());
+      expect(claimed?.id).to.equal(stray.id);
+      const done = await watchUntil(h.api, stray.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING && t.status !== TaskStatus.TASK_STATUS_READY);
+      const { task, output } = await h.finished(stray.id);
+      expect([done.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'stray-ran\r\n']);
+      const { TASK_STATUS_CREATED: created, TASK_STATUS_READY: ready, TASK_STATUS_RUNNING: running, TASK_STATUS_SUCCESS: success } = TaskStatus;
+      expect(task.events.map((e) => e.to)).to.deep.equal([created, ready, running, ready, running, success]);
+      expect(task.events[3]!.reason).to.equal('claimed for an agent stream that was gone; requeued');
     });
 
     it('4. a server SIGKILLed mid-task with output flowing and restarted: the task finishes with complete output', async () => {
