@@ -274,6 +274,29 @@ describe('claims review: claims that race inserts, lost replies and resumes (mon
     ).to.deep.equal(['TASK_STATUS_SUCCESS', 'success']);
     expect(stored!.events.map((e) => e.reason)).to.include('claimed for an agent stream that had closed; requeued');
   });
+
+  it('review4: a pump\'s claim whose reply is slow across two lease checks (stored, not yet held by the live session): the task runs once', async () => {
+    // Lease checks every 500 ms; no polls during the test; one task at a time.
+    await start({ leaseMs: 2000, pollMs: 600_000, maxTasksPerAgent: 1 });
+    const agent = await h.startAgent('a1');
+    await h.createTarget('t', 'a1');
+    await warm();
+    const starts = new Map<string, number>();
+    agent.on('task-start', (id: string) => starts.set(id, (starts.get(id) ?? 0) + 1));
+    // The claim's write is done at once; its reply (the target's read after it, on MongoDB) takes 1.5 s.
+    claimHook.current = async (claim) => {
+      claimHook.current = null;
+      const result = await claim();
+      await new Promise((r) => setTimeout(r, 1500));
+      return result;
+    };
+    const task = await create(h.api, { script: 'sleep 0.3' });
+    const done = await settled(h, task.id, 8000);
+    const stored = await h.store.getTask(task.id);
+    expect(
+      { status: statusName(done.status), starts: starts.get(task.id) ?? 0, events: stored!.events.map((e) => `${e.to}: ${e.reason}`) },
+    ).to.deep.equal({ status: 'TASK_STATUS_SUCCESS', starts: 1, events: stored!.events.slice(0, 3).map((e) => `${e.to}: ${e.reason}`).concat(`success: exited with status 0`) });
+  });
 });
 
 describe('claims review: oldest first across replicas (mongodb)', function () {

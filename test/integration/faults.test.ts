@@ -140,6 +140,21 @@ for (const kind of STORE_KINDS) {
       expect(task.events[3]!.reason).to.equal('claimed for an agent stream that was gone; requeued');
     });
 
+    it('review4 3c. a task another replica claimed for the agent\'s previous boot, after the new boot\'s Hello: it does not stay running for good', async () => {
+      await harness({ leaseMs: 2000, pollMs: 600_000 });
+      await h.createTarget('t1', 'a1');
+      const agent = await h.startAgent('a1');
+      expect((await h.finished((await h.createTask('t1', 'echo warm')).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      // The other replica's stale session of the agent's previous process (boot) claims after the new boot said Hello here.
+      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
+      await h.store.insertTask(stray);
+      const claimed = await h.store.claimNextReady('a1', `${agent.bootId}-previous`, new Date());
+      expect(claimed?.id).to.equal(stray.id);
+      await new Promise((r) => setTimeout(r, 5000)); // ten lease checks
+      const stored = await h.store.getTask(stray.id);
+      expect(stored?.status, `still ${stored?.status} for boot ${stored?.bootId} while the agent's live boot is ${agent.bootId}`).to.not.equal('running');
+    });
+
     it('4. a server SIGKILLed mid-task with output flowing and restarted: the task finishes with complete output', async () => {
       const location = (await kind.location())!;
       closers.push(async () => location.cleanup());
