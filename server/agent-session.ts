@@ -164,6 +164,8 @@ export class AgentSession {
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
   #pumping = false;
+  /** Claims written or being written whose tasks are not yet in {@link running} (see {@link claiming}). */
+  #claiming = 0;
   #pumpAgain = false;
   /**
    * Whether ready tasks may be waiting for this agent: false once a claim
@@ -197,7 +199,14 @@ export class AgentSession {
         slotFreed: () => {
           if (this.#maybeReady) this.pump();
         },
-        claimOnExit: () => this.#claimOnExit(),
+        claimOnExit: () => {
+          const next = this.#claimOnExit();
+          if (next) this.#claiming += 1;
+          return next;
+        },
+        claimSettled: () => {
+          this.#claiming -= 1;
+        },
         claimedOnExit: (claimed, limit) => this.#claimedOnExit(claimed, limit),
       },
       deps,
@@ -234,6 +243,11 @@ export class AgentSession {
    */
   get running(): ReadonlySet<string> {
     return this.#tasks.running;
+  }
+
+  /** A claim is under way: tasks it took may be stored as running for this boot before {@link running} has them. */
+  get claiming(): boolean {
+    return this.#claiming > 0;
   }
 
   /** The agent spoke after the Welcome: its Hello's reconciliation is done, and {@link running} is whole. */
@@ -483,10 +497,17 @@ export class AgentSession {
         const room = options.maxTasksPerAgent - this.running.size;
         // Redaction rules are read when the tasks start (with the claim), so
         // a tightened target applies at once.
-        const { tasks, targets, exhausted } = await claimReady(store, this.name, this.bootId, new Date(), room);
-        for (const task of tasks) machine.announce(task);
+        this.#claiming += 1;
+        let claimed: Awaited<ReturnType<typeof claimReady>>;
+        try {
+          claimed = await claimReady(store, this.name, this.bootId, new Date(), room);
+          for (const task of claimed.tasks) machine.announce(task);
+          if ((this.#state as SessionState) !== 'closed') for (const task of claimed.tasks) this.#tasks.claimed(task);
+        } finally {
+          this.#claiming -= 1;
+        }
+        const { tasks, targets, exhausted } = claimed;
         if ((this.#state as SessionState) === 'closed') return this.#requeue(tasks); // replaced while the claim was out
-        for (const task of tasks) this.#tasks.claimed(task);
         for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
         if (exhausted) {
           this.#maybeReady = false;

@@ -42,6 +42,8 @@ export interface SessionTasksHost {
   claimOnExit(): ClaimNext | null;
   /** Tasks an exit claimed in its write (`claimOnExit` said how many at most): they run here now. */
   claimedOnExit(claimed: ClaimedTasks, limit: number): void;
+  /** The claim `claimOnExit` asked for is settled: its tasks (if any) are in {@link SessionTasks.running} or requeued. */
+  claimSettled(): void;
 }
 
 /** What {@link SessionTasks} needs from the server. */
@@ -227,6 +229,12 @@ export class SessionTasks {
     // A full agent's next ready task is claimed in the same step where the
     // store can (issue 18), instead of in a claim of its own after it.
     const next = this.#host.claimOnExit();
+    let settled = false;
+    const settle = (): void => {
+      if (next && !settled) this.#host.claimSettled();
+      settled = true;
+    };
+    try {
     const { output, claimed } = await this.#deps.machine.tryMoveDecided(
       taskId,
       (task, stored) => {
@@ -243,7 +251,11 @@ export class SessionTasks {
     this.forget(taskId);
     this.#host.write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
     if (claimed && next) this.#host.claimedOnExit(claimed, next.limit);
-    else this.#host.slotFreed();
+    settle();
+    if (!(claimed && next)) this.#host.slotFreed();
+    } finally {
+      settle();
+    }
   }
 
   /** Stops tracking a task that no longer runs in this session. */

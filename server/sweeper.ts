@@ -143,7 +143,7 @@ export class Sweeper {
   /** Whether the agent's live session here, past its Hello, does not hold the task. */
   #isStray(task: TaskRecord): boolean {
     const session = this.#dispatcher.get(task.agent);
-    return session !== undefined && session.heard && session.bootId === task.bootId && !session.running.has(task.id);
+    return session !== undefined && session.heard && !session.claiming && session.bootId === task.bootId && !session.running.has(task.id);
   }
 
   /** Requeues the strays seen unchanged at the last check too (see the file comment); remembers the new ones. */
