@@ -166,6 +166,8 @@ export class AgentSession {
   #pumping = false;
   /** Claims written or being written whose tasks are not yet in {@link running} (see {@link claiming}). */
   #claiming = 0;
+  /** Messages received on the stream (see {@link received}). */
+  #received = 0;
   #pumpAgain = false;
   /**
    * Whether ready tasks may be waiting for this agent: false once a claim
@@ -250,6 +252,16 @@ export class AgentSession {
     return this.#claiming > 0;
   }
 
+  /**
+   * How many messages the stream has delivered: one that grew since an
+   * earlier look proves the stream was alive in between (heartbeats come
+   * every heartbeat interval), which a replica that has not yet seen its
+   * stream die cannot show.
+   */
+  get received(): number {
+    return this.#received;
+  }
+
   /** The agent spoke after the Welcome: its Hello's reconciliation is done, and {@link running} is whole. */
   get heard(): boolean {
     return this.#heard;
@@ -264,6 +276,7 @@ export class AgentSession {
   }
 
   #enqueue(message: ConnectRequest): void {
+    this.#received += 1;
     // Most of what an idle fleet sends (1,900 a second from 19,000 agents):
     // handled here, without the queue's promises, when nothing is queued
     // before it and it has nothing to record.

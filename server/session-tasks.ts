@@ -229,32 +229,27 @@ export class SessionTasks {
     // A full agent's next ready task is claimed in the same step where the
     // store can (issue 18), instead of in a claim of its own after it.
     const next = this.#host.claimOnExit();
-    let settled = false;
-    const settle = (): void => {
-      if (next && !settled) this.#host.claimSettled();
-      settled = true;
-    };
     try {
-    const { output, claimed } = await this.#deps.machine.tryMoveDecided(
-      taskId,
-      (task, stored) => {
-        assigned = task.agent === name;
-        if (!assigned) return null;
-        const move = exitMove(task, stored, exit, name);
-        if (started) move.context.patch = { ...move.context.patch, started };
-        return move;
-      },
-      next ?? undefined,
-    );
-    // Nothing is claimed without the move, and the move needs the task assigned here.
-    if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${name}"`);
-    this.forget(taskId);
-    this.#host.write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
-    if (claimed && next) this.#host.claimedOnExit(claimed, next.limit);
-    settle();
-    if (!(claimed && next)) this.#host.slotFreed();
+      const { output, claimed } = await this.#deps.machine.tryMoveDecided(
+        taskId,
+        (task, stored) => {
+          assigned = task.agent === name;
+          if (!assigned) return null;
+          const move = exitMove(task, stored, exit, name);
+          if (started) move.context.patch = { ...move.context.patch, started };
+          return move;
+        },
+        next ?? undefined,
+      );
+      // Nothing is claimed without the move, and the move needs the task assigned here.
+      if (!assigned || !output) throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${name}"`);
+      this.forget(taskId);
+      this.#host.write({ message: { $case: 'ack', value: { taskId, seq: output.chunks - 1, done: true } } });
+      if (claimed && next) this.#host.claimedOnExit(claimed, next.limit);
+      else this.#host.slotFreed();
     } finally {
-      settle();
+      // What it claimed is in `running` (or requeued) by now.
+      if (next) this.#host.claimSettled();
     }
   }
 

@@ -13,12 +13,18 @@
  *   that) has those tasks failed with reason "agent lost". The clock starts
  *   no earlier than this server's start, so agents get a full lease to come
  *   back after a server restart.
- * - Strays: a task running for the boot of an agent whose live stream is
- *   here, that this stream's session neither pushed nor heard of. Another
- *   replica claimed it on a stream of that agent it had not yet seen die
- *   (the agent resumed here meanwhile and its Hello was answered), so no
- *   agent will run it and the lease never runs out. Seen so in two lease
- *   checks in a row, unchanged and never started, it goes back to ready.
+ * - Strays: a task running for an agent whose live stream is here, that
+ *   this stream's session neither pushed nor heard of, with no claim of
+ *   the session's under way. Another replica claimed it on a stream of that
+ *   agent it had not yet seen die (the agent resumed or restarted here
+ *   meanwhile and its Hello was answered), so no agent will run it and the
+ *   lease never runs out. Seen so in two lease checks in a row, unchanged,
+ *   with the stream here proven alive in between (it delivered a message:
+ *   a replica whose own stream silently died, and that would see the live
+ *   replica's tasks as strays, proves nothing), it goes back to ready when
+ *   it was claimed for the live boot and never started, and fails "agent
+ *   restarted" when it was claimed for an earlier boot (as that boot's
+ *   tasks did at the new boot's Hello).
  */
 import type { Logger } from '../shared/logger.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -48,8 +54,8 @@ export class Sweeper {
   #leaseTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #leasing: Promise<void> | undefined;
-  /** Strays seen at the last lease check: task id -> its events then. */
-  #strays = new Map<string, number>();
+  /** Strays seen at the last lease check: task id -> its events and the session's messages then. */
+  #strays = new Map<string, { events: number; received: number }>();
 
   constructor(store: TaskStore & AgentStore, dispatcher: Dispatcher, machine: TaskMachine, logger: Logger, options: SweeperOptions) {
     this.#store = store;
@@ -107,7 +113,7 @@ export class Sweeper {
       for (const task of page) {
         const session = this.#dispatcher.get(task.agent);
         if (session) {
-          if (task.started === null && this.#isStray(task)) strays.push(task);
+          if (this.#isStray(task)) strays.push(task);
           continue;
         }
         byAgent.set(task.agent, [...(byAgent.get(task.agent) ?? []), task]);
@@ -140,32 +146,43 @@ export class Sweeper {
     return lost;
   }
 
-  /** Whether the agent's live session here, past its Hello, does not hold the task. */
+  /**
+   * Whether the agent's live session here, past its Hello and with no
+   * claim under way, does not hold the task, and the task is one it could
+   * not hold: claimed for an earlier boot, or for this one and never started.
+   */
   #isStray(task: TaskRecord): boolean {
     const session = this.#dispatcher.get(task.agent);
-    return session !== undefined && session.heard && !session.claiming && session.bootId === task.bootId && !session.running.has(task.id);
+    if (!session || !session.heard || session.claiming || session.running.has(task.id)) return false;
+    return task.bootId !== session.bootId || task.started === null;
   }
 
-  /** Requeues the strays seen unchanged at the last check too (see the file comment); remembers the new ones. */
+  /** Moves the strays seen unchanged at the last check too, over a stream alive since (see the file comment); remembers the new ones. */
   async #requeueStrays(strays: readonly TaskRecord[]): Promise<void> {
     const seen = this.#strays;
     this.#strays = new Map();
     const agents = new Set<string>();
     for (const stray of strays) {
-      if (seen.get(stray.id) !== stray.events.length) {
-        this.#strays.set(stray.id, stray.events.length);
+      const session = this.#dispatcher.get(stray.agent);
+      const received = session?.received ?? 0;
+      const before = seen.get(stray.id);
+      if (!before || before.events !== stray.events.length || received <= before.received) {
+        this.#strays.set(stray.id, before && before.events === stray.events.length ? before : { events: stray.events.length, received });
         continue;
       }
       const unchanged = (task: TaskRecord): boolean =>
-        task.status === 'running' && task.bootId === stray.bootId && task.agent === stray.agent && task.started === null && task.events.length === stray.events.length;
-      const { task } = await this.#machine.tryMoveDecided(stray.id, (current) =>
-        unchanged(current) && this.#isStray(current)
-          ? { to: 'ready', context: { actor: 'system', reason: 'claimed for an agent stream that was gone; requeued', from: ['running'] } }
-          : null,
-      );
+        task.status === 'running' && task.bootId === stray.bootId && task.agent === stray.agent && task.events.length === stray.events.length && this.#isStray(task);
+      const { task } = await this.#machine.tryMoveDecided(stray.id, (current) => {
+        if (!unchanged(current)) return null;
+        if (current.bootId !== session?.bootId) {
+          const patch = { failureReason: 'agent restarted while the task was running', finished: new Date() };
+          return { to: 'failure', context: { actor: 'system', reason: 'agent restarted', from: ['running'], patch } };
+        }
+        return { to: 'ready', context: { actor: 'system', reason: 'claimed for an agent stream that was gone; requeued', from: ['running'] } };
+      });
       if (task) agents.add(task.agent);
     }
-    if (agents.size > 0) this.#logger.warn({ agents: [...agents] }, 'requeued tasks claimed for agent streams that were gone');
+    if (agents.size > 0) this.#logger.warn({ agents: [...agents] }, 'moved tasks claimed for agent streams that were gone');
     for (const agent of agents) this.#dispatcher.wake(agent);
   }
 }

@@ -275,7 +275,7 @@ describe('claims review: claims that race inserts, lost replies and resumes (mon
     expect(stored!.events.map((e) => e.reason)).to.include('claimed for an agent stream that had closed; requeued');
   });
 
-  it('review4: a pump\'s claim whose reply is slow across two lease checks (stored, not yet held by the live session): the task runs once', async () => {
+  it('a pump\'s claim whose reply is slow across two lease checks (stored, not yet held by the live session): the lease check leaves it, and the task runs once', async () => {
     // Lease checks every 500 ms; no polls during the test; one task at a time.
     await start({ leaseMs: 2000, pollMs: 600_000, maxTasksPerAgent: 1 });
     const agent = await h.startAgent('a1');

@@ -140,7 +140,7 @@ for (const kind of STORE_KINDS) {
       expect(task.events[3]!.reason).to.equal('claimed for an agent stream that was gone; requeued');
     });
 
-    it('review4 3c. a task another replica claimed for the agent\'s previous boot, after the new boot\'s Hello: it does not stay running for good', async () => {
+    it('3c. a task another replica claimed for the agent\'s previous boot, after the new boot\'s Hello here: it fails "agent restarted", as that boot\'s tasks did', async () => {
       await harness({ leaseMs: 2000, pollMs: 600_000 });
       await h.createTarget('t1', 'a1');
       const agent = await h.startAgent('a1');
@@ -150,9 +150,34 @@ for (const kind of STORE_KINDS) {
       await h.store.insertTask(stray);
       const claimed = await h.store.claimNextReady('a1', `${agent.bootId}-previous`, new Date());
       expect(claimed?.id).to.equal(stray.id);
-      await new Promise((r) => setTimeout(r, 5000)); // ten lease checks
-      const stored = await h.store.getTask(stray.id);
-      expect(stored?.status, `still ${stored?.status} for boot ${stored?.bootId} while the agent's live boot is ${agent.bootId}`).to.not.equal('running');
+      const done = await watchUntil(h.api, stray.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING);
+      expect([done.status, done.failureReason]).to.deep.equal([TaskStatus.TASK_STATUS_FAILURE, 'agent restarted while the task was running']);
+      expect((await h.logs(stray.id, { follow: false })).output.toString()).to.equal('');
+    });
+
+    it('3d. a stream gone silent (its agent process stopped) proves nothing: a stray seen there is left as it is until the stream speaks again, then requeued and run once', async () => {
+      await harness({ leaseMs: 2000, pollMs: 600_000 });
+      await h.createTarget('t1', 'a1');
+      const token = await h.agentToken('a1');
+      const agent = new CliProcess(['agent', '--server', h.address, '--token', token, '--name', 'a1', '--work-dir', join(dir, 'agent'), '--log-level', 'info']);
+      closers.push(() => agent.crash());
+      expect((await h.finished((await h.createTask('t1', 'echo warm')).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      const bootId = (await h.store.getAgent('a1'))!.bootId;
+      // As a replica whose stream died unseen looks at the live replica's tasks: its session is heard, of this boot, and holds none of them.
+      agent.child.kill('SIGSTOP');
+      closers.push(async () => void agent.child.kill('SIGCONT'));
+      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
+      await h.store.insertTask(stray);
+      expect((await h.store.claimNextReady('a1', bootId, new Date()))?.id).to.equal(stray.id);
+      // Five lease checks while nothing arrives on the stream: none may move it.
+      for (const until = Date.now() + 2500; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+        const now = await h.store.getTask(stray.id);
+        expect([now?.status, now?.events.length], 'moved while the stream was silent').to.deep.equal(['running', 3]);
+      }
+      agent.child.kill('SIGCONT');
+      const { task, output } = await h.finished(stray.id);
+      expect([task.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'stray-ran\r\n']);
+      expect(task.events.filter((e) => e.to === TaskStatus.TASK_STATUS_RUNNING)).to.have.length(2);
     });
 
     it('4. a server SIGKILLed mid-task with output flowing and restarted: the task finishes with complete output', async () => {
