@@ -93,19 +93,18 @@ export interface Tools {
   setpriv: string;
   /** Starts what runs as a task with descriptors 0–2 only (agent/only-stdio.ts). */
   bash: string;
-  /**
-   * Sends the kill as a task's uid, and empties a task's workspace as the
-   * task, from processes no task can signal (agent/uid-killer.ts, agent/workspace.ts).
-   */
+  /** Sends the kill as a task's uid from a process the task cannot signal (agent/uid-killer.ts). */
   perl: string;
-  /** GNU rm: shared temp files as the task, dead agents' runs dirs as root (agent/workspace.ts). */
+  sh: string;
   rm: string;
+  find: string;
+  chmod: string;
 }
 
 /** Finds the programs isolation needs on `path`; throws a message naming the missing one. */
 export function findTools(path: string, resolve: (program: string, path: string) => string | null): Tools {
   const tools = {} as Record<keyof Tools, string>;
-  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', bash: 'GNU bash', perl: 'perl', rm: 'coreutils' };
+  const where: Record<keyof Tools, string> = { setpriv: 'util-linux', bash: 'GNU bash', perl: 'perl', sh: 'a POSIX shell', rm: 'coreutils', find: 'findutils', chmod: 'coreutils' };
   for (const name of Object.keys(where) as Array<keyof Tools>) {
     const found = resolve(name, path);
     if (!found) throw new IdentityError(`running tasks as users of their own needs ${name} (${where[name]}) on the agent's PATH`);

@@ -55,70 +55,44 @@ async function removeTree(path: string, gnuRm: string | null): Promise<void> {
 }
 
 /**
- * The remover (agent/root-shell.ts runs it under perl): ARGV
- * "taskgate-remove" RUNS FIRST LAST. Each line is "UID GID GROUPS TASK_ID"
- * (GROUPS "-" for none, else comma-separated); it empties RUNS/TASK_ID as
- * that identity, never as root: uid 0, a gid outside the range, group 0
- * or a task id with anything but [A-Za-z0-9_-] is refused. Answers "ok",
- * "refused" or "failed WHY" (WHY printable ASCII only: file names are the
- * task's).
- *
- * One perl process for every removal, no fork or exec per task: for each
- * line it takes the task's groups and gid, then the task's uid as its
- * effective uid (which clears its effective capabilities: every file
- * operation is checked as the task's, exactly as the task's own process
- * would be), empties the directory with File::Path (making the task's
- * own unreadable directories readable first, as the task may), and goes
- * back to root; it exits if it ever cannot. Its real and saved uids stay
- * 0 and it is not dumpable, so no task can signal, stop or trace it while
- * it works (as the kill sender, agent/uid-killer.ts).
+ * The removal shell's loop (agent/root-shell.ts): $1 setpriv, $2 chmod, $3
+ * find, $4 the runs dir, $5-$6 the id range. Each line is "UID GID GROUPS
+ * TASK_ID" (GROUPS "-" for none, else comma-separated); it empties
+ * RUNS/TASK_ID as that identity, never as root: uid 0, a gid outside the
+ * range or a task id with anything but [A-Za-z0-9_-] is refused. Answers
+ * "ok", "refused" or "failed RC".
  */
-export const REMOVE_PERL = `
-use strict; use warnings; use File::Path ();
-$| = 1;
-my (undef, $runs, $first, $last) = @ARGV;
-chdir '/' or die "cannot enter /: $!\\n";
-sub printable { my ($text) = @_; $text =~ s/[^\\x20-\\x7e]/?/g; return substr($text, 0, 300); }
-sub back_to_root {
-  $> = 0;
-  $) = '0 0';
-  return $> == 0 && (split ' ', $))[0] == 0;
+export const REMOVE_LOOP = `
+setpriv=$1 chmod=$2 find=$3 runs=$4 first=$5 last=$6
+as_task() {
+  if [ "$groups" = - ]; then
+    "$setpriv" --reuid "$uid" --regid "$gid" --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+  else
+    "$setpriv" --reuid "$uid" --regid "$gid" --groups "$groups" --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+  fi
 }
-while (defined(my $line = <STDIN>)) {
-  chomp $line;
-  if ($line !~ /\\A([0-9]{1,10}) ([0-9]{1,10}) (-|[0-9]{1,10}(?:,[0-9]{1,10})*) ([A-Za-z0-9_-]{1,128})\\z/) { print "refused\\n"; next; }
-  my ($uid, $gid, $list, $id) = (0 + $1, 0 + $2, $3, $4);
-  my @groups = $list eq '-' ? ($gid) : map { 0 + $_ } split /,/, $list;
-  if ($uid == 0 || $uid > 4294967294 || $gid < $first || $gid > $last || grep { $_ == 0 } @groups) { print "refused\\n"; next; }
-  my ($ok, $why) = (0, 'could not take the ids');
-  $) = join(' ', $gid, @groups);
-  my ($egid, @now) = split ' ', $);
-  if ($egid == $gid && !grep { $_ == 0 } @now) {
-    $> = $uid;
-    if ($> == $uid) {
-      my $errors;
-      if (eval { File::Path::remove_tree("$runs/$id", { keep_root => 1, error => \\$errors }); 1 }) {
-        $ok = !@$errors;
-        $why = join('; ', map { my ($file, $message) = %$_; "$file: $message" } @$errors);
-      } else {
-        $why = "$@";
-      }
-    }
-  }
-  if (!back_to_root()) { print "failed could not return to root\\n"; exit 1; }
-  print $ok ? "ok\\n" : 'failed ' . printable($why) . "\\n";
-}
+while IFS=' ' read -r uid gid groups id; do
+  case $uid in ''|*[!0-9]*) echo refused; continue;; esac
+  case $gid in ''|*[!0-9]*) echo refused; continue;; esac
+  case $groups in -) ;; ''|*[!0-9,]*) echo refused; continue;; esac
+  case $id in ''|*[!A-Za-z0-9_-]*) echo refused; continue;; esac
+  if [ "\${#uid}" -gt 10 ] || [ "\${#gid}" -gt 10 ] || [ "$uid" -eq 0 ] || [ "$gid" -lt "$first" ] || [ "$gid" -gt "$last" ]; then echo refused; continue; fi
+  if as_task "$find" "$runs/$id" -mindepth 1 -delete </dev/null >/dev/null 2>&1; then echo ok; continue; fi
+  # The task made some of its own files unwritable; it owns them, so it may undo that, and try again.
+  as_task "$chmod" -R u+rwX -- "$runs/$id" </dev/null >/dev/null 2>&1
+  if as_task "$find" "$runs/$id" -mindepth 1 -delete </dev/null >/dev/null 2>&1; then echo ok; else echo "failed $?"; fi
+done
 `;
 
 /** What a task id may be: it names a directory inside the runs dir. */
 const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** Whether `id` can name a task's directory (the remover holds ids to the same rule). */
+/** Whether `id` can name a task's directory (the removal shell holds ids to the same rule). */
 export function isTaskId(id: string): boolean {
   return TASK_ID.test(id);
 }
 
-/** How long emptying one workspace may take, in ms, before the remover is restarted. */
+/** How long emptying one workspace may take, in ms, before the removal shell is restarted. */
 export const REMOVE_ANSWER_MS = 60_000;
 
 /** What isolating takes: the host programs and the task id range. */
@@ -163,8 +137,8 @@ export class Workspaces {
       const { tools, range } = isolation;
       this.#remover = new RootShell({
         bash: tools.bash,
-        file: tools.perl,
-        args: ['-e', REMOVE_PERL, 'taskgate-remove', root, String(range.first), String(range.last)],
+        file: tools.sh,
+        args: ['-c', REMOVE_LOOP, 'taskgate-remove', tools.setpriv, tools.chmod, tools.find, root, String(range.first), String(range.last)],
         answerMs: REMOVE_ANSWER_MS,
       });
     } else {
@@ -225,7 +199,7 @@ export class Workspaces {
 
   /** Creates a task's directory with its script, owned by its identity (or the agent when not isolating). */
   async create(taskId: string, script: string, identity: TaskIdentity | null): Promise<TaskPaths> {
-    // The same rule as the remover's: nothing but a name inside the runs dir.
+    // The same rule as the removal shell's: nothing but a name inside the runs dir.
     if (!TASK_ID.test(taskId)) throw new WorkDirError(`task id ${JSON.stringify(taskId.slice(0, 64))} is not a task id`);
     const dir = join(this.#root, taskId);
     const paths: TaskPaths = { dir, tmp: join(dir, 'tmp'), script: join(dir, '.taskgate-script') };
@@ -265,7 +239,7 @@ export class Workspaces {
   /**
    * Removes a task's directory after its processes are gone. With an
    * identity (when isolating) its contents are removed as that identity
-   * first, through the remover (so no symbolic-link race can turn a
+   * first, through the removal shell (so no symbolic-link race can turn a
    * root removal elsewhere), then the emptied directory by the agent;
    * without (tasks that run as the agent's user), the agent removes it all.
    * Resolves whether it is gone.

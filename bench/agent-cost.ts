@@ -6,8 +6,8 @@
  * The agent runs as its own process (`taskgate agent`, as installed), so
  * its CPU is not mixed with the benchmark's clients. Counted: the agent
  * process, and its root shells (the kill shell, agent/uid-killer.ts, and
- * the workspace remover, agent/workspace.ts) with everything they
- * ran; not counted: the tasks themselves.
+ * the workspace removal shell, agent/workspace.ts) with everything they
+ * ran (setpriv, kill, chmod, find); not counted: the tasks themselves.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
