@@ -167,14 +167,17 @@ describe("the workspace removal shell: empties a task's directory as the task, n
     if (runs) rmSync(runs, { recursive: true, force: true });
   });
 
-  /** A task directory owned by uid:gid with a read-only file and subdirectory, and a root-owned file the task cannot remove. */
+  /** A task directory owned by uid:gid with a read-only subdirectory, one of mode 000, and files in them. */
   function workspace(id: string, uid: number): string {
     const dir = join(runs, id);
     mkdirSync(join(dir, 'sub'), { recursive: true });
     writeFileSync(join(dir, 'sub', 'f'), 'x');
     writeFileSync(join(dir, 'mine'), 'x');
-    for (const p of [dir, join(dir, 'sub'), join(dir, 'sub', 'f'), join(dir, 'mine')]) chownSync(p, uid, uid);
+    mkdirSync(join(dir, 'shut', 'in'), { recursive: true });
+    writeFileSync(join(dir, 'shut', 'in', 'f'), 'x');
+    for (const p of [dir, join(dir, 'sub'), join(dir, 'sub', 'f'), join(dir, 'mine'), join(dir, 'shut'), join(dir, 'shut', 'in'), join(dir, 'shut', 'in', 'f')]) chownSync(p, uid, uid);
     chmodSync(join(dir, 'sub'), 0o500); // the task made it unwritable: it may undo that
+    chmodSync(join(dir, 'shut'), 0o000); // not even enterable by its owner until it chmods it (a hostile review: a remover that could not undo this locked the id for good)
     return dir;
   }
 
