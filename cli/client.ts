@@ -112,7 +112,7 @@ export function resolveToken(options: ClientOptions): string {
     }
     return checkedToken(token, `token file ${file}`);
   }
-  throw new CliError('no token: pass --token, set TASKGATE_TOKEN, or run `taskgate dev` here to create .taskgate/admin.token', EXIT_USAGE);
+  throw new CliError('no token: pass --token or --token-file (TASKGATE_TOKEN, TASKGATE_TOKEN_FILE), or run `taskgate dev` here to create .taskgate/admin.token', EXIT_USAGE);
 }
 
 /** A token fit for an authorization header; never echoes it (it is a secret). */

@@ -18,7 +18,7 @@ import { ReviewMode, Target } from '../gen/taskgate/v1/target.js';
 import { TaskgateAgent } from '../agent/agent.js';
 import { SERVER_DEFAULTS } from '../server/options.js';
 import { keepAdminToken, keepToken, startServer, type ServerConfig } from '../server/program.js';
-import { Api, isServiceError } from './client.js';
+import { Api, DEV_TOKEN_FILE, isServiceError } from './client.js';
 
 /** The agent and target `taskgate dev` runs. */
 const LOCAL = 'local';
@@ -112,14 +112,16 @@ export async function runDev(config: DevConfig): Promise<DevProgram> {
 
 /** What `taskgate dev` prints once it runs. */
 export function devBanner(config: DevConfig, dev: DevProgram): string {
-  const defaultServer = dev.address === SERVER_DEFAULTS.listen ? '' : ` --server ${dev.address}`;
+  // The CLI finds .taskgate/admin.token by itself; a token elsewhere (--data-dir) is named.
+  const tokenFile = join(config.dataDir, 'admin.token');
+  const flags = `${dev.address === SERVER_DEFAULTS.listen ? '' : ` --server ${dev.address}`}${tokenFile === DEV_TOKEN_FILE ? '' : ` --token-file ${tokenFile}`}`;
   return [
     `Taskgate dev: server on ${dev.address} (${config.mongodbUri ? 'MongoDB' : `embedded store in ${config.dataDir}`}), agent "${LOCAL}" connected.`,
-    `Admin ${config.adminEmail}, token (in ${join(config.dataDir, 'admin.token')}): ${dev.adminToken}`,
+    `Admin ${config.adminEmail}, token (in ${tokenFile}): ${dev.adminToken}`,
     '',
     'In another shell, from this directory:',
-    `  npx taskgate tasks create -t ${LOCAL} -s 'echo hello' --wait${defaultServer}`,
-    `  npx taskgate tasks list${defaultServer}`,
+    `  npx taskgate tasks create -t ${LOCAL} -s 'echo hello' --wait${flags}`,
+    `  npx taskgate tasks list${flags}`,
     ...(dev.signInLink ? ['', 'The web console: open this one-time link to sign in as the admin (valid for a day, once):', `  ${dev.signInLink}`] : []),
     ...(dev.httpUrl
       ? ['', `The same API over HTTP (Connect; docs/console.md):`, `  curl -H "authorization: Bearer $(cat ${join(config.dataDir, 'admin.token')})" -H 'content-type: application/json' -d '{}' ${dev.httpUrl}/taskgate.v1.TaskService/ListTasks`]

@@ -85,8 +85,9 @@ export function exitMove(task: TaskRecord, stored: OutputTotals, exit: TaskExit,
     to = 'failure';
     failureReason = `exited with status ${exit.exitCode ?? 'unknown'}`;
   }
-  // A kill that lost the race with a normal exit: the exit is what happened.
-  if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process had already exited)';
+  // A kill the process did not die of (it exited before the signal, or
+  // handled it and exited): the exit is what happened.
+  if (task.killRequested && !stopped && to !== 'killed') reason = ' (a kill was requested, but the process exited with a status of its own: before the signal, or by handling it)';
   return {
     to,
     context: {

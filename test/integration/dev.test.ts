@@ -54,7 +54,13 @@ describe('taskgate dev', function () {
   it('starts a server, agent "local" and target "local" that runs a task, with the target and agent token in the audit trail as the admin\'s', async () => {
     const token = await startDev();
     expect(dev!.output).to.contain(`Taskgate dev: server on ${address} (embedded store in ${dataDir}), agent "local" connected.`);
-    expect(dev!.output).to.contain(`  npx taskgate tasks create -t local -s 'echo hello' --wait --server ${address}`);
+    // The data dir is not ./.taskgate: the printed commands name the token file, and run as printed (no token in the environment).
+    const createLine = /^ {2}(npx taskgate tasks create .*)$/m.exec(dev!.output)?.[1];
+    expect(createLine).to.equal(`npx taskgate tasks create -t local -s 'echo hello' --wait --server ${address} --token-file ${join(dataDir, 'admin.token')}`);
+    const printed = await new Promise<string>((resolve, reject) =>
+      execFile('sh', ['-c', createLine!], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}) } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(printed).to.equal('hello\n');
     expect(readFileSync(join(dataDir, 'admin.token'), 'utf8')).to.equal(`${token}\n`);
     for (const file of ['admin.token', 'agent-local.token', 'secrets.key']) {
       expect((statSync(join(dataDir, file)).mode & 0o777).toString(8), file).to.equal('600');
@@ -67,7 +73,10 @@ describe('taskgate dev', function () {
       `curl -H "authorization: Bearer $(cat ${join(dataDir, 'admin.token')})" -H 'content-type: application/json' -d '{}' http://${httpAddress}/taskgate.v1.TaskService/ListTasks`,
     );
     const listed = await new Promise<string>((resolve, reject) => execFile('sh', ['-c', `${curlLine!} -sS --fail-with-body`], (err, stdout) => (err ? reject(err) : resolve(stdout))));
-    expect((JSON.parse(listed) as { tasks: Array<{ script: string; status: string }> }).tasks.map((t) => [t.script, t.status])).to.deep.equal([['echo hello', 'TASK_STATUS_SUCCESS']]);
+    expect((JSON.parse(listed) as { tasks: Array<{ script: string; status: string }> }).tasks.map((t) => [t.script, t.status])).to.deep.equal([
+      ['echo hello', 'TASK_STATUS_SUCCESS'],
+      ['echo hello', 'TASK_STATUS_SUCCESS'],
+    ]);
     const byAdmin = (await taskgate(token, 'events', 'list', '--actor', 'user:admin@localhost')).stdout.split('\n');
     expect(byAdmin.filter((l) => /\stoken\.created\s.*agent token for local$/.test(l))).to.have.length(1);
     expect(byAdmin.filter((l) => /\starget\.created\s+targets\/local\s+agent local, type bash, review none, groups everyone$/.test(l))).to.have.length(1);
