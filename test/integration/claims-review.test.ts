@@ -61,6 +61,23 @@ async function settled(h: Harness, id: string, ms: number): Promise<Task> {
   }
 }
 
+/** Cuts the agent's connection for 200 ms and resolves once it is connected again (a resume on a new stream). */
+async function resumeAfterCut(agent: TaskgateAgent, proxy: TcpProxy): Promise<void> {
+  const back = new Promise<void>((resolve) => {
+    const onState = (s: string) => {
+      if (s === 'connected') {
+        agent.off('state', onState);
+        resolve();
+      }
+    };
+    agent.on('state', onState);
+  });
+  proxy.cut();
+  await new Promise((r) => setTimeout(r, 200));
+  proxy.restore();
+  await back;
+}
+
 function statusName(s: TaskStatus): string {
   return TaskStatus[s] ?? String(s);
 }
@@ -199,19 +216,7 @@ describe('claims review: claims that race inserts, lost replies and resumes (mon
     const creating = create(h.api, { script: 'echo survived-resume' });
     await claimedInsert;
     // The agent's connection drops and it resumes on a new stream before the insert lands.
-    const back = new Promise<void>((resolve) => {
-      const onState = (s: string) => {
-        if (s === 'connected') {
-          agent.off('state', onState);
-          resolve();
-        }
-      };
-      agent.on('state', onState);
-    });
-    proxy.cut();
-    await new Promise((r) => setTimeout(r, 200));
-    proxy.restore();
-    await back;
+    await resumeAfterCut(agent, proxy);
     await new Promise((r) => setTimeout(r, 300));
     release();
     const task = await creating; // answered running: claimed at creation for the replaced stream
@@ -247,19 +252,7 @@ describe('claims review: claims that race inserts, lost replies and resumes (mon
     };
     const task = await create(h.api, { script: 'echo claimed-late' });
     await oldClaimHeld;
-    const back = new Promise<void>((resolve) => {
-      const onState = (s: string) => {
-        if (s === 'connected') {
-          agent.off('state', onState);
-          resolve();
-        }
-      };
-      agent.on('state', onState);
-    });
-    proxy.cut();
-    await new Promise((r) => setTimeout(r, 200));
-    proxy.restore();
-    await back; // the new session's Hello found nothing of this task running
+    await resumeAfterCut(agent, proxy); // the new session's Hello found nothing of this task running
     await new Promise((r) => setTimeout(r, 300));
     // The old session's claim now takes the task for the boot, and returns to a closed session.
     held[0]!.release();

@@ -16,6 +16,7 @@ import { Api } from '../../cli/client.js';
 import { untilOutput, watchUntil } from '../helpers/follow.js';
 import { Harness } from '../helpers/harness.js';
 import { readyTaskRecord } from '../helpers/records.js';
+import type { TaskRecord } from '../../server/store/store.js';
 import { mongoBackend } from '../helpers/mongo.js';
 import { CliProcess, freePort } from '../helpers/processes.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -121,6 +122,14 @@ for (const kind of STORE_KINDS) {
       expect((await h.getTask(task.id)).status).to.equal(TaskStatus.TASK_STATUS_FAILURE);
     });
 
+    /** A ready task of agent a1 on t1, claimed through the store for `bootId` as another replica's session would: its agent's session here never hears of it. */
+    async function claimBehindTheSession(bootId: string): Promise<TaskRecord> {
+      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
+      await h.store.insertTask(stray);
+      expect((await h.store.claimNextReady('a1', bootId, new Date()))?.id).to.equal(stray.id);
+      return stray;
+    }
+
     it('3b. a task another replica claimed for the agent on a stream it had not yet seen die: the replica holding the live stream requeues it, and it runs once', async () => {
       // Polls for ready tasks never come during the test; the lease check runs every 500 ms.
       await harness({ leaseMs: 2000, pollMs: 600_000 });
@@ -128,10 +137,7 @@ for (const kind of STORE_KINDS) {
       const agent = await h.startAgent('a1');
       expect((await h.finished((await h.createTask('t1', 'echo warm')).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
       // The other replica's claim, as its stale session makes it: through the store, for the live boot.
-      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
-      await h.store.insertTask(stray);
-      const claimed = await h.store.claimNextReady('a1', agent.bootId, new Date());
-      expect(claimed?.id).to.equal(stray.id);
+      const stray = await claimBehindTheSession(agent.bootId);
       const done = await watchUntil(h.api, stray.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING && t.status !== TaskStatus.TASK_STATUS_READY);
       const { task, output } = await h.finished(stray.id);
       expect([done.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'stray-ran\r\n']);
@@ -146,10 +152,7 @@ for (const kind of STORE_KINDS) {
       const agent = await h.startAgent('a1');
       expect((await h.finished((await h.createTask('t1', 'echo warm')).id)).task.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
       // The other replica's stale session of the agent's previous process (boot) claims after the new boot said Hello here.
-      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
-      await h.store.insertTask(stray);
-      const claimed = await h.store.claimNextReady('a1', `${agent.bootId}-previous`, new Date());
-      expect(claimed?.id).to.equal(stray.id);
+      const stray = await claimBehindTheSession(`${agent.bootId}-previous`);
       const done = await watchUntil(h.api, stray.id, (t) => t.status !== TaskStatus.TASK_STATUS_RUNNING);
       expect([done.status, done.failureReason]).to.deep.equal([TaskStatus.TASK_STATUS_FAILURE, 'agent restarted while the task was running']);
       expect((await h.logs(stray.id, { follow: false })).output.toString()).to.equal('');
@@ -166,9 +169,7 @@ for (const kind of STORE_KINDS) {
       // As a replica whose stream died unseen looks at the live replica's tasks: its session is heard, of this boot, and holds none of them.
       agent.child.kill('SIGSTOP');
       closers.push(async () => void agent.child.kill('SIGCONT'));
-      const stray = readyTaskRecord({ target: 't1', script: 'echo stray-ran' });
-      await h.store.insertTask(stray);
-      expect((await h.store.claimNextReady('a1', bootId, new Date()))?.id).to.equal(stray.id);
+      const stray = await claimBehindTheSession(bootId);
       // Five lease checks while nothing arrives on the stream: none may move it.
       for (const until = Date.now() + 2500; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
         const now = await h.store.getTask(stray.id);

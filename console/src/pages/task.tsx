@@ -22,7 +22,7 @@ import { myPendingGroups, ReviewForm, RunKill } from './task-actions.js';
  * the stream already showed what followed and ended with the task, and must
  * not put the page back to a status the task has left.
  */
-export function later(shown: Task | undefined, incoming: Task): Task {
+function later(shown: Task | undefined, incoming: Task): Task {
   if (!shown || shown.id !== incoming.id) return incoming;
   if (incoming.events.length !== shown.events.length) return incoming.events.length > shown.events.length ? incoming : shown;
   return incoming.outputBytes >= shown.outputBytes ? incoming : shown;
