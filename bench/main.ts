@@ -116,7 +116,7 @@ try {
     const redacting = await redaction(sizes.redactBytes, scripts);
     figures.push(...redacting);
     log(`output: compression of ${sizes.compressBytes / 1e6} MB of ordinary logs in 64 KiB chunks`);
-    figures.push(...compression(sizes.compressBytes, redacting[0]!.baseline!.value));
+    figures.push(...(await compression(sizes.compressBytes, redacting[0]!.baseline!.value)));
   }
   if (only.has('connections')) {
     for (const n of sizes.connections) {

@@ -52,6 +52,9 @@ export class ResourceExhaustedError extends TaskgateError {}
 /** Thrown when the store cannot be reached; the caller may retry. */
 export class UnavailableError extends TaskgateError {}
 
+/** Thrown when stored data cannot be read back as written (a damaged row, an encoding this version does not know). */
+export class DataLossError extends TaskgateError {}
+
 /** Thrown when the caller gave up on the call (cancelled it, or went away). */
 export class CancelledError extends TaskgateError {}
 

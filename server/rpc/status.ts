@@ -8,6 +8,7 @@
 import {
   AlreadyExistsError,
   CancelledError,
+  DataLossError,
   DeadlineExceededError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -55,6 +56,7 @@ const CODES: ReadonlyArray<[new (...args: never[]) => TaskgateError, Code]> = [
   [UnavailableError, Code.UNAVAILABLE],
   [CancelledError, Code.CANCELLED],
   [DeadlineExceededError, Code.DEADLINE_EXCEEDED],
+  [DataLossError, Code.DATA_LOSS],
 ];
 
 /** The code of a domain error. */

@@ -7,6 +7,7 @@
  * release is refused.
  */
 import { BSON, MongoBulkWriteError, MongoServerError, type Binary } from 'mongodb';
+import { ChunkEncoding, unpackChunk } from './chunk-packing.js';
 import {
   agentCodec,
   deliveryCodec,
@@ -57,6 +58,8 @@ export interface ChunkDoc {
   offset: number;
   end: number;
   data: Binary;
+  /** How `data` is encoded (server/store/chunk-packing.ts); absent: raw, as every chunk stored before it. */
+  encoding?: number;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -167,5 +170,7 @@ export function toRequestDoc(_id: string, record: RequestRecord): RequestDoc {
 
 export function toChunk(doc: ChunkDoc): ChunkRecord {
   const bytes = doc.data.buffer;
-  return { taskId: doc.taskId, seq: doc.seq, offset: doc.offset, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  const stored = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const data = unpackChunk(stored, doc.encoding ?? ChunkEncoding.RAW, doc.end - doc.offset, { taskId: doc.taskId, seq: doc.seq });
+  return { taskId: doc.taskId, seq: doc.seq, offset: doc.offset, data };
 }

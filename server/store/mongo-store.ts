@@ -48,6 +48,7 @@ import {
   taskAudience,
 } from './store.js';
 import { TaskWrites } from './task-writes.js';
+import { ChunkEncoding, packChunk, type PackedChunk } from './chunk-packing.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 import { newTarget } from './record-codecs.js';
 import {
@@ -296,18 +297,7 @@ export class MongoStore extends TaskWrites implements Store {
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
-    try {
-      await this.#chunks.insertOne({
-        _id: `${chunk.taskId}:${chunk.seq}`,
-        taskId: chunk.taskId,
-        seq: chunk.seq,
-        offset: chunk.offset,
-        end: chunk.offset + chunk.data.length,
-        data: new Binary(chunk.data),
-      });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    await this.#insertChunk(chunk, packChunk(chunk.data));
   }
 
   async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
@@ -317,8 +307,24 @@ export class MongoStore extends TaskWrites implements Store {
     // replica giving the task up can fall between the check and the insert.
     const task = await this.#tasks.findOne({ _id: chunk.taskId }, { projection: { status: 1 } });
     if (task?.status !== 'running') return false;
-    await this.putChunk(chunk);
+    await this.#insertChunk(chunk, packChunk(chunk.data));
     return true;
+  }
+
+  async #insertChunk(chunk: ChunkRecord, packed: PackedChunk): Promise<void> {
+    try {
+      await this.#chunks.insertOne({
+        _id: `${chunk.taskId}:${chunk.seq}`,
+        taskId: chunk.taskId,
+        seq: chunk.seq,
+        offset: chunk.offset,
+        end: chunk.offset + chunk.data.length,
+        data: new Binary(packed.data),
+        ...(packed.encoding === ChunkEncoding.RAW ? {} : { encoding: packed.encoding }),
+      });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
   }
 
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
@@ -326,19 +332,18 @@ export class MongoStore extends TaskWrites implements Store {
       'afterSeq' in cursor ? { taskId, seq: { $gt: cursor.afterSeq } } : { taskId, end: { $gt: cursor.fromOffset } };
     // Small batches, stopped at maxBytes: a reader never holds much more.
     const found = this.#chunks.find(filter).sort({ seq: 1 }).limit(limit).batchSize(Math.min(limit, 16));
-    const chunks: ChunkRecord[] = [];
+    const docs: ChunkDoc[] = [];
     let bytes = 0;
     try {
       for await (const doc of found) {
-        const chunk = toChunk(doc);
-        chunks.push(chunk);
-        bytes += chunk.data.length;
+        docs.push(doc);
+        bytes += doc.end - doc.offset;
         if (bytes >= maxBytes) break;
       }
     } finally {
       await found.close();
     }
-    return chunks;
+    return docs.map(toChunk);
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {

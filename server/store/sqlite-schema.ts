@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   offset INTEGER NOT NULL,
   end_offset INTEGER NOT NULL,
   data BLOB NOT NULL,
+  encoding INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (task_id, seq)
 );
 CREATE INDEX IF NOT EXISTS chunks_end ON chunks (task_id, end_offset);
@@ -92,7 +93,9 @@ CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
 END;
 `;
 
-/** Columns added after the first release, for data directories made before. */
+/** Columns added after the first release, for data directories made before: table, column, and the statement adding it. */
 export const MIGRATIONS = [
-  'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0',
-];
+  { table: 'tasks', column: 'unpublished', sql: 'ALTER TABLE tasks ADD COLUMN unpublished INTEGER NOT NULL DEFAULT 0' },
+  // How a chunk's data is encoded (server/store/chunk-packing.ts): 0 raw, as every chunk stored before it.
+  { table: 'chunks', column: 'encoding', sql: 'ALTER TABLE chunks ADD COLUMN encoding INTEGER NOT NULL DEFAULT 0' },
+] as const;

@@ -58,6 +58,7 @@ import {
   type StoredDoc,
 } from './record-codecs.js';
 import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
+import { packChunk, unpackChunk, type PackedChunk } from './chunk-packing.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
@@ -80,7 +81,9 @@ interface ChunkRow {
   task_id: string;
   seq: number;
   offset: number;
+  end_offset: number;
   data: Buffer;
+  encoding: number;
 }
 
 /** The embedded SQLite store. */
@@ -114,9 +117,9 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async init(): Promise<void> {
-    const taskColumns = this.#statement("SELECT name FROM pragma_table_info('tasks')").all() as { name: string }[];
-    if (taskColumns.length > 0 && !taskColumns.some((c) => c.name === 'unpublished')) {
-      for (const sql of MIGRATIONS) this.#db.exec(sql);
+    for (const { table, column, sql } of MIGRATIONS) {
+      const columns = this.#statement(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[];
+      if (columns.length > 0 && !columns.some((c) => c.name === column)) this.#db.exec(sql);
     }
     const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
@@ -311,20 +314,25 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
-    this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
-      .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
+    this.#insertChunk(chunk, packChunk(chunk.data));
   }
 
   async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
-    // One synchronous transaction: no status change can come between the check and the insert.
+    // Packed first, then one synchronous transaction: no status change can
+    // come between the check and the insert.
+    const packed = packChunk(chunk.data);
     const run = this.#db.transaction((): boolean => {
       const row = this.#statement('SELECT status FROM tasks WHERE id = ?').get(chunk.taskId) as { status: string } | undefined;
       if (row?.status !== 'running') return false;
-      this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data) VALUES (?, ?, ?, ?, ?)')
-        .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, chunk.data);
+      this.#insertChunk(chunk, packed);
       return true;
     });
     return run.immediate();
+  }
+
+  #insertChunk(chunk: ChunkRecord, packed: PackedChunk): void {
+    this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data, encoding) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, packed.data, packed.encoding);
   }
 
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
@@ -333,14 +341,19 @@ export class SqliteStore extends TaskWrites implements Store {
         ? this.#statement('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.afterSeq, limit)
         : this.#statement('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.fromOffset, limit);
     // Row by row, so no more than maxBytes (plus one chunk) is ever read.
-    const chunks: ChunkRecord[] = [];
+    const found: ChunkRow[] = [];
     let bytes = 0;
     for (const row of rows as IterableIterator<ChunkRow>) {
-      chunks.push({ taskId: row.task_id, seq: row.seq, offset: row.offset, data: row.data });
-      bytes += row.data.length;
+      found.push(row);
+      bytes += row.end_offset - row.offset;
       if (bytes >= maxBytes) break;
     }
-    return chunks;
+    return found.map((row) => ({
+      taskId: row.task_id,
+      seq: row.seq,
+      offset: row.offset,
+      data: unpackChunk(row.data, row.encoding, row.end_offset - row.offset, { taskId: row.task_id, seq: row.seq }),
+    }));
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
