@@ -20,6 +20,7 @@
  */
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { DataLossError } from '../../shared/errors.js';
+import { MAX_CHUNK_BYTES } from '../../shared/limits.js';
 
 /** How a stored chunk's bytes are encoded (the `encoding` column; absent in MongoDB documents: raw). */
 export const ChunkEncoding = { RAW: 0, BROTLI: 1 } as const;
@@ -67,6 +68,11 @@ export function unpackChunk(stored: Buffer, encoding: number, rawLength: number,
   if (encoding === ChunkEncoding.RAW) {
     data = stored;
   } else if (encoding === ChunkEncoding.BROTLI) {
+    // No chunk longer than the server accepts was ever packed: a longer
+    // length is damage, refused before it sizes a buffer.
+    if (!Number.isSafeInteger(rawLength) || rawLength < 0 || rawLength > MAX_CHUNK_BYTES) {
+      throw new DataLossError(`stored output of task ${place.taskId} is damaged at chunk ${place.seq}: its offsets give it ${rawLength} bytes, past the ${MAX_CHUNK_BYTES}-byte chunk limit`);
+    }
     try {
       // maxOutputLength: a damaged stream cannot make us allocate more than the chunk held.
       data = brotliDecompressSync(stored, { chunkSize: Math.max(rawLength, 64), maxOutputLength: Math.max(rawLength, 1) });
