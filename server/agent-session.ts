@@ -12,6 +12,13 @@
  * never from identifiers users can see (docs/agent-protocol.md "Session
  * secrets", issue 13): resuming a boot id needs the secret the server handed
  * that boot's last session, and a stream only ever reports on tasks it holds.
+ *
+ * This file holds the stream itself: its states, the message queue, Hello
+ * and the reconciliation of held tasks, heartbeats, kills and the close.
+ * The tasks running in the session and the agent's reports on them are in
+ * server/session-tasks.ts; the pump, the claims of ready tasks and their
+ * push down the stream, in server/session-claims.ts. Both talk to the
+ * session through a small host interface.
  */
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -28,21 +35,20 @@ import { hashToken, type AgentPrincipal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SecretBox } from './secret-box.js';
 import { grpcStatus } from './rpc/grpc.js';
-import {
-  applyTransition,
-  claimReady,
-  claimRequest,
-  type AgentRecord,
-  type ClaimedTasks,
-  type ClaimNext,
-  type AgentStore, type OutputStore, type TargetStore, type TaskStore,
-  type TargetRecord,
-  type TaskRecord,
+import type {
+  AgentRecord,
+  AgentStore, OutputStore, TargetStore, TaskStore,
+  TargetRecord,
+  TaskRecord,
 } from './store/store.js';
 import type { TaskHub } from './task-hub.js';
 import type { TaskMachine } from './task-machine.js';
+import { SessionClaims, type NewClaim } from './session-claims.js';
 import { SessionTasks, type Report } from './session-tasks.js';
 import type { PresenceWriter } from './presence.js';
+
+/** A task claimed as it is created (AgentSession.claimNew); see server/session-claims.ts. */
+export type { NewClaim } from './session-claims.js';
 
 /** Where a session stands. */
 export type SessionState = 'handshaking' | 'active' | 'closed';
@@ -84,16 +90,6 @@ export interface SessionRegistry {
   unregister(session: AgentSession): void;
   /** The live session of an agent on this replica. */
   get(name: string): AgentSession | undefined;
-}
-
-/** A task claimed as it is created (AgentSession.claimNew). */
-export interface NewClaim {
-  /** The task to insert: claimed by the agent's session. */
-  task: TaskRecord;
-  /** The insert succeeded: the task goes down the stream. */
-  inserted(): void;
-  /** The insert failed: the session forgets the task. */
-  failed(): void;
 }
 
 /** What a session needs from the server. */
@@ -163,23 +159,15 @@ export class AgentSession {
   #childLogger: Logger | undefined;
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
-  #pumping = false;
-  /** Claims written or being written whose tasks are not yet in {@link running} (see {@link claiming}). */
-  #claiming = 0;
   /** Messages received on the stream (see {@link received}). */
   #received = 0;
-  #pumpAgain = false;
-  /**
-   * Whether ready tasks may be waiting for this agent: false once a claim
-   * found none left, true again on every wake (pump()); a task's exit looks
-   * for more only then, instead of asking the store after every exit.
-   */
-  #maybeReady = true;
   /** Per running task, the dropped-output total heartbeats reported: written, still to write, and when last written. */
   readonly #dropped = new Map<string, { written: number; pending: number; at: number }>();
   #lastSeenWrite = 0;
   /** The tasks running here, and their starts, output and exits (server/session-tasks.ts). */
   readonly #tasks: SessionTasks;
+  /** The pump and the claims of ready tasks for this agent (server/session-claims.ts). */
+  readonly #claims: SessionClaims;
   readonly #helloTimer: NodeJS.Timeout;
   readonly #unwatch: () => void;
 
@@ -198,19 +186,25 @@ export class AgentSession {
         },
         forgotten: (taskId) => this.#killsSent.delete(taskId),
         // A slot is free: tasks left waiting while the agent was full go now.
-        slotFreed: () => {
-          if (this.#maybeReady) this.pump();
-        },
-        claimOnExit: () => {
-          const next = this.#claimOnExit();
-          if (next) this.#claiming += 1;
-          return next;
-        },
-        claimSettled: () => {
-          this.#claiming -= 1;
-        },
-        claimedOnExit: (claimed, limit) => this.#claimedOnExit(claimed, limit),
+        slotFreed: () => this.#claims.slotFreed(),
+        claimOnExit: () => this.#claims.claimOnExit(),
+        claimSettled: () => this.#claims.claimSettled(),
+        claimedOnExit: (claimed, limit) => this.#claims.claimedOnExit(claimed, limit),
       },
+      deps,
+    );
+    this.#claims = new SessionClaims(
+      {
+        agentName: () => this.name,
+        bootId: () => this.bootId,
+        active: () => this.#state === 'active',
+        closed: () => this.#state === 'closed',
+        heard: () => this.#heard,
+        draining: () => this.draining,
+        write: (message) => this.#write(message),
+        logger: () => this.#logger,
+      },
+      this.#tasks,
       deps,
     );
     this.#helloTimer = setTimeout(() => {
@@ -249,7 +243,7 @@ export class AgentSession {
 
   /** A claim is under way: tasks it took may be stored as running for this boot before {@link running} has them. */
   get claiming(): boolean {
-    return this.#claiming > 0;
+    return this.#claims.claiming;
   }
 
   /**
@@ -448,11 +442,6 @@ export class AgentSession {
     this.#write({ message: { $case: 'ack', value: { taskId, seq: -1, done: true } } });
   }
 
-  /** Stops tracking a task that no longer runs in this session. */
-  #forget(taskId: string): void {
-    this.#tasks.forget(taskId);
-  }
-
   async #heartbeat(heartbeat: Heartbeat): Promise<void> {
     // An idle agent's heartbeat (no task progress, none pending) costs a clock read.
     if (heartbeat.tasks.length > 0 || this.#dropped.size > 0) await this.#keepDropped(heartbeat);
@@ -486,179 +475,14 @@ export class AgentSession {
     }
   }
 
-  /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them. */
+  /** Claims ready tasks for this agent, oldest first, up to its limit, and pushes them (server/session-claims.ts). */
   pump(): void {
-    this.#maybeReady = true;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    this.#pumping = true;
-    this.#pumpLoop()
-      .catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'))
-      .finally(() => {
-        this.#pumping = false;
-      });
+    this.#claims.pump();
   }
 
-  async #pumpLoop(): Promise<void> {
-    const { store, machine, options } = this.#deps;
-    do {
-      this.#pumpAgain = false;
-      while (this.#state === 'active' && this.#heard && !this.draining && this.running.size < options.maxTasksPerAgent) {
-        // As many as it has room for, in one store step where the store can.
-        const room = options.maxTasksPerAgent - this.running.size;
-        // Redaction rules are read when the tasks start (with the claim), so
-        // a tightened target applies at once.
-        this.#claiming += 1;
-        let claimed: Awaited<ReturnType<typeof claimReady>>;
-        try {
-          claimed = await claimReady(store, this.name, this.bootId, new Date(), room);
-          for (const task of claimed.tasks) machine.announce(task);
-          if ((this.#state as SessionState) !== 'closed') for (const task of claimed.tasks) this.#tasks.claimed(task);
-        } finally {
-          this.#claiming -= 1;
-        }
-        const { tasks, targets, exhausted } = claimed;
-        if ((this.#state as SessionState) === 'closed') return this.#requeue(tasks); // replaced while the claim was out
-        for (const task of tasks) await this.#push(task, targets.get(task.target) ?? null);
-        if (exhausted) {
-          this.#maybeReady = false;
-          break;
-        }
-      }
-    } while (this.#pumpAgain && this.#state === 'active');
-  }
-
-  /**
-   * Tasks claimed for this session after it closed (a claim takes several
-   * round trips on MongoDB; meanwhile the agent can resume on a new stream,
-   * whose Hello already reconciled the agent's tasks): they are claimed for
-   * this boot but nobody will push them, and the lease sweeper skips an
-   * agent with a live session. Each goes back to ready, only if nothing
-   * touched it since the claim, and the agent's live session is woken.
-   */
-  async #requeue(tasks: readonly TaskRecord[]): Promise<void> {
-    const { machine, dispatcher } = this.#deps;
-    for (const claimed of tasks) {
-      const untouched = (task: TaskRecord): boolean =>
-        task.status === 'running' && task.bootId === this.bootId && task.agent === this.name && task.started === null && task.events.length === claimed.events.length;
-      await machine.tryMoveDecided(claimed.id, (task) =>
-        untouched(task) ? { to: 'ready', context: { actor: 'system', reason: 'claimed for an agent stream that had closed; requeued', from: ['running'] } } : null,
-      );
-    }
-    if (tasks.length > 0) dispatcher.get(this.name)?.pump();
-  }
-
-  /**
-   * What an exit claims in its own write (SessionTasks.exit): the agent's
-   * next ready task, when the agent is full (so the exit frees its only
-   * room: running counts the exiting task until its write returns, and a
-   * pump meanwhile sees no room), ready tasks may be waiting, and no pump
-   * or claim is under way; null otherwise, and the freed slot goes to
-   * pump() as before. Oldest first and the limit hold as with a pump.
-   */
-  #claimOnExit(): ClaimNext | null {
-    const max = this.#deps.options.maxTasksPerAgent;
-    if (this.#state !== 'active' || !this.#heard || this.draining || this.#pumping || !this.#maybeReady || this.running.size !== max) return null;
-    return { agent: this.name, bootId: this.bootId, time: new Date(), limit: 1 };
-  }
-
-  /** Tasks an exit claimed in its write: run here, announced and pushed as a pump would. */
-  #claimedOnExit(claimed: ClaimedTasks, limit: number): void {
-    const { machine } = this.#deps;
-    if (claimed.tasks.length < limit) this.#maybeReady = false;
-    for (const task of claimed.tasks) machine.announce(task);
-    if (this.#state === 'closed') {
-      this.#requeue(claimed.tasks).catch((err: unknown) => this.#logger.error({ err }, 'could not requeue tasks claimed after the stream closed'));
-      return;
-    }
-    for (const task of claimed.tasks) this.#tasks.claimed(task);
-    // In order, outside the message queue (as a pump pushes).
-    const push = async (): Promise<void> => {
-      for (const task of claimed.tasks) await this.#push(task, claimed.targets.get(task.target) ?? null);
-    };
-    push().catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
-  }
-
-  /**
-   * Claims a task being created for this agent in the write that inserts
-   * it, instead of inserting it ready and claiming it in a second write
-   * (issue 18): only while the agent has room, no claim is under way and
-   * the last one found none of its ready tasks left, so it still gets them
-   * oldest first. Returns the task as claimed (ready, then running for this
-   * boot) for the caller to insert, and what to do once the insert is done
-   * or failed; null when the task is to be inserted ready as usual.
-   */
+  /** Claims a task being created for this agent in the write that inserts it (SessionClaims.claimNew, issue 18); null when it is to be inserted ready. */
   claimNew(task: TaskRecord, target: TargetRecord): NewClaim | null {
-    const max = this.#deps.options.maxTasksPerAgent;
-    if (this.#state !== 'active' || !this.#heard || this.draining || this.#pumping || this.#maybeReady || this.running.size >= max) return null;
-    const claimed = applyTransition(task, claimRequest(task.id, this.name, this.bootId, new Date()));
-    if (!claimed || claimed.agent !== this.name) return null;
-    this.#tasks.claimed(claimed);
-    return {
-      task: claimed,
-      // Only once it is stored: the agent's reports on it need the task.
-      inserted: () => {
-        this.#push(claimed, target).catch((err: unknown) => this.#logger.error({ err }, 'dispatch failed'));
-      },
-      // A repeat of a request id, or a failed insert: the slot is free
-      // again, and a task made ready meanwhile may have found it taken.
-      failed: () => {
-        this.#forget(claimed.id);
-        if (this.#maybeReady) this.pump();
-      },
-    };
-  }
-
-  /** Sends a claimed task down the stream, with its target's rules (fails it when its stored secrets cannot be opened). */
-  async #push(task: TaskRecord, target: TargetRecord | null): Promise<void> {
-    const { machine, options } = this.#deps;
-    let storedSecrets: Record<string, string> = {};
-    try {
-      storedSecrets = target?.secretProvider === 'stored' ? await this.#openSecrets(target.name) : {};
-    } catch (err) {
-      this.#forget(task.id);
-      await machine.tryMove(task.id, 'failure', {
-        actor: 'system',
-        reason: 'stored secrets unavailable',
-        from: ['running'],
-        patch: { finished: new Date(), failureReason: `could not start: ${(err as Error).message}` },
-      });
-      return;
-    }
-    this.#write({
-      message: {
-        $case: 'run',
-        value: {
-          taskId: task.id,
-          script: task.script,
-          type: task.type,
-          target: task.target,
-          createdBy: task.createdBy,
-          message: task.message,
-          timeoutMs: task.timeoutSeconds * 1000,
-          killGraceMs: options.killGraceMs,
-          redact: target?.redact ?? [],
-          customDetectors: target?.customDetectors ?? [],
-          secretProvider: target?.secretProvider ?? '',
-          secretPath: target?.secretPath ?? '',
-          secretMapping: target?.secretMapping ?? {},
-          userGroups: task.createdByGroups,
-          storedSecrets,
-          runAs: target?.runAs ?? '',
-        },
-      },
-    });
-  }
-
-  /** Decrypts a target's stored secrets for the agent that runs its task. */
-  async #openSecrets(target: string): Promise<Record<string, string>> {
-    const box = this.#deps.secretBox;
-    if (!box) throw new Error('the server has no secrets key (--secrets-key-file), so stored secrets cannot be opened');
-    const out: Record<string, string> = {};
-    for (const { key, sealed } of await this.#deps.store.listSecrets(target)) out[key] = box.open(target, key, sealed);
-    return out;
+    return this.#claims.claimNew(task, target);
   }
 
   /**

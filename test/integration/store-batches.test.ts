@@ -2,7 +2,7 @@
  * The Store's batch forms (claimReady, updateTaskWithOutput, insertEvents,
  * markPublished, recordsTaskEvents), through the functions the server
  * calls, so a store with a batch form and one falling back to the single
- * forms must agree: run against both stores like store-contract.test.ts.
+ * forms must agree: run against both stores like store-contract*.test.ts.
  */
 import { expect } from 'chai';
 import { openStore } from '../../server/store/open-store.js';
