@@ -42,7 +42,7 @@ export interface SessionTasksHost {
   claimOnExit(): ClaimNext | null;
   /** Tasks an exit claimed in its write (`claimOnExit` said how many at most): they run here now. */
   claimedOnExit(claimed: ClaimedTasks, limit: number): void;
-  /** The claim `claimOnExit` asked for is settled: its tasks (if any) are in {@link SessionTasks.running} or requeued. */
+  /** The claim `claimOnExit` asked for is settled: its tasks (if any) are in {@link SessionTasks.running}, or (the session closed) their requeue has begun. */
   claimSettled(): void;
 }
 
@@ -249,7 +249,7 @@ export class SessionTasks {
       if (claimed && next) this.#host.claimedOnExit(claimed, next.limit);
       else this.#host.slotFreed();
     } finally {
-      // What it claimed is in `running` (or requeued) by now.
+      // What it claimed is in `running` by now, or its requeue has begun.
       if (next) this.#host.claimSettled();
     }
   }

@@ -1,7 +1,8 @@
 /**
  * The storage contract. Two implementations keep it: {@link SqliteStore}
  * (embedded, the default) and {@link MongoStore} (production); one contract
- * suite (test/integration/store-contract.test.ts) runs against both.
+ * suite (test/integration/store-contract*.test.ts: tasks and claims, then
+ * the other records) runs against both.
  *
  * Every status change is conditional: it happens only if the task is still in
  * one of the expected statuses, and it appends its event in the same atomic
