@@ -11,24 +11,28 @@ type Listener = () => void;
 /** Told of every state change of any task (status, review, kill request), with the task as written. */
 type StateListener = (task: TaskRecord) => void;
 
+/** What a per-task subscriber hears of: every change, or only its state (status, events, review, kill request), not output. */
+export type Changes = 'all' | 'state';
+
 /** Per-task change notifications. */
 export class TaskHub {
-  readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #listeners: Record<Changes, Map<string, Set<Listener>>> = { all: new Map(), state: new Map() };
   readonly #stateListeners = new Set<StateListener>();
 
-  /** Calls `listener` on every change of the task until the returned function is called. */
-  subscribe(taskId: string, listener: Listener): () => void {
-    let set = this.#listeners.get(taskId);
+  /** Calls `listener` on every change of the task (`changes` 'state': not on output) until the returned function is called. */
+  subscribe(taskId: string, listener: Listener, changes: Changes = 'all'): () => void {
+    const byTask = this.#listeners[changes];
+    let set = byTask.get(taskId);
     if (!set) {
       set = new Set();
-      this.#listeners.set(taskId, set);
+      byTask.set(taskId, set);
     }
     set.add(listener);
     return () => {
-      const current = this.#listeners.get(taskId);
+      const current = byTask.get(taskId);
       if (!current) return;
       current.delete(listener);
-      if (current.size === 0) this.#listeners.delete(taskId);
+      if (current.size === 0) byTask.delete(taskId);
     };
   }
 
@@ -48,8 +52,11 @@ export class TaskHub {
    * output grew.
    */
   notify(taskId: string, task?: TaskRecord): void {
-    const set = this.#listeners.get(taskId);
-    if (set) for (const listener of [...set]) listener();
-    if (task) for (const listener of [...this.#stateListeners]) listener(task);
+    const all = this.#listeners.all.get(taskId);
+    if (all) for (const listener of [...all]) listener();
+    if (!task) return;
+    const state = this.#listeners.state.get(taskId);
+    if (state) for (const listener of [...state]) listener();
+    for (const listener of [...this.#stateListeners]) listener(task);
   }
 }

@@ -27,7 +27,7 @@ import { taskToWire } from '../convert.js';
 import { applyOnce, bindRequest, bindRequestAndInsert, completeRequest, isRepeat, priorRequest, requestOf } from '../request-ids.js';
 import { applyReview, requiredReviews } from '../review.js';
 import { applyTransition, unstartedFields, type RequestRecord, type OutputStore, type RequestStore, type TargetStore, type TaskStore, type UserStore, type TargetRecord, type TaskRecord } from '../store/store.js';
-import type { TaskHub } from '../task-hub.js';
+import type { Changes, TaskHub } from '../task-hub.js';
 import type { TaskMachine } from '../task-machine.js';
 import type { NewClaim } from '../agent-session.js';
 import { checkSize, checkTimeout, checkType } from '../validate.js';
@@ -42,13 +42,23 @@ const LOG_READ_AHEAD_BYTES = 1024 * 1024;
 /** How often a follower re-reads the store without a local notification, in ms. */
 const FOLLOW_POLL_MS = 1000;
 /** Resolves when the task changes (hub notification), after `pollMs`, or on abort. */
-function changeOrTimeout(hub: TaskHub, id: string, signal: AbortSignal, pollMs: number): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
+function changeOrTimeout(
+  hub: TaskHub,
+  id: string,
+  signal: AbortSignal,
+  pollMs: number,
+  changes: Changes,
+): { wait: () => Promise<void>; close: () => void; changed: () => boolean } {
   let changed = true;
   const wakeup = new Wakeup();
-  const unsubscribe = hub.subscribe(id, () => {
-    changed = true;
-    wakeup.wake();
-  });
+  const unsubscribe = hub.subscribe(
+    id,
+    () => {
+      changed = true;
+      wakeup.wake();
+    },
+    changes,
+  );
   return {
     changed: () => {
       const was = changed;
@@ -352,7 +362,10 @@ export function taskService(
     const { signal } = ctx;
     await visibleTask(ctx.user, req.id);
     ctx.recheck = async (user) => void (await visibleTask(user, req.id));
-    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
+    // Its state only: a running task's output changes nothing WatchTask sends
+    // (output_bytes is set when it ends), and a watcher re-read the task for
+    // every stored chunk.
+    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS, 'state');
     try {
       let sent = '';
       for (;;) {
@@ -384,7 +397,7 @@ export function taskService(
     ctx.recheck = async (user) => void (await visibleTask(user, req.id));
     // Subscribe before the first read so no change between a read and the
     // wait is missed.
-    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS);
+    const changes = changeOrTimeout(hub, req.id, signal, FOLLOW_POLL_MS, 'all');
     try {
       let lastSeq = -1;
       let first = true;

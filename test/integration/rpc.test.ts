@@ -7,9 +7,12 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { expect } from 'chai';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from '../../shared/logger.js';
-import type { GetTaskLogsResponse, WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
+import { TaskStatus, type GetTaskLogsResponse, type WatchTaskResponse } from '../../gen/taskgate/v1/task.js';
 import { eventually } from '../helpers/eventually.js';
 import { Harness } from '../helpers/harness.js';
 import { STORE_KINDS } from '../helpers/stores.js';
@@ -74,6 +77,34 @@ describe('RPC layer', function () {
     expect(followed?.details).to.equal('server stopping; follow again');
     expect(watchedEnd.code).to.equal(status.UNAVAILABLE);
     expect(watchedEnd.details).to.equal('server stopping; follow again');
+  });
+
+  it('has a watcher read the task at its state changes, not at every stored chunk of its output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskgate-rpc-'));
+    chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
+    try {
+      await h.createTarget('plain', 'a1');
+      // 1 KiB chunks: seq's 1.3 MB comes as about 1,300 chunks.
+      await h.startAgent('a1', { workDir: join(dir, 'a1'), maxChunkBytes: 1024 });
+      const getTasks = async (): Promise<number> => {
+        const metric = await h.server.metrics.registry.getSingleMetric('taskgate_store_operation_seconds')!.get();
+        return (metric.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>).find((v) => v.metricName === 'taskgate_store_operation_seconds_count' && v.labels.op === 'getTask')?.value ?? 0;
+      };
+      const task = await h.createTask('plain', 'seq 1 200000');
+      const before = await getTasks();
+      const watcher = h.api.tasks.watchTask({ id: task.id }, h.api.metadata);
+      const seen: WatchTaskResponse[] = [];
+      watcher.on('data', (m: WatchTaskResponse) => seen.push(m));
+      await ending(watcher as AsyncIterable<unknown>);
+      const reads = (await getTasks()) - before;
+      const chunks = (await h.store.chunkStats(task.id)).chunks;
+      expect(seen.at(-1)?.task?.status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
+      expect(chunks).to.be.above(500);
+      // The opening check, one read per state it saw, and a few polls (its 1 s timer).
+      expect(reads, `${reads} task reads for ${chunks} chunks`).to.be.below(20);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('counts a stream the client cancelled as CANCELLED, and logs no error for it', async () => {
