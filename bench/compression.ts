@@ -85,7 +85,7 @@ const CODECS: Codec[] = [
       const packed = packChunk(b);
       return Buffer.concat([Buffer.of(packed.encoding), packed.data]);
     },
-    decompress: async (b, rawLength) => unpackChunk(b.subarray(1), b[0]!, rawLength, { taskId: 'bench', seq: 0 }),
+    decompress: async (b, rawLength) => unpackChunk(b.subarray(1), b[0]!, rawLength, { taskId: 'bench', seq: 0, offset: 0 }),
   },
 ];
 

@@ -21,7 +21,7 @@ import type { ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/logger.js';
-import { InvalidArgumentError, NotFoundError, UnauthenticatedError } from '../shared/errors.js';
+import { DataLossError, InvalidArgumentError, NotFoundError, UnauthenticatedError } from '../shared/errors.js';
 import { maySeeTask } from './access.js';
 import type { Authenticator, Principal } from './auth.js';
 import type { AuthFailureLimits, RateLimits } from './rate-limits.js';
@@ -77,6 +77,8 @@ const LINK_MS = 24 * 60 * 60 * 1000;
 const MAX_SIGN_IN_BYTES = 16 * 1024;
 /** Chunks read from the store per round trip when sending a download. */
 const DOWNLOAD_BATCH = 256;
+/** …and bytes (4 MiB) per store read. */
+const DOWNLOAD_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * One-time sign-in links (`taskgate dev` prints one): a random code that
@@ -129,6 +131,7 @@ const HTTP_OF: Partial<Record<Code, [number, string]>> = {
   [Code.NOT_FOUND]: [404, 'not_found'],
   [Code.RESOURCE_EXHAUSTED]: [429, 'resource_exhausted'],
   [Code.UNAVAILABLE]: [503, 'unavailable'],
+  [Code.DATA_LOSS]: [500, 'data_loss'],
 };
 
 /** The console's routes in front of `options.api`. */
@@ -220,6 +223,9 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
     limits.call(principal);
     const task = principal.kind === 'user' ? await store.getTask(id) : null;
     if (principal.kind !== 'user' || !task || !maySeeTask(principal, task, await store.getTarget(task.target))) throw new NotFoundError(`task ${id} not found`);
+    // The first batch before the header: output that cannot be read from
+    // its start is refused with a status and a line, not a cut connection.
+    let chunks = req.method === 'HEAD' ? [] : await store.readChunks(id, { afterSeq: -1 }, DOWNLOAD_BATCH, DOWNLOAD_BATCH_BYTES);
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-disposition': `attachment; filename="task-${id}.log"`,
@@ -231,15 +237,12 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
     if (req.method === 'HEAD') return void res.end();
     const release = limits.openStream(principal);
     try {
-      let after = -1;
-      for (;;) {
-        const chunks = await store.readChunks(id, { afterSeq: after }, DOWNLOAD_BATCH, 4 * 1024 * 1024);
+      while (chunks.length > 0) {
         for (const chunk of chunks) {
-          after = chunk.seq;
           if (!(res as ServerResponse).write(chunk.data)) await drained(res);
           if (res.destroyed) return;
         }
-        if (chunks.length === 0) break;
+        chunks = await store.readChunks(id, { afterSeq: chunks.at(-1)!.seq }, DOWNLOAD_BATCH, DOWNLOAD_BATCH_BYTES);
       }
       res.end();
     } finally {
@@ -264,7 +267,10 @@ export function consoleRoutes(options: ConsoleRoutesOptions): NodeHandler {
       return files.serve(req, res, path);
     };
     route().catch((err: unknown) => {
+      if (err instanceof DataLossError) logger.error({ err, path }, 'stored data could not be read; the request ends DATA_LOSS');
       if (res.headersSent) {
+        // Too late for a status: the download is cut short, which the browser shows as failed.
+        if (!(err instanceof DataLossError)) logger.warn({ err, path }, 'an HTTP response failed after its header was sent');
         res.destroy();
         return;
       }

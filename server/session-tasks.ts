@@ -118,7 +118,8 @@ export class SessionTasks {
   readonly #host: SessionTasksHost;
   readonly #deps: SessionTasksDeps;
   /** Next expected output seq per task (lazily loaded from the store). */
-  readonly #nextSeq = new Map<string, number>();
+  /** Per running task, the seq and offset its next chunk must have. */
+  readonly #next = new Map<string, { seq: number; offset: number }>();
   /** Running tasks this session claimed itself, as claimed: assigned to this agent without asking the store. */
   readonly #claimedHere = new Map<string, TaskRecord>();
   /** Start times not yet written (see {@link started}), by task. */
@@ -184,26 +185,31 @@ export class SessionTasks {
     if (data.length > MAX_CHUNK_BYTES) {
       throw new InvalidArgumentError(`output chunk of ${data.length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`);
     }
-    const expected = await this.#expectedSeq(taskId);
-    if (seq > expected) {
-      throw new InvalidArgumentError(`task ${taskId}: output seq ${seq} arrived before seq ${expected}`);
+    const expected = await this.#expected(taskId);
+    if (seq > expected.seq) {
+      throw new InvalidArgumentError(`task ${taskId}: output seq ${seq} arrived before seq ${expected.seq}`);
     }
-    if (seq === expected) {
+    if (seq === expected.seq) {
+      // Output is one run of bytes from 0: each chunk starts where the last
+      // ended (what range reads and the stored counts rely on).
+      if (output.offset !== expected.offset) {
+        throw new InvalidArgumentError(`task ${taskId}: output chunk ${seq} starts at offset ${output.offset}, not at ${expected.offset} where the output stored so far ends`);
+      }
       if (!(await this.#deps.store.putChunkIfRunning({ taskId, seq, offset: output.offset, data: Buffer.from(data) }))) {
         // It ended meanwhile without its exit (given up elsewhere).
         this.forget(taskId);
         return this.#host.notHeld(taskId, 'output');
       }
       this.#deps.metrics.output(data.length);
-      this.#nextSeq.set(taskId, seq + 1);
+      this.#next.set(taskId, { seq: seq + 1, offset: output.offset + data.length });
       this.#deps.hub.notify(taskId);
     }
     // seq < expected is a resend of a stored chunk: acknowledge it again.
-    this.#host.write({ message: { $case: 'ack', value: { taskId, seq: (this.#nextSeq.get(taskId) ?? 0) - 1, done: false } } });
+    this.#host.write({ message: { $case: 'ack', value: { taskId, seq: (this.#next.get(taskId)?.seq ?? 0) - 1, done: false } } });
   }
 
-  async #expectedSeq(taskId: string): Promise<number> {
-    let next = this.#nextSeq.get(taskId);
+  async #expected(taskId: string): Promise<{ seq: number; offset: number }> {
+    let next = this.#next.get(taskId);
     if (next === undefined) {
       if (!this.#claimedHere.has(taskId)) {
         const task = await this.#deps.store.getTask(taskId);
@@ -211,8 +217,9 @@ export class SessionTasks {
           throw new PermissionDeniedError(`task ${taskId} is not assigned to agent "${this.#host.agentName()}"`);
         }
       }
-      next = (await this.#deps.store.chunkStats(taskId)).chunks;
-      this.#nextSeq.set(taskId, next);
+      const stored = await this.#deps.store.chunkStats(taskId);
+      next = { seq: stored.chunks, offset: stored.bytes };
+      this.#next.set(taskId, next);
     }
     return next;
   }
@@ -257,7 +264,7 @@ export class SessionTasks {
   /** Stops tracking a task that no longer runs in this session. */
   forget(taskId: string): void {
     this.running.delete(taskId);
-    this.#nextSeq.delete(taskId);
+    this.#next.delete(taskId);
     this.#claimedHere.delete(taskId);
     this.#startedPending.delete(taskId);
     this.#host.forgotten(taskId);

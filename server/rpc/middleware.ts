@@ -5,7 +5,7 @@
  * open-stream check. Each is applied once per method
  * when a service is added, so a call pays only for what it runs.
  */
-import { CancelledError, InvalidArgumentError } from '../../shared/errors.js';
+import { CancelledError, DataLossError, InvalidArgumentError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { authorize, authorizeAgent } from '../access.js';
 import type { Authenticator, UserPrincipal } from '../auth.js';
@@ -48,6 +48,8 @@ export function mapErrors(logger: Logger): Middleware {
       if (signal.aborted && !(err instanceof RpcError)) {
         return toRpcError(signal.reason, (reason) => logger.error({ err: reason, method: method.name }, 'unexpected abort reason'));
       }
+      // Damaged stored data is the operator's to hear of, not only the caller's.
+      if (err instanceof DataLossError) logger.error({ err, method: method.name }, 'stored data could not be read; the call ends DATA_LOSS');
       return toRpcError(err, (bug) => logger.error({ err: bug, method: method.name }, 'unexpected error in handler'));
     };
     const streaming = method.kind === 'server-streaming';

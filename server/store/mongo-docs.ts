@@ -171,6 +171,6 @@ export function toRequestDoc(_id: string, record: RequestRecord): RequestDoc {
 export function toChunk(doc: ChunkDoc): ChunkRecord {
   const bytes = doc.data.buffer;
   const stored = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const data = unpackChunk(stored, doc.encoding ?? ChunkEncoding.RAW, doc.end - doc.offset, { taskId: doc.taskId, seq: doc.seq });
+  const data = unpackChunk(stored, doc.encoding ?? ChunkEncoding.RAW, doc.end - doc.offset, { taskId: doc.taskId, seq: doc.seq, offset: doc.offset });
   return { taskId: doc.taskId, seq: doc.seq, offset: doc.offset, data };
 }

@@ -48,7 +48,7 @@ import {
   taskAudience,
 } from './store.js';
 import { TaskWrites } from './task-writes.js';
-import { ChunkEncoding, packChunk, type PackedChunk } from './chunk-packing.js';
+import { ChunkEncoding, packChunk, unpackBatch, type PackedChunk } from './chunk-packing.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 import { newTarget } from './record-codecs.js';
 import {
@@ -343,7 +343,7 @@ export class MongoStore extends TaskWrites implements Store {
     } finally {
       await found.close();
     }
-    return docs.map(toChunk);
+    return unpackBatch(docs, toChunk);
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {

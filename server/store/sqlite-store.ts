@@ -58,7 +58,7 @@ import {
   type StoredDoc,
 } from './record-codecs.js';
 import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
-import { packChunk, unpackChunk, type PackedChunk } from './chunk-packing.js';
+import { packChunk, unpackBatch, unpackChunk, type PackedChunk } from './chunk-packing.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
@@ -117,10 +117,17 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async init(): Promise<void> {
-    for (const { table, column, sql } of MIGRATIONS) {
-      const columns = this.#statement(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[];
-      if (columns.length > 0 && !columns.some((c) => c.name === column)) this.#db.exec(sql);
-    }
+    // Looked up and added in one write transaction: two processes opening
+    // an older data directory at once (a restart overlapping the old
+    // process) add each column once.
+    this.#db
+      .transaction(() => {
+        for (const { table, column, sql } of MIGRATIONS) {
+          const columns = this.#statement(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[];
+          if (columns.length > 0 && !columns.some((c) => c.name === column)) this.#db.exec(sql);
+        }
+      })
+      .immediate();
     const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
     this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
@@ -348,11 +355,11 @@ export class SqliteStore extends TaskWrites implements Store {
       bytes += row.end_offset - row.offset;
       if (bytes >= maxBytes) break;
     }
-    return found.map((row) => ({
+    return unpackBatch(found, (row) => ({
       taskId: row.task_id,
       seq: row.seq,
       offset: row.offset,
-      data: unpackChunk(row.data, row.encoding, row.end_offset - row.offset, { taskId: row.task_id, seq: row.seq }),
+      data: unpackChunk(row.data, row.encoding, row.end_offset - row.offset, { taskId: row.task_id, seq: row.seq, offset: row.offset }),
     }));
   }
 

@@ -312,6 +312,26 @@ for (const kind of STORE_KINDS) {
       expect([done.status, output.toString()]).to.deep.equal([TaskStatus.TASK_STATUS_SUCCESS, 'hi\r\n']);
     });
 
+    it('ends a stream whose output chunk does not start where the stored output ends, storing nothing of it', async () => {
+      await h.createTarget('to', 'o1');
+      const token = await h.agentToken('o1');
+      const task = await h.createTask('to', 'echo hi');
+      const stream = raw(token);
+      stream.hello({ name: 'o1', bootId: randomId() });
+      await stream.welcome();
+      stream.send({ $case: 'heartbeat', value: { tasks: [] } });
+      await stream.next((m) => m.message?.$case === 'run');
+      stream.send({ $case: 'started', value: { taskId: task.id, time: new Date(), pid: 1 } });
+      stream.send({ $case: 'output', value: { taskId: task.id, seq: 0, offset: 0, data: Buffer.from('hi\r\n') } });
+      await stream.next(isAck(task.id));
+      // Next to the 2^53 edge, where an end offset would round (a stolen token's agent).
+      stream.send({ $case: 'output', value: { taskId: task.id, seq: 1, offset: Number.MAX_SAFE_INTEGER - 1, data: randomBytes(1025) } });
+      const ending = await stream.ended;
+      expect([ending.code, ending.details]).to.deep.equal(['INVALID_ARGUMENT', `task ${task.id}: output chunk 1 starts at offset ${Number.MAX_SAFE_INTEGER - 1}, not at 4 where the output stored so far ends`]);
+      expect(await h.store.chunkStats(task.id)).to.deep.equal({ chunks: 1, bytes: 4 });
+      expect((await h.logs(task.id, { follow: false })).output.toString()).to.equal('hi\r\n');
+    });
+
     it("writes a running task's dropped-output total at most once a second, however often heartbeats report it", async function () {
       this.timeout(15_000);
       await h.createTarget('tp', 'p1');

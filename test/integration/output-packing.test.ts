@@ -9,16 +9,26 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { MongoClient } from 'mongodb';
 import { randomBytes } from 'node:crypto';
+import { brotliDecompressSync } from 'node:zlib';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TaskStatus } from '../../gen/taskgate/v1/task.js';
+import { pino } from 'pino';
+import { TaskStatus, type GetTaskLogsResponse } from '../../gen/taskgate/v1/task.js';
+import { ChunkEncoding, packChunk, unpackChunk } from '../../server/store/chunk-packing.js';
 import { openStore } from '../../server/store/open-store.js';
+import { MAX_CHUNK_BYTES } from '../../shared/limits.js';
 import type { Store } from '../../server/store/store.js';
 import { DataLossError } from '../../shared/errors.js';
 import { Harness } from '../helpers/harness.js';
 import { taskRecord } from '../helpers/records.js';
 import { STORE_KINDS, type StoreLocation } from '../helpers/stores.js';
+
+/** A line the server logged, parsed. */
+interface LogLine {
+  level: number;
+  msg: string;
+}
 
 /** `bytes` of an ordinary access log (each line differs: ids, times, sizes). */
 function accessLog(bytes: number, seed = 1): Buffer {
@@ -47,6 +57,34 @@ async function storedChunks(location: StoreLocation, taskId: string): Promise<Ar
   const db = new Database(join(location.options.dataDir!, 'taskgate.db'), { readonly: true });
   try {
     return db.prepare('SELECT seq, length(data) AS bytes, encoding FROM chunks WHERE task_id = ? ORDER BY seq').all(taskId) as Array<{ seq: number; bytes: number; encoding: number }>;
+  } finally {
+    db.close();
+  }
+}
+
+/** How many bytes a brotli stream decodes to; -1 when it does not decode. */
+function decodedLength(stream: Buffer): number {
+  try {
+    return brotliDecompressSync(stream).length;
+  } catch {
+    return -1;
+  }
+}
+
+/** A stored chunk's bytes as the store holds them. */
+async function storedData(location: StoreLocation, taskId: string, seq: number): Promise<Buffer> {
+  if (location.options.mongodbUri) {
+    const client = await MongoClient.connect(location.options.mongodbUri);
+    try {
+      const doc = await client.db(mongoDbName(location)).collection('chunks').findOne({ taskId, seq });
+      return Buffer.from((doc!.data as { buffer: Uint8Array }).buffer);
+    } finally {
+      await client.close();
+    }
+  }
+  const db = new Database(join(location.options.dataDir!, 'taskgate.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT data FROM chunks WHERE task_id = ? AND seq = ?').get(taskId, seq) as { data: Buffer }).data;
   } finally {
     db.close();
   }
@@ -173,10 +211,81 @@ for (const kind of STORE_KINDS) {
       expect(err).to.be.instanceOf(DataLossError);
       expect((err as Error).message).to.include(t.id).and.include('chunk 0');
     });
+
+    it('never serves a packed chunk that one flipped bit changed: its checksum refuses it', async () => {
+      const t = taskRecord({ status: 'running' });
+      await store.insertTask(t);
+      const log = accessLog(65536);
+      await store.putChunk({ taskId: t.id, seq: 0, offset: 0, data: log });
+      const stored = await storedData(location, t.id, 0);
+      // Every flip of a bit past the checksum that still decodes to the
+      // chunk's length (brotli has no checksum: many do, to other bytes).
+      let decodedWrong = 0;
+      for (let bit = 32; bit < stored.length * 8; bit += 13) {
+        const d = Buffer.from(stored);
+        d[bit >> 3]! ^= 1 << (bit & 7);
+        const read = (() => {
+          try {
+            return unpackChunk(d, ChunkEncoding.BROTLI, log.length, { taskId: t.id, seq: 0, offset: 0 });
+          } catch (err) {
+            expect(err).to.be.instanceOf(DataLossError);
+            return null;
+          }
+        })();
+        expect(read === null || read.equals(log), `bit ${bit}: altered bytes served`).to.equal(true);
+        if (read === null && decodedLength(d.subarray(4)) === log.length) decodedWrong += 1;
+      }
+      expect(decodedWrong, 'some flips decode to the right length: only the checksum catches them').to.be.above(0);
+      // Through the store too.
+      const d = Buffer.from(stored);
+      d[stored.length >> 1]! ^= 0x10;
+      await damage(location, t.id, 0, d);
+      expect(await store.readChunks(t.id, { afterSeq: -1 }, 10).then(() => null, (e: unknown) => e)).to.be.instanceOf(DataLossError);
+    });
+
+    it('refuses a packed chunk that decodes cleanly to fewer bytes than its offsets say', async () => {
+      const t = taskRecord({ status: 'running' });
+      await store.insertTask(t);
+      await store.putChunk({ taskId: t.id, seq: 0, offset: 0, data: accessLog(20_000) });
+      const shorter = packChunk(accessLog(19_000));
+      expect(shorter.encoding).to.equal(ChunkEncoding.BROTLI);
+      await damage(location, t.id, 0, shorter.data);
+      const err = (await store.readChunks(t.id, { afterSeq: -1 }, 10).then(() => null, (e: unknown) => e)) as Error;
+      expect(err).to.be.instanceOf(DataLossError);
+      expect(err.message).to.equal(
+        `stored output of task ${t.id} is damaged at chunk 0 (bytes 0-20000): it decompresses to 19000 bytes where its offsets say 20000; read from offset 20000 to skip it`,
+      );
+    });
+
+    it('returns the intact chunks before a damaged one, and refuses the damaged one when a read starts at it', async () => {
+      const t = taskRecord({ status: 'running' });
+      await store.insertTask(t);
+      const parts = [0, 1, 2, 3].map((i) => accessLog(8192, i + 10));
+      for (const [seq, data] of parts.entries()) await store.putChunk({ taskId: t.id, seq, offset: seq * 8192, data });
+      await damage(location, t.id, 2, Buffer.from('not brotli at all, not at all'));
+      const first = await store.readChunks(t.id, { afterSeq: -1 }, 10);
+      expect(first.map((c) => c.seq)).to.deep.equal([0, 1]);
+      expect(Buffer.concat(first.map((c) => c.data)).equals(Buffer.concat(parts.slice(0, 2)))).to.equal(true);
+      const err = (await store.readChunks(t.id, { afterSeq: 1 }, 10).then(() => null, (e: unknown) => e)) as Error;
+      expect(err).to.be.instanceOf(DataLossError);
+      expect(err.message).to.match(/damaged at chunk 2 \(bytes 16384-24576\).*read from offset 24576 to skip it$/);
+      // Past it, the rest reads.
+      expect((await store.readChunks(t.id, { fromOffset: 24576 }, 10)).map((c) => c.seq)).to.deep.equal([3]);
+    });
+
+    it('refuses, before decoding, a packed chunk whose offsets claim more than the chunk limit, and an encoding it does not know', async () => {
+      expect(() => unpackChunk(Buffer.alloc(10), ChunkEncoding.BROTLI, MAX_CHUNK_BYTES + 1, { taskId: 'T', seq: 4, offset: 0 })).to.throw(
+        DataLossError,
+        `stored output of task T is damaged at chunk 4 (bytes 0-${MAX_CHUNK_BYTES + 1}): its offsets give it ${MAX_CHUNK_BYTES + 1} bytes, past the ${MAX_CHUNK_BYTES}-byte chunk limit; read from offset ${MAX_CHUNK_BYTES + 1} to skip it`,
+      );
+      expect(() => unpackChunk(Buffer.alloc(10), 7, 10, { taskId: 'T', seq: 4, offset: 100 })).to.throw(DataLossError, 'it is in encoding 7, which this version of Taskgate cannot read (written by a newer one?)');
+      expect(() => unpackChunk(Buffer.alloc(10), ChunkEncoding.RAW, 11, { taskId: 'T', seq: 4, offset: 100 })).to.throw(DataLossError, 'it holds 10 bytes where its offsets say 11');
+    });
   });
 
   describe(`a damaged stored chunk through the API: ${kind.name}`, function () {
     let h: Harness;
+    const lines: LogLine[] = [];
     let location: StoreLocation;
     let dir: string;
 
@@ -186,7 +295,8 @@ for (const kind of STORE_KINDS) {
       location = loc;
       dir = mkdtempSync(join(tmpdir(), 'taskgate-packing-'));
       chmodSync(dir, 0o711); // agent work dirs inside: tasks run as users of their own
-      h = await Harness.start(location);
+      lines.length = 0;
+      h = await Harness.start(location, { httpListen: '127.0.0.1:0', logger: pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) }) });
     });
 
     afterEach(async () => {
@@ -221,6 +331,43 @@ for (const kind of STORE_KINDS) {
       expect((await h.getTask(t.id)).status).to.equal(TaskStatus.TASK_STATUS_SUCCESS);
       const other = await h.createTask('logs', 'echo still here');
       expect((await h.finished(other.id)).output.toString()).to.equal('still here\r\n');
+    });
+
+    it('delivers the intact output before a damaged chunk, then DATA_LOSS naming the bytes to skip, and logs it for the operator', async () => {
+      const t = taskRecord({ status: 'success' });
+      await h.store.insertTask(t);
+      const parts = [0, 1, 2, 3].map((i) => accessLog(8192, i + 10));
+      for (const [seq, data] of parts.entries()) await h.store.putChunk({ taskId: t.id, seq, offset: seq * 8192, data });
+      await damage(location, t.id, 2, Buffer.from('not brotli at all, not at all'));
+      const call = h.api.tasks.getTaskLogs({ id: t.id, offset: 0, follow: false, limitBytes: 0, tailBytes: 0 }, h.api.metadata);
+      const got: Buffer[] = [];
+      let err: (Error & { code?: number; details?: string }) | null = null;
+      try {
+        for await (const m of call as AsyncIterable<GetTaskLogsResponse>) if (m.event?.$case === 'chunk') got.push(Buffer.from(m.event.value.data));
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.code, String(err)).to.equal(15); // DATA_LOSS
+      expect(Buffer.concat(got).equals(Buffer.concat(parts.slice(0, 2))), 'bytes 0-16383 delivered as stored').to.equal(true);
+      expect(err?.details).to.match(/damaged at chunk 2 \(bytes 16384-24576\).*read from offset 24576 to skip it$/);
+      // What it says works: the rest reads from there.
+      const rest = await h.logs(t.id, { follow: false, offset: 24576 });
+      expect(rest.output.equals(parts[3]!)).to.equal(true);
+      expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).to.include('stored data could not be read; the call ends DATA_LOSS');
+    });
+
+    it('refuses a console download of output damaged at its start with 500 data_loss and the line, not a cut connection', async () => {
+      const t = taskRecord({ status: 'success' });
+      await h.store.insertTask(t);
+      const parts = [0, 1].map((i) => accessLog(8192, i + 20));
+      for (const [seq, data] of parts.entries()) await h.store.putChunk({ taskId: t.id, seq, offset: seq * 8192, data });
+      await damage(location, t.id, 0, Buffer.from('not brotli at all, not at all'));
+      const res = await fetch(`${h.server.httpUrl!}/download/tasks/${t.id}/output`, { headers: { authorization: `Bearer ${h.adminToken}` } });
+      expect(res.status).to.equal(500);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).to.equal('data_loss');
+      expect(body.message).to.match(new RegExp(`^stored output of task ${t.id} is damaged at chunk 0 \\(bytes 0-8192\\)`));
+      expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).to.include('stored data could not be read; the request ends DATA_LOSS');
     });
   });
 }
