@@ -17,7 +17,7 @@
  * hand it on, so the lock costs round trips only against other processes'
  * writers and at the ends of a run of local ones).
  */
-import { Binary, MongoClient, type Collection, type Db, type Filter } from 'mongodb';
+import { MongoClient, type Collection, type Db, type Filter } from 'mongodb';
 import { AlreadyExistsError, UnavailableError } from '../../shared/errors.js';
 import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/task-status.js';
 import {
@@ -48,7 +48,7 @@ import {
   taskAudience,
 } from './store.js';
 import { TaskWrites } from './task-writes.js';
-import { ChunkEncoding, packChunk, unpackBatch, type PackedChunk } from './chunk-packing.js';
+import { MongoChunks } from './mongo-chunks.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 import { newTarget } from './record-codecs.js';
 import {
@@ -57,7 +57,6 @@ import {
   onlyDuplicateKeys,
   toAgent,
   toAgentDoc,
-  toChunk,
   toDelivery,
   toDeliveryDoc,
   toEvent,
@@ -113,6 +112,8 @@ export class MongoStore extends TaskWrites implements Store {
   readonly #db: Db;
   readonly #tasks: Collection<TaskDoc>;
   readonly #chunks: Collection<ChunkDoc>;
+  /** Output chunks (server/store/mongo-chunks.ts). */
+  readonly #output: MongoChunks;
   readonly #targets: Collection<TargetDoc>;
   readonly #agents: Collection<AgentDoc>;
   readonly #tokens: Collection<TokenDoc>;
@@ -133,6 +134,7 @@ export class MongoStore extends TaskWrites implements Store {
     this.#db = this.#client.db(options.dbName ?? (new URL(options.uri).pathname.slice(1) || 'taskgate'));
     this.#tasks = this.#db.collection<TaskDoc>('tasks');
     this.#chunks = this.#db.collection<ChunkDoc>('chunks');
+    this.#output = new MongoChunks(this.#chunks, this.#tasks);
     this.#targets = this.#db.collection<TargetDoc>('targets');
     this.#agents = this.#db.collection<AgentDoc>('agents');
     this.#tokens = this.#db.collection<TokenDoc>('tokens');
@@ -297,53 +299,15 @@ export class MongoStore extends TaskWrites implements Store {
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
-    await this.#insertChunk(chunk, packChunk(chunk.data));
+    await this.#output.put(chunk);
   }
 
   async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
-    // Not atomic with a status change made meanwhile by another replica (no
-    // transactions here); the session that stores a task's output is also
-    // the one that finishes it, one message at a time, so only another
-    // replica giving the task up can fall between the check and the insert.
-    const task = await this.#tasks.findOne({ _id: chunk.taskId }, { projection: { status: 1 } });
-    if (task?.status !== 'running') return false;
-    await this.#insertChunk(chunk, packChunk(chunk.data));
-    return true;
-  }
-
-  async #insertChunk(chunk: ChunkRecord, packed: PackedChunk): Promise<void> {
-    try {
-      await this.#chunks.insertOne({
-        _id: `${chunk.taskId}:${chunk.seq}`,
-        taskId: chunk.taskId,
-        seq: chunk.seq,
-        offset: chunk.offset,
-        end: chunk.offset + chunk.data.length,
-        data: new Binary(packed.data),
-        ...(packed.encoding === ChunkEncoding.RAW ? {} : { encoding: packed.encoding }),
-      });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    return this.#output.putIfRunning(chunk);
   }
 
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
-    const filter: Filter<ChunkDoc> =
-      'afterSeq' in cursor ? { taskId, seq: { $gt: cursor.afterSeq } } : { taskId, end: { $gt: cursor.fromOffset } };
-    // Small batches, stopped at maxBytes: a reader never holds much more.
-    const found = this.#chunks.find(filter).sort({ seq: 1 }).limit(limit).batchSize(Math.min(limit, 16));
-    const docs: ChunkDoc[] = [];
-    let bytes = 0;
-    try {
-      for await (const doc of found) {
-        docs.push(doc);
-        bytes += doc.end - doc.offset;
-        if (bytes >= maxBytes) break;
-      }
-    } finally {
-      await found.close();
-    }
-    return unpackBatch(docs, toChunk);
+    return this.#output.read(taskId, cursor, limit, maxBytes);
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
@@ -353,13 +317,7 @@ export class MongoStore extends TaskWrites implements Store {
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
-    // Chunks are stored contiguously from offset 0, so the bytes are the
-    // last chunk's end. (FerretDB v1's $group cannot $sum a field.)
-    const [chunks, last] = await Promise.all([
-      this.#chunks.countDocuments({ taskId }),
-      this.#chunks.findOne({ taskId }, { sort: { seq: -1 }, projection: { end: 1 } }),
-    ]);
-    return { chunks, bytes: last?.end ?? 0 };
+    return this.#output.stats(taskId);
   }
 
   async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {

@@ -58,7 +58,7 @@ import {
   type StoredDoc,
 } from './record-codecs.js';
 import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
-import { packChunk, unpackBatch, unpackChunk, type PackedChunk } from './chunk-packing.js';
+import { SqliteChunks } from './sqlite-chunks.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
@@ -77,15 +77,6 @@ interface DocRow {
   doc: string;
 }
 
-interface ChunkRow {
-  task_id: string;
-  seq: number;
-  offset: number;
-  end_offset: number;
-  data: Buffer;
-  encoding: number;
-}
-
 /** The embedded SQLite store. */
 export class SqliteStore extends TaskWrites implements Store {
   /** Task writes store their events' audit records in the same transaction. */
@@ -96,6 +87,8 @@ export class SqliteStore extends TaskWrites implements Store {
   readonly #statements = new Map<string, Database.Statement>();
   /** Request-id records (server/store/sqlite-requests.ts). */
   readonly #requests: SqliteRequests;
+  /** Output chunks (server/store/sqlite-chunks.ts). */
+  readonly #chunks: SqliteChunks;
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
@@ -114,6 +107,7 @@ export class SqliteStore extends TaskWrites implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
     this.#requests = new SqliteRequests(this.#db, (sql) => this.#statement(sql));
+    this.#chunks = new SqliteChunks(this.#db, (sql) => this.#statement(sql));
   }
 
   async init(): Promise<void> {
@@ -240,7 +234,7 @@ export class SqliteStore extends TaskWrites implements Store {
       let next = task ? mutate(task) : null;
       // Counted in the same transaction as the end, and putChunkIfRunning is
       // one transaction too: no chunk can land between the count and the end.
-      if (task && next && endsTask(task, next)) next = { ...next, outputBytes: this.#chunkStats(id).bytes };
+      if (task && next && endsTask(task, next)) next = { ...next, outputBytes: this.#chunks.stats(id).bytes };
       if (next) this.#saveTask(next);
       return next;
     });
@@ -254,7 +248,7 @@ export class SqliteStore extends TaskWrites implements Store {
   #updateTaskWithOutput(id: string, mutate: (task: TaskRecord, output: OutputTotals) => TaskRecord | null): TaskRecord | null {
     const task = this.#getTask(id);
     if (!task) return null;
-    const output = this.#chunkStats(id);
+    const output = this.#chunks.stats(id);
     let next = mutate(task, output);
     if (next && endsTask(task, next)) next = { ...next, outputBytes: output.bytes };
     if (next) this.#saveTask(next);
@@ -321,46 +315,15 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async putChunk(chunk: ChunkRecord): Promise<void> {
-    this.#insertChunk(chunk, packChunk(chunk.data));
+    this.#chunks.put(chunk);
   }
 
   async putChunkIfRunning(chunk: ChunkRecord): Promise<boolean> {
-    // Packed first, then one synchronous transaction: no status change can
-    // come between the check and the insert.
-    const packed = packChunk(chunk.data);
-    const run = this.#db.transaction((): boolean => {
-      const row = this.#statement('SELECT status FROM tasks WHERE id = ?').get(chunk.taskId) as { status: string } | undefined;
-      if (row?.status !== 'running') return false;
-      this.#insertChunk(chunk, packed);
-      return true;
-    });
-    return run.immediate();
-  }
-
-  #insertChunk(chunk: ChunkRecord, packed: PackedChunk): void {
-    this.#statement('INSERT OR IGNORE INTO chunks (task_id, seq, offset, end_offset, data, encoding) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(chunk.taskId, chunk.seq, chunk.offset, chunk.offset + chunk.data.length, packed.data, packed.encoding);
+    return this.#chunks.putIfRunning(chunk);
   }
 
   async readChunks(taskId: string, cursor: ChunkCursor, limit: number, maxBytes = Infinity): Promise<ChunkRecord[]> {
-    const rows =
-      'afterSeq' in cursor
-        ? this.#statement('SELECT * FROM chunks WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.afterSeq, limit)
-        : this.#statement('SELECT * FROM chunks WHERE task_id = ? AND end_offset > ? ORDER BY seq LIMIT ?').iterate(taskId, cursor.fromOffset, limit);
-    // Row by row, so no more than maxBytes (plus one chunk) is ever read.
-    const found: ChunkRow[] = [];
-    let bytes = 0;
-    for (const row of rows as IterableIterator<ChunkRow>) {
-      found.push(row);
-      bytes += row.end_offset - row.offset;
-      if (bytes >= maxBytes) break;
-    }
-    return unpackBatch(found, (row) => ({
-      taskId: row.task_id,
-      seq: row.seq,
-      offset: row.offset,
-      data: unpackChunk(row.data, row.encoding, row.end_offset - row.offset, { taskId: row.task_id, seq: row.seq, offset: row.offset }),
-    }));
+    return this.#chunks.read(taskId, cursor, limit, maxBytes);
   }
 
   async countTasksByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
@@ -369,13 +332,7 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async chunkStats(taskId: string): Promise<{ chunks: number; bytes: number }> {
-    return this.#chunkStats(taskId);
-  }
-
-  #chunkStats(taskId: string): { chunks: number; bytes: number } {
-    const row = this.#statement('SELECT COUNT(*) AS chunks, COALESCE(SUM(end_offset - offset), 0) AS bytes FROM chunks WHERE task_id = ?')
-      .get(taskId) as { chunks: number; bytes: number };
-    return { chunks: row.chunks, bytes: row.bytes };
+    return this.#chunks.stats(taskId);
   }
 
   async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {
