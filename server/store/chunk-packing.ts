@@ -107,7 +107,7 @@ export function unpackChunk(stored: Buffer, encoding: number, rawLength: number,
     // maxOutputLength: a damaged stream cannot make us allocate more than the chunk held.
     data = brotliDecompressSync(stored.subarray(CRC_BYTES), { chunkSize: Math.max(rawLength, 64), maxOutputLength: Math.max(rawLength, 1) });
   } catch (err) {
-    throw damaged(`it does not decompress (${(err as Error).message})`, err);
+    throw damaged('it does not decompress', err);
   }
   if (data.length !== rawLength) throw damaged(`it decompresses to ${data.length} bytes where its offsets say ${rawLength}`);
   if (crc32(data) !== stored.readUInt32BE(0)) throw damaged('its bytes do not match the checksum stored with them');

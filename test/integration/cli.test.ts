@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import Database from 'better-sqlite3';
 import { Harness } from '../helpers/harness.js';
+import { taskRecord } from '../helpers/records.js';
 import { STORE_KINDS } from '../helpers/stores.js';
 
 const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
@@ -44,9 +46,12 @@ describe('taskgate CLI', function () {
     return r.stdout;
   }
 
+  let dataDir: string;
+
   before(async () => {
     cwd = mkdtempSync(join(tmpdir(), 'taskgate-cli-'));
     const location = await STORE_KINDS[0]!.location();
+    dataDir = location!.options.dataDir!;
     h = await Harness.start(location!);
     await h.startAgent('local');
   });
@@ -69,6 +74,29 @@ describe('taskgate CLI', function () {
     const failed = await taskgate('tasks', 'create', '-t', 'local', '-s', 'echo oops; exit 7', '--wait');
     expect([failed.code, failed.stdout]).to.deep.equal([7, 'oops\n']);
     expect(failed.stderr).to.match(/failure: exited with status 7\n$/);
+  });
+
+  it('tasks logs of output damaged in the store prints what is intact, then one line naming the bytes to skip, and --offset reads past them', async () => {
+    const t = taskRecord({ status: 'success', target: 'local', agent: 'local' });
+    await h.store.insertTask(t);
+    const lines = (n: number): Buffer => Buffer.from(Array.from({ length: 400 }, (_, i) => `line ${n}.${i} of the report\r\n`).join(''));
+    const parts = [lines(0), lines(1), lines(2)];
+    let offset = 0;
+    for (const [seq, data] of parts.entries()) {
+      await h.store.putChunk({ taskId: t.id, seq, offset, data });
+      offset += data.length;
+    }
+    const db = new Database(join(dataDir, 'taskgate.db'));
+    db.prepare('UPDATE chunks SET data = ? WHERE task_id = ? AND seq = 1').run(Buffer.from('damaged'), t.id);
+    db.close();
+    const from = parts[0]!.length;
+    const to = from + parts[1]!.length;
+    const logs = await taskgate('tasks', 'logs', t.id, '--raw');
+    expect(logs.code).to.equal(1);
+    expect(logs.stdout).to.equal(parts[0]!.toString());
+    expect(logs.stderr).to.equal(`taskgate: stored output of task ${t.id} is damaged at chunk 1 (bytes ${from}-${to}): it does not decompress; read from offset ${to} to skip it (DATA_LOSS)\n`);
+    const rest = await taskgate('tasks', 'logs', t.id, '--raw', '--offset', String(to));
+    expect([rest.code, rest.stdout]).to.deep.equal([0, parts[2]!.toString()]);
   });
 
   it('shows a task as proto3 JSON and as a table', async () => {
