@@ -152,6 +152,19 @@ export class Authenticator {
     return verdicts;
   }
 
+  /**
+   * {@link recheck} of only those agent tokens among `tokenIds` whose
+   * verdict may have changed: the store names them in one indexed query
+   * (`UserStore.tokensToRecheck`: missing, revoked, expired or made from
+   * another token). The others are left out of the map: an agent token's
+   * verdict rests on its own record alone, and one not named stands for the
+   * agent it stood for. Not for user tokens, whose users change apart.
+   */
+  async recheckAgents(tokenIds: readonly string[]): Promise<Map<string, Verdict>> {
+    const again = await this.#store.tokensToRecheck(tokenIds, new Date());
+    return again.length > 0 ? this.recheck(again) : new Map<string, Verdict>();
+  }
+
   /** Records that a token was used, at most once per touchEveryMs per server. */
   #touch(tokenId: string, now: number): void {
     const last = this.#touched.get(tokenId);

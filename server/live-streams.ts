@@ -2,8 +2,14 @@
  * Open streams outlive the check made when they opened: a log follower or
  * an agent stream may stay open for days. Every open stream is registered
  * here with its caller's token, and every `everyMs` the tokens of all open
- * streams are read again from the store (two queries, whatever their
- * number; docs/access.md "Revocation"). A stream whose token was revoked or
+ * streams are checked again against the store (docs/access.md
+ * "Revocation"): users' tokens read again with their users (two queries,
+ * whatever their number); agents' tokens, the many, in one indexed query
+ * that names only those missing, revoked, expired or made from another
+ * token, which alone are read again (an agent token's verdict rests on its
+ * own record; each pass asks afresh, with no watermark, so a pass after a
+ * start, a revocation that lands during a pass and another replica's clock
+ * change nothing). A stream whose token was revoked or
  * expired, or whose user was deactivated, ends UNAUTHENTICATED; when a
  * user's groups changed, the stream checks again whether that user may go
  * on (PERMISSION_DENIED or NOT_FOUND when not). A change made through this
@@ -11,7 +17,7 @@
  */
 import { TaskgateError, UnavailableError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { Authenticator, Principal } from './auth.js';
+import type { Authenticator, Principal, Verdict } from './auth.js';
 import { SerialPass } from '../shared/serial-pass.js';
 
 /** One open stream, as the check sees it. */
@@ -27,8 +33,10 @@ export interface Watched {
   changed?(principal: Principal): Promise<void>;
 }
 
-/** Tokens re-read per store query. */
+/** Users' tokens re-read per store query. */
 const BATCH = 1000;
+/** Agents' tokens per query of those to read again (ids only travel). */
+const AGENT_BATCH = 5000;
 
 /**
  * Whether a principal read again is the one a stream holds, in what would
@@ -117,28 +125,37 @@ export class LiveStreams {
 
   /** One pass over every open stream's token. */
   async check(): Promise<void> {
-    const ids = [...this.#byToken.keys()];
-    for (let i = 0; i < ids.length; i += BATCH) {
-      const verdicts = await this.#auth.recheck(ids.slice(i, i + BATCH));
-      for (const [id, verdict] of verdicts) {
-        const set = this.#byToken.get(id);
-        if (!set) continue;
-        if ('error' in verdict) {
-          // Ending a stream unregisters it from the set: a copy.
-          for (const watched of [...set]) watched.end(verdict.error);
-          continue;
-        }
-        // No copy: a failed `changed` ends its stream later, and deleting from a Set while iterating it is safe anyway.
-        for (const watched of set) {
-          if (samePrincipal(verdict.principal, watched.principal)) continue;
-          watched.principal = verdict.principal;
-          if (!watched.changed) continue;
-          watched.changed(verdict.principal).catch((err: unknown) => {
-            if (!(err instanceof TaskgateError)) this.#logger.error({ err }, 'unexpected error re-checking an open stream');
-            // Fail closed: a stream that could not be checked again ends.
-            watched.end(err instanceof TaskgateError ? err : new UnavailableError('could not check the caller again; call again'));
-          });
-        }
+    const agents: string[] = [];
+    const users: string[] = [];
+    for (const [id, set] of this.#byToken) {
+      // Every stream of a token has the same kind of principal: the token's.
+      const first = set.values().next();
+      (!first.done && first.value.principal.kind === 'agent' ? agents : users).push(id);
+    }
+    for (let i = 0; i < agents.length; i += AGENT_BATCH) this.#apply(await this.#auth.recheckAgents(agents.slice(i, i + AGENT_BATCH)));
+    for (let i = 0; i < users.length; i += BATCH) this.#apply(await this.#auth.recheck(users.slice(i, i + BATCH)));
+  }
+
+  /** Ends or re-checks the streams of each token read again. */
+  #apply(verdicts: Map<string, Verdict>): void {
+    for (const [id, verdict] of verdicts) {
+      const set = this.#byToken.get(id);
+      if (!set) continue;
+      if ('error' in verdict) {
+        // Ending a stream unregisters it from the set: a copy.
+        for (const watched of [...set]) watched.end(verdict.error);
+        continue;
+      }
+      // No copy: a failed `changed` ends its stream later, and deleting from a Set while iterating it is safe anyway.
+      for (const watched of set) {
+        if (samePrincipal(verdict.principal, watched.principal)) continue;
+        watched.principal = verdict.principal;
+        if (!watched.changed) continue;
+        watched.changed(verdict.principal).catch((err: unknown) => {
+          if (!(err instanceof TaskgateError)) this.#logger.error({ err }, 'unexpected error re-checking an open stream');
+          // Fail closed: a stream that could not be checked again ends.
+          watched.end(err instanceof TaskgateError ? err : new UnavailableError('could not check the caller again; call again'));
+        });
       }
     }
   }

@@ -50,6 +50,7 @@ import {
 import { TaskWrites } from './task-writes.js';
 import { MongoChunks } from './mongo-chunks.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
+import { tokensToRecheck } from './mongo-token-states.js';
 import { newTarget } from './record-codecs.js';
 import {
   asStored,
@@ -507,6 +508,10 @@ export class MongoStore extends TaskWrites implements Store {
   async touchToken(id: string, time: Date): Promise<void> {
     // Under the token's lock: on FerretDB a refresh racing a revocation could write `revoked: null` back.
     await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } }));
+  }
+
+  async tokensToRecheck(ids: readonly string[], now: Date): Promise<string[]> {
+    return tokensToRecheck(this.#tokens, ids, now);
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {

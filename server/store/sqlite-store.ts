@@ -59,6 +59,7 @@ import {
 } from './record-codecs.js';
 import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
 import { SqliteChunks } from './sqlite-chunks.js';
+import { addTokenEnds, tokensToRecheck } from './sqlite-token-states.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
@@ -124,6 +125,7 @@ export class SqliteStore extends TaskWrites implements Store {
       .immediate();
     const hadAudience = (this.#statement("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'task_audience'").all() as unknown[]).length > 0;
     this.#db.exec(SCHEMA);
+    addTokenEnds(this.#db);
     this.#db.exec('CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks (unpublished, id)');
     this.#db.exec(ENDED_INDEX);
     if (!hadAudience) this.#addAudience();
@@ -512,6 +514,10 @@ export class SqliteStore extends TaskWrites implements Store {
 
   async touchToken(id: string, time: Date): Promise<void> {
     this.#statement("UPDATE tokens SET doc = json_set(doc, '$.lastUsed', ?) WHERE id = ?").run(time.toISOString(), id);
+  }
+
+  async tokensToRecheck(ids: readonly string[], now: Date): Promise<string[]> {
+    return tokensToRecheck((sql) => this.#statement(sql), ids, now);
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {

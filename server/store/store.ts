@@ -259,6 +259,15 @@ export interface UserStore {
   getTokens(ids: readonly string[]): Promise<TokenRecord[]>;
   /** Sets a token's lastUsed. */
   touchToken(id: string, time: Date): Promise<void>;
+  /**
+   * Of these token ids, those whose verdict may have changed by `now`, in
+   * one indexed query: missing, revoked, expired at or before `now`, or
+   * made from another token (whose state is the parent's, so it is always
+   * read again). Nothing else in a stored token decides whom it stands for
+   * (its kind and subject never change), so the others stand for what they
+   * did. The open-stream check reads only these again (server/live-streams.ts).
+   */
+  tokensToRecheck(ids: readonly string[], now: Date): Promise<string[]>;
   /** Users by email, in one query; emails not found are left out. */
   getUsers(emails: readonly string[]): Promise<UserRecord[]>;
 }
