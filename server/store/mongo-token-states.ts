@@ -19,7 +19,20 @@ export async function tokensToRecheck(tokens: Collection<TokenDoc>, ids: readonl
   const among = { _id: { $in: unique } };
   const [flagged, found] = await Promise.all([
     tokens
-      .find({ ...among, $or: [{ revoked: { $ne: null } }, { expires: { $lte: now } }, { parent: { $type: 'string' } }] }, { projection: { _id: 1 } })
+      .find(
+        {
+          ...among,
+          $or: [
+            { revoked: { $ne: null } },
+            { expires: { $lte: now } },
+            // An expiry that is not a BSON date (an outside writer's string)
+            // cannot be compared here: read again every time, never trusted.
+            { expires: { $exists: true, $ne: null, $not: { $type: 'date' } } },
+            { parent: { $type: 'string' } },
+          ],
+        },
+        { projection: { _id: 1 } },
+      )
       .toArray(),
     tokens.countDocuments(among),
   ]);

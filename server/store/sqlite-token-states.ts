@@ -22,10 +22,15 @@ function endsMs(doc: string): string {
   const expires = `json_extract(${doc}, '$.expires')`;
   // Whole ms from the ISO string (%f is "SS.SSS"): exact, where julianday's float is not.
   const ms = `CAST(strftime('%s', ${expires}) AS INTEGER) * 1000 + CAST(substr(strftime('%f', ${expires}), 4) AS INTEGER)`;
+  // Only the shape JS's toISOString writes (UTC, "Z") is trusted: SQLite
+  // reads a time without a zone as UTC where the server's Date reads it as
+  // local time, so any other text is 0 (read again every time).
+  const iso = `${expires} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'`;
   return `CASE
     WHEN json_extract(${doc}, '$.revoked') IS NOT NULL OR json_extract(${doc}, '$.parent') IS NOT NULL THEN 0
     WHEN ${expires} IS NULL THEN NULL
-    ELSE COALESCE(${ms}, 0)
+    WHEN ${iso} THEN COALESCE(${ms}, 0)
+    ELSE 0
   END`;
 }
 
@@ -47,11 +52,14 @@ END;
 export function addTokenEnds(db: Database.Database): void {
   db.transaction(() => {
     const columns = db.prepare("SELECT name FROM pragma_table_info('tokens')").all() as { name: string }[];
-    if (columns.some((c) => c.name === 'ends_ms')) return;
+    const had = columns.some((c) => c.name === 'ends_ms');
     // Default 0: a row no trigger has seen is read again, never trusted.
-    db.exec('ALTER TABLE tokens ADD COLUMN ends_ms INTEGER DEFAULT 0');
+    if (!had) db.exec('ALTER TABLE tokens ADD COLUMN ends_ms INTEGER DEFAULT 0');
+    // The triggers are made again at every start, so a file that lost them
+    // (a partial restore) or holds an older version of them gets these.
+    db.exec('DROP TRIGGER IF EXISTS tokens_ends_insert; DROP TRIGGER IF EXISTS tokens_ends_update;');
     db.exec(TRIGGERS);
-    db.exec(`UPDATE tokens SET ends_ms = ${endsMs('doc')}`);
+    if (!had) db.exec(`UPDATE tokens SET ends_ms = ${endsMs('doc')}`);
   }).immediate();
 }
 

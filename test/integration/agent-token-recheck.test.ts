@@ -192,6 +192,38 @@ for (const kind of STORE_KINDS) {
       await writeAsOldRelease(location, 'tok1', { ...(JSON.parse(OLD_DOCS.first.token) as object), revoked: '2026-12-01T11:00:00.000Z' });
       expect((await store.tokensToRecheck(['tok1', 'tok2'], now)).sort()).to.deep.equal(['tok1']);
     });
+
+    it('names, at every pass, a token whose expiry an outside writer stored in a form it cannot compare (a string; a time without a zone)', async () => {
+      const store = await open();
+      await store.insertToken(token('str'));
+      await store.insertToken(token('kept', { expires: new Date('2026-12-02T00:00:00.000Z') }));
+      const now = new Date('2026-12-01T12:00:00.000Z');
+      // Half an hour after `now` as UTC; a Date reads it as local time, which
+      // east of UTC is already past: not comparable in the store, so named.
+      if (location.options.mongodbUri) {
+        await withMongo(location.options.mongodbUri, async (db) => {
+          await db.collection<{ _id: string }>('tokens').updateOne({ _id: 'str' }, { $set: { expires: '2026-12-01T12:30:00' } });
+        });
+      } else {
+        const db = new Database(join(location.options.dataDir!, 'taskgate.db'));
+        db.prepare("UPDATE tokens SET doc = json_set(doc, '$.expires', ?) WHERE id = ?").run('2026-12-01T12:30:00', 'str');
+        db.close();
+      }
+      expect(await store.tokensToRecheck(['str', 'kept'], now)).to.deep.equal(['str']);
+    });
+
+    // MongoDB needs no triggers.
+    if (kind.name === 'sqlite') it('makes its triggers again when a data directory lost them', async function () {
+      await (await open()).insertToken(token('t1'));
+      for (const store of stores) await store.close();
+      stores = [];
+      const db = new Database(join(location.options.dataDir!, 'taskgate.db'));
+      db.exec('DROP TRIGGER tokens_ends_insert; DROP TRIGGER tokens_ends_update;');
+      db.close();
+      const store = await open();
+      await writeAsOldRelease(location, 't1', { ...(JSON.parse(JSON.stringify(await store.getToken('t1'))) as object), revoked: '2026-12-01T11:00:00.000Z', v: 1 });
+      expect(await store.tokensToRecheck(['t1'], new Date())).to.deep.equal(['t1']);
+    });
   });
 }
 
