@@ -49,8 +49,8 @@ import {
 } from './store.js';
 import { TaskWrites } from './task-writes.js';
 import { MongoChunks } from './mongo-chunks.js';
+import { MongoAccess } from './mongo-access.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
-import { tokensToRecheck } from './mongo-token-states.js';
 import { newTarget } from './record-codecs.js';
 import {
   asStored,
@@ -68,10 +68,6 @@ import {
   toTargetDoc,
   toTask,
   toTaskDoc,
-  toToken,
-  toTokenDoc,
-  toUser,
-  toUserDoc,
   type AgentDoc,
   type ChunkDoc,
   type DeliveryDoc,
@@ -115,6 +111,8 @@ export class MongoStore extends TaskWrites implements Store {
   readonly #chunks: Collection<ChunkDoc>;
   /** Output chunks (server/store/mongo-chunks.ts). */
   readonly #output: MongoChunks;
+  /** Users and tokens (server/store/mongo-access.ts). */
+  readonly #access: MongoAccess;
   readonly #targets: Collection<TargetDoc>;
   readonly #agents: Collection<AgentDoc>;
   readonly #tokens: Collection<TokenDoc>;
@@ -141,6 +139,7 @@ export class MongoStore extends TaskWrites implements Store {
     this.#tokens = this.#db.collection<TokenDoc>('tokens');
     this.#locks = new DocumentLocks(this.#db.collection<LockDoc>('locks'));
     this.#users = this.#db.collection<UserDoc>('users');
+    this.#access = new MongoAccess(this.#users, this.#tokens, this.#locks);
     this.#events = this.#db.collection<EventDoc>('events');
     this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
     this.#requests = this.#db.collection<RequestDoc>('requests');
@@ -446,82 +445,59 @@ export class MongoStore extends TaskWrites implements Store {
   }
 
   async insertUser(user: UserRecord): Promise<void> {
-    const { email } = user;
-    try {
-      await this.#users.insertOne(toUserDoc(user));
-    } catch (err) {
-      if (isDuplicateKey(err)) throw new AlreadyExistsError(`user ${email} already exists`, { cause: err });
-      throw err;
-    }
+    return this.#access.insertUser(user);
   }
 
   async getUser(email: string): Promise<UserRecord | null> {
-    const doc = await this.#users.findOne({ _id: email });
-    return doc ? toUser(doc) : null;
+    return this.#access.getUser(email);
   }
 
   async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
-    const docs = await this.#users.find({ _id: { $gt: afterEmail } }).sort({ _id: 1 }).limit(limit).toArray();
-    return docs.map(toUser);
+    return this.#access.listUsers(afterEmail, limit);
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
-    return this.#locks.run(`user:${email}`, async () => {
-      const doc = await this.#users.findOne({ _id: email });
-      if (!doc) return null;
-      const next: UserRecord = { ...toUser(doc), ...patch, updated: time };
-      await this.#users.replaceOne({ _id: email }, toUserDoc(next));
-      return next;
-    });
+    return this.#access.updateUser(email, patch, time);
   }
 
   async countUsers(): Promise<number> {
-    return this.#users.countDocuments({});
+    return this.#access.countUsers();
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    await this.#tokens.insertOne(toTokenDoc(token));
+    return this.#access.insertToken(token);
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const doc = await this.#tokens.findOne({ hash });
-    return doc ? toToken(doc) : null;
+    return this.#access.findTokenByHash(hash);
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
-    const doc = await this.#tokens.findOne({ _id: id });
-    return doc ? toToken(doc) : null;
+    return this.#access.getToken(id);
   }
 
   async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
-    const docs = await this.#tokens
-      .find(subject === undefined ? {} : { subject })
-      .sort({ created: 1, id: 1 })
-      .toArray();
-    return docs.map(toToken);
+    return this.#access.listTokens(subject);
   }
 
   async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
-    return (await this.#tokens.find({ _id: { $in: [...ids] } }).toArray()).map(toToken);
+    return this.#access.getTokens(ids);
   }
 
   async touchToken(id: string, time: Date): Promise<void> {
-    // Under the token's lock: on FerretDB a refresh racing a revocation could write `revoked: null` back.
-    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id }, { $set: { lastUsed: time } }));
+    return this.#access.touchToken(id, time);
   }
 
   async tokensToRecheck(ids: readonly string[], now: Date): Promise<string[]> {
-    return tokensToRecheck(this.#tokens, ids, now);
+    return this.#access.tokensToRecheck(ids, now);
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
-    return (await this.#users.find({ _id: { $in: [...emails] } }).toArray()).map(toUser);
+    return this.#access.getUsers(emails);
   }
 
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
-    // Only a valid token gets a time, so the first revocation's time stays.
-    await this.#locks.run(`token:${id}`, () => this.#tokens.updateOne({ _id: id, revoked: null }, { $set: { revoked: time } }));
-    return this.getToken(id);
+    return this.#access.revokeToken(id, time);
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {

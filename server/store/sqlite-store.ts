@@ -52,31 +52,15 @@ import {
   newTarget,
   targetCodec,
   taskCodec,
-  tokenCodec,
-  userCodec,
-  type RecordCodec,
-  type StoredDoc,
 } from './record-codecs.js';
 import { COUNTS_SCHEMA, MIGRATIONS, SCHEMA } from './sqlite-schema.js';
 import { SqliteChunks } from './sqlite-chunks.js';
-import { addTokenEnds, tokensToRecheck } from './sqlite-token-states.js';
+import { addTokenEnds } from './sqlite-token-states.js';
+import { SqliteAccess } from './sqlite-access.js';
+import { decode, encode, type DocRow } from './sqlite-docs.js';
 
 /** Prepared statements kept; the oldest is dropped past this. */
 const MAX_STATEMENTS = 256;
-
-/** A record as its `doc` column holds it (its codec's stored form, as JSON). */
-function encode<R>(codec: RecordCodec<R>, record: R): string {
-  return JSON.stringify(codec.encode(record));
-}
-
-/** The record a `doc` column holds, in the current shape (see server/store/record-codecs.ts). */
-function decode<R>(codec: RecordCodec<R>, json: string): R {
-  return codec.decode(JSON.parse(json) as StoredDoc);
-}
-
-interface DocRow {
-  doc: string;
-}
 
 /** The embedded SQLite store. */
 export class SqliteStore extends TaskWrites implements Store {
@@ -90,6 +74,8 @@ export class SqliteStore extends TaskWrites implements Store {
   readonly #requests: SqliteRequests;
   /** Output chunks (server/store/sqlite-chunks.ts). */
   readonly #chunks: SqliteChunks;
+  /** Users and tokens (server/store/sqlite-access.ts). */
+  readonly #access: SqliteAccess;
 
   /** Opens (creating if needed) `taskgate.db` in `dataDir`; ":memory:" keeps it in memory. */
   constructor(dataDir: string) {
@@ -109,6 +95,7 @@ export class SqliteStore extends TaskWrites implements Store {
     this.#db.pragma('busy_timeout = 5000');
     this.#requests = new SqliteRequests(this.#db, (sql) => this.#statement(sql));
     this.#chunks = new SqliteChunks(this.#db, (sql) => this.#statement(sql));
+    this.#access = new SqliteAccess(this.#db, (sql) => this.#statement(sql));
   }
 
   async init(): Promise<void> {
@@ -442,87 +429,59 @@ export class SqliteStore extends TaskWrites implements Store {
   }
 
   async insertUser(user: UserRecord): Promise<void> {
-    const result = this.#statement('INSERT OR IGNORE INTO users (email, doc) VALUES (?, ?)').run(user.email, encode(userCodec, user));
-    if (result.changes === 0) throw new AlreadyExistsError(`user ${user.email} already exists`);
+    return this.#access.insertUser(user);
   }
 
   async getUser(email: string): Promise<UserRecord | null> {
-    const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
-    return row ? decode(userCodec, row.doc) : null;
+    return this.#access.getUser(email);
   }
 
   async listUsers(afterEmail: string, limit: number): Promise<UserRecord[]> {
-    const rows = this.#statement('SELECT doc FROM users WHERE email > ? ORDER BY email LIMIT ?').all(afterEmail, limit) as DocRow[];
-    return rows.map((r) => decode(userCodec, r.doc));
+    return this.#access.listUsers(afterEmail, limit);
   }
 
   async updateUser(email: string, patch: UserPatch, time: Date): Promise<UserRecord | null> {
-    const run = this.#db.transaction((): UserRecord | null => {
-      const row = this.#statement('SELECT doc FROM users WHERE email = ?').get(email) as DocRow | undefined;
-      if (!row) return null;
-      const next: UserRecord = { ...decode(userCodec, row.doc), ...patch, updated: time };
-      this.#statement('UPDATE users SET doc = ? WHERE email = ?').run(encode(userCodec, next), email);
-      return next;
-    });
-    return run.immediate();
+    return this.#access.updateUser(email, patch, time);
   }
 
   async countUsers(): Promise<number> {
-    return (this.#statement('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+    return this.#access.countUsers();
   }
 
   async insertToken(token: TokenRecord): Promise<void> {
-    this.#statement('INSERT INTO tokens (id, hash, kind, doc) VALUES (?, ?, ?, ?)')
-      .run(token.id, token.hash, token.kind, encode(tokenCodec, token));
+    return this.#access.insertToken(token);
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const row = this.#statement('SELECT doc FROM tokens WHERE hash = ?').get(hash) as DocRow | undefined;
-    return row ? decode(tokenCodec, row.doc) : null;
+    return this.#access.findTokenByHash(hash);
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
-    const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
-    return row ? decode(tokenCodec, row.doc) : null;
+    return this.#access.getToken(id);
   }
 
   async listTokens(subject: string | undefined): Promise<TokenRecord[]> {
-    const rows = this.#statement('SELECT doc FROM tokens').all() as DocRow[];
-    return rows
-      .map((r) => decode(tokenCodec, r.doc))
-      .filter((t) => subject === undefined || t.subject === subject)
-      .sort((a, b) => a.created.getTime() - b.created.getTime() || a.id.localeCompare(b.id));
+    return this.#access.listTokens(subject);
   }
 
   async revokeToken(id: string, time: Date): Promise<TokenRecord | null> {
-    const run = this.#db.transaction((): TokenRecord | null => {
-      const row = this.#statement('SELECT doc FROM tokens WHERE id = ?').get(id) as DocRow | undefined;
-      if (!row) return null;
-      const token = decode(tokenCodec, row.doc);
-      const next: TokenRecord = { ...token, revoked: token.revoked ?? time };
-      this.#statement('UPDATE tokens SET doc = ? WHERE id = ?').run(encode(tokenCodec, next), id);
-      return next;
-    });
-    return run.immediate();
+    return this.#access.revokeToken(id, time);
   }
 
   async getTokens(ids: readonly string[]): Promise<TokenRecord[]> {
-    // One statement whatever the count: the ids travel as one JSON array.
-    const rows = this.#statement('SELECT doc FROM tokens WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as DocRow[];
-    return rows.map((r) => decode(tokenCodec, r.doc));
+    return this.#access.getTokens(ids);
   }
 
   async touchToken(id: string, time: Date): Promise<void> {
-    this.#statement("UPDATE tokens SET doc = json_set(doc, '$.lastUsed', ?) WHERE id = ?").run(time.toISOString(), id);
+    return this.#access.touchToken(id, time);
   }
 
   async tokensToRecheck(ids: readonly string[], now: Date): Promise<string[]> {
-    return tokensToRecheck((sql) => this.#statement(sql), ids, now);
+    return this.#access.tokensToRecheck(ids, now);
   }
 
   async getUsers(emails: readonly string[]): Promise<UserRecord[]> {
-    const rows = this.#statement('SELECT doc FROM users WHERE email IN (SELECT value FROM json_each(?))').all(JSON.stringify(emails)) as DocRow[];
-    return rows.map((r) => decode(userCodec, r.doc));
+    return this.#access.getUsers(emails);
   }
 
   async insertEvent(event: AuditEventRecord): Promise<void> {
