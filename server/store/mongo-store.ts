@@ -23,7 +23,6 @@ import { TASK_STATUSES, TERMINAL_STATUSES, type TaskStatus } from '../../shared/
 import {
   claimRequest,
   endsTask,
-  REQUEST_SWEEP,
   type AgentPresence,
   type AgentRecord,
   type AuditEventRecord,
@@ -50,6 +49,7 @@ import {
 import { TaskWrites } from './task-writes.js';
 import { MongoChunks } from './mongo-chunks.js';
 import { MongoAccess } from './mongo-access.js';
+import { MongoRequests } from './mongo-requests.js';
 import { DocumentLocks, type LockDoc } from './mongo-locks.js';
 import { newTarget } from './record-codecs.js';
 import {
@@ -62,8 +62,6 @@ import {
   toDeliveryDoc,
   toEvent,
   toEventDoc,
-  toRequest,
-  toRequestDoc,
   toTarget,
   toTargetDoc,
   toTask,
@@ -79,19 +77,6 @@ import {
   type UserDoc,
 } from './mongo-docs.js';
 
-
-/**
- * The one lock every deletion of request records holds. Deleters are thus
- * serialised, and each deletes only records expired when it looks: a record
- * bound again after an expired one was deleted can never be deleted in its
- * place, even where a delete matches first and removes by _id later (FerretDB).
- */
-const REQUEST_EXPIRY_LOCK = 'requests:expiry';
-
-/** The _id of a request record: injective in (caller, requestId), whatever they contain. */
-function requestKey(caller: string, requestId: string): string {
-  return JSON.stringify([caller, requestId]);
-}
 
 /** Options for {@link MongoStore}. */
 export interface MongoStoreOptions {
@@ -121,8 +106,8 @@ export class MongoStore extends TaskWrites implements Store {
   readonly #events: Collection<EventDoc>;
   readonly #deliveries: Collection<DeliveryDoc>;
   readonly #requests: Collection<RequestDoc>;
-  /** When this store last deleted expired request records (Date.now()). */
-  #requestsSweptAt = 0;
+  /** Request-id records (server/store/mongo-requests.ts). */
+  readonly #requestIds: MongoRequests;
   readonly #secrets: Collection<{ _id: string; target: string; key: string; sealed: string; updated: Date }>;
 
   constructor(options: MongoStoreOptions) {
@@ -143,6 +128,7 @@ export class MongoStore extends TaskWrites implements Store {
     this.#events = this.#db.collection<EventDoc>('events');
     this.#deliveries = this.#db.collection<DeliveryDoc>('deliveries');
     this.#requests = this.#db.collection<RequestDoc>('requests');
+    this.#requestIds = new MongoRequests(this.#requests, this.#locks);
     this.#secrets = this.#db.collection('secrets');
   }
 
@@ -321,46 +307,19 @@ export class MongoStore extends TaskWrites implements Store {
   }
 
   async insertRequest(record: RequestRecord): Promise<RequestRecord | null> {
-    if (Date.now() - this.#requestsSweptAt >= REQUEST_SWEEP.everyMs) {
-      this.#requestsSweptAt = Date.now();
-      await this.deleteExpiredRequests(record.created, REQUEST_SWEEP.limit);
-    }
-    const _id = requestKey(record.caller, record.requestId);
-    for (;;) {
-      // A unique _id: of concurrent inserts exactly one succeeds, on MongoDB
-      // and on FerretDB alike (unlike conditional updates there).
-      try {
-        await this.#requests.insertOne(toRequestDoc(_id, record));
-        return null;
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-      }
-      const held = await this.#requests.findOne({ _id });
-      if (held && held.expires.getTime() > record.created.getTime()) return toRequest(held);
-      if (held) {
-        const now = record.created;
-        await this.#locks.run(REQUEST_EXPIRY_LOCK, () => this.#requests.deleteOne({ _id, expires: { $lte: now } }));
-      }
-    }
+    return this.#requestIds.insertRequest(record);
   }
 
   async getRequest(caller: string, requestId: string, now: Date): Promise<RequestRecord | null> {
-    const held = await this.#requests.findOne({ _id: requestKey(caller, requestId) });
-    return held && held.expires.getTime() > now.getTime() ? toRequest(held) : null;
+    return this.#requestIds.getRequest(caller, requestId, now);
   }
 
   async completeRequest(caller: string, requestId: string): Promise<void> {
-    // Every writer sets the same value, so racing writes cannot disagree.
-    await this.#requests.updateOne({ _id: requestKey(caller, requestId) }, { $set: { done: true } });
+    return this.#requestIds.completeRequest(caller, requestId);
   }
 
   async deleteExpiredRequests(now: Date, limit: number): Promise<number> {
-    return this.#locks.run(REQUEST_EXPIRY_LOCK, async () => {
-      const expired = await this.#requests.find({ expires: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
-      if (expired.length === 0) return 0;
-      const result = await this.#requests.deleteMany({ _id: { $in: expired.map((d) => d._id) }, expires: { $lte: now } });
-      return result.deletedCount;
-    });
+    return this.#requestIds.deleteExpiredRequests(now, limit);
   }
 
   async insertTarget(record: NewTargetRecord): Promise<void> {
